@@ -1,0 +1,358 @@
+//! Authentication: every credential of every protocol becomes a `Principal` here.
+//!
+//! - `authenticate_password(login, secret)`: Basic-auth protocols (REST, WebDAV, SFTP). The
+//!   secret is the user's password or a personal access token of that same login.
+//! - `authenticate_bearer(token)`: `Authorization: Bearer` (PATs).
+//!
+//! Every call re-reads the user (and token) row, so a revocation, lock, deletion or password
+//! change on any node or from the CLI holds on the very next request, cache or not. The cache
+//! only saves the Argon2id check: it maps a keyed hash of (login, password) to the password
+//! hash it was verified against, and a hit counts only while that hash is still the user's.
+
+pub mod password;
+pub mod pat;
+pub mod permission;
+pub mod principal;
+pub mod scope;
+pub mod throttle;
+pub mod usage;
+pub mod vault;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::{digest, hmac, rand};
+use cells_store::{NewToken, Store, Token, TokenKind, User};
+use subtle::ConstantTimeEq;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::files::Tree;
+use password::Hasher;
+use pat::PatKey;
+use principal::{Principal, ScopeGrant, Via};
+use scope::Scope;
+use throttle::Throttle;
+use usage::TokenUsage;
+
+/// Cells' rule: the account locks after this many failed logins in a row.
+pub const LOCK_AFTER_FAILURES: i64 = 10;
+/// How long a verified password is remembered (absolute, not sliding).
+const CACHE_TTL: Duration = Duration::from_secs(5 * 60);
+const CACHE_MAX_ENTRIES: usize = 10_000;
+/// Longest token lifetime or window we accept: ten years.
+pub const MAX_TOKEN_SECONDS: i64 = 10 * 365 * 24 * 3600;
+
+/// Where a credential was presented: recorded as a token's last use, and used for throttling.
+#[derive(Debug, Clone, Copy)]
+pub struct Client {
+    pub protocol: &'static str,
+    pub address: IpAddr,
+}
+
+struct CachedPassword {
+    user_id: Uuid,
+    /// SHA-256 of the stored password hash the secret was verified against.
+    verified_against: [u8; 32],
+    until: Instant,
+}
+
+pub struct Authenticator {
+    store: Store,
+    hasher: Hasher,
+    pat_key: PatKey,
+    throttle: Throttle,
+    usage: TokenUsage,
+    /// Per-process random key for cache entries: a memory dump yields no cheap offline guesses.
+    cache_key: hmac::Key,
+    cache: Mutex<HashMap<[u8; 32], CachedPassword>>,
+    /// An Argon2id hash of a random password, verified against when the login is unknown, so
+    /// that timing does not tell which logins exist.
+    decoy_hash: OnceCell<String>,
+}
+
+/// How a token expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// Hard limit: valid for this many seconds from creation.
+    Hard(i64),
+    /// Auto refresh: valid while used at least once every this many seconds.
+    Sliding(i64),
+}
+
+/// What `create_token` needs.
+pub struct TokenRequest<'a> {
+    pub user: &'a User,
+    pub kind: TokenKind,
+    pub label: &'a str,
+    pub expiry: Expiry,
+    /// Absolute cap on a sliding token's life, in seconds from creation.
+    pub max_lifetime: Option<i64>,
+    pub scopes: &'a [Scope],
+    pub created_by: &'a str,
+}
+
+fn wrong_credentials() -> Error {
+    Error::Unauthenticated("wrong login or password".into())
+}
+
+fn bad_token() -> Error {
+    Error::Unauthenticated("invalid or expired token".into())
+}
+
+impl Authenticator {
+    pub fn new(store: Store, pat_key: PatKey) -> Authenticator {
+        let mut cache_secret = [0u8; 32];
+        rand::fill(&mut cache_secret).expect("the system random generator works");
+        Authenticator {
+            store,
+            hasher: Hasher::default(),
+            pat_key,
+            throttle: Throttle::default(),
+            usage: TokenUsage::default(),
+            cache_key: hmac::Key::new(hmac::HMAC_SHA256, &cache_secret),
+            cache: Mutex::new(HashMap::new()),
+            decoy_hash: OnceCell::new(),
+        }
+    }
+
+    pub fn hasher(&self) -> &Hasher {
+        &self.hasher
+    }
+
+    pub fn usage(&self) -> &TokenUsage {
+        &self.usage
+    }
+
+    /// Basic-auth credentials: the password of `login`, or a personal access token of `login`.
+    pub async fn authenticate_password(&self, login: &str, secret: &str, client: Client) -> Result<Principal> {
+        self.throttle.check(client.address).map_err(Error::Throttled)?;
+        if pat::looks_like_token(secret) {
+            let principal = self.verify_token(secret, client).await?;
+            if principal.login != login {
+                self.throttle.failed(client.address);
+                return Err(Error::Unauthenticated("this token belongs to another login".into()));
+            }
+            return Ok(principal);
+        }
+        let user = self.verify_password(login, secret, client).await?;
+        Ok(Principal::from_user(&user, Via::Password, None))
+    }
+
+    /// `Authorization: Bearer` credentials.
+    pub async fn authenticate_bearer(&self, token: &str, client: Client) -> Result<Principal> {
+        self.throttle.check(client.address).map_err(Error::Throttled)?;
+        if pat::looks_like_token(token) {
+            return self.verify_token(token, client).await;
+        }
+        self.throttle.failed(client.address);
+        Err(Error::Unauthenticated("unknown kind of bearer token".into()))
+    }
+
+    /// Check a login and password, counting failures toward the account lock.
+    pub async fn verify_password(&self, login: &str, password: &str, client: Client) -> Result<User> {
+        self.throttle.check(client.address).map_err(Error::Throttled)?;
+        let Some(user) = self.store.find_user_by_login(login).await? else {
+            let decoy = self
+                .decoy_hash
+                .get_or_try_init(|| async {
+                    let mut random = [0u8; 24];
+                    rand::fill(&mut random).expect("the system random generator works");
+                    self.hasher.hash(&hex::encode(random)).await
+                })
+                .await?;
+            let _ = self.hasher.verify(password, decoy).await?;
+            self.throttle.failed(client.address);
+            return Err(wrong_credentials());
+        };
+        if user.locked {
+            self.throttle.failed(client.address);
+            return Err(Error::Locked);
+        }
+        let cache_key = self.cache_key(login, password);
+        let fingerprint = fingerprint(&user.password_hash);
+        if self.cached(&cache_key, &user, &fingerprint) {
+            if user.failed_logins > 0 {
+                self.store.record_login_success(user.id).await?;
+            }
+            return Ok(user);
+        }
+        if !self.hasher.verify(password, &user.password_hash).await? {
+            self.throttle.failed(client.address);
+            let count = self.store.record_login_failure(user.id, LOCK_AFTER_FAILURES).await?;
+            tracing::info!(login = %user.login, failures = count.failed_logins, protocol = client.protocol,
+                address = %client.address, "failed login");
+            if count.locked {
+                self.forget_user(user.id);
+                return Err(Error::Locked);
+            }
+            return Err(wrong_credentials());
+        }
+        if user.failed_logins > 0 {
+            self.store.record_login_success(user.id).await?;
+        }
+        self.remember(cache_key, &user, fingerprint);
+        Ok(user)
+    }
+
+    fn cache_key(&self, login: &str, secret: &str) -> [u8; 32] {
+        let mut context = hmac::Context::with_key(&self.cache_key);
+        context.update(login.as_bytes());
+        context.update(&[0]);
+        context.update(secret.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(context.sign().as_ref());
+        out
+    }
+
+    fn cached(&self, key: &[u8; 32], user: &User, fingerprint: &[u8; 32]) -> bool {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.get(key).is_some_and(|entry| {
+            entry.user_id == user.id
+                && entry.until > Instant::now()
+                && bool::from(entry.verified_against.ct_eq(fingerprint))
+        })
+    }
+
+    fn remember(&self, key: [u8; 32], user: &User, fingerprint: [u8; 32]) {
+        let now = Instant::now();
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHE_MAX_ENTRIES {
+            cache.retain(|_, entry| entry.until > now);
+            if cache.len() >= CACHE_MAX_ENTRIES {
+                cache.clear();
+            }
+        }
+        cache.insert(key, CachedPassword { user_id: user.id, verified_against: fingerprint, until: now + CACHE_TTL });
+    }
+
+    /// Drop every cached credential of a user (password change, lock, delete).
+    pub fn forget_user(&self, user_id: Uuid) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.retain(|_, entry| entry.user_id != user_id);
+    }
+
+    /// Check a personal or document token value. A wrong one never counts toward the owner's
+    /// lockout (anyone can type a token), only toward the address throttle.
+    async fn verify_token(&self, value: &str, client: Client) -> Result<Principal> {
+        let outcome = self.verify_token_inner(value, client).await;
+        if matches!(outcome, Err(Error::Unauthenticated(_))) {
+            self.throttle.failed(client.address);
+        }
+        outcome
+    }
+
+    async fn verify_token_inner(&self, value: &str, client: Client) -> Result<Principal> {
+        // Checksum first: a forged or mistyped value costs no database access.
+        let parsed = self.pat_key.parse(value).ok_or_else(bad_token)?;
+        let (token, user) = self.store.find_token_and_user(parsed.id).await?.ok_or_else(bad_token)?;
+        if !parsed.matches(&token.secret_hash) {
+            return Err(bad_token());
+        }
+        let now = cells_store::now();
+        if now > self.usage.effective_expiry(&token) {
+            return Err(bad_token());
+        }
+        if user.locked {
+            return Err(Error::Locked);
+        }
+        let grants = self.resolve_scopes(&token).await?;
+        if let Some(due) = self.usage.record(&token, now, client.protocol, client.address.to_string()) {
+            self.usage.write(&self.store, vec![due]).await;
+        }
+        Ok(Principal::from_user(&user, Via::PersonalToken { token_id: token.id }, grants))
+    }
+
+    /// Scopes as grants on the current tree: a moved node is followed by its UUID; a deleted
+    /// one grants nothing.
+    async fn resolve_scopes(&self, token: &Token) -> Result<Option<Vec<ScopeGrant>>> {
+        if token.scopes.trim().is_empty() {
+            return Ok(None);
+        }
+        let scopes = Scope::parse_list(&token.scopes).map_err(|_| {
+            Error::internal(anyhow::anyhow!("token {} has unreadable scopes", token.id))
+        })?;
+        let mut grants = Vec::with_capacity(scopes.len());
+        for scope in scopes {
+            let chain: Vec<Uuid> = self.store.ancestry(scope.node).await?.iter().map(|n| n.id).collect();
+            if !chain.is_empty() {
+                grants.push(ScopeGrant { scope, chain });
+            }
+        }
+        Ok(Some(grants))
+    }
+
+    /// Make a token for `request.user`. Returns the row and the value, which is shown once.
+    /// Every scope must name a node the user can reach now.
+    pub async fn create_token(&self, tree: &Tree, request: TokenRequest<'_>) -> Result<(Token, String)> {
+        let seconds = match request.expiry {
+            Expiry::Hard(s) | Expiry::Sliding(s) => s,
+        };
+        if !(1..=MAX_TOKEN_SECONDS).contains(&seconds) {
+            return Err(Error::invalid("expiry", "must be between 1 second and 10 years"));
+        }
+        if let Some(cap) = request.max_lifetime
+            && !(1..=MAX_TOKEN_SECONDS).contains(&cap)
+        {
+            return Err(Error::invalid("max_lifetime", "must be between 1 second and 10 years"));
+        }
+        if request.label.chars().count() > 256 || request.label.chars().any(char::is_control) {
+            return Err(Error::invalid("label", "at most 256 characters, no control characters"));
+        }
+        let owner = Principal::from_user(request.user, Via::Password, None);
+        for scope in request.scopes {
+            if tree.stat_by_id(&owner, scope.node).await.is_err() {
+                return Err(Error::invalid(
+                    "scope",
+                    format!("node {} does not exist or is not accessible to {}", scope.node, request.user.login),
+                ));
+            }
+        }
+        let now = cells_store::now();
+        let (expires_at, auto_refresh) = match request.expiry {
+            Expiry::Hard(s) => (now + s, 0),
+            Expiry::Sliding(s) => (now + s, s),
+        };
+        let max_expires_at = request.max_lifetime.map(|cap| now + cap);
+        let expires_at = max_expires_at.map_or(expires_at, |cap| expires_at.min(cap));
+        let (value, text) = self.pat_key.mint();
+        let token = self
+            .store
+            .create_token(NewToken {
+                id: value.id,
+                user_id: request.user.id,
+                kind: request.kind,
+                label: request.label,
+                secret_hash: &value.secret_hash(),
+                scopes: &Scope::join(request.scopes),
+                auto_refresh,
+                expires_at,
+                max_expires_at,
+                created_by: request.created_by,
+            })
+            .await?;
+        Ok((token, text))
+    }
+
+    /// Revoke a token: it fails on the next request, on every node.
+    pub async fn revoke_token(&self, id: Uuid) -> Result<()> {
+        self.store.delete_token(id).await?;
+        self.usage.forget(id);
+        Ok(())
+    }
+
+    /// Write token uses that are due (all of them at shutdown).
+    pub async fn flush_usage(&self, all: bool) {
+        let due = self.usage.due(all);
+        self.usage.write(&self.store, due).await;
+    }
+}
+
+fn fingerprint(stored_hash: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, stored_hash.as_bytes()).as_ref());
+    out
+}

@@ -1,0 +1,147 @@
+//! Personal access token values: `cpat_` + base64url(id ‖ secret ‖ checksum).
+//!
+//! - `id` (16 bytes) is the token's row id, so a lookup is one indexed read;
+//! - `secret` (32 random bytes) is what proves possession; only its SHA-256 is stored;
+//! - `checksum` (8 bytes) is an HMAC-SHA256 of id ‖ secret under a server key, so a forged or
+//!   mistyped value is refused before any database access (GitHub-style prefix and checksum,
+//!   keyed like Cells' HMAC check).
+
+use aws_lc_rs::{digest, hmac, rand};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+pub const PREFIX: &str = "cpat_";
+const ID_LEN: usize = 16;
+const SECRET_LEN: usize = 32;
+const CHECKSUM_LEN: usize = 8;
+const RAW_LEN: usize = ID_LEN + SECRET_LEN + CHECKSUM_LEN;
+/// Length of a token value in characters.
+pub const VALUE_LEN: usize = PREFIX.len() + (RAW_LEN * 4).div_ceil(3);
+
+/// The parts of a well-formed token value.
+#[derive(Clone)]
+pub struct TokenValue {
+    pub id: Uuid,
+    secret: [u8; SECRET_LEN],
+}
+
+impl TokenValue {
+    /// Lowercase hex SHA-256 of the secret: what the database keeps.
+    pub fn secret_hash(&self) -> String {
+        hex::encode(digest::digest(&digest::SHA256, &self.secret))
+    }
+
+    /// Constant-time comparison with a stored hash.
+    pub fn matches(&self, stored_hash: &str) -> bool {
+        self.secret_hash().as_bytes().ct_eq(stored_hash.as_bytes()).into()
+    }
+}
+
+/// The server key behind the checksum.
+pub struct PatKey(hmac::Key);
+
+impl PatKey {
+    pub fn new(bytes: &[u8]) -> PatKey {
+        PatKey(hmac::Key::new(hmac::HMAC_SHA256, bytes))
+    }
+
+    fn checksum(&self, id_and_secret: &[u8]) -> [u8; CHECKSUM_LEN] {
+        let tag = hmac::sign(&self.0, id_and_secret);
+        let mut out = [0u8; CHECKSUM_LEN];
+        out.copy_from_slice(&tag.as_ref()[..CHECKSUM_LEN]);
+        out
+    }
+
+    /// A new random token: its parts and its printable value (shown once, never stored).
+    pub fn mint(&self) -> (TokenValue, String) {
+        let mut secret = [0u8; SECRET_LEN];
+        rand::fill(&mut secret).expect("the system random generator works");
+        let value = TokenValue { id: Uuid::new_v4(), secret };
+        let mut raw = Vec::with_capacity(RAW_LEN);
+        raw.extend_from_slice(value.id.as_bytes());
+        raw.extend_from_slice(&value.secret);
+        let checksum = self.checksum(&raw);
+        raw.extend_from_slice(&checksum);
+        (value, format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(raw)))
+    }
+
+    /// Parse and check a presented value. `None` for anything that is not a token we made:
+    /// wrong prefix, wrong length, bad encoding, or a checksum that does not match.
+    pub fn parse(&self, text: &str) -> Option<TokenValue> {
+        let body = text.strip_prefix(PREFIX)?;
+        if text.len() != VALUE_LEN {
+            return None;
+        }
+        let raw = URL_SAFE_NO_PAD.decode(body).ok()?;
+        if raw.len() != RAW_LEN {
+            return None;
+        }
+        let (id_and_secret, checksum) = raw.split_at(ID_LEN + SECRET_LEN);
+        if !bool::from(self.checksum(id_and_secret).ct_eq(checksum)) {
+            return None;
+        }
+        let id = Uuid::from_slice(&id_and_secret[..ID_LEN]).ok()?;
+        let mut secret = [0u8; SECRET_LEN];
+        secret.copy_from_slice(&id_and_secret[ID_LEN..]);
+        Some(TokenValue { id, secret })
+    }
+}
+
+/// Whether `text` claims to be a token (so a Basic-auth secret is checked as a PAT, not as a
+/// password, and a wrong one never counts toward the owner's lockout).
+pub fn looks_like_token(text: &str) -> bool {
+    text.starts_with(PREFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_values_parse_back() {
+        let key = PatKey::new(b"0123456789abcdef0123456789abcdef");
+        let (value, text) = key.mint();
+        assert_eq!(text.len(), VALUE_LEN);
+        assert!(looks_like_token(&text));
+        let parsed = key.parse(&text).expect("parses");
+        assert_eq!(parsed.id, value.id);
+        assert!(parsed.matches(&value.secret_hash()));
+    }
+
+    #[test]
+    fn refuses_forged_and_mangled_values() {
+        let key = PatKey::new(b"0123456789abcdef0123456789abcdef");
+        let other = PatKey::new(b"another key entirely, 32 bytes!!");
+        let (_, text) = key.mint();
+        assert!(other.parse(&text).is_none(), "checksum is keyed");
+        let mut flipped = text.clone().into_bytes();
+        let last = flipped.len() - 10;
+        flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+        let flipped = String::from_utf8(flipped).unwrap();
+        for bad in [
+            "",
+            PREFIX,
+            "cpat",
+            &text[..text.len() - 1],
+            &format!("{text}A"),
+            &text.replacen(PREFIX, "xpat_", 1),
+            &flipped,
+            &"A".repeat(100_000),
+            &format!("{PREFIX}{}", "!".repeat(VALUE_LEN - PREFIX.len())),
+        ] {
+            assert!(key.parse(bad).is_none(), "{bad:.40} should be refused");
+        }
+    }
+
+    #[test]
+    fn hash_comparison_is_exact() {
+        let key = PatKey::new(b"k");
+        let (value, _) = key.mint();
+        let (other, _) = key.mint();
+        assert!(value.matches(&value.secret_hash()));
+        assert!(!value.matches(&other.secret_hash()));
+        assert!(!value.matches(""));
+    }
+}

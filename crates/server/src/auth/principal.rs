@@ -1,0 +1,59 @@
+//! `Principal`: who is calling, through which credential, with which token restrictions.
+//!
+//! Every protocol's credential (Basic password, PAT, later OAuth tokens, SigV4 keys, SFTP
+//! passwords, session cookies) becomes one of these before anything touches the file tree.
+
+use cells_store::{Profile, User};
+use uuid::Uuid;
+
+use super::scope::Scope;
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    Password,
+    PersonalToken { token_id: Uuid },
+}
+
+/// A token scope resolved against the tree: the scoped node and its ancestors, root first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeGrant {
+    pub scope: Scope,
+    /// Ids from the workspace root down to the scoped node itself.
+    pub chain: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: Uuid,
+    pub login: String,
+    pub profile: Profile,
+    pub via: Via,
+    /// `None`: the user's full rights. `Some`: only what these grants cover (possibly nothing,
+    /// when every scoped node has been deleted).
+    pub grants: Option<Vec<ScopeGrant>>,
+}
+
+impl Principal {
+    pub fn from_user(user: &User, via: Via, grants: Option<Vec<ScopeGrant>>) -> Principal {
+        Principal {
+            user_id: user.id,
+            login: user.login.clone(),
+            profile: user.profile,
+            via,
+            grants,
+        }
+    }
+
+    /// Administrator with unrestricted credentials: scoped tokens never reach admin routes.
+    pub fn is_admin(&self) -> bool {
+        self.profile == Profile::Admin && self.grants.is_none()
+    }
+
+    pub fn token_id(&self) -> Option<Uuid> {
+        match self.via {
+            Via::PersonalToken { token_id } => Some(token_id),
+            Via::Password => None,
+        }
+    }
+}

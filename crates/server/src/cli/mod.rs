@@ -1,0 +1,422 @@
+//! The `cells` command line: `start`, and the admin commands of SPEC section 2.
+//!
+//! Admin commands open the same database as the server, so they work whether or not it runs.
+//! Errors go to stderr with a non-zero exit code; values meant for scripts go alone to stdout.
+
+pub mod duration;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use cells_store::{Profile, Token, TokenKind, User};
+use clap::{Args, Parser, Subcommand};
+use uuid::Uuid;
+
+use crate::auth::principal::{Principal, Via};
+use crate::auth::scope::Scope;
+use crate::auth::{Expiry, TokenRequest};
+use crate::config::{Config, Overrides};
+use crate::files::path::TreePath;
+use crate::http::api::content::http_date;
+use crate::users::{self, UserSpec};
+use crate::{App, Server, SharedApp};
+
+#[derive(Parser, Debug)]
+#[command(name = "cells", version, about = "A self-hosted file server: REST, personal access tokens, one credential everywhere")]
+pub struct Cli {
+    /// Data directory (database, blobs, master key, pydio.json)
+    #[arg(long, global = true, env = "CELLS_DATA", value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Configuration file [default: DATA/pydio.json]
+    #[arg(long, global = true, env = "CELLS_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: SQLite in DATA]
+    #[arg(long, global = true, env = "CELLS_DATABASE_URL", value_name = "URL")]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server (HTTP on --bind)
+    Start(StartArgs),
+    /// Administration commands
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Same as `cells admin user` (seed 002 writes `./cells user token …`)
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Args, Debug)]
+struct StartArgs {
+    /// HTTP listen address
+    #[arg(long, env = "CELLS_BIND", value_name = "ADDR")]
+    bind: Option<String>,
+    /// SFTP listen address
+    #[arg(long, env = "CELLS_SFTP_BIND", value_name = "ADDR")]
+    sftp_bind: Option<String>,
+    /// Public URL of this server [default: http://BIND]
+    #[arg(long, env = "CELLS_EXTERNAL_URL", value_name = "URL")]
+    external_url: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Manage users and their tokens
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Inspect the file tree
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Create a user
+    Create {
+        #[arg(short = 'u', long = "user")]
+        login: String,
+        #[arg(short = 'p', long)]
+        password: String,
+        #[arg(long, default_value = "standard", value_parser = ["admin", "standard"])]
+        profile: String,
+        #[arg(long, default_value = "")]
+        display_name: String,
+        #[arg(long, default_value = "")]
+        email: String,
+    },
+    /// List users
+    List,
+    /// Delete a user with their personal files and tokens
+    Delete {
+        #[arg(short = 'u', long = "user")]
+        login: String,
+    },
+    /// Set a user's password
+    SetPassword {
+        #[arg(short = 'u', long = "user")]
+        login: String,
+        #[arg(short = 'p', long)]
+        password: String,
+    },
+    /// Unlock an account locked after failed logins
+    Unlock {
+        #[arg(short = 'u', long = "user")]
+        login: String,
+    },
+    /// Generate a personal access token (or `token list`, `token revoke ID`)
+    Token(TokenArgs),
+}
+
+/// Generate a personal authentication token for a user.
+///
+/// Expiration is either a hard limit (-e, a duration such as 30s, 10m, 24h, 28d) or a sliding
+/// window (-a, a duration or a number of seconds) that is pushed forward each time the token
+/// is used. Tokens replace the Bearer access token on the REST API and the password on
+/// Basic-auth protocols (WebDAV, SFTP). A scope node:NODE_UUID:PERMISSION (r, w or rw)
+/// restricts the token to that file or folder and everything below it.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct TokenArgs {
+    #[command(subcommand)]
+    command: Option<TokenCommand>,
+    /// User login (mandatory)
+    #[arg(short = 'u', long = "user")]
+    login: Option<String>,
+    /// Expire after duration, e.g. 30s, 10m, 24h, 28d (hard limit)
+    #[arg(short = 'e', long, allow_hyphen_values = true, conflicts_with = "auto")]
+    expire: Option<String>,
+    /// Auto-refresh window: seconds (600) or a duration (10m)
+    #[arg(short = 'a', long, allow_hyphen_values = true)]
+    auto: Option<String>,
+    /// Optional scopes, node:NODE_UUID:r|w|rw (repeat, or separate with commas)
+    #[arg(short = 's', long = "scope", value_delimiter = ',')]
+    scopes: Vec<String>,
+    /// A friendly name for the token
+    #[arg(short = 'l', long, default_value = "")]
+    label: String,
+    /// With -a: absolute lifetime cap, however often the token is used
+    #[arg(long, value_name = "DURATION", requires = "auto")]
+    max_lifetime: Option<String>,
+    /// Only print the token value
+    #[arg(short = 'q', long)]
+    quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// List tokens (never their values)
+    List {
+        #[arg(short = 'u', long = "user")]
+        login: Option<String>,
+    },
+    /// Revoke a token: it stops working at once
+    Revoke {
+        #[arg(value_name = "TOKEN_ID")]
+        token_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum NodeCommand {
+    /// Print the node UUID of a path such as personal-files/docs
+    Stat {
+        #[arg(value_name = "PATH")]
+        path: String,
+        /// Whose personal-files [default: CELLS_ADMIN_LOGIN, else the first administrator]
+        #[arg(short = 'u', long = "user")]
+        login: Option<String>,
+        /// Print the whole node as JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Parse the command line and run it.
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let is_server = matches!(cli.command, Command::Start(_));
+    init_logging(if is_server { "info" } else { "warn" });
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CELLS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut overrides = Overrides {
+        data_dir: cli.data,
+        config_file: cli.config,
+        database_url: cli.database_url,
+        ..Overrides::default()
+    };
+    match cli.command {
+        Command::Start(args) => {
+            overrides.bind = args.bind;
+            overrides.sftp_bind = args.sftp_bind;
+            overrides.external_url = args.external_url;
+            let server = Server::prepare(Config::load(overrides)?).await?;
+            server.run(crate::shutdown_signal()).await
+        }
+        Command::Admin { command: AdminCommand::User { command } } | Command::User { command } => {
+            let app = App::open(Config::load(overrides)?).await?;
+            let outcome = user_command(&app, command).await;
+            app.store.close().await;
+            outcome
+        }
+        Command::Admin { command: AdminCommand::Node { command } } => {
+            let app = App::open(Config::load(overrides)?).await?;
+            let outcome = node_command(&app, command).await;
+            app.store.close().await;
+            outcome
+        }
+    }
+}
+
+async fn find_user(app: &SharedApp, login: &str) -> anyhow::Result<User> {
+    app.store.find_user_by_login(login).await?.with_context(|| format!("unknown user {login:?}"))
+}
+
+async fn user_command(app: &SharedApp, command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Create { login, password, profile, display_name, email } => {
+            let profile = Profile::parse(&profile).context("profile must be admin or standard")?;
+            let spec = UserSpec { login: &login, password: &password, profile, display_name: &display_name, email: &email };
+            let user = users::create_user(app, spec).await?;
+            println!("Created user {} ({}), id {}", user.login, user.profile.as_str(), user.id);
+        }
+        UserCommand::List => {
+            println!("{:<24} {:<9} {:<7} {:<24} EMAIL", "LOGIN", "PROFILE", "LOCKED", "DISPLAY NAME");
+            for user in app.store.list_users().await? {
+                println!(
+                    "{:<24} {:<9} {:<7} {:<24} {}",
+                    user.login,
+                    user.profile.as_str(),
+                    if user.locked { "yes" } else { "no" },
+                    user.display_name,
+                    user.email
+                );
+            }
+        }
+        UserCommand::Delete { login } => {
+            let user = find_user(app, &login).await?;
+            users::delete_user(app, &user).await?;
+            println!("Deleted user {login} with their personal files and tokens");
+        }
+        UserCommand::SetPassword { login, password } => {
+            let user = find_user(app, &login).await?;
+            users::set_password(app, &user, &password).await?;
+            println!("Password of {login} changed");
+        }
+        UserCommand::Unlock { login } => {
+            let user = find_user(app, &login).await?;
+            users::set_locked(app, &user, false).await?;
+            println!("Unlocked {login}");
+        }
+        UserCommand::Token(args) => token_command(app, args).await?,
+    }
+    Ok(())
+}
+
+async fn token_command(app: &SharedApp, args: TokenArgs) -> anyhow::Result<()> {
+    match args.command {
+        Some(TokenCommand::List { login }) => return list_tokens(app, login.as_deref()).await,
+        Some(TokenCommand::Revoke { token_id }) => {
+            let id = Uuid::parse_str(&token_id).map_err(|_| anyhow::anyhow!("{token_id:?} is not a token id"))?;
+            match app.auth.revoke_token(id).await {
+                Ok(()) => println!("Revoked token {id}"),
+                Err(crate::error::Error::NotFound(_)) => bail!("no token {id}"),
+                Err(other) => return Err(other.into()),
+            }
+            return Ok(());
+        }
+        None => {}
+    }
+    let login = args.login.context("-u LOGIN is mandatory")?;
+    let expiry = match (&args.expire, &args.auto) {
+        (Some(expire), None) => Expiry::Hard(duration::parse(expire, false).context("-e")?),
+        (None, Some(auto)) => Expiry::Sliding(duration::parse(auto, true).context("-a")?),
+        _ => bail!("give exactly one of -e DURATION (hard limit) or -a DURATION (auto refresh)"),
+    };
+    let max_lifetime = args
+        .max_lifetime
+        .as_deref()
+        .map(|text| duration::parse(text, false).context("--max-lifetime"))
+        .transpose()?;
+    let scopes = args
+        .scopes
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| Scope::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let user = find_user(app, &login).await?;
+    let (token, value) = app
+        .auth
+        .create_token(
+            &app.tree,
+            TokenRequest {
+                user: &user,
+                kind: TokenKind::Personal,
+                label: &args.label,
+                expiry,
+                max_lifetime,
+                scopes: &scopes,
+                created_by: "cli",
+            },
+        )
+        .await?;
+    if args.quiet {
+        println!("{value}");
+        return Ok(());
+    }
+    let when = http_date(token.expires_at);
+    match expiry {
+        Expiry::Hard(_) => println!("This token for {login} will expire on {when}."),
+        Expiry::Sliding(window) => println!(
+            "This token for {login} will expire on {when}, unless it is used before: each use \
+             pushes the expiry {window} seconds ahead."
+        ),
+    }
+    println!("{value}");
+    println!("Make sure to secure it as it grants access to the user resources! (token id {})", token.id);
+    Ok(())
+}
+
+async fn list_tokens(app: &SharedApp, login: Option<&str>) -> anyhow::Result<()> {
+    let filter = match login {
+        Some(login) => Some(find_user(app, login).await?.id),
+        None => None,
+    };
+    let tokens = app.store.list_tokens(filter).await?;
+    let users: std::collections::HashMap<Uuid, String> =
+        app.store.list_users().await?.into_iter().map(|u| (u.id, u.login)).collect();
+    println!(
+        "{:<36}  {:<16} {:<20} {:<9} {:<16} {:<29} {:<40} SCOPES",
+        "ID", "USER", "LABEL", "TYPE", "MODEL", "EXPIRES", "LAST USED"
+    );
+    let now = cells_store::now();
+    for token in tokens {
+        println!("{}", token_line(&token, users.get(&token.user_id).map_or("?", String::as_str), now));
+    }
+    Ok(())
+}
+
+fn token_line(token: &Token, login: &str, now: i64) -> String {
+    let model = if token.auto_refresh > 0 {
+        format!("auto {}s", token.auto_refresh)
+    } else {
+        "hard limit".to_string()
+    };
+    let expires = if token.expires_at < now {
+        format!("expired {}", http_date(token.expires_at))
+    } else {
+        http_date(token.expires_at)
+    };
+    let last_used = match token.last_used_at {
+        Some(at) => format!(
+            "{} {} {}",
+            http_date(at),
+            token.last_used_protocol.as_deref().unwrap_or("-"),
+            token.last_used_address.as_deref().unwrap_or("-")
+        ),
+        None => "never".to_string(),
+    };
+    let scopes = if token.scopes.is_empty() { "-" } else { token.scopes.as_str() };
+    format!(
+        "{:<36}  {:<16} {:<20} {:<9} {:<16} {:<29} {:<40} {}",
+        token.id,
+        login,
+        token.label,
+        token.kind.as_str(),
+        model,
+        expires,
+        last_used,
+        scopes
+    )
+}
+
+async fn node_command(app: &SharedApp, command: NodeCommand) -> anyhow::Result<()> {
+    let NodeCommand::Stat { path, login, json } = command;
+    let user = match login.or_else(|| {
+        ["CELLS_ADMIN_LOGIN", "PYDIO_ADMIN_USER_LOGIN"].iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+    }) {
+        Some(login) => find_user(app, &login).await?,
+        None => app
+            .store
+            .list_users()
+            .await?
+            .into_iter()
+            .filter(|u| u.profile == Profile::Admin)
+            .min_by_key(|u| u.created_at)
+            .context("there is no administrator; give -u LOGIN")?,
+    };
+    let principal = Principal::from_user(&user, Via::Password, None);
+    let path = TreePath::parse(&path)?;
+    let entry = app.tree.stat(&principal, &path).await?;
+    if json {
+        println!("{}", crate::http::api::node_json(&entry));
+    } else {
+        println!("{}", entry.node.id);
+    }
+    Ok(())
+}

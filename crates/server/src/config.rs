@@ -1,0 +1,95 @@
+//! The server configuration: flags, then `CELLS_*` environment, then `pydio.json`, then defaults.
+//!
+//! The JSON file keeps Cells' layout so that OAuth settings sit where the seeds say
+//! (`services."pydio.web.oauth"`); our own keys are top-level: `bind`, `sftp-bind`,
+//! `external-url`, `database-url`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde_json::Value;
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_SFTP_BIND: &str = "127.0.0.1:2022";
+
+/// What the command line (with its environment fallbacks) said; `None` means "not given".
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub config_file: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub bind: Option<String>,
+    pub sftp_bind: Option<String>,
+    pub external_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub config_file: PathBuf,
+    pub database_url: String,
+    pub bind: String,
+    pub sftp_bind: String,
+    /// Public base URL, without a trailing slash.
+    pub external_url: String,
+    /// The whole `pydio.json`, for the sections other modules read (OAuth clients, lifespans).
+    pub file: Value,
+}
+
+impl Config {
+    /// Resolve the configuration. The data dir is created if missing.
+    pub fn load(overrides: Overrides) -> anyhow::Result<Config> {
+        let data_dir = overrides.data_dir.unwrap_or_else(|| PathBuf::from("cells-data"));
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+        let data_dir = data_dir
+            .canonicalize()
+            .with_context(|| format!("cannot resolve data dir {}", data_dir.display()))?;
+        let config_file = overrides.config_file.unwrap_or_else(|| data_dir.join("pydio.json"));
+        let file = read_json(&config_file)?;
+        let key = |name: &str| file.get(name).and_then(Value::as_str).map(str::to_string);
+
+        let bind = overrides.bind.or_else(|| key("bind")).unwrap_or_else(|| DEFAULT_BIND.into());
+        let sftp_bind = overrides
+            .sftp_bind
+            .or_else(|| key("sftp-bind"))
+            .unwrap_or_else(|| DEFAULT_SFTP_BIND.into());
+        let external_url = overrides
+            .external_url
+            .or_else(|| key("external-url"))
+            .unwrap_or_else(|| format!("http://{bind}"));
+        let external_url = external_url.trim_end_matches('/').to_string();
+        if !(external_url.starts_with("http://") || external_url.starts_with("https://")) {
+            anyhow::bail!("external URL {external_url:?} must start with http:// or https://");
+        }
+        let database_url = overrides
+            .database_url
+            .or_else(|| key("database-url"))
+            .unwrap_or_else(|| sqlite_url(&data_dir.join("cells.db")));
+        Ok(Config { data_dir, config_file, database_url, bind, sftp_bind, external_url, file })
+    }
+
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.data_dir.join("blobs")
+    }
+}
+
+/// `sqlite://` URL of a database file, created when missing.
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+fn read_json(path: &Path) -> anyhow::Result<Value> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let value: Value = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not valid JSON", path.display()))?;
+            if !value.is_object() {
+                anyhow::bail!("{} must hold a JSON object", path.display());
+            }
+            Ok(value)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Value::Object(Default::default())),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}

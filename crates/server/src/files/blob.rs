@@ -1,0 +1,231 @@
+//! File content: immutable blobs behind a small trait (local disk now, an object store later).
+//!
+//! A blob is written to a temp file, fsynced, then renamed into place; only after that does
+//! the caller commit the node row that points at it. So a crash at any moment leaves either the
+//! old content or the new, never half a file. A blob no row points at (a crash between the
+//! rename and the commit) is removed by `sweep` at the next start.
+
+use std::collections::HashSet;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use md5::{Digest, Md5};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use uuid::Uuid;
+
+/// The body of an upload, whatever protocol it came from.
+pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+/// A blob's content, or a range of it.
+pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// What a finished write produced.
+#[derive(Debug, Clone)]
+pub struct WrittenBlob {
+    pub id: String,
+    pub size: u64,
+    /// Hex MD5 of the content: the ETag (as S3 computes it for single-part objects).
+    pub md5: String,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub temp_files: usize,
+    pub orphan_blobs: usize,
+}
+
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// Write all of `body` to a new blob, durably. On any error nothing is left behind.
+    async fn put(&self, body: ByteStream) -> io::Result<WrittenBlob>;
+    /// Read `length` bytes from `offset` (the whole blob with `offset` 0 and `length` = size).
+    async fn open(&self, id: &str, offset: u64, length: u64) -> io::Result<BlobReader>;
+    /// Remove a blob; a missing blob is not an error.
+    async fn delete(&self, id: &str) -> io::Result<()>;
+    /// Remove temp files and every blob not in `keep`. Run at start, before serving.
+    async fn sweep(&self, keep: &HashSet<String>) -> io::Result<SweepReport>;
+}
+
+/// Blobs as files under `<data>/blobs/<2 hex>/<uuid>`, temp files under `<data>/blobs/tmp`.
+pub struct LocalBlobs {
+    root: PathBuf,
+}
+
+/// Writes are gathered into buffers this large: one blocking-pool hop per MiB, not per chunk.
+const WRITE_BUFFER: usize = 1 << 20;
+const READ_BUFFER: usize = 256 * 1024;
+
+impl LocalBlobs {
+    pub fn open(root: &Path) -> io::Result<LocalBlobs> {
+        std::fs::create_dir_all(root.join("tmp"))?;
+        Ok(LocalBlobs { root: root.to_path_buf() })
+    }
+
+    /// Where blob `id` lives; `None` for anything that is not one of our ids.
+    fn path_of(&self, id: &str) -> Option<PathBuf> {
+        let parsed = Uuid::parse_str(id).ok()?;
+        let canonical = parsed.to_string();
+        Some(self.root.join(&canonical[..2]).join(canonical))
+    }
+}
+
+/// Removes the temp file unless the write completed.
+struct TempGuard(Option<PathBuf>);
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+#[async_trait]
+impl BlobStore for LocalBlobs {
+    async fn put(&self, mut body: ByteStream) -> io::Result<WrittenBlob> {
+        let id = Uuid::new_v4().to_string();
+        let temp_path = self.root.join("tmp").join(&id);
+        let mut guard = TempGuard(Some(temp_path.clone()));
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp_path)
+            .await?;
+        let mut md5 = Md5::new();
+        let mut size = 0u64;
+        let mut buffer = BytesMut::with_capacity(WRITE_BUFFER);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            md5.update(&chunk);
+            size += chunk.len() as u64;
+            buffer.extend_from_slice(&chunk);
+            if buffer.len() >= WRITE_BUFFER {
+                file.write_all(&buffer).await?;
+                buffer.clear();
+            }
+        }
+        file.write_all(&buffer).await?;
+        file.sync_all().await?;
+        drop(file);
+        let final_path = self.path_of(&id).expect("a fresh uuid is a valid id");
+        let dir = final_path.parent().expect("blob paths have a parent").to_path_buf();
+        tokio::fs::create_dir_all(&dir).await?;
+        tokio::fs::rename(&temp_path, &final_path).await?;
+        guard.0 = None;
+        // The rename is durable only once its directory is synced.
+        tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+            .await
+            .map_err(io::Error::other)??;
+        Ok(WrittenBlob { id, size, md5: hex::encode(md5.finalize()) })
+    }
+
+    async fn open(&self, id: &str, offset: u64, length: u64) -> io::Result<BlobReader> {
+        let path = self
+            .path_of(id)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "bad blob id"))?;
+        let mut file = tokio::fs::File::open(path).await?;
+        if offset > 0 {
+            file.seek(io::SeekFrom::Start(offset)).await?;
+        }
+        let reader = tokio::io::BufReader::with_capacity(READ_BUFFER, file.take(length));
+        Ok(Box::pin(reader))
+    }
+
+    async fn delete(&self, id: &str) -> io::Result<()> {
+        let Some(path) = self.path_of(id) else {
+            return Ok(());
+        };
+        match tokio::fs::remove_file(path).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    async fn sweep(&self, keep: &HashSet<String>) -> io::Result<SweepReport> {
+        let root = self.root.clone();
+        let keep = keep.clone();
+        tokio::task::spawn_blocking(move || sweep_dir(&root, &keep))
+            .await
+            .map_err(io::Error::other)?
+    }
+}
+
+fn sweep_dir(root: &Path, keep: &HashSet<String>) -> io::Result<SweepReport> {
+    let mut report = SweepReport::default();
+    for entry in std::fs::read_dir(root.join("tmp"))? {
+        std::fs::remove_file(entry?.path())?;
+        report.temp_files += 1;
+    }
+    for shard in std::fs::read_dir(root)? {
+        let shard = shard?;
+        if shard.file_name() == "tmp" || !shard.file_type()?.is_dir() {
+            continue;
+        }
+        for blob in std::fs::read_dir(shard.path())? {
+            let blob = blob?;
+            let name = blob.file_name().to_string_lossy().to_string();
+            if !keep.contains(&name) {
+                std::fs::remove_file(blob.path())?;
+                report.orphan_blobs += 1;
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// A stream that yields one `Bytes` (for small bodies built in memory).
+pub fn bytes_stream(bytes: Bytes) -> ByteStream {
+    Box::pin(futures_util::stream::once(async move { Ok(bytes) }))
+}
+
+/// Read a whole blob range into memory (small files only: tests, previews).
+pub async fn read_all(mut reader: BlobReader) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    reader.read_to_end(&mut out).await?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn put_open_delete_and_sweep() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = LocalBlobs::open(dir.path()).unwrap();
+        let written = blobs.put(bytes_stream(Bytes::from_static(b"hello world"))).await.unwrap();
+        assert_eq!(written.size, 11);
+        assert_eq!(written.md5, "5eb63bbbe01eeed093cb22bb8f5acdc3");
+        let all = read_all(blobs.open(&written.id, 0, 11).await.unwrap()).await.unwrap();
+        assert_eq!(all, b"hello world");
+        let range = read_all(blobs.open(&written.id, 6, 3).await.unwrap()).await.unwrap();
+        assert_eq!(range, b"wor");
+
+        let orphan = blobs.put(bytes_stream(Bytes::from_static(b"orphan"))).await.unwrap();
+        std::fs::write(dir.path().join("tmp").join("half-written"), b"x").unwrap();
+        let keep: HashSet<String> = [written.id.clone()].into();
+        let report = blobs.sweep(&keep).await.unwrap();
+        assert_eq!(report, SweepReport { temp_files: 1, orphan_blobs: 1 });
+        assert!(blobs.open(&orphan.id, 0, 1).await.is_err());
+        assert!(blobs.open(&written.id, 0, 1).await.is_ok());
+
+        blobs.delete(&written.id).await.unwrap();
+        blobs.delete(&written.id).await.unwrap();
+        assert!(blobs.open("../../etc/passwd", 0, 1).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn failed_stream_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = LocalBlobs::open(dir.path()).unwrap();
+        let body: ByteStream = Box::pin(futures_util::stream::iter(vec![
+            Ok(Bytes::from_static(b"partial")),
+            Err(io::Error::new(io::ErrorKind::ConnectionReset, "client went away")),
+        ]));
+        assert!(blobs.put(body).await.is_err());
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+}

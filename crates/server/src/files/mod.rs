@@ -1,0 +1,420 @@
+//! The file tree operations every protocol shares: locate, stat, list, create, write, read,
+//! move, delete, each checked by `auth::permission::decide` before it happens.
+//!
+//! Adapters (REST, WebDAV, S3, SFTP) parse their request into a `TreePath` and call these;
+//! they never join user input onto a filesystem path and never decide permissions themselves.
+
+pub mod blob;
+pub mod path;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use cells_store::{NewNode, Node, NodeKind, Store, StoreError};
+use uuid::Uuid;
+
+use crate::auth::permission::{Access, Decision, Workspace, decide};
+use crate::auth::principal::Principal;
+use crate::error::{Error, Result};
+use blob::{BlobReader, BlobStore, ByteStream};
+use path::{TreePath, WorkspaceName};
+
+/// A node as the caller sees it: where it is, and what it is.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub path: TreePath,
+    pub node: Node,
+}
+
+/// A path resolved down to an existing node.
+struct Located {
+    workspace: Workspace,
+    path: TreePath,
+    /// The nodes from the workspace root down to the target.
+    chain: Vec<Node>,
+}
+
+impl Located {
+    fn node(&self) -> &Node {
+        self.chain.last().expect("a chain holds at least the root")
+    }
+
+    fn ids(&self) -> Vec<Uuid> {
+        self.chain.iter().map(|n| n.id).collect()
+    }
+
+    fn entry(&self) -> Entry {
+        Entry { path: self.path.clone(), node: self.node().clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct Tree {
+    store: Store,
+    blobs: Arc<dyn BlobStore>,
+}
+
+/// The root key of a user's personal files.
+pub fn personal_root_key(user: Uuid) -> String {
+    format!("personal:{user}")
+}
+
+pub const COMMON_ROOT_KEY: &str = "common-files";
+
+fn workspace_of(root: &Node) -> Workspace {
+    match root.owner_id {
+        Some(owner) => Workspace::Personal { owner },
+        None => Workspace::Common,
+    }
+}
+
+/// Turn a refusal into the error the caller sees.
+fn require(decision: Decision, what: &TreePath, access: Access) -> Result<Decision> {
+    match (decision, access) {
+        (Decision::Allow, _) | (Decision::Traverse, Access::Read) => Ok(decision),
+        (Decision::NotFound, _) => Err(Error::NotFound(format!("{what} does not exist"))),
+        _ => Err(Error::Forbidden(format!("this credential may not {} {what}", verb(access)))),
+    }
+}
+
+fn verb(access: Access) -> &'static str {
+    match access {
+        Access::Read => "read",
+        Access::Write => "write to",
+    }
+}
+
+impl Tree {
+    pub fn new(store: Store, blobs: Arc<dyn BlobStore>) -> Tree {
+        Tree { store, blobs }
+    }
+
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.blobs
+    }
+
+    /// The root node of a workspace as `principal` sees it.
+    async fn root(&self, principal: &Principal, workspace: WorkspaceName) -> Result<Node> {
+        Ok(match workspace {
+            WorkspaceName::PersonalFiles => {
+                let key = personal_root_key(principal.user_id);
+                self.store.ensure_root(&key, Some(principal.user_id)).await?
+            }
+            WorkspaceName::CommonFiles => self.store.ensure_root(COMMON_ROOT_KEY, None).await?,
+        })
+    }
+
+    /// Resolve `path` to its nodes. `NotFound` when any part is missing or invisible.
+    async fn locate(&self, principal: &Principal, path: &TreePath) -> Result<Located> {
+        let root = self.root(principal, path.workspace).await?;
+        let workspace = workspace_of(&root);
+        let chain = self.store.walk(&root, &path.name_refs()).await?;
+        let located = Located { workspace, path: path.clone(), chain };
+        if located.chain.len() != path.names.len() + 1 {
+            // Say "not found" whether or not the caller could see the part that exists.
+            return Err(Error::NotFound(format!("{path} does not exist")));
+        }
+        Ok(located)
+    }
+
+    fn decide(&self, principal: &Principal, located: &Located, access: Access) -> Decision {
+        decide(principal, located.workspace, &located.ids(), access)
+    }
+
+    /// The workspaces `principal` can see (the top of the tree).
+    pub async fn workspaces(&self, principal: &Principal) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        for name in WorkspaceName::ALL {
+            let root = self.root(principal, name).await?;
+            if decide(principal, workspace_of(&root), &[root.id], Access::Read).is_visible() {
+                out.push(Entry { path: TreePath { workspace: name, names: vec![] }, node: root });
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn stat(&self, principal: &Principal, path: &TreePath) -> Result<Entry> {
+        let located = self.locate(principal, path).await?;
+        require(self.decide(principal, &located, Access::Read), path, Access::Read)?;
+        Ok(located.entry())
+    }
+
+    /// What `principal` may do on `path` (for clients that show it, like WebDAV permissions).
+    pub async fn can_write(&self, principal: &Principal, path: &TreePath) -> Result<bool> {
+        let located = self.locate(principal, path).await?;
+        Ok(self.decide(principal, &located, Access::Write) == Decision::Allow)
+    }
+
+    /// A folder and the children `principal` can see, sorted by name.
+    pub async fn list(&self, principal: &Principal, path: &TreePath) -> Result<(Entry, Vec<Entry>)> {
+        let located = self.locate(principal, path).await?;
+        require(self.decide(principal, &located, Access::Read), path, Access::Read)?;
+        let folder = located.entry();
+        if !folder.node.is_collection() {
+            return Ok((folder, Vec::new()));
+        }
+        let mut ids = located.ids();
+        let mut children = Vec::new();
+        for child in self.store.list_children(folder.node.id).await? {
+            ids.push(child.id);
+            if decide(principal, located.workspace, &ids, Access::Read).is_visible() {
+                children.push(Entry { path: path.child(&child.name), node: child });
+            }
+            ids.pop();
+        }
+        Ok((folder, children))
+    }
+
+    /// Create a folder. With `recursive`, missing parents are created too; an existing
+    /// folder at `path` is then returned as it is.
+    pub async fn create_folder(
+        &self,
+        principal: &Principal,
+        path: &TreePath,
+        recursive: bool,
+    ) -> Result<Entry> {
+        let Some(name) = path.name() else {
+            return Err(Error::Conflict(format!("{path} is a workspace and always exists")));
+        };
+        let parent_path = path.parent().expect("a named path has a parent");
+        let parent = match self.locate(principal, &parent_path).await {
+            Ok(parent) => parent,
+            Err(Error::NotFound(_)) if recursive => {
+                Box::pin(self.create_folder(principal, &parent_path, true)).await?;
+                self.locate(principal, &parent_path).await?
+            }
+            Err(other) => return Err(other),
+        };
+        self.check_parent(principal, &parent)?;
+        let created = self
+            .store
+            .create_node(NewNode {
+                parent_id: parent.node().id,
+                name,
+                kind: NodeKind::Collection,
+                size: 0,
+                etag: "",
+                blob_id: None,
+                mtime: cells_store::now(),
+            })
+            .await;
+        match created {
+            Ok(node) => Ok(Entry { path: path.clone(), node }),
+            Err(StoreError::Conflict(_)) => {
+                let existing = self.stat(principal, path).await?;
+                if recursive && existing.node.is_collection() {
+                    Ok(existing)
+                } else {
+                    Err(Error::Conflict(format!("{path} already exists")))
+                }
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// The parent must be a folder the caller may write into.
+    fn check_parent(&self, principal: &Principal, parent: &Located) -> Result<()> {
+        require(self.decide(principal, parent, Access::Write), &parent.path, Access::Write)?;
+        if !parent.node().is_collection() {
+            return Err(Error::Conflict(format!("{} is a file, not a folder", parent.path)));
+        }
+        Ok(())
+    }
+
+    /// Write a file's whole content from `body`, atomically: readers see the old content
+    /// until the new one is complete and durable. The node keeps its UUID when overwritten.
+    pub async fn put(&self, principal: &Principal, path: &TreePath, body: ByteStream) -> Result<Entry> {
+        let (parent, existing) = self.locate_for_write(principal, path).await?;
+        if let Some(existing) = &existing
+            && existing.is_collection()
+        {
+            return Err(Error::Conflict(format!("{path} is a folder")));
+        }
+        let written = self.blobs.put(body).await?;
+        let size = i64::try_from(written.size).map_err(Error::internal)?;
+        let committed = self.commit_content(path, &parent, existing, &written.id, size, &written.md5).await;
+        if committed.is_err() {
+            self.forget_blobs(vec![written.id]).await;
+        }
+        committed
+    }
+
+    /// Parent of `path` checked for writing, and the node already at `path` if any.
+    async fn locate_for_write(
+        &self,
+        principal: &Principal,
+        path: &TreePath,
+    ) -> Result<(Located, Option<Node>)> {
+        let Some(name) = path.name() else {
+            return Err(Error::Conflict(format!("{path} is a workspace, not a file")));
+        };
+        let parent_path = path.parent().expect("a named path has a parent");
+        let parent = self.locate(principal, &parent_path).await.map_err(|e| match e {
+            Error::NotFound(_) => Error::Conflict(format!("folder {parent_path} does not exist")),
+            other => other,
+        })?;
+        let existing = self.store.walk(parent.node(), &[name]).await?.get(1).cloned();
+        match &existing {
+            Some(node) => {
+                let mut ids = parent.ids();
+                ids.push(node.id);
+                require(decide(principal, parent.workspace, &ids, Access::Write), path, Access::Write)?;
+                if !parent.node().is_collection() {
+                    return Err(Error::Conflict(format!("{parent_path} is a file")));
+                }
+            }
+            None => self.check_parent(principal, &parent)?,
+        }
+        Ok((parent, existing))
+    }
+
+    async fn commit_content(
+        &self,
+        path: &TreePath,
+        parent: &Located,
+        existing: Option<Node>,
+        blob_id: &str,
+        size: i64,
+        etag: &str,
+    ) -> Result<Entry> {
+        let name = path.name().expect("checked by locate_for_write");
+        let now = cells_store::now();
+        let mut target = existing.map(|n| n.id);
+        // Two attempts: a concurrent writer may create or delete the node between our look and
+        // our write; the second attempt sees what it did.
+        for _ in 0..2 {
+            match target {
+                Some(id) => match self.store.replace_content(id, blob_id, size, etag, now).await {
+                    Ok((node, old_blob)) => {
+                        self.forget_blobs(old_blob.into_iter().collect()).await;
+                        return Ok(Entry { path: path.clone(), node });
+                    }
+                    Err(StoreError::NotFound) => target = None,
+                    Err(other) => return Err(other.into()),
+                },
+                None => {
+                    let created = self
+                        .store
+                        .create_node(NewNode {
+                            parent_id: parent.node().id,
+                            name,
+                            kind: NodeKind::Leaf,
+                            size,
+                            etag,
+                            blob_id: Some(blob_id),
+                            mtime: now,
+                        })
+                        .await;
+                    match created {
+                        Ok(node) => return Ok(Entry { path: path.clone(), node }),
+                        Err(StoreError::Conflict(_)) => {
+                            let again = self.store.walk(parent.node(), &[name]).await?;
+                            match again.get(1) {
+                                Some(node) if !node.is_collection() => target = Some(node.id),
+                                _ => return Err(Error::Conflict(format!("{path} is a folder"))),
+                            }
+                        }
+                        Err(other) => return Err(other.into()),
+                    }
+                }
+            }
+        }
+        Err(Error::Conflict(format!("{path} changed during the upload; retry")))
+    }
+
+    /// Open a file for reading: the entry and `length` bytes from `offset`.
+    pub async fn open(
+        &self,
+        principal: &Principal,
+        path: &TreePath,
+        range: Option<(u64, u64)>,
+    ) -> Result<(Entry, BlobReader)> {
+        let located = self.locate(principal, path).await?;
+        let decision = self.decide(principal, &located, Access::Read);
+        if decision != Decision::Allow {
+            require(decision, path, Access::Read)?;
+            return Err(Error::Forbidden(format!("this credential may not read {path}")));
+        }
+        let entry = located.entry();
+        let Some(blob_id) = entry.node.blob_id.clone() else {
+            return Err(Error::Conflict(format!("{path} is a folder")));
+        };
+        let size = entry.node.size as u64;
+        let (offset, length) = range.unwrap_or((0, size));
+        let reader = self.blobs.open(&blob_id, offset, length).await?;
+        Ok((entry, reader))
+    }
+
+    /// Delete a file or a folder with everything below it.
+    pub async fn delete(&self, principal: &Principal, path: &TreePath) -> Result<Entry> {
+        if path.is_root() {
+            return Err(Error::Forbidden(format!("{path} is a workspace and cannot be deleted")));
+        }
+        let located = self.locate(principal, path).await?;
+        require(self.decide(principal, &located, Access::Write), path, Access::Write)?;
+        let blobs = self.store.delete_subtree(located.node().id).await?;
+        self.forget_blobs(blobs).await;
+        Ok(located.entry())
+    }
+
+    /// Rename and/or move `from` to `to`. The node keeps its UUID. `to` must not exist.
+    pub async fn rename(&self, principal: &Principal, from: &TreePath, to: &TreePath) -> Result<Entry> {
+        if from.is_root() || to.is_root() {
+            return Err(Error::Forbidden("workspaces cannot be renamed or moved".into()));
+        }
+        let source = self.locate(principal, from).await?;
+        require(self.decide(principal, &source, Access::Write), from, Access::Write)?;
+        let (target_parent, existing) = self.locate_for_write(principal, to).await?;
+        if existing.is_some() {
+            return Err(Error::Conflict(format!("{to} already exists")));
+        }
+        if target_parent.chain.iter().any(|n| n.id == source.node().id) {
+            return Err(Error::invalid("target", format!("{to} is inside {from}")));
+        }
+        let name = to.name().expect("not a root");
+        let node = self.store.move_node(source.node().id, target_parent.node().id, name).await?;
+        Ok(Entry { path: to.clone(), node })
+    }
+
+    /// Set a file's or folder's modification time.
+    pub async fn set_mtime(&self, principal: &Principal, path: &TreePath, mtime: i64) -> Result<()> {
+        let located = self.locate(principal, path).await?;
+        require(self.decide(principal, &located, Access::Write), path, Access::Write)?;
+        self.store.set_mtime(located.node().id, mtime).await?;
+        Ok(())
+    }
+
+    /// Find a node by UUID, as `principal` sees it (its path is the caller's view of it).
+    pub async fn stat_by_id(&self, principal: &Principal, id: Uuid) -> Result<Entry> {
+        let chain = self.store.ancestry(id).await?;
+        let not_found = || Error::NotFound(format!("no node {id}"));
+        let root = chain.first().ok_or_else(not_found)?;
+        let workspace = workspace_of(root);
+        let ids: Vec<Uuid> = chain.iter().map(|n| n.id).collect();
+        if !decide(principal, workspace, &ids, Access::Read).is_visible() {
+            return Err(not_found());
+        }
+        let workspace_name = match workspace {
+            Workspace::Personal { .. } => WorkspaceName::PersonalFiles,
+            Workspace::Common => WorkspaceName::CommonFiles,
+        };
+        let names = chain[1..].iter().map(|n| n.name.clone()).collect();
+        let node = chain.last().expect("not empty").clone();
+        Ok(Entry { path: TreePath { workspace: workspace_name, names }, node })
+    }
+
+    /// Remove blobs no node points at any more. Failures are logged: `sweep` catches them.
+    async fn forget_blobs(&self, ids: Vec<String>) {
+        for id in ids {
+            if let Err(error) = self.blobs.delete(&id).await {
+                tracing::warn!(blob = %id, %error, "could not delete an unused blob");
+            }
+        }
+    }
+
+    /// Clean the blob store of temp files and orphans. Run before serving.
+    pub async fn sweep(&self) -> Result<blob::SweepReport> {
+        let keep: HashSet<String> = self.store.referenced_blobs().await?.into_iter().collect();
+        Ok(self.blobs.sweep(&keep).await?)
+    }
+}

@@ -1,0 +1,96 @@
+//! The HTTP edge: one router for the REST API (`/a/…`) and health, with the layers every
+//! request goes through (tracing without secrets, panic catching, security headers).
+
+pub mod api;
+pub mod error;
+pub mod extract;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::SharedApp;
+use crate::error::Error;
+
+/// Every route of the REST API, as (method, path) pairs: the OpenAPI document is tested
+/// against this list, so neither can drift from the other.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/a/openapi.json"),
+    ("get", "/a/config/ctl"),
+    ("post", "/a/tree/stats"),
+    ("post", "/a/tree/create"),
+    ("post", "/a/tree/delete"),
+    ("post", "/a/tree/move"),
+    ("get", "/a/content/{path}"),
+    ("put", "/a/content/{path}"),
+    ("get", "/a/user/{Login}"),
+    ("put", "/a/user/{Login}"),
+    ("delete", "/a/user/{Login}"),
+    ("post", "/a/auth/token/personal"),
+    ("post", "/a/auth/token/impersonate"),
+    ("post", "/a/auth/token/document"),
+    ("post", "/a/auth/token/revoke"),
+    ("post", "/a/auth/tokens"),
+    ("delete", "/a/auth/tokens/{TokenId}"),
+];
+
+pub fn router(app: SharedApp) -> Router {
+    Router::new()
+        .route("/healthz", get(api::health))
+        .route("/a/openapi.json", get(api::openapi))
+        .route("/a/config/ctl", get(api::config::control))
+        .route("/a/tree/stats", post(api::tree::stats))
+        .route("/a/tree/create", post(api::tree::create))
+        .route("/a/tree/delete", post(api::tree::delete))
+        .route("/a/tree/move", post(api::tree::rename))
+        .merge(api::content::routes())
+        .route(
+            "/a/user/{login}",
+            get(api::users::get_user).put(api::users::put_user).delete(api::users::delete_user),
+        )
+        .route("/a/auth/token/personal", post(api::tokens::create_personal))
+        .route("/a/auth/token/impersonate", post(api::tokens::impersonate))
+        .route("/a/auth/token/document", post(api::tokens::create_document))
+        .route("/a/auth/token/revoke", post(api::tokens::revoke))
+        .route("/a/auth/tokens", post(api::tokens::list))
+        .route("/a/auth/tokens/{token_id}", delete(api::tokens::delete))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("referrer-policy"),
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+        .with_state(app)
+}
+
+async fn not_found() -> Error {
+    Error::NotFound("no such endpoint".into())
+}
+
+async fn method_not_allowed() -> Response {
+    let mut response = error::rest_error(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "Method Not Allowed",
+        "this endpoint does not accept this method",
+    );
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, PUT, POST, DELETE"));
+    response
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    Error::internal(anyhow::anyhow!("handler panicked")).into_response()
+}

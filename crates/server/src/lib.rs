@@ -1,0 +1,145 @@
+//! cells: a self-hosted file server whose credentials work on every protocol it speaks.
+//!
+//! `App` is the shared state: configuration, the store, the authenticator and the file tree.
+//! `serve` runs the HTTP side until a shutdown signal, then drains and flushes.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod files;
+pub mod http;
+pub mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::serve::ListenerExt;
+use cells_store::Store;
+use tokio::net::TcpListener;
+
+use auth::Authenticator;
+use auth::pat::PatKey;
+use auth::vault::Vault;
+use config::Config;
+use files::Tree;
+use files::blob::LocalBlobs;
+
+/// Shared state of a running server (or of one CLI command).
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub auth: Authenticator,
+    pub tree: Tree,
+    pub started_at: i64,
+}
+
+pub type SharedApp = Arc<App>;
+
+impl App {
+    /// Open the database (migrating it) and the blob store, and load the server's secrets.
+    pub async fn open(config: Config) -> anyhow::Result<SharedApp> {
+        let store = Store::open(&config.database_url)
+            .await
+            .with_context(|| "cannot open the database".to_string())?;
+        let vault = Vault::open(&config.data_dir)?;
+        let pat_key = vault.secret(&store, "pat_checksum_key", 32).await?;
+        let blobs = LocalBlobs::open(&config.blobs_dir())
+            .with_context(|| format!("cannot open the blob store in {}", config.blobs_dir().display()))?;
+        let tree = Tree::new(store.clone(), Arc::new(blobs));
+        let auth = Authenticator::new(store.clone(), PatKey::new(&pat_key));
+        Ok(Arc::new(App { config, store, auth, tree, started_at: cells_store::now() }))
+    }
+}
+
+/// A bound server, ready to run: tests bind port 0 and read the address back.
+pub struct Server {
+    pub app: SharedApp,
+    pub listener: TcpListener,
+}
+
+impl Server {
+    /// Open everything, create the first admin if there is no user yet, clean the blob store,
+    /// and bind the HTTP listener.
+    pub async fn prepare(config: Config) -> anyhow::Result<Server> {
+        let app = App::open(config).await?;
+        users::bootstrap_admin(&app).await?;
+        let report = app.tree.sweep().await.context("cannot clean the blob store")?;
+        if report.temp_files + report.orphan_blobs > 0 {
+            tracing::info!(temp_files = report.temp_files, orphan_blobs = report.orphan_blobs,
+                "removed unfinished uploads");
+        }
+        let listener = TcpListener::bind(&app.config.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", app.config.bind))?;
+        Ok(Server { app, listener })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serve until `shutdown` completes, then finish in-flight requests and flush token uses.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let app = self.app;
+        let background = tokio::spawn(background_jobs(app.clone()));
+        let router = http::router(app.clone());
+        tracing::info!(address = %self.listener.local_addr()?, external_url = %app.config.external_url,
+            "cells is serving HTTP");
+        // TCP_NODELAY: small responses leave at once instead of waiting on delayed ACKs.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("HTTP server failed")?;
+        background.abort();
+        app.auth.flush_usage(true).await;
+        app.store.close().await;
+        tracing::info!("cells stopped");
+        Ok(())
+    }
+}
+
+/// Periodic work: write coalesced token uses, prune long-expired tokens.
+async fn background_jobs(app: SharedApp) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut last_prune = 0i64;
+    loop {
+        tick.tick().await;
+        app.auth.flush_usage(false).await;
+        let now = cells_store::now();
+        if now - last_prune >= 3600 {
+            last_prune = now;
+            // Keep expired tokens a week so that their owners can see what expired.
+            match app.store.prune_tokens(now - 7 * 24 * 3600).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "pruned expired tokens"),
+                Err(error) => tracing::warn!(%error, "could not prune expired tokens"),
+            }
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing requests");
+}

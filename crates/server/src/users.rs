@@ -1,0 +1,151 @@
+//! User management shared by the CLI and the REST API: create, update, delete, passwords.
+//!
+//! Each operation validates its input, hashes passwords off the async workers, and drops the
+//! user's cached credentials when their rights change.
+
+use cells_store::{NewUser, Profile, StoreError, User};
+
+use crate::App;
+use crate::error::{Error, Result};
+use crate::files::personal_root_key;
+
+/// Logins are used in Basic auth (`login:secret`), SFTP and paths: no `:`, `/` or control
+/// characters, no surrounding spaces, 1 to 128 characters.
+pub fn validate_login(login: &str) -> Result<()> {
+    let bad = |reason: &str| Error::invalid("login", format!("{login:?} {reason}"));
+    if login.is_empty() || login.chars().count() > 128 {
+        return Err(bad("must be 1 to 128 characters"));
+    }
+    if login.trim() != login {
+        return Err(bad("must not start or end with a space"));
+    }
+    if login.contains([':', '/', '\\']) || login.chars().any(char::is_control) {
+        return Err(bad("must not contain ':', '/', '\\' or control characters"));
+    }
+    Ok(())
+}
+
+pub struct UserSpec<'a> {
+    pub login: &'a str,
+    pub password: &'a str,
+    pub profile: Profile,
+    pub display_name: &'a str,
+    pub email: &'a str,
+}
+
+pub async fn create_user(app: &App, spec: UserSpec<'_>) -> Result<User> {
+    validate_login(spec.login)?;
+    check_text("display_name", spec.display_name)?;
+    check_text("email", spec.email)?;
+    let hash = app.auth.hasher().hash(spec.password).await?;
+    let user = app
+        .store
+        .create_user(NewUser {
+            login: spec.login,
+            display_name: spec.display_name,
+            email: spec.email,
+            profile: spec.profile,
+            password_hash: &hash,
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => Error::Conflict(format!("user {} already exists", spec.login)),
+            other => other.into(),
+        })?;
+    app.store.ensure_root(&personal_root_key(user.id), Some(user.id)).await?;
+    Ok(user)
+}
+
+fn check_text(field: &str, value: &str) -> Result<()> {
+    if value.chars().count() > 256 || value.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "at most 256 characters, no control characters"));
+    }
+    Ok(())
+}
+
+pub async fn get_user(app: &App, login: &str) -> Result<User> {
+    app.store
+        .find_user_by_login(login)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no user {login:?}")))
+}
+
+pub async fn update_user(
+    app: &App,
+    user: &User,
+    display_name: &str,
+    email: &str,
+    profile: Profile,
+) -> Result<User> {
+    check_text("display_name", display_name)?;
+    check_text("email", email)?;
+    let updated = app.store.update_user(user.id, display_name, email, profile).await?;
+    app.auth.forget_user(user.id);
+    Ok(updated)
+}
+
+pub async fn set_password(app: &App, user: &User, password: &str) -> Result<()> {
+    let hash = app.auth.hasher().hash(password).await?;
+    app.store.set_password_hash(user.id, &hash).await?;
+    app.auth.forget_user(user.id);
+    Ok(())
+}
+
+pub async fn set_locked(app: &App, user: &User, locked: bool) -> Result<()> {
+    app.store.set_locked(user.id, locked).await?;
+    app.auth.forget_user(user.id);
+    Ok(())
+}
+
+/// Delete a user, their personal files and their tokens.
+pub async fn delete_user(app: &App, user: &User) -> Result<()> {
+    let blobs = app.store.delete_user(user.id).await?;
+    app.auth.forget_user(user.id);
+    for blob in blobs {
+        if let Err(error) = app.tree.blobs().delete(&blob).await {
+            tracing::warn!(%blob, %error, "could not delete a blob of a deleted user");
+        }
+    }
+    Ok(())
+}
+
+/// On first start (no user at all), create the admin from `CELLS_ADMIN_LOGIN` /
+/// `CELLS_ADMIN_PASSWORD` (or Cells' `PYDIO_ADMIN_USER_LOGIN` / `PYDIO_ADMIN_USER_PASSWORD`);
+/// without a password, generate one and print it once on standard output.
+pub async fn bootstrap_admin(app: &App) -> anyhow::Result<()> {
+    if app.store.count_users().await? > 0 {
+        return Ok(());
+    }
+    let env = |names: [&str; 2]| names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()));
+    let login = env(["CELLS_ADMIN_LOGIN", "PYDIO_ADMIN_USER_LOGIN"]).unwrap_or_else(|| "admin".into());
+    let (password, generated) = match env(["CELLS_ADMIN_PASSWORD", "PYDIO_ADMIN_USER_PASSWORD"]) {
+        Some(password) => (password, false),
+        None => {
+            let mut bytes = [0u8; 12];
+            aws_lc_rs::rand::fill(&mut bytes).expect("the system random generator works");
+            (hex::encode(bytes), true)
+        }
+    };
+    let spec = UserSpec {
+        login: &login,
+        password: &password,
+        profile: Profile::Admin,
+        display_name: "Administrator",
+        email: "",
+    };
+    match create_user(app, spec).await {
+        Ok(_) => {}
+        // Another node created the first user at the same moment.
+        Err(Error::Conflict(_)) => return Ok(()),
+        Err(error) => anyhow::bail!("cannot create the admin user {login:?}: {error}"),
+    }
+    if generated {
+        println!(
+            "Created the administrator {login:?} with the generated password: {password}\n\
+             It is shown only this once. Change it with: cells admin user set-password -u {login} -p NEW"
+        );
+    } else {
+        tracing::info!(%login, "created the administrator from the environment");
+    }
+    Ok(())
+}

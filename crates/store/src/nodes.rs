@@ -1,0 +1,319 @@
+//! The file tree: nodes with a stable UUID, a parent and a name, under workspace roots.
+//!
+//! A root is a node without parent; its name is its key (`common-files`, or `personal:<user id>`
+//! with `owner_id` set). Rename and move change `parent_id`/`name` only, so a node's UUID never
+//! changes. Names are unique per parent (exact bytes, no case folding); the caller validates them.
+
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use crate::{Result, Store, StoreError, now, on_conflict};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    Collection,
+    Leaf,
+}
+
+impl NodeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::Collection => "COLLECTION",
+            NodeKind::Leaf => "LEAF",
+        }
+    }
+}
+
+#[derive(Debug, Clone, FromRow)]
+struct NodeRow {
+    id: String,
+    parent_id: Option<String>,
+    name: String,
+    kind: String,
+    size: i64,
+    mtime: i64,
+    etag: String,
+    blob_id: Option<String>,
+    owner_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub id: Uuid,
+    pub parent_id: Option<Uuid>,
+    pub name: String,
+    pub kind: NodeKind,
+    pub size: i64,
+    pub mtime: i64,
+    pub etag: String,
+    pub blob_id: Option<String>,
+    /// Set on personal roots only.
+    pub owner_id: Option<Uuid>,
+}
+
+impl Node {
+    pub fn is_collection(&self) -> bool {
+        self.kind == NodeKind::Collection
+    }
+}
+
+impl TryFrom<NodeRow> for Node {
+    type Error = StoreError;
+    fn try_from(row: NodeRow) -> Result<Node> {
+        let corrupt = |what: &str| {
+            StoreError::Database(sqlx::Error::Decode(
+                format!("nodes.{what} of {} is invalid", row.id).into(),
+            ))
+        };
+        let uuid = |text: &str, what: &str| Uuid::parse_str(text).map_err(|_| corrupt(what));
+        Ok(Node {
+            id: uuid(&row.id, "id")?,
+            parent_id: row.parent_id.as_deref().map(|p| uuid(p, "parent_id")).transpose()?,
+            owner_id: row.owner_id.as_deref().map(|o| uuid(o, "owner_id")).transpose()?,
+            kind: match row.kind.as_str() {
+                "COLLECTION" => NodeKind::Collection,
+                "LEAF" => NodeKind::Leaf,
+                _ => return Err(corrupt("kind")),
+            },
+            name: row.name,
+            size: row.size,
+            mtime: row.mtime,
+            etag: row.etag,
+            blob_id: row.blob_id,
+        })
+    }
+}
+
+pub struct NewNode<'a> {
+    pub parent_id: Uuid,
+    pub name: &'a str,
+    pub kind: NodeKind,
+    pub size: i64,
+    pub etag: &'a str,
+    pub blob_id: Option<&'a str>,
+    pub mtime: i64,
+}
+
+const COLUMNS: &str = "id, parent_id, name, kind, size, mtime, etag, blob_id, owner_id";
+
+/// The ids of a node and of everything below it.
+const SUBTREE: &str = "WITH RECURSIVE sub(id) AS (SELECT id FROM nodes WHERE id = $1 \
+                       UNION ALL SELECT n.id FROM nodes n JOIN sub ON n.parent_id = sub.id)";
+
+fn convert(rows: Vec<NodeRow>) -> Result<Vec<Node>> {
+    rows.into_iter().map(Node::try_from).collect()
+}
+
+impl Store {
+    /// The root named `key`, created on first use.
+    pub async fn ensure_root(&self, key: &str, owner: Option<Uuid>) -> Result<Node> {
+        if let Some(root) = self.find_root(key).await? {
+            return Ok(root);
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO nodes (id, parent_id, name, kind, size, mtime, etag, owner_id, created_at) \
+             VALUES ($1, NULL, $2, 'COLLECTION', 0, $3, '', $4, $3)",
+        )
+        .bind(Uuid::new_v4().to_string())
+        .bind(key)
+        .bind(now())
+        .bind(owner.map(|o| o.to_string()))
+        .execute(self.pool())
+        .await
+        .map_err(on_conflict);
+        // Another process may have created it between our read and our insert.
+        match inserted {
+            Ok(_) | Err(StoreError::Conflict(_)) => {}
+            Err(other) => return Err(other),
+        }
+        self.find_root(key).await?.ok_or(StoreError::NotFound)
+    }
+
+    pub async fn find_root(&self, key: &str) -> Result<Option<Node>> {
+        let row: Option<NodeRow> = sqlx::query_as(sql!(
+            "SELECT {COLUMNS} FROM nodes WHERE parent_id IS NULL AND name = $1"
+        ))
+        .bind(key)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(Node::try_from).transpose()
+    }
+
+    pub async fn find_node(&self, id: Uuid) -> Result<Option<Node>> {
+        let row: Option<NodeRow> =
+            sqlx::query_as(sql!("SELECT {COLUMNS} FROM nodes WHERE id = $1"))
+                .bind(id.to_string())
+                .fetch_optional(self.pool())
+                .await?;
+        row.map(Node::try_from).transpose()
+    }
+
+    /// Walk `names` down from `root`. Returns the nodes found, root first; the walk stops at the
+    /// first missing name, so a result shorter than `names.len() + 1` means "not found there".
+    pub async fn walk(&self, root: &Node, names: &[&str]) -> Result<Vec<Node>> {
+        let mut conn = self.pool().acquire().await?;
+        let mut chain = Vec::with_capacity(names.len() + 1);
+        chain.push(root.clone());
+        for name in names {
+            let parent = chain.last().map(|n: &Node| n.id).unwrap_or(root.id);
+            let row: Option<NodeRow> = sqlx::query_as(sql!(
+                "SELECT {COLUMNS} FROM nodes WHERE parent_id = $1 AND name = $2"
+            ))
+            .bind(parent.to_string())
+            .bind(*name)
+            .fetch_optional(&mut *conn)
+            .await?;
+            match row {
+                Some(row) => chain.push(row.try_into()?),
+                None => break,
+            }
+        }
+        Ok(chain)
+    }
+
+    /// The node and its ancestors, root first; empty when the node does not exist.
+    pub async fn ancestry(&self, id: Uuid) -> Result<Vec<Node>> {
+        let rows: Vec<NodeRow> = sqlx::query_as(sql!(
+            "WITH RECURSIVE up(id, parent_id, depth) AS ( \
+                SELECT id, parent_id, 0 FROM nodes WHERE id = $1 \
+                UNION ALL SELECT n.id, n.parent_id, up.depth + 1 FROM nodes n \
+                JOIN up ON n.id = up.parent_id) \
+             SELECT {} FROM nodes JOIN up ON nodes.id = up.id ORDER BY up.depth DESC",
+            COLUMNS
+                .split(", ")
+                .map(|c| format!("nodes.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .bind(id.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        convert(rows)
+    }
+
+    pub async fn list_children(&self, parent: Uuid) -> Result<Vec<Node>> {
+        let rows: Vec<NodeRow> = sqlx::query_as(sql!(
+            "SELECT {COLUMNS} FROM nodes WHERE parent_id = $1 ORDER BY name"
+        ))
+        .bind(parent.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        convert(rows)
+    }
+
+    /// Insert a node; `Conflict` when the parent already has a child of that name.
+    pub async fn create_node(&self, new: NewNode<'_>) -> Result<Node> {
+        let row: NodeRow = sqlx::query_as(sql!(
+            "INSERT INTO nodes (id, parent_id, name, kind, size, mtime, etag, blob_id, owner_id, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9) RETURNING {COLUMNS}"
+        ))
+        .bind(Uuid::new_v4().to_string())
+        .bind(new.parent_id.to_string())
+        .bind(new.name)
+        .bind(new.kind.as_str())
+        .bind(new.size)
+        .bind(new.mtime)
+        .bind(new.etag)
+        .bind(new.blob_id)
+        .bind(now())
+        .fetch_one(self.pool())
+        .await
+        .map_err(on_conflict)?;
+        row.try_into()
+    }
+
+    /// Point an existing file at new content. Returns the updated node and the blob it
+    /// replaced (to delete after the commit). `NotFound` if the node is gone or is a folder.
+    pub async fn replace_content(
+        &self,
+        id: Uuid,
+        blob_id: &str,
+        size: i64,
+        etag: &str,
+        mtime: i64,
+    ) -> Result<(Node, Option<String>)> {
+        let mut tx = self.pool().begin().await?;
+        let old: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT blob_id FROM nodes WHERE id = $1 AND kind = 'LEAF'")
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((old_blob,)) = old else {
+            return Err(StoreError::NotFound);
+        };
+        let row: NodeRow = sqlx::query_as(sql!(
+            "UPDATE nodes SET blob_id = $2, size = $3, etag = $4, mtime = $5 WHERE id = $1 \
+             RETURNING {COLUMNS}"
+        ))
+        .bind(id.to_string())
+        .bind(blob_id)
+        .bind(size)
+        .bind(etag)
+        .bind(mtime)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((row.try_into()?, old_blob))
+    }
+
+    /// Move and/or rename a node. The caller makes sure `new_parent` is not inside the node.
+    pub async fn move_node(&self, id: Uuid, new_parent: Uuid, new_name: &str) -> Result<Node> {
+        let row: Option<NodeRow> = sqlx::query_as(sql!(
+            "UPDATE nodes SET parent_id = $2, name = $3 WHERE id = $1 AND parent_id IS NOT NULL \
+             RETURNING {COLUMNS}"
+        ))
+        .bind(id.to_string())
+        .bind(new_parent.to_string())
+        .bind(new_name)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(on_conflict)?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    /// Set a node's modification time (seconds).
+    pub async fn set_mtime(&self, id: Uuid, mtime: i64) -> Result<()> {
+        sqlx::query("UPDATE nodes SET mtime = $2 WHERE id = $1")
+            .bind(id.to_string())
+            .bind(mtime)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Delete a node and everything below it. Returns the blob ids they referenced, for the
+    /// caller to remove after the commit. Roots cannot be deleted this way.
+    pub async fn delete_subtree(&self, id: Uuid) -> Result<Vec<String>> {
+        let mut tx = self.pool().begin().await?;
+        let blobs: Vec<(String,)> = sqlx::query_as(sql!(
+            "{SUBTREE} SELECT blob_id FROM nodes WHERE id IN (SELECT id FROM sub) \
+             AND blob_id IS NOT NULL"
+        ))
+        .bind(id.to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+        let is_inner: Option<(i64,)> =
+            sqlx::query_as("SELECT 1 FROM nodes WHERE id = $1 AND parent_id IS NOT NULL")
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if is_inner.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query(sql!("DELETE FROM nodes WHERE id IN ({SUBTREE} SELECT id FROM sub)"))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(blobs.into_iter().map(|(blob,)| blob).collect())
+    }
+
+    /// Every blob id a node refers to: what the blob store must keep.
+    pub async fn referenced_blobs(&self) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT blob_id FROM nodes WHERE blob_id IS NOT NULL")
+                .fetch_all(self.pool())
+                .await?;
+        Ok(rows.into_iter().map(|(blob,)| blob).collect())
+    }
+}

@@ -1,0 +1,273 @@
+//! Users: login, profile, password hash, lock state and the failed-login counter.
+//!
+//! The failed-login counter is only ever changed by single atomic statements, so concurrent
+//! wrong passwords are each counted exactly once.
+
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use crate::{Result, Store, StoreError, now, on_conflict};
+
+/// What a user may do beyond their own files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Admin,
+    Standard,
+}
+
+impl Profile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Admin => "admin",
+            Profile::Standard => "standard",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Profile> {
+        match text {
+            "admin" => Some(Profile::Admin),
+            "standard" => Some(Profile::Standard),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, FromRow)]
+struct UserRow {
+    id: String,
+    login: String,
+    display_name: String,
+    email: String,
+    profile: String,
+    password_hash: String,
+    locked: i64,
+    failed_logins: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: Uuid,
+    pub login: String,
+    pub display_name: String,
+    pub email: String,
+    pub profile: Profile,
+    /// PHC string (Argon2id) or a legacy Cells PBKDF2 string. Never logged.
+    pub password_hash: String,
+    pub locked: bool,
+    pub failed_logins: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+    fn try_from(row: UserRow) -> Result<User> {
+        let corrupt = |what: &str| {
+            StoreError::Database(sqlx::Error::Decode(
+                format!("users.{what} of {} is invalid", row.login).into(),
+            ))
+        };
+        Ok(User {
+            id: Uuid::parse_str(&row.id).map_err(|_| corrupt("id"))?,
+            profile: Profile::parse(&row.profile).ok_or_else(|| corrupt("profile"))?,
+            login: row.login,
+            display_name: row.display_name,
+            email: row.email,
+            password_hash: row.password_hash,
+            locked: row.locked != 0,
+            failed_logins: row.failed_logins,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+pub struct NewUser<'a> {
+    pub login: &'a str,
+    pub display_name: &'a str,
+    pub email: &'a str,
+    pub profile: Profile,
+    pub password_hash: &'a str,
+}
+
+/// The outcome of counting one failed login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureCount {
+    pub failed_logins: i64,
+    pub locked: bool,
+}
+
+const COLUMNS: &str = "id, login, display_name, email, profile, password_hash, locked, \
+                       failed_logins, created_at, updated_at";
+
+impl Store {
+    /// Insert a user; `Conflict` when the login is taken.
+    pub async fn create_user(&self, new: NewUser<'_>) -> Result<User> {
+        let id = Uuid::new_v4();
+        let at = now();
+        let row: UserRow = sqlx::query_as(sql!(
+            "INSERT INTO users (id, login, display_name, email, profile, password_hash, locked, \
+             failed_logins, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, $7) \
+             RETURNING {COLUMNS}"
+        ))
+        .bind(id.to_string())
+        .bind(new.login)
+        .bind(new.display_name)
+        .bind(new.email)
+        .bind(new.profile.as_str())
+        .bind(new.password_hash)
+        .bind(at)
+        .fetch_one(self.pool())
+        .await
+        .map_err(on_conflict)?;
+        row.try_into()
+    }
+
+    pub async fn find_user_by_login(&self, login: &str) -> Result<Option<User>> {
+        let row: Option<UserRow> =
+            sqlx::query_as(sql!("SELECT {COLUMNS} FROM users WHERE login = $1"))
+                .bind(login)
+                .fetch_optional(self.pool())
+                .await?;
+        row.map(User::try_from).transpose()
+    }
+
+    pub async fn find_user(&self, id: Uuid) -> Result<Option<User>> {
+        let row: Option<UserRow> =
+            sqlx::query_as(sql!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+                .bind(id.to_string())
+                .fetch_optional(self.pool())
+                .await?;
+        row.map(User::try_from).transpose()
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<User>> {
+        let rows: Vec<UserRow> =
+            sqlx::query_as(sql!("SELECT {COLUMNS} FROM users ORDER BY login"))
+                .fetch_all(self.pool())
+                .await?;
+        rows.into_iter().map(User::try_from).collect()
+    }
+
+    pub async fn count_users(&self) -> Result<i64> {
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(count)
+    }
+
+    /// Change display name, email and profile; `NotFound` when the user is gone.
+    pub async fn update_user(
+        &self,
+        id: Uuid,
+        display_name: &str,
+        email: &str,
+        profile: Profile,
+    ) -> Result<User> {
+        let row: Option<UserRow> = sqlx::query_as(sql!(
+            "UPDATE users SET display_name = $2, email = $3, profile = $4, updated_at = $5 \
+             WHERE id = $1 RETURNING {COLUMNS}"
+        ))
+        .bind(id.to_string())
+        .bind(display_name)
+        .bind(email)
+        .bind(profile.as_str())
+        .bind(now())
+        .fetch_optional(self.pool())
+        .await?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    /// Replace the password hash; also clears the failed-login counter.
+    pub async fn set_password_hash(&self, id: Uuid, password_hash: &str) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE users SET password_hash = $2, failed_logins = 0, updated_at = $3 WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(password_hash)
+        .bind(now())
+        .execute(self.pool())
+        .await?;
+        found(done.rows_affected())
+    }
+
+    /// Lock or unlock; unlocking also clears the failed-login counter.
+    pub async fn set_locked(&self, id: Uuid, locked: bool) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE users SET locked = $2, \
+             failed_logins = CASE WHEN $2 = 0 THEN 0 ELSE failed_logins END, \
+             updated_at = $3 WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(i64::from(locked))
+        .bind(now())
+        .execute(self.pool())
+        .await?;
+        found(done.rows_affected())
+    }
+
+    /// Count one failed login and lock the account when it reaches `lock_after`, atomically.
+    pub async fn record_login_failure(&self, id: Uuid, lock_after: i64) -> Result<FailureCount> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "UPDATE users SET failed_logins = failed_logins + 1, \
+             locked = CASE WHEN failed_logins + 1 >= $2 THEN 1 ELSE locked END \
+             WHERE id = $1 RETURNING failed_logins, locked",
+        )
+        .bind(id.to_string())
+        .bind(lock_after)
+        .fetch_optional(self.pool())
+        .await?;
+        let (failed_logins, locked) = row.ok_or(StoreError::NotFound)?;
+        Ok(FailureCount { failed_logins, locked: locked != 0 })
+    }
+
+    /// Reset the failed-login counter after a good password; writes only when it is not zero.
+    pub async fn record_login_success(&self, id: Uuid) -> Result<()> {
+        sqlx::query("UPDATE users SET failed_logins = 0 WHERE id = $1 AND failed_logins <> 0")
+            .bind(id.to_string())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Delete a user with their personal tree and tokens. Returns the blob ids that were
+    /// referenced by the deleted nodes, for the caller to remove after the commit.
+    pub async fn delete_user(&self, id: Uuid) -> Result<Vec<String>> {
+        let mut tx = self.pool().begin().await?;
+        let blobs: Vec<(String,)> = sqlx::query_as(
+            "WITH RECURSIVE sub(id) AS ( \
+                SELECT id FROM nodes WHERE parent_id IS NULL AND owner_id = $1 \
+                UNION ALL SELECT n.id FROM nodes n JOIN sub ON n.parent_id = sub.id) \
+             SELECT blob_id FROM nodes WHERE id IN (SELECT id FROM sub) AND blob_id IS NOT NULL",
+        )
+        .bind(id.to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM nodes WHERE id IN (WITH RECURSIVE sub(id) AS ( \
+                SELECT id FROM nodes WHERE parent_id IS NULL AND owner_id = $1 \
+                UNION ALL SELECT n.id FROM nodes n JOIN sub ON n.parent_id = sub.id) \
+             SELECT id FROM sub)",
+        )
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM tokens WHERE user_id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        found(done.rows_affected())?;
+        tx.commit().await?;
+        Ok(blobs.into_iter().map(|(blob,)| blob).collect())
+    }
+}
+
+fn found(rows_affected: u64) -> Result<()> {
+    if rows_affected == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+}
