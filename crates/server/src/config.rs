@@ -32,6 +32,10 @@ pub struct Config {
     pub sftp_bind: String,
     /// Public base URL, without a trailing slash.
     pub external_url: String,
+    /// First administrator, created when the database has no user yet.
+    pub admin_login: String,
+    /// Its password; `None` generates one and prints it once.
+    pub admin_password: Option<String>,
     /// The whole `pydio.json`, for the sections other modules read (OAuth clients, lifespans).
     pub file: Value,
 }
@@ -45,11 +49,16 @@ impl Config {
         let data_dir = data_dir
             .canonicalize()
             .with_context(|| format!("cannot resolve data dir {}", data_dir.display()))?;
-        let config_file = overrides.config_file.unwrap_or_else(|| data_dir.join("pydio.json"));
+        let config_file = overrides
+            .config_file
+            .unwrap_or_else(|| data_dir.join("pydio.json"));
         let file = read_json(&config_file)?;
         let key = |name: &str| file.get(name).and_then(Value::as_str).map(str::to_string);
 
-        let bind = overrides.bind.or_else(|| key("bind")).unwrap_or_else(|| DEFAULT_BIND.into());
+        let bind = overrides
+            .bind
+            .or_else(|| key("bind"))
+            .unwrap_or_else(|| DEFAULT_BIND.into());
         let sftp_bind = overrides
             .sftp_bind
             .or_else(|| key("sftp-bind"))
@@ -66,7 +75,25 @@ impl Config {
             .database_url
             .or_else(|| key("database-url"))
             .unwrap_or_else(|| sqlite_url(&data_dir.join("cells.db")));
-        Ok(Config { data_dir, config_file, database_url, bind, sftp_bind, external_url, file })
+        let env = |names: [&str; 2]| {
+            names
+                .iter()
+                .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        };
+        let admin_login =
+            env(["CELLS_ADMIN_LOGIN", "PYDIO_ADMIN_USER_LOGIN"]).unwrap_or_else(|| "admin".into());
+        let admin_password = env(["CELLS_ADMIN_PASSWORD", "PYDIO_ADMIN_USER_PASSWORD"]);
+        Ok(Config {
+            data_dir,
+            config_file,
+            database_url,
+            bind,
+            sftp_bind,
+            external_url,
+            admin_login,
+            admin_password,
+            file,
+        })
     }
 
     pub fn blobs_dir(&self) -> PathBuf {

@@ -38,7 +38,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Error {
-        Error::Invalid { field: field.into(), reason: reason.into() }
+        Error::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 
     pub fn internal(cause: impl Into<anyhow::Error>) -> Error {

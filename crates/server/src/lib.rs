@@ -49,7 +49,13 @@ impl App {
             .with_context(|| format!("cannot open the blob store in {}", config.blobs_dir().display()))?;
         let tree = Tree::new(store.clone(), Arc::new(blobs));
         let auth = Authenticator::new(store.clone(), PatKey::new(&pat_key));
-        Ok(Arc::new(App { config, store, auth, tree, started_at: cells_store::now() }))
+        Ok(Arc::new(App {
+            config,
+            store,
+            auth,
+            tree,
+            started_at: cells_store::now(),
+        }))
     }
 }
 
@@ -67,8 +73,11 @@ impl Server {
         users::bootstrap_admin(&app).await?;
         let report = app.tree.sweep().await.context("cannot clean the blob store")?;
         if report.temp_files + report.orphan_blobs > 0 {
-            tracing::info!(temp_files = report.temp_files, orphan_blobs = report.orphan_blobs,
-                "removed unfinished uploads");
+            tracing::info!(
+                temp_files = report.temp_files,
+                orphan_blobs = report.orphan_blobs,
+                "removed unfinished uploads"
+            );
         }
         let listener = TcpListener::bind(&app.config.bind)
             .await
@@ -85,13 +94,16 @@ impl Server {
         let app = self.app;
         let background = tokio::spawn(background_jobs(app.clone()));
         let router = http::router(app.clone());
-        tracing::info!(address = %self.listener.local_addr()?, external_url = %app.config.external_url,
-            "cells is serving HTTP");
+        // One plain line on stdout, for people and for scripts that started us on port 0.
+        println!("cells: listening on http://{}", self.listener.local_addr()?);
         // TCP_NODELAY: small responses leave at once instead of waiting on delayed ACKs.
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
         .with_graceful_shutdown(shutdown)
         .await
         .context("HTTP server failed")?;

@@ -52,13 +52,18 @@ pub async fn create_user(app: &App, spec: UserSpec<'_>) -> Result<User> {
             StoreError::Conflict(_) => Error::Conflict(format!("user {} already exists", spec.login)),
             other => other.into(),
         })?;
-    app.store.ensure_root(&personal_root_key(user.id), Some(user.id)).await?;
+    app.store
+        .ensure_root(&personal_root_key(user.id), Some(user.id))
+        .await?;
     Ok(user)
 }
 
 fn check_text(field: &str, value: &str) -> Result<()> {
     if value.chars().count() > 256 || value.chars().any(char::is_control) {
-        return Err(Error::invalid(field, "at most 256 characters, no control characters"));
+        return Err(Error::invalid(
+            field,
+            "at most 256 characters, no control characters",
+        ));
     }
     Ok(())
 }
@@ -79,7 +84,10 @@ pub async fn update_user(
 ) -> Result<User> {
     check_text("display_name", display_name)?;
     check_text("email", email)?;
-    let updated = app.store.update_user(user.id, display_name, email, profile).await?;
+    let updated = app
+        .store
+        .update_user(user.id, display_name, email, profile)
+        .await?;
     app.auth.forget_user(user.id);
     Ok(updated)
 }
@@ -116,9 +124,8 @@ pub async fn bootstrap_admin(app: &App) -> anyhow::Result<()> {
     if app.store.count_users().await? > 0 {
         return Ok(());
     }
-    let env = |names: [&str; 2]| names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()));
-    let login = env(["CELLS_ADMIN_LOGIN", "PYDIO_ADMIN_USER_LOGIN"]).unwrap_or_else(|| "admin".into());
-    let (password, generated) = match env(["CELLS_ADMIN_PASSWORD", "PYDIO_ADMIN_USER_PASSWORD"]) {
+    let login = app.config.admin_login.clone();
+    let (password, generated) = match app.config.admin_password.clone() {
         Some(password) => (password, false),
         None => {
             let mut bytes = [0u8; 12];

@@ -57,11 +57,10 @@ async fn apply_pending(backend: Backend, conn: &mut sqlx::AnyConnection) -> Resu
     .await?;
     for migration in MIGRATIONS {
         let mut tx = conn.begin().await?;
-        let done: Option<(i64,)> =
-            sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
-                .bind(migration.version)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let done: Option<(i64,)> = sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
+            .bind(migration.version)
+            .fetch_optional(&mut *tx)
+            .await?;
         if done.is_some() {
             continue;
         }
@@ -77,7 +76,11 @@ async fn apply_pending(backend: Backend, conn: &mut sqlx::AnyConnection) -> Resu
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        tracing::info!(version = migration.version, name = migration.name, "applied migration");
+        tracing::info!(
+            version = migration.version,
+            name = migration.name,
+            "applied migration"
+        );
     }
     Ok(())
 }

@@ -68,7 +68,11 @@ impl TryFrom<NodeRow> for Node {
         let uuid = |text: &str, what: &str| Uuid::parse_str(text).map_err(|_| corrupt(what));
         Ok(Node {
             id: uuid(&row.id, "id")?,
-            parent_id: row.parent_id.as_deref().map(|p| uuid(p, "parent_id")).transpose()?,
+            parent_id: row
+                .parent_id
+                .as_deref()
+                .map(|p| uuid(p, "parent_id"))
+                .transpose()?,
             owner_id: row.owner_id.as_deref().map(|o| uuid(o, "owner_id")).transpose()?,
             kind: match row.kind.as_str() {
                 "COLLECTION" => NodeKind::Collection,
@@ -140,11 +144,10 @@ impl Store {
     }
 
     pub async fn find_node(&self, id: Uuid) -> Result<Option<Node>> {
-        let row: Option<NodeRow> =
-            sqlx::query_as(sql!("SELECT {COLUMNS} FROM nodes WHERE id = $1"))
-                .bind(id.to_string())
-                .fetch_optional(self.pool())
-                .await?;
+        let row: Option<NodeRow> = sqlx::query_as(sql!("SELECT {COLUMNS} FROM nodes WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(self.pool())
+            .await?;
         row.map(Node::try_from).transpose()
     }
 
@@ -300,20 +303,21 @@ impl Store {
         if is_inner.is_none() {
             return Err(StoreError::NotFound);
         }
-        sqlx::query(sql!("DELETE FROM nodes WHERE id IN ({SUBTREE} SELECT id FROM sub)"))
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(sql!(
+            "DELETE FROM nodes WHERE id IN ({SUBTREE} SELECT id FROM sub)"
+        ))
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(blobs.into_iter().map(|(blob,)| blob).collect())
     }
 
     /// Every blob id a node refers to: what the blob store must keep.
     pub async fn referenced_blobs(&self) -> Result<Vec<String>> {
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT blob_id FROM nodes WHERE blob_id IS NOT NULL")
-                .fetch_all(self.pool())
-                .await?;
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT blob_id FROM nodes WHERE blob_id IS NOT NULL")
+            .fetch_all(self.pool())
+            .await?;
         Ok(rows.into_iter().map(|(blob,)| blob).collect())
     }
 }

@@ -147,11 +147,10 @@ impl Store {
     }
 
     pub async fn find_token(&self, id: Uuid) -> Result<Option<Token>> {
-        let row: Option<TokenRow> =
-            sqlx::query_as(sql!("SELECT {COLUMNS} FROM tokens WHERE id = $1"))
-                .bind(id.to_string())
-                .fetch_optional(self.pool())
-                .await?;
+        let row: Option<TokenRow> = sqlx::query_as(sql!("SELECT {COLUMNS} FROM tokens WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(self.pool())
+            .await?;
         row.map(Token::try_from).transpose()
     }
 
@@ -178,11 +177,9 @@ impl Store {
                 .await?
             }
             None => {
-                sqlx::query_as(sql!(
-                    "SELECT {COLUMNS} FROM tokens ORDER BY created_at DESC, id"
-                ))
-                .fetch_all(self.pool())
-                .await?
+                sqlx::query_as(sql!("SELECT {COLUMNS} FROM tokens ORDER BY created_at DESC, id"))
+                    .fetch_all(self.pool())
+                    .await?
             }
         };
         rows.into_iter().map(Token::try_from).collect()

@@ -126,28 +126,25 @@ impl Store {
     }
 
     pub async fn find_user_by_login(&self, login: &str) -> Result<Option<User>> {
-        let row: Option<UserRow> =
-            sqlx::query_as(sql!("SELECT {COLUMNS} FROM users WHERE login = $1"))
-                .bind(login)
-                .fetch_optional(self.pool())
-                .await?;
+        let row: Option<UserRow> = sqlx::query_as(sql!("SELECT {COLUMNS} FROM users WHERE login = $1"))
+            .bind(login)
+            .fetch_optional(self.pool())
+            .await?;
         row.map(User::try_from).transpose()
     }
 
     pub async fn find_user(&self, id: Uuid) -> Result<Option<User>> {
-        let row: Option<UserRow> =
-            sqlx::query_as(sql!("SELECT {COLUMNS} FROM users WHERE id = $1"))
-                .bind(id.to_string())
-                .fetch_optional(self.pool())
-                .await?;
+        let row: Option<UserRow> = sqlx::query_as(sql!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(self.pool())
+            .await?;
         row.map(User::try_from).transpose()
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>> {
-        let rows: Vec<UserRow> =
-            sqlx::query_as(sql!("SELECT {COLUMNS} FROM users ORDER BY login"))
-                .fetch_all(self.pool())
-                .await?;
+        let rows: Vec<UserRow> = sqlx::query_as(sql!("SELECT {COLUMNS} FROM users ORDER BY login"))
+            .fetch_all(self.pool())
+            .await?;
         rows.into_iter().map(User::try_from).collect()
     }
 
@@ -209,18 +206,23 @@ impl Store {
     }
 
     /// Count one failed login and lock the account when it reaches `lock_after`, atomically.
+    /// A locked account counts no further failures, so concurrent guesses stop at exactly
+    /// `lock_after`; `NotFound` then means "already locked" (or gone).
     pub async fn record_login_failure(&self, id: Uuid, lock_after: i64) -> Result<FailureCount> {
         let row: Option<(i64, i64)> = sqlx::query_as(
             "UPDATE users SET failed_logins = failed_logins + 1, \
              locked = CASE WHEN failed_logins + 1 >= $2 THEN 1 ELSE locked END \
-             WHERE id = $1 RETURNING failed_logins, locked",
+             WHERE id = $1 AND locked = 0 RETURNING failed_logins, locked",
         )
         .bind(id.to_string())
         .bind(lock_after)
         .fetch_optional(self.pool())
         .await?;
         let (failed_logins, locked) = row.ok_or(StoreError::NotFound)?;
-        Ok(FailureCount { failed_logins, locked: locked != 0 })
+        Ok(FailureCount {
+            failed_logins,
+            locked: locked != 0,
+        })
     }
 
     /// Reset the failed-login counter after a good password; writes only when it is not zero.
@@ -269,5 +271,9 @@ impl Store {
 }
 
 fn found(rows_affected: u64) -> Result<()> {
-    if rows_affected == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    if rows_affected == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
 }

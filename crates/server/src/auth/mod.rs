@@ -128,13 +128,20 @@ impl Authenticator {
     }
 
     /// Basic-auth credentials: the password of `login`, or a personal access token of `login`.
-    pub async fn authenticate_password(&self, login: &str, secret: &str, client: Client) -> Result<Principal> {
+    pub async fn authenticate_password(
+        &self,
+        login: &str,
+        secret: &str,
+        client: Client,
+    ) -> Result<Principal> {
         self.throttle.check(client.address).map_err(Error::Throttled)?;
         if pat::looks_like_token(secret) {
             let principal = self.verify_token(secret, client).await?;
             if principal.login != login {
                 self.throttle.failed(client.address);
-                return Err(Error::Unauthenticated("this token belongs to another login".into()));
+                return Err(Error::Unauthenticated(
+                    "this token belongs to another login".into(),
+                ));
             }
             return Ok(principal);
         }
@@ -182,7 +189,16 @@ impl Authenticator {
         }
         if !self.hasher.verify(password, &user.password_hash).await? {
             self.throttle.failed(client.address);
-            let count = self.store.record_login_failure(user.id, LOCK_AFTER_FAILURES).await?;
+            let count = match self
+                .store
+                .record_login_failure(user.id, LOCK_AFTER_FAILURES)
+                .await
+            {
+                Ok(count) => count,
+                // Locked by a concurrent attempt meanwhile (or deleted).
+                Err(cells_store::StoreError::NotFound) => return Err(Error::Locked),
+                Err(other) => return Err(other.into()),
+            };
             tracing::info!(login = %user.login, failures = count.failed_logins, protocol = client.protocol,
                 address = %client.address, "failed login");
             if count.locked {
@@ -226,7 +242,14 @@ impl Authenticator {
                 cache.clear();
             }
         }
-        cache.insert(key, CachedPassword { user_id: user.id, verified_against: fingerprint, until: now + CACHE_TTL });
+        cache.insert(
+            key,
+            CachedPassword {
+                user_id: user.id,
+                verified_against: fingerprint,
+                until: now + CACHE_TTL,
+            },
+        );
     }
 
     /// Drop every cached credential of a user (password change, lock, delete).
@@ -248,7 +271,11 @@ impl Authenticator {
     async fn verify_token_inner(&self, value: &str, client: Client) -> Result<Principal> {
         // Checksum first: a forged or mistyped value costs no database access.
         let parsed = self.pat_key.parse(value).ok_or_else(bad_token)?;
-        let (token, user) = self.store.find_token_and_user(parsed.id).await?.ok_or_else(bad_token)?;
+        let (token, user) = self
+            .store
+            .find_token_and_user(parsed.id)
+            .await?
+            .ok_or_else(bad_token)?;
         if !parsed.matches(&token.secret_hash) {
             return Err(bad_token());
         }
@@ -260,10 +287,17 @@ impl Authenticator {
             return Err(Error::Locked);
         }
         let grants = self.resolve_scopes(&token).await?;
-        if let Some(due) = self.usage.record(&token, now, client.protocol, client.address.to_string()) {
+        if let Some(due) = self
+            .usage
+            .record(&token, now, client.protocol, client.address.to_string())
+        {
             self.usage.write(&self.store, vec![due]).await;
         }
-        Ok(Principal::from_user(&user, Via::PersonalToken { token_id: token.id }, grants))
+        Ok(Principal::from_user(
+            &user,
+            Via::PersonalToken { token_id: token.id },
+            grants,
+        ))
     }
 
     /// Scopes as grants on the current tree: a moved node is followed by its UUID; a deleted
@@ -272,12 +306,17 @@ impl Authenticator {
         if token.scopes.trim().is_empty() {
             return Ok(None);
         }
-        let scopes = Scope::parse_list(&token.scopes).map_err(|_| {
-            Error::internal(anyhow::anyhow!("token {} has unreadable scopes", token.id))
-        })?;
+        let scopes = Scope::parse_list(&token.scopes)
+            .map_err(|_| Error::internal(anyhow::anyhow!("token {} has unreadable scopes", token.id)))?;
         let mut grants = Vec::with_capacity(scopes.len());
         for scope in scopes {
-            let chain: Vec<Uuid> = self.store.ancestry(scope.node).await?.iter().map(|n| n.id).collect();
+            let chain: Vec<Uuid> = self
+                .store
+                .ancestry(scope.node)
+                .await?
+                .iter()
+                .map(|n| n.id)
+                .collect();
             if !chain.is_empty() {
                 grants.push(ScopeGrant { scope, chain });
             }
@@ -297,17 +336,26 @@ impl Authenticator {
         if let Some(cap) = request.max_lifetime
             && !(1..=MAX_TOKEN_SECONDS).contains(&cap)
         {
-            return Err(Error::invalid("max_lifetime", "must be between 1 second and 10 years"));
+            return Err(Error::invalid(
+                "max_lifetime",
+                "must be between 1 second and 10 years",
+            ));
         }
         if request.label.chars().count() > 256 || request.label.chars().any(char::is_control) {
-            return Err(Error::invalid("label", "at most 256 characters, no control characters"));
+            return Err(Error::invalid(
+                "label",
+                "at most 256 characters, no control characters",
+            ));
         }
         let owner = Principal::from_user(request.user, Via::Password, None);
         for scope in request.scopes {
             if tree.stat_by_id(&owner, scope.node).await.is_err() {
                 return Err(Error::invalid(
                     "scope",
-                    format!("node {} does not exist or is not accessible to {}", scope.node, request.user.login),
+                    format!(
+                        "node {} does not exist or is not accessible to {}",
+                        scope.node, request.user.login
+                    ),
                 ));
             }
         }

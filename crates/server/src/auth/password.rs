@@ -6,8 +6,8 @@
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use tokio::sync::Semaphore;
@@ -24,7 +24,9 @@ pub struct Hasher {
 
 impl Default for Hasher {
     fn default() -> Self {
-        Hasher { permits: Arc::new(Semaphore::new(2)) }
+        Hasher {
+            permits: Arc::new(Semaphore::new(2)),
+        }
     }
 }
 
@@ -74,7 +76,9 @@ fn hash_now(password: &str) -> Result<String> {
 fn verify_now(password: &str, stored: &str) -> bool {
     if stored.starts_with("$argon2") {
         return match PasswordHash::new(stored) {
-            Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+            Ok(parsed) => Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok(),
             Err(_) => false,
         };
     }
@@ -103,9 +107,9 @@ fn verify_cells_pbkdf2(password: &str, stored: &str) -> bool {
         return false;
     }
     let decoded_salt = STANDARD.decode(salt_text).unwrap_or_default();
-    [decoded_salt.as_slice(), salt_text.as_bytes()].iter().any(|salt| {
-        aws_lc_rs::pbkdf2::verify(algorithm, iterations, salt, password.as_bytes(), &key).is_ok()
-    })
+    [decoded_salt.as_slice(), salt_text.as_bytes()]
+        .iter()
+        .any(|salt| aws_lc_rs::pbkdf2::verify(algorithm, iterations, salt, password.as_bytes(), &key).is_ok())
 }
 
 #[cfg(test)]
@@ -123,14 +127,22 @@ mod tests {
     #[test]
     fn cells_legacy_pbkdf2_verifies() {
         // The vector of Cells' own hasher test (legacy salt: the base64 text itself).
-        let stored = "sha256:1000:Xx6Kf8nBRb/RnJJvZGMdgricbJFpZQlahrDOeWf/Ycw=:LlCexjaB6aWT3QuYoMz2YdbymCjPFo2V";
+        let stored =
+            "sha256:1000:Xx6Kf8nBRb/RnJJvZGMdgricbJFpZQlahrDOeWf/Ycw=:LlCexjaB6aWT3QuYoMz2YdbymCjPFo2V";
         assert!(verify_now("P@ssw0rd", stored));
         assert!(!verify_now("P@ssw0rD", stored));
     }
 
     #[test]
     fn malformed_hashes_never_match() {
-        for stored in ["", "x", "$argon2id$garbage", "sha256:0:a:b", "md5:1:a:b", "sha256:1000:!!:??"] {
+        for stored in [
+            "",
+            "x",
+            "$argon2id$garbage",
+            "sha256:0:a:b",
+            "md5:1:a:b",
+            "sha256:1000:!!:??",
+        ] {
             assert!(!verify_now("anything", stored), "{stored}");
         }
     }

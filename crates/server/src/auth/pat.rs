@@ -58,7 +58,10 @@ impl PatKey {
     pub fn mint(&self) -> (TokenValue, String) {
         let mut secret = [0u8; SECRET_LEN];
         rand::fill(&mut secret).expect("the system random generator works");
-        let value = TokenValue { id: Uuid::new_v4(), secret };
+        let value = TokenValue {
+            id: Uuid::new_v4(),
+            secret,
+        };
         let mut raw = Vec::with_capacity(RAW_LEN);
         raw.extend_from_slice(value.id.as_bytes());
         raw.extend_from_slice(&value.secret);

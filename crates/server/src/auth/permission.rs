@@ -76,7 +76,11 @@ pub fn decide(principal: &Principal, workspace: Workspace, chain: &[Uuid], acces
     if covered {
         // A write-only scope still lets the holder see the nodes it may write.
         return match access {
-            Access::Read if grants.iter().any(|g| chain.contains(&g.scope.node) && g.scope.write) => {
+            Access::Read
+                if grants
+                    .iter()
+                    .any(|g| chain.contains(&g.scope.node) && g.scope.write) =>
+            {
                 Decision::Traverse
             }
             _ => Decision::Forbidden,
@@ -130,7 +134,14 @@ mod tests {
     }
 
     fn grant(t: &Tree, read: bool, write: bool) -> ScopeGrant {
-        ScopeGrant { scope: Scope { node: t.a, read, write }, chain: vec![t.root, t.a] }
+        ScopeGrant {
+            scope: Scope {
+                node: t.a,
+                read,
+                write,
+            },
+            chain: vec![t.root, t.a],
+        }
     }
 
     #[test]
@@ -142,7 +153,10 @@ mod tests {
         for access in [Access::Read, Access::Write] {
             assert_eq!(decide(&me, own, &[t.root, t.a], access), Decision::Allow);
             assert_eq!(decide(&other, own, &[t.root, t.a], access), Decision::NotFound);
-            assert_eq!(decide(&other, Workspace::Common, &[t.common], access), Decision::Allow);
+            assert_eq!(
+                decide(&other, Workspace::Common, &[t.common], access),
+                Decision::Allow
+            );
         }
     }
 
@@ -152,13 +166,22 @@ mod tests {
         let ws = Workspace::Personal { owner: t.owner };
         let p = principal(t.owner, Some(vec![grant(&t, true, false)]));
         assert_eq!(decide(&p, ws, &[t.root, t.a], Access::Read), Decision::Allow);
-        assert_eq!(decide(&p, ws, &[t.root, t.a, t.a_file], Access::Read), Decision::Allow);
-        assert_eq!(decide(&p, ws, &[t.root, t.a, t.a_file], Access::Write), Decision::Forbidden);
+        assert_eq!(
+            decide(&p, ws, &[t.root, t.a, t.a_file], Access::Read),
+            Decision::Allow
+        );
+        assert_eq!(
+            decide(&p, ws, &[t.root, t.a, t.a_file], Access::Write),
+            Decision::Forbidden
+        );
         assert_eq!(decide(&p, ws, &[t.root], Access::Read), Decision::Traverse);
         assert_eq!(decide(&p, ws, &[t.root], Access::Write), Decision::Forbidden);
         assert_eq!(decide(&p, ws, &[t.root, t.b], Access::Read), Decision::NotFound);
         assert_eq!(decide(&p, ws, &[t.root, t.b], Access::Write), Decision::NotFound);
-        assert_eq!(decide(&p, Workspace::Common, &[t.common], Access::Read), Decision::NotFound);
+        assert_eq!(
+            decide(&p, Workspace::Common, &[t.common], Access::Read),
+            Decision::NotFound
+        );
     }
 
     #[test]
@@ -166,7 +189,10 @@ mod tests {
         let t = tree();
         let ws = Workspace::Personal { owner: t.owner };
         let p = principal(t.owner, Some(vec![grant(&t, true, true)]));
-        assert_eq!(decide(&p, ws, &[t.root, t.a, t.a_file], Access::Write), Decision::Allow);
+        assert_eq!(
+            decide(&p, ws, &[t.root, t.a, t.a_file], Access::Write),
+            Decision::Allow
+        );
         assert_eq!(decide(&p, ws, &[t.root], Access::Write), Decision::Forbidden);
         assert_eq!(decide(&p, ws, &[t.root, t.b], Access::Write), Decision::NotFound);
     }
@@ -176,8 +202,14 @@ mod tests {
         let t = tree();
         let ws = Workspace::Personal { owner: t.owner };
         let p = principal(t.owner, Some(vec![grant(&t, false, true)]));
-        assert_eq!(decide(&p, ws, &[t.root, t.a, t.a_file], Access::Write), Decision::Allow);
-        assert_eq!(decide(&p, ws, &[t.root, t.a, t.a_file], Access::Read), Decision::Traverse);
+        assert_eq!(
+            decide(&p, ws, &[t.root, t.a, t.a_file], Access::Write),
+            Decision::Allow
+        );
+        assert_eq!(
+            decide(&p, ws, &[t.root, t.a, t.a_file], Access::Read),
+            Decision::Traverse
+        );
     }
 
     #[test]

@@ -19,7 +19,10 @@ impl Scope {
     /// Parse one scope string; the error says what is wrong with it.
     pub fn parse(text: &str) -> Result<Scope> {
         let bad = |reason: &str| {
-            Error::invalid("scope", format!("{text:?}: {reason}; expected node:NODE_UUID:r|w|rw"))
+            Error::invalid(
+                "scope",
+                format!("{text:?}: {reason}; expected node:NODE_UUID:r|w|rw"),
+            )
         };
         let mut parts = text.split(':');
         let (Some(kind), Some(node), Some(permission), None) =

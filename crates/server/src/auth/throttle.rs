@@ -33,7 +33,11 @@ impl Throttle {
         match entries.get(&address).and_then(|e| e.blocked_until) {
             Some(until) => {
                 let now = Instant::now();
-                if until > now { Err((until - now).as_secs().max(1)) } else { Ok(()) }
+                if until > now {
+                    Err((until - now).as_secs().max(1))
+                } else {
+                    Ok(())
+                }
             }
             None => Ok(()),
         }
@@ -55,7 +59,11 @@ impl Throttle {
             blocked_until: None,
         });
         if now.duration_since(entry.first_failure) >= WINDOW {
-            *entry = Entry { failures: 0, first_failure: now, blocked_until: None };
+            *entry = Entry {
+                failures: 0,
+                first_failure: now,
+                blocked_until: None,
+            };
         }
         entry.failures += 1;
         if entry.failures > FREE_FAILURES {

@@ -46,12 +46,21 @@ impl TokenUsage {
     /// computed and not yet written.
     pub fn effective_expiry(&self, token: &Token) -> i64 {
         let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let local = pending.get(&token.id).and_then(|p| p.expires_at).unwrap_or(i64::MIN);
+        let local = pending
+            .get(&token.id)
+            .and_then(|p| p.expires_at)
+            .unwrap_or(i64::MIN);
         token.expires_at.max(local)
     }
 
     /// Record one use at `now` (unix seconds). Returns the uses due for writing now, if any.
-    pub fn record(&self, token: &Token, now: i64, protocol: &'static str, address: String) -> Option<TokenUse> {
+    pub fn record(
+        &self,
+        token: &Token,
+        now: i64,
+        protocol: &'static str,
+        address: String,
+    ) -> Option<TokenUse> {
         let expires_at = (token.auto_refresh > 0).then(|| {
             let slid = now.saturating_add(token.auto_refresh);
             token.max_expires_at.map_or(slid, |cap| slid.min(cap))
@@ -88,7 +97,10 @@ impl TokenUsage {
             }
             // Keep clean entries for one more interval: they carry the unwritten expiry
             // until the database has it, and the time of the last write.
-            entry.dirty || entry.last_write.is_some_and(|at| at.elapsed() < entry.interval * 2)
+            entry.dirty
+                || entry
+                    .last_write
+                    .is_some_and(|at| at.elapsed() < entry.interval * 2)
         });
         out
     }
@@ -167,7 +179,9 @@ mod tests {
     fn first_use_is_written_then_coalesced() {
         let usage = TokenUsage::default();
         let t = token(600, 1_000);
-        let first = usage.record(&t, 500, "rest", "127.0.0.1".into()).expect("first use is due");
+        let first = usage
+            .record(&t, 500, "rest", "127.0.0.1".into())
+            .expect("first use is due");
         assert_eq!(first.expires_at, Some(1_100));
         for now in 501..600 {
             assert!(usage.record(&t, now, "rest", "127.0.0.1".into()).is_none());

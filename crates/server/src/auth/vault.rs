@@ -36,7 +36,9 @@ impl Vault {
 
     pub fn from_bytes(bytes: &[u8]) -> Vault {
         let unbound = UnboundKey::new(&AES_256_GCM, bytes).expect("32-byte AES key");
-        Vault { key: LessSafeKey::new(unbound) }
+        Vault {
+            key: LessSafeKey::new(unbound),
+        }
     }
 
     /// Encrypt `plain`, bound to `name` so a sealed value cannot be moved to another setting.
@@ -57,7 +59,9 @@ impl Vault {
     }
 
     pub fn unseal(&self, name: &str, sealed: &str) -> anyhow::Result<Vec<u8>> {
-        let body = sealed.strip_prefix(SEALED_PREFIX).context("unknown sealed format")?;
+        let body = sealed
+            .strip_prefix(SEALED_PREFIX)
+            .context("unknown sealed format")?;
         let mut data = STANDARD.decode(body).context("sealed value is not base64")?;
         if data.len() < NONCE_LEN {
             bail!("sealed value too short");
@@ -97,8 +101,7 @@ fn read_or_create_key_file(path: &Path) -> anyhow::Result<String> {
             let mut bytes = [0u8; 32];
             rand::fill(&mut bytes).expect("the system random generator works");
             let text = hex::encode(bytes);
-            write_private(path, &text)
-                .with_context(|| format!("cannot create {}", path.display()))?;
+            write_private(path, &text).with_context(|| format!("cannot create {}", path.display()))?;
             // Another process may have won the race: read back what is on disk.
             Ok(std::fs::read_to_string(path)?)
         }
@@ -109,7 +112,12 @@ fn read_or_create_key_file(path: &Path) -> anyhow::Result<String> {
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+    let mut file = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(e),

@@ -37,7 +37,9 @@ pub fn parse(text: &str, bare_seconds: bool) -> anyhow::Result<i64> {
         if digits.is_empty() {
             bail!("{text:?}: a unit must follow a number");
         }
-        let value: i64 = digits.parse().with_context(|| format!("{text:?}: number too large"))?;
+        let value: i64 = digits
+            .parse()
+            .with_context(|| format!("{text:?}: number too large"))?;
         total = value
             .checked_mul(unit)
             .and_then(|v| total.checked_add(v))
@@ -76,7 +78,20 @@ mod tests {
 
     #[test]
     fn refuses_bad_durations() {
-        for text in ["", "-5m", "0s", "0", "5", "5x", "h", "1.5h", "10m5", "99999999999999999999s", "4000d", "1 h"] {
+        for text in [
+            "",
+            "-5m",
+            "0s",
+            "0",
+            "5",
+            "5x",
+            "h",
+            "1.5h",
+            "10m5",
+            "99999999999999999999s",
+            "4000d",
+            "1 h",
+        ] {
             assert!(parse(text, text == "0").is_err(), "{text:?} should be refused");
         }
         assert!(parse("5", false).is_err());

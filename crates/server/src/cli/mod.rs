@@ -23,7 +23,11 @@ use crate::users::{self, UserSpec};
 use crate::{App, Server, SharedApp};
 
 #[derive(Parser, Debug)]
-#[command(name = "cells", version, about = "A self-hosted file server: REST, personal access tokens, one credential everywhere")]
+#[command(
+    name = "cells",
+    version,
+    about = "A self-hosted file server: REST, personal access tokens, one credential everywhere"
+)]
 pub struct Cli {
     /// Data directory (database, blobs, master key, pydio.json)
     #[arg(long, global = true, env = "CELLS_DATA", value_name = "DIR")]
@@ -200,7 +204,11 @@ pub async fn main() -> ExitCode {
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CELLS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -218,13 +226,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let server = Server::prepare(Config::load(overrides)?).await?;
             server.run(crate::shutdown_signal()).await
         }
-        Command::Admin { command: AdminCommand::User { command } } | Command::User { command } => {
+        Command::Admin {
+            command: AdminCommand::User { command },
+        }
+        | Command::User { command } => {
             let app = App::open(Config::load(overrides)?).await?;
             let outcome = user_command(&app, command).await;
             app.store.close().await;
             outcome
         }
-        Command::Admin { command: AdminCommand::Node { command } } => {
+        Command::Admin {
+            command: AdminCommand::Node { command },
+        } => {
             let app = App::open(Config::load(overrides)?).await?;
             let outcome = node_command(&app, command).await;
             app.store.close().await;
@@ -234,19 +247,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn find_user(app: &SharedApp, login: &str) -> anyhow::Result<User> {
-    app.store.find_user_by_login(login).await?.with_context(|| format!("unknown user {login:?}"))
+    app.store
+        .find_user_by_login(login)
+        .await?
+        .with_context(|| format!("unknown user {login:?}"))
 }
 
 async fn user_command(app: &SharedApp, command: UserCommand) -> anyhow::Result<()> {
     match command {
-        UserCommand::Create { login, password, profile, display_name, email } => {
+        UserCommand::Create {
+            login,
+            password,
+            profile,
+            display_name,
+            email,
+        } => {
             let profile = Profile::parse(&profile).context("profile must be admin or standard")?;
-            let spec = UserSpec { login: &login, password: &password, profile, display_name: &display_name, email: &email };
+            let spec = UserSpec {
+                login: &login,
+                password: &password,
+                profile,
+                display_name: &display_name,
+                email: &email,
+            };
             let user = users::create_user(app, spec).await?;
-            println!("Created user {} ({}), id {}", user.login, user.profile.as_str(), user.id);
+            println!(
+                "Created user {} ({}), id {}",
+                user.login,
+                user.profile.as_str(),
+                user.id
+            );
         }
         UserCommand::List => {
-            println!("{:<24} {:<9} {:<7} {:<24} EMAIL", "LOGIN", "PROFILE", "LOCKED", "DISPLAY NAME");
+            println!(
+                "{:<24} {:<9} {:<7} {:<24} EMAIL",
+                "LOGIN", "PROFILE", "LOCKED", "DISPLAY NAME"
+            );
             for user in app.store.list_users().await? {
                 println!(
                     "{:<24} {:<9} {:<7} {:<24} {}",
@@ -282,7 +318,8 @@ async fn token_command(app: &SharedApp, args: TokenArgs) -> anyhow::Result<()> {
     match args.command {
         Some(TokenCommand::List { login }) => return list_tokens(app, login.as_deref()).await,
         Some(TokenCommand::Revoke { token_id }) => {
-            let id = Uuid::parse_str(&token_id).map_err(|_| anyhow::anyhow!("{token_id:?} is not a token id"))?;
+            let id =
+                Uuid::parse_str(&token_id).map_err(|_| anyhow::anyhow!("{token_id:?} is not a token id"))?;
             match app.auth.revoke_token(id).await {
                 Ok(()) => println!("Revoked token {id}"),
                 Err(crate::error::Error::NotFound(_)) => bail!("no token {id}"),
@@ -338,7 +375,10 @@ async fn token_command(app: &SharedApp, args: TokenArgs) -> anyhow::Result<()> {
         ),
     }
     println!("{value}");
-    println!("Make sure to secure it as it grants access to the user resources! (token id {})", token.id);
+    println!(
+        "Make sure to secure it as it grants access to the user resources! (token id {})",
+        token.id
+    );
     Ok(())
 }
 
@@ -348,15 +388,23 @@ async fn list_tokens(app: &SharedApp, login: Option<&str>) -> anyhow::Result<()>
         None => None,
     };
     let tokens = app.store.list_tokens(filter).await?;
-    let users: std::collections::HashMap<Uuid, String> =
-        app.store.list_users().await?.into_iter().map(|u| (u.id, u.login)).collect();
+    let users: std::collections::HashMap<Uuid, String> = app
+        .store
+        .list_users()
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.login))
+        .collect();
     println!(
         "{:<36}  {:<16} {:<20} {:<9} {:<16} {:<29} {:<40} SCOPES",
         "ID", "USER", "LABEL", "TYPE", "MODEL", "EXPIRES", "LAST USED"
     );
     let now = cells_store::now();
     for token in tokens {
-        println!("{}", token_line(&token, users.get(&token.user_id).map_or("?", String::as_str), now));
+        println!(
+            "{}",
+            token_line(&token, users.get(&token.user_id).map_or("?", String::as_str), now)
+        );
     }
     Ok(())
 }
@@ -381,7 +429,11 @@ fn token_line(token: &Token, login: &str, now: i64) -> String {
         ),
         None => "never".to_string(),
     };
-    let scopes = if token.scopes.is_empty() { "-" } else { token.scopes.as_str() };
+    let scopes = if token.scopes.is_empty() {
+        "-"
+    } else {
+        token.scopes.as_str()
+    };
     format!(
         "{:<36}  {:<16} {:<20} {:<9} {:<16} {:<29} {:<40} {}",
         token.id,
@@ -397,9 +449,11 @@ fn token_line(token: &Token, login: &str, now: i64) -> String {
 
 async fn node_command(app: &SharedApp, command: NodeCommand) -> anyhow::Result<()> {
     let NodeCommand::Stat { path, login, json } = command;
-    let user = match login.or_else(|| {
-        ["CELLS_ADMIN_LOGIN", "PYDIO_ADMIN_USER_LOGIN"].iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
-    }) {
+    let default_admin = std::env::var("CELLS_ADMIN_LOGIN")
+        .or_else(|_| std::env::var("PYDIO_ADMIN_USER_LOGIN"))
+        .ok()
+        .filter(|v| !v.is_empty());
+    let user = match login.or(default_admin) {
         Some(login) => find_user(app, &login).await?,
         None => app
             .store

@@ -61,7 +61,9 @@ const READ_BUFFER: usize = 256 * 1024;
 impl LocalBlobs {
     pub fn open(root: &Path) -> io::Result<LocalBlobs> {
         std::fs::create_dir_all(root.join("tmp"))?;
-        Ok(LocalBlobs { root: root.to_path_buf() })
+        Ok(LocalBlobs {
+            root: root.to_path_buf(),
+        })
     }
 
     /// Where blob `id` lives; `None` for anything that is not one of our ids.
@@ -111,7 +113,10 @@ impl BlobStore for LocalBlobs {
         file.sync_all().await?;
         drop(file);
         let final_path = self.path_of(&id).expect("a fresh uuid is a valid id");
-        let dir = final_path.parent().expect("blob paths have a parent").to_path_buf();
+        let dir = final_path
+            .parent()
+            .expect("blob paths have a parent")
+            .to_path_buf();
         tokio::fs::create_dir_all(&dir).await?;
         tokio::fs::rename(&temp_path, &final_path).await?;
         guard.0 = None;
@@ -119,7 +124,11 @@ impl BlobStore for LocalBlobs {
         tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
             .await
             .map_err(io::Error::other)??;
-        Ok(WrittenBlob { id, size, md5: hex::encode(md5.finalize()) })
+        Ok(WrittenBlob {
+            id,
+            size,
+            md5: hex::encode(md5.finalize()),
+        })
     }
 
     async fn open(&self, id: &str, offset: u64, length: u64) -> io::Result<BlobReader> {
@@ -196,19 +205,35 @@ mod tests {
     async fn put_open_delete_and_sweep() {
         let dir = tempfile::tempdir().unwrap();
         let blobs = LocalBlobs::open(dir.path()).unwrap();
-        let written = blobs.put(bytes_stream(Bytes::from_static(b"hello world"))).await.unwrap();
+        let written = blobs
+            .put(bytes_stream(Bytes::from_static(b"hello world")))
+            .await
+            .unwrap();
         assert_eq!(written.size, 11);
         assert_eq!(written.md5, "5eb63bbbe01eeed093cb22bb8f5acdc3");
-        let all = read_all(blobs.open(&written.id, 0, 11).await.unwrap()).await.unwrap();
+        let all = read_all(blobs.open(&written.id, 0, 11).await.unwrap())
+            .await
+            .unwrap();
         assert_eq!(all, b"hello world");
-        let range = read_all(blobs.open(&written.id, 6, 3).await.unwrap()).await.unwrap();
+        let range = read_all(blobs.open(&written.id, 6, 3).await.unwrap())
+            .await
+            .unwrap();
         assert_eq!(range, b"wor");
 
-        let orphan = blobs.put(bytes_stream(Bytes::from_static(b"orphan"))).await.unwrap();
+        let orphan = blobs
+            .put(bytes_stream(Bytes::from_static(b"orphan")))
+            .await
+            .unwrap();
         std::fs::write(dir.path().join("tmp").join("half-written"), b"x").unwrap();
         let keep: HashSet<String> = [written.id.clone()].into();
         let report = blobs.sweep(&keep).await.unwrap();
-        assert_eq!(report, SweepReport { temp_files: 1, orphan_blobs: 1 });
+        assert_eq!(
+            report,
+            SweepReport {
+                temp_files: 1,
+                orphan_blobs: 1
+            }
+        );
         assert!(blobs.open(&orphan.id, 0, 1).await.is_err());
         assert!(blobs.open(&written.id, 0, 1).await.is_ok());
 

@@ -44,7 +44,10 @@ impl Located {
     }
 
     fn entry(&self) -> Entry {
-        Entry { path: self.path.clone(), node: self.node().clone() }
+        Entry {
+            path: self.path.clone(),
+            node: self.node().clone(),
+        }
     }
 }
 
@@ -73,7 +76,10 @@ fn require(decision: Decision, what: &TreePath, access: Access) -> Result<Decisi
     match (decision, access) {
         (Decision::Allow, _) | (Decision::Traverse, Access::Read) => Ok(decision),
         (Decision::NotFound, _) => Err(Error::NotFound(format!("{what} does not exist"))),
-        _ => Err(Error::Forbidden(format!("this credential may not {} {what}", verb(access)))),
+        _ => Err(Error::Forbidden(format!(
+            "this credential may not {} {what}",
+            verb(access)
+        ))),
     }
 }
 
@@ -109,7 +115,11 @@ impl Tree {
         let root = self.root(principal, path.workspace).await?;
         let workspace = workspace_of(&root);
         let chain = self.store.walk(&root, &path.name_refs()).await?;
-        let located = Located { workspace, path: path.clone(), chain };
+        let located = Located {
+            workspace,
+            path: path.clone(),
+            chain,
+        };
         if located.chain.len() != path.names.len() + 1 {
             // Say "not found" whether or not the caller could see the part that exists.
             return Err(Error::NotFound(format!("{path} does not exist")));
@@ -127,7 +137,13 @@ impl Tree {
         for name in WorkspaceName::ALL {
             let root = self.root(principal, name).await?;
             if decide(principal, workspace_of(&root), &[root.id], Access::Read).is_visible() {
-                out.push(Entry { path: TreePath { workspace: name, names: vec![] }, node: root });
+                out.push(Entry {
+                    path: TreePath {
+                        workspace: name,
+                        names: vec![],
+                    },
+                    node: root,
+                });
             }
         }
         Ok(out)
@@ -158,7 +174,10 @@ impl Tree {
         for child in self.store.list_children(folder.node.id).await? {
             ids.push(child.id);
             if decide(principal, located.workspace, &ids, Access::Read).is_visible() {
-                children.push(Entry { path: path.child(&child.name), node: child });
+                children.push(Entry {
+                    path: path.child(&child.name),
+                    node: child,
+                });
             }
             ids.pop();
         }
@@ -174,7 +193,9 @@ impl Tree {
         recursive: bool,
     ) -> Result<Entry> {
         let Some(name) = path.name() else {
-            return Err(Error::Conflict(format!("{path} is a workspace and always exists")));
+            return Err(Error::Conflict(format!(
+                "{path} is a workspace and always exists"
+            )));
         };
         let parent_path = path.parent().expect("a named path has a parent");
         let parent = match self.locate(principal, &parent_path).await {
@@ -199,7 +220,10 @@ impl Tree {
             })
             .await;
         match created {
-            Ok(node) => Ok(Entry { path: path.clone(), node }),
+            Ok(node) => Ok(Entry {
+                path: path.clone(),
+                node,
+            }),
             Err(StoreError::Conflict(_)) => {
                 let existing = self.stat(principal, path).await?;
                 if recursive && existing.node.is_collection() {
@@ -214,9 +238,16 @@ impl Tree {
 
     /// The parent must be a folder the caller may write into.
     fn check_parent(&self, principal: &Principal, parent: &Located) -> Result<()> {
-        require(self.decide(principal, parent, Access::Write), &parent.path, Access::Write)?;
+        require(
+            self.decide(principal, parent, Access::Write),
+            &parent.path,
+            Access::Write,
+        )?;
         if !parent.node().is_collection() {
-            return Err(Error::Conflict(format!("{} is a file, not a folder", parent.path)));
+            return Err(Error::Conflict(format!(
+                "{} is a file, not a folder",
+                parent.path
+            )));
         }
         Ok(())
     }
@@ -232,7 +263,9 @@ impl Tree {
         }
         let written = self.blobs.put(body).await?;
         let size = i64::try_from(written.size).map_err(Error::internal)?;
-        let committed = self.commit_content(path, &parent, existing, &written.id, size, &written.md5).await;
+        let committed = self
+            .commit_content(path, &parent, existing, &written.id, size, &written.md5)
+            .await;
         if committed.is_err() {
             self.forget_blobs(vec![written.id]).await;
         }
@@ -258,7 +291,11 @@ impl Tree {
             Some(node) => {
                 let mut ids = parent.ids();
                 ids.push(node.id);
-                require(decide(principal, parent.workspace, &ids, Access::Write), path, Access::Write)?;
+                require(
+                    decide(principal, parent.workspace, &ids, Access::Write),
+                    path,
+                    Access::Write,
+                )?;
                 if !parent.node().is_collection() {
                     return Err(Error::Conflict(format!("{parent_path} is a file")));
                 }
@@ -287,7 +324,10 @@ impl Tree {
                 Some(id) => match self.store.replace_content(id, blob_id, size, etag, now).await {
                     Ok((node, old_blob)) => {
                         self.forget_blobs(old_blob.into_iter().collect()).await;
-                        return Ok(Entry { path: path.clone(), node });
+                        return Ok(Entry {
+                            path: path.clone(),
+                            node,
+                        });
                     }
                     Err(StoreError::NotFound) => target = None,
                     Err(other) => return Err(other.into()),
@@ -306,7 +346,12 @@ impl Tree {
                         })
                         .await;
                     match created {
-                        Ok(node) => return Ok(Entry { path: path.clone(), node }),
+                        Ok(node) => {
+                            return Ok(Entry {
+                                path: path.clone(),
+                                node,
+                            });
+                        }
                         Err(StoreError::Conflict(_)) => {
                             let again = self.store.walk(parent.node(), &[name]).await?;
                             match again.get(1) {
@@ -319,7 +364,9 @@ impl Tree {
                 }
             }
         }
-        Err(Error::Conflict(format!("{path} changed during the upload; retry")))
+        Err(Error::Conflict(format!(
+            "{path} changed during the upload; retry"
+        )))
     }
 
     /// Open a file for reading: the entry and `length` bytes from `offset`.
@@ -348,10 +395,16 @@ impl Tree {
     /// Delete a file or a folder with everything below it.
     pub async fn delete(&self, principal: &Principal, path: &TreePath) -> Result<Entry> {
         if path.is_root() {
-            return Err(Error::Forbidden(format!("{path} is a workspace and cannot be deleted")));
+            return Err(Error::Forbidden(format!(
+                "{path} is a workspace and cannot be deleted"
+            )));
         }
         let located = self.locate(principal, path).await?;
-        require(self.decide(principal, &located, Access::Write), path, Access::Write)?;
+        require(
+            self.decide(principal, &located, Access::Write),
+            path,
+            Access::Write,
+        )?;
         let blobs = self.store.delete_subtree(located.node().id).await?;
         self.forget_blobs(blobs).await;
         Ok(located.entry())
@@ -363,7 +416,11 @@ impl Tree {
             return Err(Error::Forbidden("workspaces cannot be renamed or moved".into()));
         }
         let source = self.locate(principal, from).await?;
-        require(self.decide(principal, &source, Access::Write), from, Access::Write)?;
+        require(
+            self.decide(principal, &source, Access::Write),
+            from,
+            Access::Write,
+        )?;
         let (target_parent, existing) = self.locate_for_write(principal, to).await?;
         if existing.is_some() {
             return Err(Error::Conflict(format!("{to} already exists")));
@@ -372,14 +429,24 @@ impl Tree {
             return Err(Error::invalid("target", format!("{to} is inside {from}")));
         }
         let name = to.name().expect("not a root");
-        let node = self.store.move_node(source.node().id, target_parent.node().id, name).await?;
-        Ok(Entry { path: to.clone(), node })
+        let node = self
+            .store
+            .move_node(source.node().id, target_parent.node().id, name)
+            .await?;
+        Ok(Entry {
+            path: to.clone(),
+            node,
+        })
     }
 
     /// Set a file's or folder's modification time.
     pub async fn set_mtime(&self, principal: &Principal, path: &TreePath, mtime: i64) -> Result<()> {
         let located = self.locate(principal, path).await?;
-        require(self.decide(principal, &located, Access::Write), path, Access::Write)?;
+        require(
+            self.decide(principal, &located, Access::Write),
+            path,
+            Access::Write,
+        )?;
         self.store.set_mtime(located.node().id, mtime).await?;
         Ok(())
     }
@@ -400,7 +467,13 @@ impl Tree {
         };
         let names = chain[1..].iter().map(|n| n.name.clone()).collect();
         let node = chain.last().expect("not empty").clone();
-        Ok(Entry { path: TreePath { workspace: workspace_name, names }, node })
+        Ok(Entry {
+            path: TreePath {
+                workspace: workspace_name,
+                names,
+            },
+            node,
+        })
     }
 
     /// Remove blobs no node points at any more. Failures are logged: `sweep` catches them.

@@ -47,7 +47,10 @@ impl TreePath {
     pub fn parse(text: &str) -> Result<TreePath> {
         let trimmed = text.trim_matches('/');
         if trimmed.is_empty() {
-            return Err(Error::invalid("path", "is empty; start with personal-files or common-files"));
+            return Err(Error::invalid(
+                "path",
+                "is empty; start with personal-files or common-files",
+            ));
         }
         let mut segments = trimmed.split('/');
         let first = segments.next().unwrap_or_default();
@@ -61,7 +64,10 @@ impl TreePath {
             .map(|name| validate_name(name).map(str::to_string))
             .collect::<Result<Vec<_>>>()?;
         if names.len() > MAX_DEPTH {
-            return Err(Error::invalid("path", format!("is deeper than {MAX_DEPTH} levels")));
+            return Err(Error::invalid(
+                "path",
+                format!("is deeper than {MAX_DEPTH} levels"),
+            ));
         }
         Ok(TreePath { workspace, names })
     }
@@ -81,13 +87,19 @@ impl TreePath {
         }
         let mut names = self.names.clone();
         names.pop();
-        Some(TreePath { workspace: self.workspace, names })
+        Some(TreePath {
+            workspace: self.workspace,
+            names,
+        })
     }
 
     pub fn child(&self, name: &str) -> TreePath {
         let mut names = self.names.clone();
         names.push(name.to_string());
-        TreePath { workspace: self.workspace, names }
+        TreePath {
+            workspace: self.workspace,
+            names,
+        }
     }
 
     pub fn name_refs(&self) -> Vec<&str> {
@@ -120,7 +132,10 @@ pub fn validate_name(name: &str) -> Result<&str> {
         return Err(bad("is not allowed: paths cannot go up or stay in place"));
     }
     if name.len() > MAX_NAME_BYTES {
-        return Err(Error::invalid("name", format!("is longer than {MAX_NAME_BYTES} bytes")));
+        return Err(Error::invalid(
+            "name",
+            format!("is longer than {MAX_NAME_BYTES} bytes"),
+        ));
     }
     if name.contains('/') {
         return Err(bad("contains /"));
@@ -148,8 +163,14 @@ mod tests {
     fn keeps_unicode_as_given() {
         let nfc = "caf\u{e9}";
         let nfd = "cafe\u{301}";
-        assert_eq!(TreePath::parse(&format!("common-files/{nfc}")).unwrap().names, [nfc]);
-        assert_eq!(TreePath::parse(&format!("common-files/{nfd}")).unwrap().names, [nfd]);
+        assert_eq!(
+            TreePath::parse(&format!("common-files/{nfc}")).unwrap().names,
+            [nfc]
+        );
+        assert_eq!(
+            TreePath::parse(&format!("common-files/{nfd}")).unwrap().names,
+            [nfd]
+        );
         assert!(TreePath::parse("common-files/😀 %#?").is_ok());
     }
 

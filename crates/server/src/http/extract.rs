@@ -7,8 +7,8 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::de::DeserializeOwned;
@@ -33,7 +33,10 @@ pub fn client_address(parts: &Parts) -> IpAddr {
 /// Split `Authorization: Basic …` into login and secret.
 pub fn parse_basic(value: &str) -> Result<(String, String), Error> {
     let bad = || Error::Unauthenticated("malformed Basic credentials".into());
-    let encoded = value.get(6..).filter(|_| value[..6].eq_ignore_ascii_case("basic ")).ok_or_else(bad)?;
+    let encoded = value
+        .get(6..)
+        .filter(|_| value[..6].eq_ignore_ascii_case("basic "))
+        .ok_or_else(bad)?;
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
     let text = String::from_utf8(decoded).map_err(|_| bad())?;
     let (login, secret) = text.split_once(':').ok_or_else(bad)?;
@@ -41,8 +44,15 @@ pub fn parse_basic(value: &str) -> Result<(String, String), Error> {
 }
 
 /// Resolve the `Authorization` header of a request made over `protocol`.
-pub async fn authenticate(app: &SharedApp, parts: &Parts, protocol: &'static str) -> Result<Principal, Error> {
-    let client = Client { protocol, address: client_address(parts) };
+pub async fn authenticate(
+    app: &SharedApp,
+    parts: &Parts,
+    protocol: &'static str,
+) -> Result<Principal, Error> {
+    let client = Client {
+        protocol,
+        address: client_address(parts),
+    };
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
         return Err(Error::Unauthenticated("credentials required".into()));
     };
@@ -59,7 +69,9 @@ pub async fn authenticate(app: &SharedApp, parts: &Parts, protocol: &'static str
         let (login, secret) = parse_basic(value)?;
         return app.auth.authenticate_password(&login, &secret, client).await;
     }
-    Err(Error::Unauthenticated("unsupported authorization scheme; use Basic or Bearer".into()))
+    Err(Error::Unauthenticated(
+        "unsupported authorization scheme; use Basic or Bearer".into(),
+    ))
 }
 
 impl FromRequestParts<SharedApp> for Principal {
@@ -93,14 +105,7 @@ impl<T: DeserializeOwned> FromRequest<SharedApp> for ApiJson<T> {
     type Rejection = Error;
 
     async fn from_request(request: Request, _app: &SharedApp) -> Result<Self, Self::Rejection> {
-        let body = http_body_util::Limited::new(request.into_body(), MAX_JSON_BYTES);
-        let bytes = match http_body_util::BodyExt::collect(body).await {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-                return Err(Error::TooLarge(MAX_JSON_BYTES));
-            }
-            Err(_) => return Err(Error::invalid("body", "could not read the request body")),
-        };
+        let bytes = read_limited(request.into_body()).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(Error::invalid("body", "a JSON body is required"));
         }
@@ -108,4 +113,30 @@ impl<T: DeserializeOwned> FromRequest<SharedApp> for ApiJson<T> {
             .map(ApiJson)
             .map_err(|e| Error::invalid("body", format!("not valid JSON for this endpoint: {e}")))
     }
+}
+
+/// Oversized bodies are read and dropped up to this size before the 413 is sent, so that a
+/// client still writing its body reads our answer instead of a reset connection.
+const DRAIN_LIMIT: usize = 64 << 20;
+
+/// The whole body when it is at most `MAX_JSON_BYTES`, else `TooLarge`.
+async fn read_limited(mut body: axum::body::Body) -> Result<Vec<u8>, Error> {
+    use http_body_util::BodyExt;
+    let mut bytes = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| Error::invalid("body", "could not read the request body"))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len();
+        if seen > DRAIN_LIMIT {
+            break;
+        }
+        if seen <= MAX_JSON_BYTES {
+            bytes.extend_from_slice(&data);
+        }
+    }
+    if seen > MAX_JSON_BYTES {
+        return Err(Error::TooLarge(MAX_JSON_BYTES));
+    }
+    Ok(bytes)
 }

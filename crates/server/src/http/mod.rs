@@ -21,6 +21,7 @@ use crate::error::Error;
 /// against this list, so neither can drift from the other.
 pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
+    ("get", "/metrics"),
     ("get", "/a/openapi.json"),
     ("get", "/a/config/ctl"),
     ("post", "/a/tree/stats"),
@@ -43,6 +44,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 pub fn router(app: SharedApp) -> Router {
     Router::new()
         .route("/healthz", get(api::health))
+        .route("/metrics", get(api::metrics))
         .route("/a/openapi.json", get(api::openapi))
         .route("/a/config/ctl", get(api::config::control))
         .route("/a/tree/stats", post(api::tree::stats))
@@ -52,7 +54,9 @@ pub fn router(app: SharedApp) -> Router {
         .merge(api::content::routes())
         .route(
             "/a/user/{login}",
-            get(api::users::get_user).put(api::users::put_user).delete(api::users::delete_user),
+            get(api::users::get_user)
+                .put(api::users::put_user)
+                .delete(api::users::delete_user),
         )
         .route("/a/auth/token/personal", post(api::tokens::create_personal))
         .route("/a/auth/token/impersonate", post(api::tokens::impersonate))
@@ -72,7 +76,10 @@ pub fn router(app: SharedApp) -> Router {
         ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
-        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
         .with_state(app)
 }
 
@@ -86,7 +93,10 @@ async fn method_not_allowed() -> Response {
         "Method Not Allowed",
         "this endpoint does not accept this method",
     );
-    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, PUT, POST, DELETE"));
+    response.headers_mut().insert(
+        header::ALLOW,
+        HeaderValue::from_static("GET, HEAD, PUT, POST, DELETE"),
+    );
     response
 }
 

@@ -10,8 +10,14 @@ use crate::http::extract::Admin;
 
 /// What this process runs, as Cells names its services.
 const SERVICES: &[(&str, &str)] = &[
-    ("pydio.rest.tree", "File tree: stats, create, delete, move (/a/tree)"),
-    ("pydio.rest.content", "File content upload and download (/a/content)"),
+    (
+        "pydio.rest.tree",
+        "File tree: stats, create, delete, move (/a/tree)",
+    ),
+    (
+        "pydio.rest.content",
+        "File content upload and download (/a/content)",
+    ),
     ("pydio.rest.user", "User administration (/a/user)"),
     ("pydio.rest.auth", "Personal and document access tokens (/a/auth)"),
     ("pydio.rest.config", "Configuration and services (/a/config)"),

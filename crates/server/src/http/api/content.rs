@@ -31,9 +31,16 @@ async fn upload(
 ) -> Result<Response> {
     let path = TreePath::parse(&path)?;
     let existed = app.tree.stat(&principal, &path).await.is_ok();
-    let body = request.into_body().into_data_stream().map_err(std::io::Error::other);
+    let body = request
+        .into_body()
+        .into_data_stream()
+        .map_err(std::io::Error::other);
     let entry = app.tree.put(&principal, &path, Box::pin(body)).await?;
-    let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok((status, axum::Json(node_json(&entry))).into_response())
 }
 
@@ -46,7 +53,9 @@ async fn download(
     let path = TreePath::parse(&path)?;
     let entry = app.tree.stat(&principal, &path).await?;
     if entry.node.is_collection() {
-        return Err(Error::Conflict(format!("{path} is a folder; list it with /a/tree/stats")));
+        return Err(Error::Conflict(format!(
+            "{path} is a folder; list it with /a/tree/stats"
+        )));
     }
     let etag = format!("\"{}\"", entry.node.etag);
     let size = entry.node.size as u64;
@@ -63,15 +72,27 @@ async fn download(
     let mut response = Response::new(Body::from_stream(ReaderStream::with_capacity(reader, 256 * 1024)));
     let headers = response.headers_mut();
     let length = range.map_or(size, |(_, length)| length);
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    headers.insert(header::ETAG, HeaderValue::from_str(&etag).map_err(Error::internal)?);
-    headers.insert(header::LAST_MODIFIED, HeaderValue::from_str(&http_date(entry.node.mtime)).map_err(Error::internal)?);
+    headers.insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag).map_err(Error::internal)?,
+    );
+    headers.insert(
+        header::LAST_MODIFIED,
+        HeaderValue::from_str(&http_date(entry.node.mtime)).map_err(Error::internal)?,
+    );
     if let Some((offset, length)) = range {
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;
         let value = format!("bytes {}-{}/{size}", offset, offset + length - 1);
-        response.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::from_str(&value).map_err(Error::internal)?);
+        response.headers_mut().insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&value).map_err(Error::internal)?,
+        );
     }
     Ok(response)
 }
@@ -93,7 +114,9 @@ pub fn parse_range(text: &str, size: u64) -> Result<Option<(u64, u64)>> {
     let parsed = match (start.is_empty(), end.is_empty()) {
         (true, true) => return Ok(None),
         (true, false) => {
-            let Ok(suffix) = end.parse::<u64>() else { return Ok(None) };
+            let Ok(suffix) = end.parse::<u64>() else {
+                return Ok(None);
+            };
             if suffix == 0 || size == 0 {
                 return Err(Error::RangeNotSatisfiable(size));
             }
@@ -101,11 +124,15 @@ pub fn parse_range(text: &str, size: u64) -> Result<Option<(u64, u64)>> {
             (size - length, length)
         }
         (false, _) => {
-            let Ok(first) = start.parse::<u64>() else { return Ok(None) };
+            let Ok(first) = start.parse::<u64>() else {
+                return Ok(None);
+            };
             let last = if end.is_empty() {
                 size.saturating_sub(1)
             } else {
-                let Ok(last) = end.parse::<u64>() else { return Ok(None) };
+                let Ok(last) = end.parse::<u64>() else {
+                    return Ok(None);
+                };
                 if last < first {
                     return Ok(None);
                 }
@@ -123,7 +150,9 @@ pub fn parse_range(text: &str, size: u64) -> Result<Option<(u64, u64)>> {
 /// IMF-fixdate (RFC 9110 §5.6.7) of a unix time.
 pub fn http_date(unix: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let unix = unix.max(0);
     let days = unix.div_euclid(86_400);
     let seconds = unix.rem_euclid(86_400);

@@ -24,8 +24,23 @@ pub async fn health(State(app): State<SharedApp>) -> Response {
     if app.store.ping().await {
         (StatusCode::OK, Json(json!({ "Status": "ready" }))).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "Status": "database unavailable" }))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "Status": "database unavailable" })),
+        )
+            .into_response()
     }
+}
+
+/// `GET /metrics`: Prometheus text counters (no secrets, no per-user data).
+pub async fn metrics(State(app): State<SharedApp>) -> Response {
+    let body = format!(
+        "# HELP cells_token_use_writes_total Token rows written to record uses (coalesced).\n\
+         # TYPE cells_token_use_writes_total counter\n\
+         cells_token_use_writes_total {}\n",
+        app.auth.usage().writes()
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 /// `GET /a/openapi.json`.

@@ -74,7 +74,9 @@ pub async fn create_personal(
     if let Some(login) = &request.user_login
         && login != &principal.login
     {
-        return Err(Error::Forbidden("use /a/auth/token/impersonate to make tokens for others".into()));
+        return Err(Error::Forbidden(
+            "use /a/auth/token/impersonate to make tokens for others".into(),
+        ));
     }
     let user = users::get_user(&app, &principal.login).await?;
     issue(&app, &user, &principal, request).await
@@ -86,21 +88,36 @@ pub async fn impersonate(
     Admin(admin): Admin,
     ApiJson(request): ApiJson<PersonalRequest>,
 ) -> Result<Json<Value>> {
-    let login = request.user_login.clone().ok_or_else(|| Error::invalid("UserLogin", "is required"))?;
+    let login = request
+        .user_login
+        .clone()
+        .ok_or_else(|| Error::invalid("UserLogin", "is required"))?;
     let user = users::get_user(&app, &login).await?;
     issue(&app, &user, &admin, request).await
 }
 
-async fn issue(app: &SharedApp, user: &User, creator: &Principal, request: PersonalRequest) -> Result<Json<Value>> {
+async fn issue(
+    app: &SharedApp,
+    user: &User,
+    creator: &Principal,
+    request: PersonalRequest,
+) -> Result<Json<Value>> {
     let now = cells_store::now();
     let (expiry, max_lifetime) = match (request.auto_refresh, request.expires_at) {
         (Some(window), cap) => (Expiry::Sliding(window), cap.map(|at| at - now)),
         (None, Some(at)) => (Expiry::Hard(at - now), None),
         (None, None) => {
-            return Err(Error::invalid("ExpiresAt", "give ExpiresAt (hard limit) or AutoRefresh (seconds)"));
+            return Err(Error::invalid(
+                "ExpiresAt",
+                "give ExpiresAt (hard limit) or AutoRefresh (seconds)",
+            ));
         }
     };
-    let scopes = request.scopes.iter().map(|s| Scope::parse(s)).collect::<Result<Vec<_>>>()?;
+    let scopes = request
+        .scopes
+        .iter()
+        .map(|s| Scope::parse(s))
+        .collect::<Result<Vec<_>>>()?;
     let (token, value) = app
         .auth
         .create_token(
@@ -116,7 +133,9 @@ async fn issue(app: &SharedApp, user: &User, creator: &Principal, request: Perso
             },
         )
         .await?;
-    Ok(Json(json!({ "AccessToken": value, "TokenId": token.id, "ExpiresAt": token.expires_at })))
+    Ok(Json(
+        json!({ "AccessToken": value, "TokenId": token.id, "ExpiresAt": token.expires_at }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -139,7 +158,11 @@ pub async fn create_document(
     let entry = app.tree.stat(&principal, &path).await?;
     let write = app.tree.can_write(&principal, &path).await?;
     let user = users::get_user(&app, &principal.login).await?;
-    let scope = Scope { node: entry.node.id, read: true, write };
+    let scope = Scope {
+        node: entry.node.id,
+        read: true,
+        write,
+    };
     let (token, value) = app
         .auth
         .create_token(
@@ -155,7 +178,9 @@ pub async fn create_document(
             },
         )
         .await?;
-    Ok(Json(json!({ "AccessToken": value, "TokenId": token.id, "ExpiresAt": token.expires_at })))
+    Ok(Json(
+        json!({ "AccessToken": value, "TokenId": token.id, "ExpiresAt": token.expires_at }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -186,9 +211,14 @@ pub async fn list(
     let mut logins = std::collections::HashMap::<Uuid, String>::new();
     let mut out = Vec::with_capacity(tokens.len());
     for token in &tokens {
-        if !logins.contains_key(&token.user_id) {
-            let login = app.store.find_user(token.user_id).await?.map(|u| u.login).unwrap_or_default();
-            logins.insert(token.user_id, login);
+        if let std::collections::hash_map::Entry::Vacant(slot) = logins.entry(token.user_id) {
+            let login = app
+                .store
+                .find_user(token.user_id)
+                .await?
+                .map(|u| u.login)
+                .unwrap_or_default();
+            slot.insert(login);
         }
         out.push(token_json(token, &logins[&token.user_id]));
     }

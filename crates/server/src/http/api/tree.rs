@@ -31,7 +31,10 @@ pub async fn stats(
     ApiJson(request): ApiJson<StatsRequest>,
 ) -> Result<Json<Value>> {
     if request.node_paths.is_empty() || request.node_paths.len() > MAX_PATHS {
-        return Err(Error::invalid("NodePaths", format!("give 1 to {MAX_PATHS} paths")));
+        return Err(Error::invalid(
+            "NodePaths",
+            format!("give 1 to {MAX_PATHS} paths"),
+        ));
     }
     let mut nodes = Vec::new();
     let mut found_any = false;
@@ -87,15 +90,24 @@ pub async fn create(
     for spec in &request.nodes {
         let path = TreePath::parse(&spec.path)?;
         let entry = match spec.kind.as_deref().unwrap_or("COLLECTION") {
-            "COLLECTION" => app.tree.create_folder(&principal, &path, request.recursive).await?,
+            "COLLECTION" => {
+                app.tree
+                    .create_folder(&principal, &path, request.recursive)
+                    .await?
+            }
             "LEAF" => {
                 if app.tree.stat(&principal, &path).await.is_ok() {
                     return Err(Error::Conflict(format!("{path} already exists")));
                 }
-                app.tree.put(&principal, &path, bytes_stream(bytes::Bytes::new())).await?
+                app.tree
+                    .put(&principal, &path, bytes_stream(bytes::Bytes::new()))
+                    .await?
             }
             other => {
-                return Err(Error::invalid("Type", format!("{other:?}: expected COLLECTION or LEAF")));
+                return Err(Error::invalid(
+                    "Type",
+                    format!("{other:?}: expected COLLECTION or LEAF"),
+                ));
             }
         };
         children.push(node_json(&entry));

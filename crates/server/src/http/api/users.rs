@@ -27,7 +27,11 @@ pub fn user_json(user: &User) -> Value {
     })
 }
 
-pub async fn get_user(State(app): State<SharedApp>, _: Admin, Path(login): Path<String>) -> Result<Json<Value>> {
+pub async fn get_user(
+    State(app): State<SharedApp>,
+    _: Admin,
+    Path(login): Path<String>,
+) -> Result<Json<Value>> {
     Ok(Json(user_json(&users::get_user(&app, &login).await?)))
 }
 
@@ -59,13 +63,16 @@ pub async fn put_user(
     if let Some(body_login) = &body.login
         && body_login != &login
     {
-        return Err(Error::invalid("Login", "differs from the login in the URL; logins cannot be renamed"));
+        return Err(Error::invalid(
+            "Login",
+            "differs from the login in the URL; logins cannot be renamed",
+        ));
     }
     let profile = match body.attributes.profile.as_deref() {
         None => None,
-        Some(text) => Some(
-            Profile::parse(text).ok_or_else(|| Error::invalid("profile", "must be admin or standard"))?,
-        ),
+        Some(text) => {
+            Some(Profile::parse(text).ok_or_else(|| Error::invalid("profile", "must be admin or standard"))?)
+        }
     };
     let existing = app.store.find_user_by_login(&login).await?;
     let mut user = match existing {
@@ -90,7 +97,10 @@ pub async fn put_user(
             let user = users::update_user(
                 &app,
                 &user,
-                body.attributes.display_name.as_deref().unwrap_or(&user.display_name),
+                body.attributes
+                    .display_name
+                    .as_deref()
+                    .unwrap_or(&user.display_name),
                 body.attributes.email.as_deref().unwrap_or(&user.email),
                 profile.unwrap_or(user.profile),
             )
@@ -115,7 +125,9 @@ pub async fn delete_user(
 ) -> Result<Json<Value>> {
     let user = users::get_user(&app, &login).await?;
     if user.id == admin.user_id {
-        return Err(Error::Forbidden("administrators cannot delete their own account".into()));
+        return Err(Error::Forbidden(
+            "administrators cannot delete their own account".into(),
+        ));
     }
     users::delete_user(&app, &user).await?;
     Ok(Json(json!({ "Success": true })))

@@ -1,0 +1,248 @@
+# shellcheck shell=bash
+# Shared helpers of the bench scripts (files.sh, auth.sh). Sourced, never run on its own.
+#
+# A script that sources this file gets: the cells binary ($CELLS_BIN), a private temp dir
+# ($WORK_DIR, removed on exit), a throwaway server on 127.0.0.1 with a fresh data dir
+# ($BASE_URL, $DATA_DIR, $SERVER_PID, admin password $ADMIN_PASSWORD), killed on exit, and
+# helpers to time things and to run wrk.
+
+export LC_ALL=C # "1.5", not "1,5", in EPOCHREALTIME, awk and printf
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
+ADMIN_LOGIN="admin"
+
+WORK_DIR=""
+DATA_DIR=""
+SERVER_PID=""
+SERVER_LOG=""
+BASE_URL=""
+ADMIN_PASSWORD=""
+
+log() { printf '==> %s\n' "$*" >&2; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() {
+  printf 'error: %s\n' "$*" >&2
+  exit 1
+}
+
+# The binary: $CELLS_BIN, else $CARGO_TARGET_DIR/release/cells, else target/release/cells.
+resolve_cells_bin() {
+  local default
+  if [[ -n ${CARGO_TARGET_DIR:-} ]]; then
+    default=$CARGO_TARGET_DIR/release/cells
+  else
+    default=$REPO_ROOT/target/release/cells
+  fi
+  CELLS_BIN=${CELLS_BIN:-$default}
+  if [[ ! -x $CELLS_BIN ]]; then
+    die "no cells binary at $CELLS_BIN
+  build it with cargo build --release (in $REPO_ROOT), or point CELLS_BIN at a binary"
+  fi
+  case $CELLS_BIN in
+    */debug/*) warn "$CELLS_BIN looks like a debug build: its numbers say little about release performance" ;;
+    *) ;;
+  esac
+}
+
+# ensure_tool COMMAND [APT_PACKAGE]: install the package with apt-get when the command is missing
+# (as root, or through sudo -n); apt-get update only if the first install fails.
+ensure_tool() {
+  local cmd=$1 pkg=${2:-$1}
+  local -a sudo=()
+  command -v "$cmd" >/dev/null 2>&1 && return 0
+  command -v apt-get >/dev/null 2>&1 || die "$cmd is missing and there is no apt-get: install $pkg yourself"
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || die "$cmd is missing and this is not root: install $pkg yourself"
+    sudo=(sudo -n)
+  fi
+  log "$cmd is missing: installing package $pkg"
+  if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$pkg" >&2; then
+    log "install failed; running apt-get update and trying again"
+    "${sudo[@]}" apt-get update -q >&2 || die "apt-get update failed"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$pkg" >&2 || die "could not install $pkg"
+  fi
+  command -v "$cmd" >/dev/null 2>&1 || die "package $pkg is installed but $cmd is still not on PATH"
+}
+
+# curl that never goes through a proxy (we only ever talk to 127.0.0.1).
+ccurl() { curl --noproxy '*' -sS "$@"; }
+
+# A TCP port that is free on 127.0.0.1 right now.
+free_port() {
+  python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()'
+}
+
+# Whether PID runs (a zombie child does not count: kill -0 would still succeed on it).
+alive() {
+  local state
+  state=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ -n $state && $state != Z ]]
+}
+
+cleanup() {
+  local status=$? i
+  if [[ -n $SERVER_PID ]] && alive "$SERVER_PID"; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do # at most 10 s of graceful shutdown
+      alive "$SERVER_PID" || break
+      sleep 0.1
+    done
+    if alive "$SERVER_PID"; then
+      warn "server $SERVER_PID did not stop on SIGTERM; killing it"
+      kill -KILL "$SERVER_PID" 2>/dev/null || true
+    fi
+  fi
+  if [[ -n $SERVER_PID ]]; then
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  if [[ $status -ne 0 && -n $SERVER_LOG && -s $SERVER_LOG ]]; then
+    printf -- '--- last lines of the server log ---\n' >&2
+    tail -n 20 "$SERVER_LOG" >&2 || true
+  fi
+  if [[ -n $WORK_DIR && -d $WORK_DIR ]]; then
+    rm -rf -- "$WORK_DIR"
+  fi
+  exit "$status"
+}
+
+# Make $WORK_DIR (under $TMPDIR, default /tmp) and arrange for everything to be cleaned up.
+setup_workdir() {
+  trap cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/cells-bench.XXXXXX")
+  DATA_DIR=$WORK_DIR/data
+}
+
+# The cells CLI on our data dir, never on a database or config file named by the environment.
+cells_cli() {
+  env -u CELLS_CONFIG -u CELLS_DATABASE_URL "$CELLS_BIN" --data "$DATA_DIR" "$@"
+}
+
+# Start a fresh server on a free port and wait (at most $BENCH_START_TIMEOUT s, default 60)
+# until GET /healthz answers 200.
+start_server() {
+  local port code deadline
+  ADMIN_PASSWORD=bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+  port=$(free_port)
+  BASE_URL=http://127.0.0.1:$port
+  SERVER_LOG=$WORK_DIR/server.log
+  # Not through the cells_cli function: a backgrounded function would run in a subshell, and
+  # $! would be that shell's pid. Here bash execs env, which execs cells: $! is the server.
+  CELLS_ADMIN_LOGIN=$ADMIN_LOGIN CELLS_ADMIN_PASSWORD=$ADMIN_PASSWORD CELLS_LOG=${CELLS_LOG:-warn} \
+    env -u CELLS_CONFIG -u CELLS_DATABASE_URL \
+    "$CELLS_BIN" --data "$DATA_DIR" start --bind "127.0.0.1:$port" >"$SERVER_LOG" 2>&1 &
+  SERVER_PID=$!
+  deadline=$((SECONDS + ${BENCH_START_TIMEOUT:-60}))
+  while ((SECONDS < deadline)); do
+    alive "$SERVER_PID" || die "the server exited during start-up (log: $SERVER_LOG)"
+    code=$(ccurl -o /dev/null -w '%{http_code}' --max-time 2 "$BASE_URL/healthz" 2>/dev/null) || true
+    if [[ $code == 200 ]]; then
+      log "server $SERVER_PID ready on $BASE_URL (data in $DATA_DIR)"
+      return 0
+    fi
+    sleep 0.2
+  done
+  die "the server did not answer /healthz within ${BENCH_START_TIMEOUT:-60} s"
+}
+
+# proc_kib FIELD: a /proc/PID/status field of the server, in KiB (VmHWM, VmRSS).
+proc_kib() {
+  awk -v field="$1:" '$1 == field { print $2 }' "/proc/$SERVER_PID/status"
+}
+
+kib_to_mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+# Seconds between two EPOCHREALTIME readings.
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
+# mb_per_s BYTES SECONDS: decimal megabytes (10^6) per second.
+mb_per_s() { awk -v n="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.1f", n / 1e6 / s; else print "inf" }'; }
+
+# ratio A B [DIGITS]
+ratio() { awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN { if (b > 0) printf "%.*f", d, a / b; else print "n/a" }'; }
+
+# check_count NAME VALUE: VALUE must be a positive integer.
+check_count() {
+  [[ $2 =~ ^[1-9][0-9]*$ ]] || die "$1 must be a positive integer, not '$2'"
+}
+
+# A wrk script that takes method, JSON body and Authorization header from the environment,
+# so that no secret is written to disk or shown on a command line.
+write_wrk_script() {
+  WRK_SCRIPT=$WORK_DIR/request.lua
+  cat >"$WRK_SCRIPT" <<'LUA'
+wrk.method = os.getenv("BENCH_METHOD") or "GET"
+local body = os.getenv("BENCH_BODY")
+if body ~= nil and body ~= "" then
+  wrk.body = body
+  wrk.headers["Content-Type"] = "application/json"
+end
+local authorization = os.getenv("BENCH_AUTHORIZATION")
+if authorization ~= nil and authorization ~= "" then
+  wrk.headers["Authorization"] = authorization
+end
+LUA
+}
+
+# run_wrk LABEL THREADS CONNECTIONS DURATION METHOD PATH BODY AUTHORIZATION
+# Sets WRK_RPS, WRK_REQUESTS and WRK_SECONDS. Any non-2xx answer fails the run: a throughput of
+# refusals would be a meaningless number.
+run_wrk() {
+  local label=$1 threads=$2 connections=$3 duration=$4 method=$5 path=$6 body=$7 authorization=$8
+  local out non2xx
+  if ((threads > connections)); then
+    threads=$connections
+  fi
+  [[ -n ${WRK_SCRIPT:-} ]] || write_wrk_script
+  out=$WORK_DIR/wrk-$RANDOM.txt
+  log "wrk: $label ($method $path, -t$threads -c$connections -d$duration)"
+  BENCH_METHOD=$method BENCH_BODY=$body BENCH_AUTHORIZATION=$authorization \
+    wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$WRK_SCRIPT" "$BASE_URL$path" >"$out" 2>&1 ||
+    {
+      cat "$out" >&2
+      die "wrk failed ($label)"
+    }
+  sed 's/^/    /' "$out" >&2
+  WRK_RPS=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
+  WRK_REQUESTS=$(awk '/ requests in / { print $1 }' "$out")
+  WRK_SECONDS=$(awk '/ requests in / {
+      d = $4; sub(/,$/, "", d)
+      if (d ~ /ms$/) { sub(/ms$/, "", d); d /= 1000 }
+      else if (d ~ /us$/) { sub(/us$/, "", d); d /= 1000000 }
+      else if (d ~ /m$/) { sub(/m$/, "", d); d *= 60 }
+      else if (d ~ /h$/) { sub(/h$/, "", d); d *= 3600 }
+      else { sub(/s$/, "", d) }
+      printf "%.3f", d }' "$out")
+  [[ -n $WRK_RPS && -n $WRK_REQUESTS && -n $WRK_SECONDS ]] || die "could not read wrk's output ($label)"
+  non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
+  if [[ -n $non2xx && $non2xx != 0 ]]; then
+    die "$label: $non2xx of $WRK_REQUESTS answers were not 2xx/3xx"
+  fi
+  if grep -q 'Socket errors' "$out"; then
+    warn "$label: wrk reports socket errors ($(grep 'Socket errors' "$out" | sed 's/^ *//'))"
+  fi
+}
+
+# expect_status CODE LABEL CURL_ARGS...: one request that must answer CODE.
+expect_status() {
+  local want=$1 label=$2 code
+  shift 2
+  code=$(ccurl -o "$WORK_DIR/last-response" -w '%{http_code}' --max-time 120 "$@") || true
+  if [[ $code != "$want" ]]; then
+    cat "$WORK_DIR/last-response" >&2 2>/dev/null || true
+    die "$label: expected HTTP $want, got ${code:-no answer}"
+  fi
+}
+
+# Header lines shared by both scripts' reports.
+print_context() {
+  printf 'binary:  %s (%s)\n' "$CELLS_BIN" "$("$CELLS_BIN" --version 2>/dev/null || echo '?')"
+  printf 'commit:  %s\n' "$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  printf 'machine: %s, %s CPUs, %s\n' "$(uname -sm)" "$(nproc 2>/dev/null || echo '?')" "$(date -u '+%Y-%m-%d %H:%M UTC')"
+}

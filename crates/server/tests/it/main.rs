@@ -1,0 +1,9 @@
+//! The integration test binary: one real server per test (see `harness`), one file per area.
+#![allow(async_fn_in_trait, reason = "test-only traits, used with static dispatch")]
+
+mod harness;
+mod scope_matrix;
+
+mod crash;
+mod rest;
+mod tokens;

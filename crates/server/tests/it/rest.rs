@@ -1,0 +1,578 @@
+//! REST API: the tree, content, users, errors and isolation between users.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::backend_tests;
+use crate::harness::{ADMIN, Auth, Db, TestApp, split};
+
+backend_tests!(
+    folders_keep_their_uuid,
+    upload_download_and_ranges,
+    bad_input_gets_clear_errors,
+    users_cannot_reach_each_other,
+    admin_routes_and_user_management,
+    lockout_after_ten_failures,
+    addresses_are_throttled_separately,
+    concurrent_failures_are_counted_exactly,
+    openapi_lists_every_route,
+);
+
+async fn folders_keep_their_uuid(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let admin = Auth::admin();
+    assert_eq!(app.mkdir(&admin, "personal-files/docs").await, StatusCode::OK);
+    let uuid = app.uuid(&admin, "personal-files/docs").await;
+    assert_eq!(
+        app.cli_ok(&["admin", "node", "stat", "personal-files/docs"]),
+        uuid
+    );
+
+    let (status, body) = app
+        .post(
+            "/a/tree/move",
+            &admin,
+            json!({"From": "personal-files/docs", "To": "personal-files/papers"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["Node"]["Uuid"], uuid);
+    assert_eq!(app.mkdir(&admin, "personal-files/archive").await, StatusCode::OK);
+    let (status, _) = app
+        .post(
+            "/a/tree/move",
+            &admin,
+            json!({"From": "personal-files/papers", "To": "personal-files/archive/p"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(app.uuid(&admin, "personal-files/archive/p").await, uuid);
+    assert_eq!(
+        app.cli_ok(&["admin", "node", "stat", "personal-files/archive/p"]),
+        uuid
+    );
+    assert_eq!(
+        app.stat(&admin, "personal-files/docs").await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Moving a folder into itself, or onto an existing name, is refused.
+    let (status, _) = app
+        .post(
+            "/a/tree/move",
+            &admin,
+            json!({"From": "personal-files/archive", "To": "personal-files/archive/p/x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(app.mkdir(&admin, "personal-files/other").await, StatusCode::OK);
+    let (status, _) = app
+        .post(
+            "/a/tree/move",
+            &admin,
+            json!({"From": "personal-files/other", "To": "personal-files/archive"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // Listing with Cells' `/*` syntax, recursive creation, and deletion.
+    let (status, body) = app
+        .post(
+            "/a/tree/create",
+            &admin,
+            json!({"Nodes": [{"Path": "common-files/x/y/z", "Type": "COLLECTION"}], "Recursive": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, body) = app
+        .post(
+            "/a/tree/stats",
+            &admin,
+            json!({"NodePaths": ["personal-files/*"]}),
+        )
+        .await;
+    let mut names: Vec<&str> = body["Nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["Path"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["personal-files/archive", "personal-files/other"]);
+    let (status, _) = app
+        .post(
+            "/a/tree/delete",
+            &admin,
+            json!({"Nodes": [{"Path": "common-files/x"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        app.stat(&admin, "common-files/x/y").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.mkdir(&admin, "personal-files/other").await,
+        StatusCode::CONFLICT
+    );
+}
+
+async fn upload_download_and_ranges(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let admin = Auth::admin();
+    let content: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    assert_eq!(
+        app.put(&admin, "personal-files/big.bin", content.clone()).await,
+        StatusCode::CREATED
+    );
+    let (status, back) = app.read(&admin, "personal-files/big.bin").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(back == content, "content differs after a round trip");
+    let uuid = app.uuid(&admin, "personal-files/big.bin").await;
+
+    // Overwrite keeps the UUID and changes the ETag.
+    let (_, before) = app.stat(&admin, "personal-files/big.bin").await;
+    assert_eq!(
+        app.put(&admin, "personal-files/big.bin", "small").await,
+        StatusCode::OK
+    );
+    let (_, after) = app.stat(&admin, "personal-files/big.bin").await;
+    assert_eq!(after["Nodes"][0]["Uuid"], uuid);
+    assert_ne!(after["Nodes"][0]["Etag"], before["Nodes"][0]["Etag"]);
+    assert_eq!(after["Nodes"][0]["Size"], "5");
+
+    let ranged = app
+        .request(Method::GET, "/a/content/personal-files/big.bin", &admin)
+        .header("Range", "bytes=1-3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ranged.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(ranged.headers()["content-range"], "bytes 1-3/5");
+    assert_eq!(ranged.bytes().await.unwrap().as_ref(), b"mal");
+    let beyond = app
+        .request(Method::GET, "/a/content/personal-files/big.bin", &admin)
+        .header("Range", "bytes=10-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(beyond.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    let etag = after["Nodes"][0]["Etag"].as_str().unwrap();
+    let cached = app
+        .request(Method::GET, "/a/content/personal-files/big.bin", &admin)
+        .header("If-None-Match", format!("\"{etag}\""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
+    let head = app
+        .request(Method::HEAD, "/a/content/personal-files/big.bin", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.headers()["content-length"], "5");
+
+    // Empty files, writes into missing folders, and folders are not files.
+    let (status, _) = app
+        .post(
+            "/a/tree/create",
+            &admin,
+            json!({"Nodes": [{"Path": "personal-files/empty.txt", "Type": "LEAF"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        app.read(&admin, "personal-files/empty.txt").await,
+        (StatusCode::OK, vec![])
+    );
+    assert_eq!(
+        app.put(&admin, "personal-files/missing/f.txt", "x").await,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(app.mkdir(&admin, "personal-files/dir").await, StatusCode::OK);
+    assert_eq!(
+        app.put(&admin, "personal-files/dir", "x").await,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        app.read(&admin, "personal-files/dir").await.0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        app.put(&admin, "personal-files/big.bin/child", "x").await,
+        StatusCode::CONFLICT
+    );
+}
+
+async fn bad_input_gets_clear_errors(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let admin = Auth::admin();
+    for path in [
+        "personal-files/../etc",
+        "personal-files//x",
+        "personal-files/a\u{0}b",
+        "personal-files/.",
+        "nowhere/x",
+    ] {
+        let (status, body) = app.stat(&admin, path).await;
+        assert!(
+            status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND,
+            "{path:?} gave {status}"
+        );
+        assert!(
+            body["Detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{path:?}: {body}"
+        );
+        let (status, _) = app
+            .post("/a/tree/create", &admin, json!({"Nodes": [{"Path": path}]}))
+            .await;
+        assert!(status.is_client_error(), "create {path:?} gave {status}");
+    }
+    let (status, body) = app
+        .post(
+            "/a/tree/create",
+            &admin,
+            json!({"Nodes": [{"Path": "personal-files/a\u{0}b"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["Detail"].as_str().unwrap().contains("control character"),
+        "{body}"
+    );
+    let (status, _) = app
+        .post(
+            "/a/tree/create",
+            &admin,
+            json!({"Nodes": [{"Path": "personal-files/x", "Type": "DIR"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // 10 MB of garbage, invalid JSON, wrong shapes.
+    let garbage: Vec<u8> = (0..10_000_000u32).map(|i| (i % 256) as u8).collect();
+    let response = app
+        .request(Method::POST, "/a/tree/create", &admin)
+        .body(garbage)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let response = app
+        .request(Method::POST, "/a/tree/stats", &admin)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = split(response).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["Code"], 400);
+    let (status, _) = app
+        .post("/a/tree/stats", &admin, json!({"NodePaths": "personal-files"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = app.post("/a/tree/stats", &admin, json!({"NodePaths": []})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Wrong password, unknown user, malformed headers.
+    let (status, _) = app.get("/a/config/ctl", &Auth::basic(ADMIN, "wrong")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = app
+        .get("/a/config/ctl", &Auth::basic("nobody", "whatever-password"))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["Detail"], "wrong login or password");
+    let response = app.http.get(app.url("/a/config/ctl")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("Basic")
+    );
+    for header in ["Basic !!!", "Basic", "Digest abc", "Bearer", "Basic Zm9v"] {
+        let response = app
+            .http
+            .get(app.url("/a/config/ctl"))
+            .header("Authorization", header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{header}");
+    }
+    let (status, body) = app.get("/no/such/route", &admin).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["Code"], 404);
+
+    // Still up and well.
+    assert_eq!(app.get("/healthz", &Auth::None).await.0, StatusCode::OK);
+    assert_eq!(app.mkdir(&admin, "personal-files/still-ok").await, StatusCode::OK);
+}
+
+async fn users_cannot_reach_each_other(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_user("alice", "alice-password", "standard").await;
+    app.create_user("bob", "bob-password-1", "standard").await;
+    let alice = Auth::basic("alice", "alice-password");
+    let bob = Auth::basic("bob", "bob-password-1");
+    assert_eq!(
+        app.put(&alice, "personal-files/secret.txt", "alice's secret")
+            .await,
+        StatusCode::CREATED
+    );
+    let secret_uuid = app.uuid(&alice, "personal-files/secret.txt").await;
+
+    // `personal-files` is always the caller's own.
+    assert_eq!(
+        app.read(&bob, "personal-files/secret.txt").await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, listing) = app
+        .post("/a/tree/stats", &bob, json!({"NodePaths": ["personal-files/*"]}))
+        .await;
+    assert_eq!(listing["Nodes"], json!([]));
+    assert_eq!(
+        app.put(&bob, "personal-files/secret.txt", "bob's").await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.read(&alice, "personal-files/secret.txt").await.1,
+        b"alice's secret"
+    );
+
+    // Naming alice's node by UUID in a token scope is refused.
+    let (status, body) = app
+        .post(
+            "/a/auth/token/personal",
+            &bob,
+            json!({"Label": "steal", "AutoRefresh": 600, "Scopes": [format!("node:{secret_uuid}:r")]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let output = app.cli(&[
+        "admin",
+        "user",
+        "token",
+        "-u",
+        "bob",
+        "-e",
+        "1h",
+        "-s",
+        &format!("node:{secret_uuid}:r"),
+    ]);
+    assert!(!output.status.success());
+
+    // Path tricks stay inside.
+    // (sent raw: HTTP clients normalise `..` away before it reaches us)
+    for path in [
+        "/a/content/personal-files/../../a/content/personal-files/secret.txt",
+        "/a/content/personal-files/%2e%2e/secret.txt",
+        "/a/content/personal-files%2f..%2fsecret.txt",
+        "/a/content/personal-files/sub/..%2f..%2fsecret.txt",
+    ] {
+        let status = app.raw_get(path, "bob", "bob-password-1").await;
+        assert!(status == 400 || status == 404, "{path}: {status}");
+    }
+    // Common files are shared.
+    assert_eq!(
+        app.put(&alice, "common-files/shared.txt", "for all").await,
+        StatusCode::CREATED
+    );
+    assert_eq!(app.read(&bob, "common-files/shared.txt").await.1, b"for all");
+}
+
+async fn admin_routes_and_user_management(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let admin = Auth::admin();
+    let (status, body) = app.get("/a/config/ctl", &admin).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body["Total"].as_u64().unwrap() >= 1);
+    assert_eq!(
+        body["Services"].as_array().unwrap().len() as u64,
+        body["Total"].as_u64().unwrap()
+    );
+
+    app.create_user("carol", "carol-password", "standard").await;
+    let carol = Auth::basic("carol", "carol-password");
+    assert_eq!(app.get("/a/config/ctl", &carol).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(app.get("/a/user/carol", &carol).await.0, StatusCode::FORBIDDEN);
+    let (status, user) = app.get("/a/user/carol", &admin).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(user["Attributes"]["profile"], "standard");
+    assert!(user.get("Password").is_none() && !user.to_string().contains("argon2"));
+
+    // Update, promote, change password.
+    let response = app
+        .request(Method::PUT, "/a/user/carol", &admin)
+        .json(&json!({"Attributes": {"displayName": "Carol C", "profile": "admin"}, "Password": "new-carol-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        app.get("/a/config/ctl", &carol).await.0,
+        StatusCode::UNAUTHORIZED,
+        "old password"
+    );
+    let carol = Auth::basic("carol", "new-carol-password");
+    assert_eq!(app.get("/a/config/ctl", &carol).await.0, StatusCode::OK);
+
+    // Bad user input.
+    for (login, body) in [
+        ("bad:login", json!({"Password": "long-enough-1"})),
+        ("dave", json!({})),
+        ("dave", json!({"Password": "short"})),
+        (
+            "dave",
+            json!({"Password": "long-enough-1", "Attributes": {"profile": "root"}}),
+        ),
+    ] {
+        let response = app
+            .request(Method::PUT, &format!("/a/user/{login}"), &admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{login} {body}");
+    }
+
+    // Delete: the user's credentials stop working, their files are gone.
+    assert_eq!(
+        app.put(&carol, "personal-files/f.txt", "x").await,
+        StatusCode::CREATED
+    );
+    let response = app
+        .request(Method::DELETE, "/a/user/carol", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(app.get("/a/config/ctl", &carol).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get("/a/user/carol", &admin).await.0, StatusCode::NOT_FOUND);
+    let response = app
+        .request(Method::DELETE, "/a/user/admin", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::FORBIDDEN,
+        "admins cannot delete themselves"
+    );
+
+    // The CLI sees the same users.
+    app.cli_ok(&["admin", "user", "create", "-u", "erin", "-p", "erin-password"]);
+    assert!(app.cli_ok(&["admin", "user", "list"]).contains("erin"));
+    let output = app.cli(&["admin", "user", "create", "-u", "erin", "-p", "erin-password"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("already exists"));
+    let output = app.cli(&["admin", "user", "delete", "-u", "nobody"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown user"));
+    app.cli_ok(&["admin", "user", "delete", "-u", "erin"]);
+}
+
+async fn lockout_after_ten_failures(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_user("frank", "frank-password", "standard").await;
+    let good = Auth::basic("frank", "frank-password");
+    let bad = Auth::basic("frank", "not-his-password");
+    for _ in 0..9 {
+        assert_eq!(app.stat(&bad, "personal-files").await.0, StatusCode::UNAUTHORIZED);
+    }
+    // A success resets the counter.
+    assert_eq!(app.stat(&good, "personal-files").await.0, StatusCode::OK);
+    for _ in 0..10 {
+        app.stat(&bad, "personal-files").await;
+    }
+    let (status, body) = app.stat(&good, "personal-files").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body["Detail"].as_str().unwrap().contains("locked"), "{body}");
+    // Unlocking restores access; guessed tokens (from another address, so that this one's
+    // throttle budget is not spent) never lock anyone.
+    app.cli_ok(&["admin", "user", "unlock", "-u", "frank"]);
+    assert_eq!(app.stat(&good, "personal-files").await.0, StatusCode::OK);
+    let other = app.client_from("127.0.0.2");
+    for _ in 0..12 {
+        let response = other
+            .post(app.url("/a/tree/stats"))
+            .basic_auth("frank", Some(format!("cpat_{}", "A".repeat(75))))
+            .json(&json!({"NodePaths": ["personal-files"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(app.stat(&good, "personal-files").await.0, StatusCode::OK);
+    let user = app.app.store.find_user_by_login("frank").await.unwrap().unwrap();
+    assert_eq!((user.locked, user.failed_logins), (false, 0));
+}
+
+async fn addresses_are_throttled_separately(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let attacker = app.client_from("127.0.0.3");
+    let mut statuses = Vec::new();
+    for i in 0..22 {
+        let response = attacker
+            .post(app.url("/a/tree/stats"))
+            .basic_auth(format!("user{i}"), Some("guess-password"))
+            .json(&json!({"NodePaths": ["personal-files"]}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push((response.status(), response.headers().get("retry-after").cloned()));
+    }
+    assert!(
+        statuses[..20].iter().all(|(s, _)| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    let (last, retry_after) = statuses.last().unwrap();
+    assert_eq!(*last, StatusCode::TOO_MANY_REQUESTS);
+    assert!(retry_after.is_some());
+    // Everyone else is unaffected.
+    assert_eq!(app.stat(&Auth::admin(), "personal-files").await.0, StatusCode::OK);
+}
+
+async fn concurrent_failures_are_counted_exactly(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_user("gina", "gina-password", "standard").await;
+    let attempts = (0..20).map(|i| {
+        let request = app
+            .request(
+                Method::POST,
+                "/a/tree/stats",
+                &Auth::basic("gina", &format!("wrong-{i}")),
+            )
+            .json(&json!({"NodePaths": ["personal-files"]}));
+        async move { request.send().await.unwrap().status() }
+    });
+    let statuses = futures_util::future::join_all(attempts).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    let user = app.app.store.find_user_by_login("gina").await.unwrap().unwrap();
+    assert!(user.locked);
+    assert_eq!(
+        user.failed_logins, 10,
+        "the counter stops exactly at the lock threshold"
+    );
+    assert_eq!(app.get("/healthz", &Auth::None).await.0, StatusCode::OK);
+}
+
+async fn openapi_lists_every_route(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (status, doc) = app.get("/a/openapi.json", &Auth::None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        doc["openapi"].as_str().unwrap_or_default().starts_with("3."),
+        "an OpenAPI 3 document"
+    );
+    for (method, path) in cells_server::http::ROUTES {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} is missing from openapi.json"
+        );
+    }
+}
