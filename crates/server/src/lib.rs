@@ -93,6 +93,7 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let app = self.app;
         let background = tokio::spawn(background_jobs(app.clone()));
+        let watcher = tokio::spawn(watch_auth_epoch(app.clone()));
         let router = http::router(app.clone());
         // One plain line on stdout, for people and for scripts that started us on port 0.
         println!("cells: listening on http://{}", self.listener.local_addr()?);
@@ -108,10 +109,21 @@ impl Server {
         .await
         .context("HTTP server failed")?;
         background.abort();
+        watcher.abort();
         app.auth.flush_usage(true).await;
         app.store.close().await;
         tracing::info!("cells stopped");
         Ok(())
+    }
+}
+
+/// Keep this server's view of the auth epoch fresh (see `auth` module docs).
+async fn watch_auth_epoch(app: SharedApp) {
+    let mut tick = tokio::time::interval(auth::EPOCH_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        app.auth.poll_epoch().await;
     }
 }
 

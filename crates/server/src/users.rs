@@ -1,7 +1,8 @@
 //! User management shared by the CLI and the REST API: create, update, delete, passwords.
 //!
-//! Each operation validates its input, hashes passwords off the async workers, and drops the
-//! user's cached credentials when their rights change.
+//! Each operation validates its input, hashes passwords off the async workers, and, when the
+//! user's rights change, drops their cached credentials and waits for the change to reach
+//! every server (`Authenticator::settle`) before it returns.
 
 use cells_store::{NewUser, Profile, StoreError, User};
 
@@ -89,6 +90,7 @@ pub async fn update_user(
         .update_user(user.id, display_name, email, profile)
         .await?;
     app.auth.forget_user(user.id);
+    app.auth.settle().await;
     Ok(updated)
 }
 
@@ -96,12 +98,14 @@ pub async fn set_password(app: &App, user: &User, password: &str) -> Result<()> 
     let hash = app.auth.hasher().hash(password).await?;
     app.store.set_password_hash(user.id, &hash).await?;
     app.auth.forget_user(user.id);
+    app.auth.settle().await;
     Ok(())
 }
 
 pub async fn set_locked(app: &App, user: &User, locked: bool) -> Result<()> {
     app.store.set_locked(user.id, locked).await?;
     app.auth.forget_user(user.id);
+    app.auth.settle().await;
     Ok(())
 }
 
@@ -109,6 +113,7 @@ pub async fn set_locked(app: &App, user: &User, locked: bool) -> Result<()> {
 pub async fn delete_user(app: &App, user: &User) -> Result<()> {
     let blobs = app.store.delete_user(user.id).await?;
     app.auth.forget_user(user.id);
+    app.auth.settle().await;
     for blob in blobs {
         if let Err(error) = app.tree.blobs().delete(&blob).await {
             tracing::warn!(%blob, %error, "could not delete a blob of a deleted user");

@@ -123,10 +123,27 @@ impl Store {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
 
+    /// The current auth epoch (see `bump_epoch`).
+    pub async fn auth_epoch(&self) -> Result<i64> {
+        let (value,): (i64,) = sqlx::query_as("SELECT value FROM auth_epoch WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(value)
+    }
+
     /// Close the pool, waiting for connections in use to come back.
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Bump the auth epoch inside `conn`'s transaction: every change that can end a credential's
+/// validity does this, so that caches of verified credentials everywhere are dropped.
+pub(crate) async fn bump_epoch(conn: &mut sqlx::AnyConnection) -> Result<()> {
+    sqlx::query("UPDATE auth_epoch SET value = value + 1 WHERE id = 1")
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Seconds since the Unix epoch: the time unit of every timestamp column.

@@ -25,7 +25,11 @@ macro_rules! migration {
     };
 }
 
-const MIGRATIONS: &[Migration] = &[migration!(1, "0001_init"), migration!(2, "0002_tokens")];
+const MIGRATIONS: &[Migration] = &[
+    migration!(1, "0001_init"),
+    migration!(2, "0002_tokens"),
+    migration!(3, "0003_auth_epoch"),
+];
 
 /// Any number, the same on every node: the key of the PostgreSQL advisory lock.
 const LOCK_KEY: i64 = 0x63656c6c73;

@@ -7,7 +7,7 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use crate::users::User;
-use crate::{Result, Store, StoreError, now, on_conflict};
+use crate::{Result, Store, StoreError, bump_epoch, now, on_conflict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
@@ -187,13 +187,16 @@ impl Store {
 
     /// Delete (revoke) a token; `NotFound` when there is no such token.
     pub async fn delete_token(&self, id: Uuid) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query("DELETE FROM tokens WHERE id = $1")
             .bind(id.to_string())
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        bump_epoch(&mut tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 

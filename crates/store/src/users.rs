@@ -6,7 +6,7 @@
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use crate::{Result, Store, StoreError, now, on_conflict};
+use crate::{Result, Store, StoreError, bump_epoch, now, on_conflict};
 
 /// What a user may do beyond their own files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +163,7 @@ impl Store {
         email: &str,
         profile: Profile,
     ) -> Result<User> {
+        let mut tx = self.pool().begin().await?;
         let row: Option<UserRow> = sqlx::query_as(sql!(
             "UPDATE users SET display_name = $2, email = $3, profile = $4, updated_at = $5 \
              WHERE id = $1 RETURNING {COLUMNS}"
@@ -172,26 +173,34 @@ impl Store {
         .bind(email)
         .bind(profile.as_str())
         .bind(now())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
-        row.ok_or(StoreError::NotFound)?.try_into()
+        let user = row.ok_or(StoreError::NotFound)?.try_into()?;
+        bump_epoch(&mut tx).await?;
+        tx.commit().await?;
+        Ok(user)
     }
 
     /// Replace the password hash; also clears the failed-login counter.
     pub async fn set_password_hash(&self, id: Uuid, password_hash: &str) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
             "UPDATE users SET password_hash = $2, failed_logins = 0, updated_at = $3 WHERE id = $1",
         )
         .bind(id.to_string())
         .bind(password_hash)
         .bind(now())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
-        found(done.rows_affected())
+        found(done.rows_affected())?;
+        bump_epoch(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Lock or unlock; unlocking also clears the failed-login counter.
     pub async fn set_locked(&self, id: Uuid, locked: bool) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
             "UPDATE users SET locked = $2, \
              failed_logins = CASE WHEN $2 = 0 THEN 0 ELSE failed_logins END, \
@@ -200,15 +209,19 @@ impl Store {
         .bind(id.to_string())
         .bind(i64::from(locked))
         .bind(now())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
-        found(done.rows_affected())
+        found(done.rows_affected())?;
+        bump_epoch(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Count one failed login and lock the account when it reaches `lock_after`, atomically.
     /// A locked account counts no further failures, so concurrent guesses stop at exactly
     /// `lock_after`; `NotFound` then means "already locked" (or gone).
     pub async fn record_login_failure(&self, id: Uuid, lock_after: i64) -> Result<FailureCount> {
+        let mut tx = self.pool().begin().await?;
         let row: Option<(i64, i64)> = sqlx::query_as(
             "UPDATE users SET failed_logins = failed_logins + 1, \
              locked = CASE WHEN failed_logins + 1 >= $2 THEN 1 ELSE locked END \
@@ -216,9 +229,12 @@ impl Store {
         )
         .bind(id.to_string())
         .bind(lock_after)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
         let (failed_logins, locked) = row.ok_or(StoreError::NotFound)?;
+        // A failure changes what a cached success may assume (the counter), so it bumps too.
+        bump_epoch(&mut tx).await?;
+        tx.commit().await?;
         Ok(FailureCount {
             failed_logins,
             locked: locked != 0,
@@ -265,6 +281,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         found(done.rows_affected())?;
+        bump_epoch(&mut tx).await?;
         tx.commit().await?;
         Ok(blobs.into_iter().map(|(blob,)| blob).collect())
     }

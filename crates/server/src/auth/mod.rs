@@ -4,10 +4,15 @@
 //!   secret is the user's password or a personal access token of that same login.
 //! - `authenticate_bearer(token)`: `Authorization: Bearer` (PATs).
 //!
-//! Every call re-reads the user (and token) row, so a revocation, lock, deletion or password
-//! change on any node or from the CLI holds on the very next request, cache or not. The cache
-//! only saves the Argon2id check: it maps a keyed hash of (login, password) to the password
-//! hash it was verified against, and a hit counts only while that hash is still the user's.
+//! Verified credentials are cached in memory (a keyed hash of login and password, or a token
+//! id, mapped to the user and token rows), so a request usually costs no Argon2id check and
+//! no database read. Revocation stays immediate on every node through the **auth epoch**: a
+//! counter that every change ending a credential's validity bumps in its own transaction
+//! (revocation, lock, deletion, password or profile change, failed login). Each server polls
+//! it every `EPOCH_POLL`; a cache entry counts only if it was filled under the current epoch
+//! and a poll started less than `EPOCH_FRESH` ago (else every request reads the database).
+//! A change is acknowledged only `PROPAGATION` after its commit (`settle`), longer than
+//! `EPOCH_FRESH`, so any request arriving after the acknowledgement, on any node, sees it.
 
 pub mod password;
 pub mod pat;
@@ -23,9 +28,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::{digest, hmac, rand};
+use aws_lc_rs::{hmac, rand};
 use cells_store::{NewToken, Store, Token, TokenKind, User};
-use subtle::ConstantTimeEq;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
@@ -37,6 +41,13 @@ use principal::{Principal, ScopeGrant, Via};
 use scope::Scope;
 use throttle::Throttle;
 use usage::TokenUsage;
+
+/// How often a server reads the auth epoch.
+pub const EPOCH_POLL: Duration = Duration::from_millis(50);
+/// A cached credential is trusted only if an epoch poll started at most this long ago.
+const EPOCH_FRESH: Duration = Duration::from_millis(100);
+/// How long a change waits after its commit before it is acknowledged.
+pub const PROPAGATION: Duration = Duration::from_millis(150);
 
 /// Cells' rule: the account locks after this many failed logins in a row.
 pub const LOCK_AFTER_FAILURES: i64 = 10;
@@ -53,11 +64,25 @@ pub struct Client {
     pub address: IpAddr,
 }
 
-struct CachedPassword {
-    user_id: Uuid,
-    /// SHA-256 of the stored password hash the secret was verified against.
-    verified_against: [u8; 32],
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum CacheKey {
+    /// Keyed hash of login ‖ 0 ‖ password.
+    Password([u8; 32]),
+    Token(Uuid),
+}
+
+/// A verified credential: the rows it was checked against, and under which epoch.
+struct Cached {
+    user: User,
+    token: Option<Token>,
+    epoch: i64,
     until: Instant,
+}
+
+/// The last auth epoch seen, and when the poll that saw it started.
+struct EpochView {
+    value: i64,
+    polled_at: Option<Instant>,
 }
 
 pub struct Authenticator {
@@ -68,7 +93,9 @@ pub struct Authenticator {
     usage: TokenUsage,
     /// Per-process random key for cache entries: a memory dump yields no cheap offline guesses.
     cache_key: hmac::Key,
-    cache: Mutex<HashMap<[u8; 32], CachedPassword>>,
+    cache: Mutex<HashMap<CacheKey, Cached>>,
+    epoch: Mutex<EpochView>,
+    cache_hits: std::sync::atomic::AtomicU64,
     /// An Argon2id hash of a random password, verified against when the login is unknown, so
     /// that timing does not tell which logins exist.
     decoy_hash: OnceCell<String>,
@@ -115,6 +142,11 @@ impl Authenticator {
             usage: TokenUsage::default(),
             cache_key: hmac::Key::new(hmac::HMAC_SHA256, &cache_secret),
             cache: Mutex::new(HashMap::new()),
+            epoch: Mutex::new(EpochView {
+                value: 0,
+                polled_at: None,
+            }),
+            cache_hits: std::sync::atomic::AtomicU64::new(0),
             decoy_hash: OnceCell::new(),
         }
     }
@@ -162,6 +194,15 @@ impl Authenticator {
     /// Check a login and password, counting failures toward the account lock.
     pub async fn verify_password(&self, login: &str, password: &str, client: Client) -> Result<User> {
         self.throttle.check(client.address).map_err(Error::Throttled)?;
+        let cache_key = CacheKey::Password(self.cache_key(login, password));
+        // Taken before the rows are read: a change committed in between makes the entry stale
+        // at once instead of letting it pass for current.
+        let epoch = self.current_epoch();
+        if let Some(epoch) = epoch
+            && let Some((user, _)) = self.cached(&cache_key, epoch)
+        {
+            return Ok(user);
+        }
         let Some(user) = self.store.find_user_by_login(login).await? else {
             let decoy = self
                 .decoy_hash
@@ -178,14 +219,6 @@ impl Authenticator {
         if user.locked {
             self.throttle.failed(client.address);
             return Err(Error::Locked);
-        }
-        let cache_key = self.cache_key(login, password);
-        let fingerprint = fingerprint(&user.password_hash);
-        if self.cached(&cache_key, &user, &fingerprint) {
-            if user.failed_logins > 0 {
-                self.store.record_login_success(user.id).await?;
-            }
-            return Ok(user);
         }
         if !self.hasher.verify(password, &user.password_hash).await? {
             self.throttle.failed(client.address);
@@ -207,11 +240,46 @@ impl Authenticator {
             }
             return Err(wrong_credentials());
         }
+        let mut user = user;
         if user.failed_logins > 0 {
             self.store.record_login_success(user.id).await?;
+            user.failed_logins = 0;
         }
-        self.remember(cache_key, &user, fingerprint);
+        if let Some(epoch) = epoch {
+            self.remember(cache_key, &user, None, epoch);
+        }
         Ok(user)
+    }
+
+    /// The auth epoch, if a poll started recently enough for cached entries to be trusted.
+    fn current_epoch(&self) -> Option<i64> {
+        let view = self.epoch.lock().unwrap_or_else(|e| e.into_inner());
+        view.polled_at
+            .filter(|at| at.elapsed() <= EPOCH_FRESH)
+            .map(|_| view.value)
+    }
+
+    /// Read the auth epoch; run every `EPOCH_POLL` by a server. A failed read leaves the view
+    /// to age, so the cache falls out of use until the database answers again.
+    pub async fn poll_epoch(&self) {
+        let started = Instant::now();
+        match self.store.auth_epoch().await {
+            Ok(value) => {
+                let mut view = self.epoch.lock().unwrap_or_else(|e| e.into_inner());
+                if view.polled_at.is_none_or(|at| at < started) {
+                    *view = EpochView {
+                        value,
+                        polled_at: Some(started),
+                    };
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot read the auth epoch; credential cache off"),
+        }
+    }
+
+    /// Wait until every server has had time to see a change just committed (see module docs).
+    pub async fn settle(&self) {
+        tokio::time::sleep(PROPAGATION).await;
     }
 
     fn cache_key(&self, login: &str, secret: &str) -> [u8; 32] {
@@ -224,16 +292,25 @@ impl Authenticator {
         out
     }
 
-    fn cached(&self, key: &[u8; 32], user: &User, fingerprint: &[u8; 32]) -> bool {
+    /// The rows a credential was verified against, if still current under `epoch`.
+    fn cached(&self, key: &CacheKey, epoch: i64) -> Option<(User, Option<Token>)> {
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.get(key).is_some_and(|entry| {
-            entry.user_id == user.id
-                && entry.until > Instant::now()
-                && bool::from(entry.verified_against.ct_eq(fingerprint))
-        })
+        let hit = cache
+            .get(key)
+            .filter(|entry| entry.epoch == epoch && entry.until > Instant::now() && !entry.user.locked)
+            .map(|entry| (entry.user.clone(), entry.token.clone()));
+        if hit.is_some() {
+            self.cache_hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        hit
     }
 
-    fn remember(&self, key: [u8; 32], user: &User, fingerprint: [u8; 32]) {
+    /// Credentials served from the cache so far (for metrics and tests).
+    pub fn cache_hits(&self) -> u64 {
+        self.cache_hits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn remember(&self, key: CacheKey, user: &User, token: Option<&Token>, epoch: i64) {
         let now = Instant::now();
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= CACHE_MAX_ENTRIES {
@@ -242,20 +319,19 @@ impl Authenticator {
                 cache.clear();
             }
         }
-        cache.insert(
-            key,
-            CachedPassword {
-                user_id: user.id,
-                verified_against: fingerprint,
-                until: now + CACHE_TTL,
-            },
-        );
+        let entry = Cached {
+            user: user.clone(),
+            token: token.cloned(),
+            epoch,
+            until: now + CACHE_TTL,
+        };
+        cache.insert(key, entry);
     }
 
     /// Drop every cached credential of a user (password change, lock, delete).
     pub fn forget_user(&self, user_id: Uuid) {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.retain(|_, entry| entry.user_id != user_id);
+        cache.retain(|_, entry| entry.user.id != user_id);
     }
 
     /// Check a personal or document token value. A wrong one never counts toward the owner's
@@ -271,15 +347,30 @@ impl Authenticator {
     async fn verify_token_inner(&self, value: &str, client: Client) -> Result<Principal> {
         // Checksum first: a forged or mistyped value costs no database access.
         let parsed = self.pat_key.parse(value).ok_or_else(bad_token)?;
-        let (token, user) = self
-            .store
-            .find_token_and_user(parsed.id)
-            .await?
-            .ok_or_else(bad_token)?;
+        let now = cells_store::now();
+        let key = CacheKey::Token(parsed.id);
+        let epoch = self.current_epoch();
+        let cached = epoch.and_then(|epoch| self.cached(&key, epoch));
+        let (token, user) = match cached {
+            // Expired by our view: another node may have slid it, so ask the database.
+            Some((user, Some(token))) if now <= self.usage.effective_expiry(&token) => (token, user),
+            _ => {
+                let (token, user) = self
+                    .store
+                    .find_token_and_user(parsed.id)
+                    .await?
+                    .ok_or_else(bad_token)?;
+                if let Some(epoch) = epoch
+                    && parsed.matches(&token.secret_hash)
+                {
+                    self.remember(key, &user, Some(&token), epoch);
+                }
+                (token, user)
+            }
+        };
         if !parsed.matches(&token.secret_hash) {
             return Err(bad_token());
         }
-        let now = cells_store::now();
         if now > self.usage.effective_expiry(&token) {
             return Err(bad_token());
         }
@@ -389,6 +480,11 @@ impl Authenticator {
     pub async fn revoke_token(&self, id: Uuid) -> Result<()> {
         self.store.delete_token(id).await?;
         self.usage.forget(id);
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&CacheKey::Token(id));
+        self.settle().await;
         Ok(())
     }
 
@@ -397,10 +493,4 @@ impl Authenticator {
         let due = self.usage.due(all);
         self.usage.write(&self.store, due).await;
     }
-}
-
-fn fingerprint(stored_hash: &str) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest::digest(&digest::SHA256, stored_hash.as_bytes()).as_ref());
-    out
 }

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -45,8 +46,9 @@ pub trait BlobStore: Send + Sync {
     async fn open(&self, id: &str, offset: u64, length: u64) -> io::Result<BlobReader>;
     /// Remove a blob; a missing blob is not an error.
     async fn delete(&self, id: &str) -> io::Result<()>;
-    /// Remove temp files and every blob not in `keep`. Run at start, before serving.
-    async fn sweep(&self, keep: &HashSet<String>) -> io::Result<SweepReport>;
+    /// Remove temp files and every blob not in `keep`, when last modified before `before`
+    /// (`None`: whatever their age). Run at start, before serving.
+    async fn sweep(&self, keep: &HashSet<String>, before: Option<SystemTime>) -> io::Result<SweepReport>;
 }
 
 /// Blobs as files under `<data>/blobs/<2 hex>/<uuid>`, temp files under `<data>/blobs/tmp`.
@@ -153,20 +155,29 @@ impl BlobStore for LocalBlobs {
         }
     }
 
-    async fn sweep(&self, keep: &HashSet<String>) -> io::Result<SweepReport> {
+    async fn sweep(&self, keep: &HashSet<String>, before: Option<SystemTime>) -> io::Result<SweepReport> {
         let root = self.root.clone();
         let keep = keep.clone();
-        tokio::task::spawn_blocking(move || sweep_dir(&root, &keep))
+        tokio::task::spawn_blocking(move || sweep_dir(&root, &keep, before))
             .await
             .map_err(io::Error::other)?
     }
 }
 
-fn sweep_dir(root: &Path, keep: &HashSet<String>) -> io::Result<SweepReport> {
+fn sweep_dir(root: &Path, keep: &HashSet<String>, before: Option<SystemTime>) -> io::Result<SweepReport> {
+    let old_enough = |entry: &std::fs::DirEntry| -> io::Result<bool> {
+        Ok(match before {
+            None => true,
+            Some(before) => entry.metadata()?.modified()? < before,
+        })
+    };
     let mut report = SweepReport::default();
     for entry in std::fs::read_dir(root.join("tmp"))? {
-        std::fs::remove_file(entry?.path())?;
-        report.temp_files += 1;
+        let entry = entry?;
+        if old_enough(&entry)? {
+            std::fs::remove_file(entry.path())?;
+            report.temp_files += 1;
+        }
     }
     for shard in std::fs::read_dir(root)? {
         let shard = shard?;
@@ -176,7 +187,7 @@ fn sweep_dir(root: &Path, keep: &HashSet<String>) -> io::Result<SweepReport> {
         for blob in std::fs::read_dir(shard.path())? {
             let blob = blob?;
             let name = blob.file_name().to_string_lossy().to_string();
-            if !keep.contains(&name) {
+            if !keep.contains(&name) && old_enough(&blob)? {
                 std::fs::remove_file(blob.path())?;
                 report.orphan_blobs += 1;
             }
@@ -226,7 +237,14 @@ mod tests {
             .unwrap();
         std::fs::write(dir.path().join("tmp").join("half-written"), b"x").unwrap();
         let keep: HashSet<String> = [written.id.clone()].into();
-        let report = blobs.sweep(&keep).await.unwrap();
+        let an_hour_ago = SystemTime::now() - std::time::Duration::from_secs(3600);
+        let report = blobs.sweep(&keep, Some(an_hour_ago)).await.unwrap();
+        assert_eq!(
+            report,
+            SweepReport::default(),
+            "fresh files are kept when an age is given"
+        );
+        let report = blobs.sweep(&keep, None).await.unwrap();
         assert_eq!(
             report,
             SweepReport {

@@ -486,8 +486,18 @@ impl Tree {
     }
 
     /// Clean the blob store of temp files and orphans. Run before serving.
+    ///
+    /// On SQLite this process is the only writer, so every leftover goes. A PostgreSQL
+    /// database may be shared by nodes that are writing right now, so only leftovers older
+    /// than an hour are removed there.
     pub async fn sweep(&self) -> Result<blob::SweepReport> {
         let keep: HashSet<String> = self.store.referenced_blobs().await?.into_iter().collect();
-        Ok(self.blobs.sweep(&keep).await?)
+        let before = match self.store.backend() {
+            cells_store::Backend::Sqlite => None,
+            cells_store::Backend::Postgres => {
+                Some(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+            }
+        };
+        Ok(self.blobs.sweep(&keep, before).await?)
     }
 }

@@ -108,7 +108,9 @@ macro_rules! backend_tests {
 
 pub struct TestApp {
     pub db: Db,
-    pub dir: TempDir,
+    /// Owned by the first node; `None` on a sibling that shares it.
+    dir: Option<TempDir>,
+    pub data: PathBuf,
     pub base: String,
     pub app: SharedApp,
     pub http: Client,
@@ -124,7 +126,19 @@ impl TestApp {
 
     /// Start a server on an existing data dir (a restart keeps the dir and the database).
     pub async fn spawn_in(db: Db, dir: TempDir) -> TestApp {
-        let config = test_config(&db, dir.path());
+        let data = dir.path().to_path_buf();
+        let mut app = Self::start(db, data).await;
+        app.dir = Some(dir);
+        app
+    }
+
+    /// Another node on the same database and data dir (a second server process, in effect).
+    pub async fn sibling(&self) -> TestApp {
+        Self::start(self.db.clone(), self.data.clone()).await
+    }
+
+    async fn start(db: Db, data: PathBuf) -> TestApp {
+        let config = test_config(&db, &data);
         let server = Server::prepare(config).await.expect("server starts");
         let base = format!("http://{}", server.local_addr().expect("bound"));
         let app = server.app.clone();
@@ -134,7 +148,8 @@ impl TestApp {
         }));
         TestApp {
             db,
-            dir,
+            dir: None,
+            data,
             base,
             app,
             http: Client::new(),
@@ -151,8 +166,21 @@ impl TestApp {
         if let Some(task) = self.task.take() {
             task.await.expect("server task").expect("server stops cleanly");
         }
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        let dir = self
+            .dir
+            .take()
+            .expect("only the first node is stopped for a restart");
         (self.db.clone(), dir)
+    }
+
+    /// Stop a node made by `sibling`.
+    pub async fn stop_sibling(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server stops cleanly");
+        }
     }
 
     pub async fn restart(self) -> TestApp {
@@ -272,8 +300,8 @@ impl TestApp {
     /// Run the real `cells` binary against this server's data dir and database.
     pub fn cli(&self, args: &[&str]) -> Output {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cells"));
-        command.args(args).arg("--data").arg(self.dir.path());
-        if let Some(url) = self.db.database_url(self.dir.path()) {
+        command.args(args).arg("--data").arg(&self.data);
+        if let Some(url) = self.db.database_url(&self.data) {
             command.arg("--database-url").arg(url);
         }
         command

@@ -20,6 +20,7 @@ backend_tests!(
     rest_token_management,
     sliding_uses_are_coalesced,
     locked_or_deleted_owner_stops_tokens,
+    cached_credentials_revoke_on_every_node,
 );
 
 async fn seed_flow_with_the_cli(db: Db) {
@@ -592,4 +593,71 @@ async fn locked_or_deleted_owner_stops_tokens(db: Db) {
         app.stat(&auth, "personal-files").await.0,
         StatusCode::UNAUTHORIZED
     );
+}
+
+async fn cached_credentials_revoke_on_every_node(db: Db) {
+    let node_a = TestApp::spawn(db).await;
+    let node_b = node_a.sibling().await;
+    node_a.create_user("wes", "wes-password", "standard").await;
+    let token = node_a.token("wes", &["-e", "1h", "-l", "shared"]);
+    let bearer = Auth::bearer(&token);
+    let password = Auth::basic("wes", "wes-password");
+    // Warm both caches: the second round on each node is served from memory.
+    for node in [&node_a, &node_b] {
+        for _ in 0..2 {
+            assert_eq!(node.stat(&bearer, "personal-files").await.0, StatusCode::OK);
+            assert_eq!(node.stat(&password, "personal-files").await.0, StatusCode::OK);
+        }
+    }
+    assert!(node_a.app.auth.cache_hits() >= 2, "node A served from its cache");
+    assert!(node_b.app.auth.cache_hits() >= 2, "node B served from its cache");
+
+    // Revoked through node A's REST API: node B refuses the very next request.
+    let (_, listing) = node_a.post("/a/auth/tokens", &password, json!({})).await;
+    let id = listing["Tokens"][0]["Uuid"].as_str().unwrap().to_string();
+    let response = node_a
+        .request(Method::DELETE, &format!("/a/auth/tokens/{id}"), &password)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        node_b.stat(&bearer, "personal-files").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        node_a.stat(&bearer, "personal-files").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // A password changed on node B stops working on node A at once, cache or not.
+    let response = node_b
+        .request(Method::PUT, "/a/user/wes", &Auth::admin())
+        .json(&json!({"Password": "wes-new-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        node_a.stat(&password, "personal-files").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Locked on node A: node B refuses the fresh password at once, though it had cached it.
+    let fresh = Auth::basic("wes", "wes-new-password");
+    for node in [&node_a, &node_b, &node_b] {
+        assert_eq!(node.stat(&fresh, "personal-files").await.0, StatusCode::OK);
+    }
+    let response = node_a
+        .request(Method::PUT, "/a/user/wes", &Auth::admin())
+        .json(&json!({"Locked": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        node_b.stat(&fresh, "personal-files").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    node_b.stop_sibling().await;
 }

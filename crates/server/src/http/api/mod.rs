@@ -37,8 +37,12 @@ pub async fn metrics(State(app): State<SharedApp>) -> Response {
     let body = format!(
         "# HELP cells_token_use_writes_total Token rows written to record uses (coalesced).\n\
          # TYPE cells_token_use_writes_total counter\n\
-         cells_token_use_writes_total {}\n",
-        app.auth.usage().writes()
+         cells_token_use_writes_total {}\n\
+         # HELP cells_credential_cache_hits_total Credentials verified from the cache.\n\
+         # TYPE cells_credential_cache_hits_total counter\n\
+         cells_credential_cache_hits_total {}\n",
+        app.auth.usage().writes(),
+        app.auth.cache_hits()
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
