@@ -44,8 +44,14 @@ impl Config {
     /// Resolve the configuration. The data dir is created if missing.
     pub fn load(overrides: Overrides) -> anyhow::Result<Config> {
         let data_dir = overrides.data_dir.unwrap_or_else(|| PathBuf::from("cells-data"));
-        std::fs::create_dir_all(&data_dir)
-            .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+        if !data_dir.exists() {
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+            // The database holds password and token hashes: keep the new dir to its owner.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot restrict {}", data_dir.display()))?;
+        }
         let data_dir = data_dir
             .canonicalize()
             .with_context(|| format!("cannot resolve data dir {}", data_dir.display()))?;
