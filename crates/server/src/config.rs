@@ -32,6 +32,8 @@ pub struct Config {
     pub sftp_bind: String,
     /// Public base URL, without a trailing slash.
     pub external_url: String,
+    /// The external URL was derived from `bind` (not given), so it follows the bound port.
+    pub external_url_is_default: bool,
     /// First administrator, created when the database has no user yet.
     pub admin_login: String,
     /// Its password; `None` generates one and prints it once.
@@ -69,10 +71,9 @@ impl Config {
             .sftp_bind
             .or_else(|| key("sftp-bind"))
             .unwrap_or_else(|| DEFAULT_SFTP_BIND.into());
-        let external_url = overrides
-            .external_url
-            .or_else(|| key("external-url"))
-            .unwrap_or_else(|| format!("http://{bind}"));
+        let given_url = overrides.external_url.or_else(|| key("external-url"));
+        let external_url_is_default = given_url.is_none();
+        let external_url = given_url.unwrap_or_else(|| format!("http://{bind}"));
         let external_url = external_url.trim_end_matches('/').to_string();
         if !(external_url.starts_with("http://") || external_url.starts_with("https://")) {
             anyhow::bail!("external URL {external_url:?} must start with http:// or https://");
@@ -96,6 +97,7 @@ impl Config {
             bind,
             sftp_bind,
             external_url,
+            external_url_is_default,
             admin_login,
             admin_password,
             file,

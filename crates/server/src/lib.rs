@@ -32,6 +32,8 @@ pub struct App {
     pub store: Store,
     pub auth: Authenticator,
     pub tree: Tree,
+    pub oidc: Arc<auth::oidc::Oidc>,
+    pub vault: Arc<Vault>,
     pub started_at: i64,
 }
 
@@ -43,17 +45,20 @@ impl App {
         let store = Store::open(&config.database_url)
             .await
             .with_context(|| "cannot open the database".to_string())?;
-        let vault = Vault::open(&config.data_dir)?;
+        let vault = Arc::new(Vault::open(&config.data_dir)?);
         let pat_key = vault.secret(&store, "pat_checksum_key", 32).await?;
+        let oidc = Arc::new(auth::oidc::Oidc::open(&config, store.clone(), vault.clone()).await?);
         let blobs = LocalBlobs::open(&config.blobs_dir())
             .with_context(|| format!("cannot open the blob store in {}", config.blobs_dir().display()))?;
         let tree = Tree::new(store.clone(), Arc::new(blobs));
-        let auth = Authenticator::new(store.clone(), PatKey::new(&pat_key));
+        let auth = Authenticator::new(store.clone(), PatKey::new(&pat_key), oidc.clone());
         Ok(Arc::new(App {
             config,
             store,
             auth,
             tree,
+            oidc,
+            vault,
             started_at: cells_store::now(),
         }))
     }
@@ -69,6 +74,19 @@ impl Server {
     /// Open everything, create the first admin if there is no user yet, clean the blob store,
     /// and bind the HTTP listener.
     pub async fn prepare(config: Config) -> anyhow::Result<Server> {
+        // Bind first: with port 0, the default external URL (and so the OIDC issuer) must
+        // name the port actually bound.
+        let listener = TcpListener::bind(&config.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.bind))?;
+        Server::prepare_on(config, listener).await
+    }
+
+    /// `prepare` on a listener bound by the caller.
+    pub async fn prepare_on(mut config: Config, listener: TcpListener) -> anyhow::Result<Server> {
+        if config.external_url_is_default {
+            config.external_url = format!("http://{}", listener.local_addr()?);
+        }
         let app = App::open(config).await?;
         users::bootstrap_admin(&app).await?;
         let report = app.tree.sweep().await.context("cannot clean the blob store")?;
@@ -79,9 +97,6 @@ impl Server {
                 "removed unfinished uploads"
             );
         }
-        let listener = TcpListener::bind(&app.config.bind)
-            .await
-            .with_context(|| format!("cannot listen on {}", app.config.bind))?;
         Ok(Server { app, listener })
     }
 

@@ -15,6 +15,7 @@ macro_rules! sql {
 
 mod migrate;
 pub mod nodes;
+pub mod oauth;
 pub mod settings;
 pub mod tokens;
 pub mod users;
@@ -26,6 +27,10 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use nodes::{NewNode, Node, NodeKind};
+pub use oauth::{
+    AuthCode, ClientRow, Grant, LoginSession, NewClient, NewCode, NewRefresh, NewSigningKey, Redemption,
+    RefreshToken, Rotation, SigningKey,
+};
 pub use tokens::{NewToken, Token, TokenKind, TokenUse};
 pub use users::{FailureCount, NewUser, Profile, User};
 

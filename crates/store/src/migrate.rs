@@ -29,6 +29,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_init"),
     migration!(2, "0002_tokens"),
     migration!(3, "0003_auth_epoch"),
+    migration!(4, "0004_oauth"),
 ];
 
 /// Any number, the same on every node: the key of the PostgreSQL advisory lock.

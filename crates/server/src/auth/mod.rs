@@ -14,6 +14,7 @@
 //! A change is acknowledged only `PROPAGATION` after its commit (`settle`), longer than
 //! `EPOCH_FRESH`, so any request arriving after the acknowledgement, on any node, sees it.
 
+pub mod oidc;
 pub mod password;
 pub mod pat;
 pub mod permission;
@@ -69,6 +70,14 @@ enum CacheKey {
     /// Keyed hash of login ‖ 0 ‖ password.
     Password([u8; 32]),
     Token(Uuid),
+    /// A user named by an access token.
+    User(Uuid),
+}
+
+/// Grants revoked recently enough for their access tokens to be unexpired, as of an epoch.
+struct RevokedGrants {
+    epoch: Option<i64>,
+    ids: std::collections::HashSet<Uuid>,
 }
 
 /// A verified credential: the rows it was checked against, and under which epoch.
@@ -96,6 +105,8 @@ pub struct Authenticator {
     cache: Mutex<HashMap<CacheKey, Cached>>,
     epoch: Mutex<EpochView>,
     cache_hits: std::sync::atomic::AtomicU64,
+    oidc: std::sync::Arc<oidc::Oidc>,
+    revoked: Mutex<RevokedGrants>,
     /// An Argon2id hash of a random password, verified against when the login is unknown, so
     /// that timing does not tell which logins exist.
     decoy_hash: OnceCell<String>,
@@ -131,7 +142,7 @@ fn bad_token() -> Error {
 }
 
 impl Authenticator {
-    pub fn new(store: Store, pat_key: PatKey) -> Authenticator {
+    pub fn new(store: Store, pat_key: PatKey, oidc: std::sync::Arc<oidc::Oidc>) -> Authenticator {
         let mut cache_secret = [0u8; 32];
         rand::fill(&mut cache_secret).expect("the system random generator works");
         Authenticator {
@@ -147,6 +158,11 @@ impl Authenticator {
                 polled_at: None,
             }),
             cache_hits: std::sync::atomic::AtomicU64::new(0),
+            oidc,
+            revoked: Mutex::new(RevokedGrants {
+                epoch: None,
+                ids: Default::default(),
+            }),
             decoy_hash: OnceCell::new(),
         }
     }
@@ -167,8 +183,12 @@ impl Authenticator {
         client: Client,
     ) -> Result<Principal> {
         self.throttle.check(client.address).map_err(Error::Throttled)?;
-        if pat::looks_like_token(secret) {
-            let principal = self.verify_token(secret, client).await?;
+        if pat::looks_like_token(secret) || looks_like_jwt(secret) {
+            let principal = if looks_like_jwt(secret) {
+                self.verify_access_token(secret, client).await?
+            } else {
+                self.verify_token(secret, client).await?
+            };
             if principal.login != login {
                 self.throttle.failed(client.address);
                 return Err(Error::Unauthenticated(
@@ -187,8 +207,68 @@ impl Authenticator {
         if pat::looks_like_token(token) {
             return self.verify_token(token, client).await;
         }
+        if looks_like_jwt(token) {
+            return self.verify_access_token(token, client).await;
+        }
         self.throttle.failed(client.address);
         Err(Error::Unauthenticated("unknown kind of bearer token".into()))
+    }
+
+    /// An access token of our provider: signature, expiry and audience checked locally, the
+    /// grant against the revocation list, the user against the cache or the database.
+    async fn verify_access_token(&self, token: &str, client: Client) -> Result<Principal> {
+        let outcome = self.verify_access_token_inner(token).await;
+        if matches!(outcome, Err(Error::Unauthenticated(_))) {
+            self.throttle.failed(client.address);
+        }
+        outcome
+    }
+
+    async fn verify_access_token_inner(&self, token: &str) -> Result<Principal> {
+        let claims = self.oidc.verify_access(token).ok_or_else(bad_token)?;
+        let grant_id = claims.grant_id().ok_or_else(bad_token)?;
+        let user_id = claims
+            .user_id()
+            .ok_or_else(|| Error::Unauthenticated("a client's own token acts for no user".into()))?;
+        let epoch = self.current_epoch();
+        if self.is_grant_revoked(grant_id, epoch).await? {
+            return Err(bad_token());
+        }
+        let key = CacheKey::User(user_id);
+        let user = match epoch.and_then(|e| self.cached(&key, e)) {
+            Some((user, _)) => user,
+            None => {
+                let user = self.store.find_user(user_id).await?.ok_or_else(bad_token)?;
+                if let Some(epoch) = epoch {
+                    self.remember(key, &user, None, epoch);
+                }
+                user
+            }
+        };
+        if user.locked {
+            return Err(Error::Locked);
+        }
+        Ok(Principal::from_user(&user, Via::AccessToken { grant_id }, None))
+    }
+
+    /// Whether a grant was revoked: from the in-memory list when it is current, else from
+    /// the database.
+    pub async fn is_grant_revoked(&self, grant_id: Uuid, epoch: Option<i64>) -> Result<bool> {
+        if let Some(epoch) = epoch {
+            let revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+            if revoked.epoch == Some(epoch) {
+                return Ok(revoked.ids.contains(&grant_id));
+            }
+        }
+        Ok(self
+            .store
+            .find_grant(grant_id)
+            .await?
+            .is_some_and(|g| g.revoked_at.is_some()))
+    }
+
+    pub fn oidc(&self) -> &oidc::Oidc {
+        &self.oidc
     }
 
     /// Check a login and password, counting failures toward the account lock.
@@ -265,6 +345,27 @@ impl Authenticator {
         let started = Instant::now();
         match self.store.auth_epoch().await {
             Ok(value) => {
+                let current = self.revoked.lock().unwrap_or_else(|e| e.into_inner()).epoch;
+                if current != Some(value) {
+                    // The list first, then the epoch that vouches for it.
+                    let since = cells_store::now() - self.oidc.lifespans.access - 60;
+                    match self.store.revoked_grants_since(since).await {
+                        Ok(ids) => {
+                            *self.revoked.lock().unwrap_or_else(|e| e.into_inner()) = RevokedGrants {
+                                epoch: Some(value),
+                                ids: ids.into_iter().collect(),
+                            };
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "cannot read revoked grants; credential cache off");
+                            return;
+                        }
+                    }
+                    // Keys may have been rotated too.
+                    if let Err(error) = self.oidc.keys.reload().await {
+                        tracing::warn!(%error, "cannot reload signing keys");
+                    }
+                }
                 let mut view = self.epoch.lock().unwrap_or_else(|e| e.into_inner());
                 if view.polled_at.is_none_or(|at| at < started) {
                     *view = EpochView {
@@ -493,4 +594,9 @@ impl Authenticator {
         let due = self.usage.due(all);
         self.usage.write(&self.store, due).await;
     }
+}
+
+/// Three base64url parts: a JWT (ours start with `eyJ`, the encoding of `{"`).
+fn looks_like_jwt(text: &str) -> bool {
+    text.starts_with("eyJ") && text.split('.').count() == 3
 }

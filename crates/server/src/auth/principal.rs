@@ -12,7 +12,13 @@ use super::scope::Scope;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Via {
     Password,
-    PersonalToken { token_id: Uuid },
+    PersonalToken {
+        token_id: Uuid,
+    },
+    /// An OAuth access token of our provider, from this grant.
+    AccessToken {
+        grant_id: Uuid,
+    },
 }
 
 /// A token scope resolved against the tree: the scoped node and its ancestors, root first.
@@ -53,7 +59,7 @@ impl Principal {
     pub fn token_id(&self) -> Option<Uuid> {
         match self.via {
             Via::PersonalToken { token_id } => Some(token_id),
-            Via::Password => None,
+            Via::Password | Via::AccessToken { .. } => None,
         }
     }
 }

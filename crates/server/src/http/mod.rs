@@ -4,6 +4,8 @@
 pub mod api;
 pub mod error;
 pub mod extract;
+pub mod oidc;
+pub mod pages;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
@@ -41,6 +43,22 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/a/auth/tokens/{TokenId}"),
 ];
 
+/// Routes of the OpenID provider and its pages (documented by discovery, not OpenAPI).
+pub const OIDC_ROUTES: &[(&str, &str)] = &[
+    ("get", "/oidc/.well-known/openid-configuration"),
+    ("get", "/oidc/.well-known/jwks.json"),
+    ("get", "/oidc/oauth2/auth"),
+    ("post", "/oidc/oauth2/token"),
+    ("post", "/oidc/oauth2/revoke"),
+    ("post", "/oidc/oauth2/introspect"),
+    ("get", "/oidc/userinfo"),
+    ("get", "/oauth2/login"),
+    ("post", "/oauth2/login"),
+    ("post", "/oauth2/consent"),
+    ("get", "/oauth2/oob"),
+    ("get", "/oauth/oob"),
+];
+
 pub fn router(app: SharedApp) -> Router {
     Router::new()
         .route("/healthz", get(api::health))
@@ -64,6 +82,17 @@ pub fn router(app: SharedApp) -> Router {
         .route("/a/auth/token/revoke", post(api::tokens::revoke))
         .route("/a/auth/tokens", post(api::tokens::list))
         .route("/a/auth/tokens/{token_id}", delete(api::tokens::delete))
+        .route("/oidc/.well-known/openid-configuration", get(oidc::discovery))
+        .route("/oidc/.well-known/jwks.json", get(oidc::jwks))
+        .route("/oidc/oauth2/auth", get(pages::authorize))
+        .route("/oidc/oauth2/token", post(oidc::token))
+        .route("/oidc/oauth2/revoke", post(oidc::revoke))
+        .route("/oidc/oauth2/introspect", post(oidc::introspect))
+        .route("/oidc/userinfo", get(oidc::userinfo).post(oidc::userinfo))
+        .route("/oauth2/login", get(pages::login_page).post(pages::login_submit))
+        .route("/oauth2/consent", post(pages::consent_submit))
+        .route("/oauth2/oob", get(pages::oob))
+        .route("/oauth/oob", get(pages::oob))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(SetResponseHeaderLayer::if_not_present(

@@ -124,6 +124,17 @@ impl TestApp {
         Self::spawn_in(db, dir).await
     }
 
+    /// Start a server whose `pydio.json` is made from its base URL (known once bound).
+    pub async fn spawn_with_config(db: Db, config: impl FnOnce(&str) -> Value) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("bound"));
+        std::fs::write(dir.path().join("pydio.json"), config(&base).to_string()).expect("write pydio.json");
+        let mut app = Self::start_on(db, dir.path().to_path_buf(), Some(listener)).await;
+        app.dir = Some(dir);
+        app
+    }
+
     /// Start a server on an existing data dir (a restart keeps the dir and the database).
     pub async fn spawn_in(db: Db, dir: TempDir) -> TestApp {
         let data = dir.path().to_path_buf();
@@ -138,8 +149,16 @@ impl TestApp {
     }
 
     async fn start(db: Db, data: PathBuf) -> TestApp {
+        Self::start_on(db, data, None).await
+    }
+
+    async fn start_on(db: Db, data: PathBuf, listener: Option<tokio::net::TcpListener>) -> TestApp {
         let config = test_config(&db, &data);
-        let server = Server::prepare(config).await.expect("server starts");
+        let server = match listener {
+            Some(listener) => Server::prepare_on(config, listener).await,
+            None => Server::prepare(config).await,
+        }
+        .expect("server starts");
         let base = format!("http://{}", server.local_addr().expect("bound"));
         let app = server.app.clone();
         let (stop, stopped) = oneshot::channel::<()>();

@@ -5,5 +5,6 @@ mod harness;
 mod scope_matrix;
 
 mod crash;
+mod oidc;
 mod rest;
 mod tokens;

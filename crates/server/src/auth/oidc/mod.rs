@@ -1,0 +1,281 @@
+//! The OpenID Connect provider: signing keys, clients, and the tokens it issues.
+//!
+//! - Access tokens are JWTs (RFC 9068, `typ: at+jwt`) signed with EdDSA (fast to sign), that
+//!   our own endpoints verify without a database read; each carries its grant id, and a
+//!   revoked grant (revocation, logout, code replay, refresh-token reuse) is refused at once
+//!   through the revocation list that every node reloads when the auth epoch moves.
+//! - ID tokens are JWTs signed with the client's `id_token_signed_response_alg` (RS256 by
+//!   default, as OIDC Core §15.1 requires of every provider).
+//! - Refresh tokens and authorization codes are random values stored as SHA-256.
+
+pub mod clients;
+pub mod grant;
+pub mod keys;
+
+use std::sync::Arc;
+
+use aws_lc_rs::digest;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cells_store::{Store, User};
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::auth::vault::Vault;
+use crate::config::Config;
+use clients::Clients;
+use keys::KeyRing;
+
+/// Token lifetimes, from `services."pydio.web.oauth"` in `pydio.json` (Go durations).
+#[derive(Debug, Clone, Copy)]
+pub struct Lifespans {
+    pub access: i64,
+    pub id: i64,
+    pub refresh: i64,
+    pub code: i64,
+}
+
+impl Lifespans {
+    fn from_config(config: &Config) -> anyhow::Result<Lifespans> {
+        let section = config.file.pointer("/services/pydio.web.oauth");
+        let read = |key: &str, default: i64| -> anyhow::Result<i64> {
+            match section.and_then(|s| s.get(key)).and_then(Value::as_str) {
+                Some(text) => crate::cli::duration::parse(text, false)
+                    .map_err(|e| anyhow::anyhow!("services.\"pydio.web.oauth\".{key}: {e}")),
+                None => Ok(default),
+            }
+        };
+        Ok(Lifespans {
+            access: read("accessTokenLifespan", 600)?,
+            id: read("idTokenLifespan", 3600)?,
+            refresh: read("refreshTokenLifespan", 1440 * 3600)?,
+            code: read("authCodeLifespan", 600)?,
+        })
+    }
+}
+
+/// Claims of our access tokens (RFC 9068 §2.2).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    /// User id, or the client id for `client_credentials`.
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub client_id: String,
+    pub scope: String,
+    /// Our grant id: what revocation names.
+    pub gid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    /// The user's login (absent for client tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl AccessClaims {
+    pub fn grant_id(&self) -> Option<Uuid> {
+        Uuid::parse_str(&self.gid).ok()
+    }
+
+    /// The user the token acts for; `None` for a client's own token.
+    pub fn user_id(&self) -> Option<Uuid> {
+        if self.sub == self.client_id && self.name.is_none() {
+            return None;
+        }
+        Uuid::parse_str(&self.sub).ok()
+    }
+}
+
+pub struct Oidc {
+    /// `<external-url>/oidc`.
+    pub issuer: String,
+    /// The audience of our access tokens: this server's API.
+    pub audience: String,
+    pub external_url: String,
+    pub keys: KeyRing,
+    pub clients: Clients,
+    pub lifespans: Lifespans,
+    pub store: Store,
+    pub vault: Arc<Vault>,
+}
+
+/// A random 32-byte value, base64url: codes, refresh tokens, CSRF tokens.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system random generator works");
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Lowercase hex SHA-256: how codes and refresh tokens are stored.
+pub fn sha256_hex(text: &str) -> String {
+    hex::encode(digest::digest(&digest::SHA256, text.as_bytes()))
+}
+
+impl Oidc {
+    pub async fn open(config: &Config, store: Store, vault: Arc<Vault>) -> anyhow::Result<Oidc> {
+        // jsonwebtoken needs its crypto backend named once per process.
+        let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+        let keys = KeyRing::open(store.clone(), vault.clone()).await?;
+        let clients = Clients::load(config, store.clone())?;
+        Ok(Oidc {
+            issuer: format!("{}/oidc", config.external_url),
+            audience: config.external_url.clone(),
+            external_url: config.external_url.clone(),
+            keys,
+            clients,
+            lifespans: Lifespans::from_config(config)?,
+            store,
+            vault,
+        })
+    }
+
+    /// Sign an access token for `user` (or for the client itself when `user` is `None`).
+    pub fn issue_access(
+        &self,
+        user: Option<&User>,
+        client_id: &str,
+        scope: &str,
+        grant: Uuid,
+        session: Option<Uuid>,
+        auth_time: Option<i64>,
+    ) -> anyhow::Result<(String, i64)> {
+        let key = self
+            .keys
+            .signer(Algorithm::EdDSA)
+            .ok_or_else(|| anyhow::anyhow!("no EdDSA key"))?;
+        let now = cells_store::now();
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            sub: user.map_or_else(|| client_id.to_string(), |u| u.id.to_string()),
+            aud: self.audience.clone(),
+            exp: now + self.lifespans.access,
+            iat: now,
+            jti: Uuid::new_v4().to_string(),
+            client_id: client_id.to_string(),
+            scope: scope.to_string(),
+            gid: grant.to_string(),
+            sid: session.map(|s| s.to_string()),
+            auth_time,
+            name: user.map(|u| u.login.clone()),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(key.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &key.encoding)?;
+        Ok((token, self.lifespans.access))
+    }
+
+    /// Check an access token's signature, type, issuer, audience and expiry. Only the
+    /// algorithms we issue are accepted (no `none`, no HMAC, no unknown `kid`).
+    pub fn verify_access(&self, token: &str) -> Option<AccessClaims> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if header.typ.as_deref() != Some("at+jwt") || header.alg != Algorithm::EdDSA {
+            return None;
+        }
+        let key = self.keys.verifier(header.kid.as_deref()?)?;
+        if key.alg != header.alg {
+            return None;
+        }
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.leeway = 5;
+        jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
+            .ok()
+            .map(|data| data.claims)
+    }
+
+    /// An ID token (OIDC Core §2) for `user`, signed as the client asked.
+    #[allow(clippy::too_many_arguments)]
+    pub fn issue_id_token(
+        &self,
+        user: &User,
+        client: &clients::OAuthClient,
+        nonce: Option<&str>,
+        auth_time: i64,
+        session: Option<Uuid>,
+        access_token: &str,
+    ) -> anyhow::Result<String> {
+        let alg = client.id_token_alg;
+        let key = self
+            .keys
+            .signer(alg)
+            .ok_or_else(|| anyhow::anyhow!("no {alg:?} key"))?;
+        let now = cells_store::now();
+        // at_hash: left half of the hash of the access token, with the JWS alg's hash
+        // (OIDC Core §3.1.3.6); SHA-512 for Ed25519.
+        let digest_alg = if alg == Algorithm::EdDSA {
+            &digest::SHA512
+        } else {
+            &digest::SHA256
+        };
+        let hash = digest::digest(digest_alg, access_token.as_bytes());
+        let at_hash = URL_SAFE_NO_PAD.encode(&hash.as_ref()[..hash.as_ref().len() / 2]);
+        let mut claims = serde_json::json!({
+            "iss": self.issuer,
+            "sub": user.id.to_string(),
+            "aud": client.id,
+            "exp": now + self.lifespans.id,
+            "iat": now,
+            "auth_time": auth_time,
+            "at_hash": at_hash,
+            "name": user.login,
+            "preferred_username": user.login,
+        });
+        if !user.email.is_empty() {
+            claims["email"] = Value::String(user.email.clone());
+        }
+        if !user.display_name.is_empty() {
+            claims["given_name"] = Value::String(user.display_name.clone());
+        }
+        if let Some(nonce) = nonce {
+            claims["nonce"] = Value::String(nonce.to_string());
+        }
+        if let Some(session) = session {
+            claims["sid"] = Value::String(session.to_string());
+        }
+        let mut header = Header::new(alg);
+        header.kid = Some(key.kid.clone());
+        header.typ = Some("JWT".into());
+        Ok(jsonwebtoken::encode(&header, &claims, &key.encoding)?)
+    }
+
+    /// The OpenID Provider metadata (OIDC Discovery §3, RFC 8414 §2).
+    pub fn discovery(&self) -> Value {
+        let iss = &self.issuer;
+        serde_json::json!({
+            "issuer": iss,
+            "authorization_endpoint": format!("{iss}/oauth2/auth"),
+            "token_endpoint": format!("{iss}/oauth2/token"),
+            "jwks_uri": format!("{iss}/.well-known/jwks.json"),
+            "userinfo_endpoint": format!("{iss}/userinfo"),
+            "revocation_endpoint": format!("{iss}/oauth2/revoke"),
+            "introspection_endpoint": format!("{iss}/oauth2/introspect"),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
+            "userinfo_signing_alg_values_supported": ["none"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "code_challenge_methods_supported": ["S256"],
+            "scopes_supported": ["openid", "email", "profile", "pydio", "offline", "offline_access"],
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid",
+                                 "name", "preferred_username", "email", "given_name"],
+            "request_parameter_supported": false,
+            "request_uri_parameter_supported": false,
+            "claims_parameter_supported": false,
+            "authorization_response_iss_parameter_supported": false,
+        })
+    }
+}

@@ -1,0 +1,307 @@
+//! The OpenID provider's JSON endpoints under `/oidc`: discovery, JWKS, token (RFC 6749 §3.2),
+//! revocation (RFC 7009), introspection (RFC 7662) and userinfo (OIDC Core §5.3).
+//!
+//! Errors are RFC 6749 §5.2 JSON (`error`, `error_description`) with `Cache-Control: no-store`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::SharedApp;
+use crate::auth::oidc::grant::{self, OAuthError, OAuthResult, TokenForm};
+use crate::auth::oidc::{AccessClaims, sha256_hex};
+use crate::http::extract::parse_basic;
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+        let mut response = (
+            status,
+            Json(json!({ "error": self.error, "error_description": self.description })),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.error == "invalid_client" {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"cells\""),
+            );
+        }
+        response
+    }
+}
+
+fn no_store(value: Value) -> Response {
+    let mut response = Json(value).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// Public metadata may be read from any origin (as Cells does for its OIDC endpoints).
+fn public(value: Value) -> Response {
+    let mut response = Json(value).into_response();
+    response
+        .headers_mut()
+        .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    response
+}
+
+pub async fn discovery(State(app): State<SharedApp>) -> Response {
+    public(app.oidc.discovery())
+}
+
+pub async fn jwks(State(app): State<SharedApp>) -> Response {
+    public(serde_json::to_value(app.oidc.keys.jwks()).unwrap_or(Value::Null))
+}
+
+/// Parse an `application/x-www-form-urlencoded` body; a repeated parameter is an error
+/// (RFC 6749 §3.2).
+fn parse_form<T: for<'de> Deserialize<'de>>(body: &Bytes) -> OAuthResult<T> {
+    if body.len() > 64 * 1024 {
+        return Err(OAuthError::invalid_request("request body too large"));
+    }
+    serde_urlencoded::from_bytes(body)
+        .map_err(|e| OAuthError::invalid_request(format!("malformed form: {e}")))
+}
+
+/// `client_id:client_secret` from HTTP Basic; both parts are form-urlencoded (RFC 6749 §2.3.1).
+fn basic_client(headers: &HeaderMap) -> OAuthResult<Option<(String, String)>> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| OAuthError::invalid_client("malformed Authorization header"))?;
+    if !text.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("basic ")) {
+        return Err(OAuthError::invalid_client("use HTTP Basic client authentication"));
+    }
+    let (id, secret) =
+        parse_basic(text).map_err(|_| OAuthError::invalid_client("malformed Basic credentials"))?;
+    Ok(Some((form_decode(&id)?, form_decode(&secret)?)))
+}
+
+fn form_decode(text: &str) -> OAuthResult<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={text}"))
+        .map_err(|_| OAuthError::invalid_client("malformed client credentials"))?;
+    Ok(pairs.into_iter().next().map(|(_, v)| v).unwrap_or_default())
+}
+
+/// `POST /oidc/oauth2/token`.
+pub async fn token(State(app): State<SharedApp>, headers: HeaderMap, body: Bytes) -> Response {
+    match token_inner(&app, &headers, &body).await {
+        Ok(value) => no_store(value),
+        Err(error) => {
+            if error.error == "invalid_grant" {
+                // A replayed code or reused refresh token may just have revoked a grant:
+                // make it visible on this node at once (others see it at their next poll).
+                app.auth.poll_epoch().await;
+            }
+            error.into_response()
+        }
+    }
+}
+
+async fn token_inner(app: &SharedApp, headers: &HeaderMap, body: &Bytes) -> OAuthResult<Value> {
+    let form: TokenForm = parse_form(body)?;
+    let client = grant::authenticate_client(
+        &app.oidc,
+        basic_client(headers)?,
+        form.client_id.as_deref(),
+        form.client_secret.as_deref(),
+    )
+    .await?;
+    grant::token(&app.oidc, &client, &form).await
+}
+
+#[derive(Deserialize)]
+struct TokenParam {
+    token: Option<String>,
+    #[allow(dead_code, reason = "accepted as RFC 7009 allows; we find the type ourselves")]
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// `POST /oidc/oauth2/revoke` (RFC 7009): revokes the token's whole grant. Unknown tokens
+/// get 200 too (§2.2), so the endpoint tells an attacker nothing.
+pub async fn revoke(State(app): State<SharedApp>, headers: HeaderMap, body: Bytes) -> Response {
+    let outcome: OAuthResult<()> = async {
+        let form: TokenParam = parse_form(&body)?;
+        let client = grant::authenticate_client(
+            &app.oidc,
+            basic_client(&headers)?,
+            form.client_id.as_deref(),
+            form.client_secret.as_deref(),
+        )
+        .await?;
+        let token = form
+            .token
+            .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+        if let Some(claims) = app.oidc.verify_access(&token) {
+            if claims.client_id != client.id {
+                return Ok(());
+            }
+            let grant_id = claims
+                .grant_id()
+                .ok_or_else(|| OAuthError::invalid_request("malformed token"))?;
+            if app.store.find_grant(grant_id).await?.is_none() {
+                // A client's own token has no grant to revoke: it lives accessTokenLifespan.
+                return Err(OAuthError::new(
+                    400,
+                    "unsupported_token_type",
+                    "client_credentials access tokens cannot be revoked; they expire",
+                ));
+            }
+            app.store.revoke_grant(grant_id).await?;
+        } else if let Some(refresh) = app.store.find_refresh(&sha256_hex(&token)).await?
+            && refresh.client_id == client.id
+        {
+            app.store.revoke_grant(refresh.grant_id).await?;
+        }
+        Ok(())
+    }
+    .await;
+    match outcome {
+        Ok(()) => {
+            app.auth.settle().await;
+            no_store(json!({}))
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `POST /oidc/oauth2/introspect` (RFC 7662), for confidential clients.
+pub async fn introspect(State(app): State<SharedApp>, headers: HeaderMap, body: Bytes) -> Response {
+    let outcome: OAuthResult<Value> = async {
+        let form: TokenParam = parse_form(&body)?;
+        let client = grant::authenticate_client(
+            &app.oidc,
+            basic_client(&headers)?,
+            form.client_id.as_deref(),
+            form.client_secret.as_deref(),
+        )
+        .await?;
+        if client.is_public() {
+            return Err(OAuthError::invalid_client(
+                "introspection is for confidential clients",
+            ));
+        }
+        let token = form
+            .token
+            .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+        let inactive = json!({ "active": false });
+        if let Some(claims) = app.oidc.verify_access(&token) {
+            return Ok(match active_access(&app, &claims).await? {
+                true => access_json(&claims),
+                false => inactive,
+            });
+        }
+        let now = cells_store::now();
+        if let Some(refresh) = app.store.find_refresh(&sha256_hex(&token)).await?
+            && refresh.client_id == client.id
+            && refresh.rotated_at.is_none()
+            && refresh.expires_at >= now
+            && app
+                .store
+                .find_grant(refresh.grant_id)
+                .await?
+                .is_some_and(|g| g.revoked_at.is_none())
+        {
+            return Ok(json!({
+                "active": true, "token_type": "refresh_token", "client_id": refresh.client_id,
+                "sub": refresh.user_id.to_string(), "scope": refresh.scope, "exp": refresh.expires_at,
+                "iat": refresh.created_at, "iss": app.oidc.issuer,
+            }));
+        }
+        Ok(inactive)
+    }
+    .await;
+    match outcome {
+        Ok(value) => no_store(value),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn active_access(app: &SharedApp, claims: &AccessClaims) -> OAuthResult<bool> {
+    let Some(grant_id) = claims.grant_id() else {
+        return Ok(false);
+    };
+    Ok(!app.auth.is_grant_revoked(grant_id, None).await?)
+}
+
+fn access_json(claims: &AccessClaims) -> Value {
+    let mut value = json!({
+        "active": true, "token_type": "access_token", "client_id": claims.client_id, "sub": claims.sub,
+        "scope": claims.scope, "exp": claims.exp, "iat": claims.iat, "iss": claims.iss, "aud": claims.aud,
+        "jti": claims.jti,
+    });
+    if let Some(name) = &claims.name {
+        value["username"] = Value::String(name.clone());
+    }
+    value
+}
+
+/// `GET|POST /oidc/userinfo` with `Authorization: Bearer <access token>` (scope `openid`).
+pub async fn userinfo(State(app): State<SharedApp>, headers: HeaderMap) -> Response {
+    let refuse = |description: &str| {
+        let mut response = (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "error": "invalid_token", "error_description": description })),
+        )
+            .into_response();
+        let challenge = format!("Bearer error=\"invalid_token\", error_description=\"{description}\"");
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.get(..7)
+                .filter(|p| p.eq_ignore_ascii_case("bearer "))
+                .map(|_| v[7..].trim().to_string())
+        });
+    let Some(token) = token else {
+        return refuse("a Bearer access token is required");
+    };
+    let Some(claims) = app.oidc.verify_access(&token) else {
+        return refuse("invalid or expired token");
+    };
+    match active_access(&app, &claims).await {
+        Ok(true) => {}
+        Ok(false) => return refuse("the token was revoked"),
+        Err(error) => return error.into_response(),
+    }
+    if !claims.scope.split_whitespace().any(|s| s == "openid") {
+        return refuse("the token lacks the openid scope");
+    }
+    let Some(user_id) = claims.user_id() else {
+        return refuse("a client's own token has no user");
+    };
+    let user = match app.store.find_user(user_id).await {
+        Ok(Some(user)) if !user.locked => user,
+        Ok(_) => return refuse("the user is gone or locked"),
+        Err(error) => return OAuthError::server_error(error).into_response(),
+    };
+    let mut info =
+        json!({ "sub": user.id.to_string(), "name": user.login, "preferred_username": user.login });
+    if !user.email.is_empty() {
+        info["email"] = Value::String(user.email);
+    }
+    if !user.display_name.is_empty() {
+        info["given_name"] = Value::String(user.display_name);
+    }
+    no_store(info)
+}

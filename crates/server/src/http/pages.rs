@@ -1,0 +1,626 @@
+//! Browser pages of the OpenID provider: `/oidc/oauth2/auth` (RFC 6749 §4.1.1), the login
+//! page `/oauth2/login`, consent `/oauth2/consent`, and the code display `/oauth2/oob`
+//! (also `/oauth/oob`, the spelling of seed 002).
+//!
+//! Server-rendered, no JavaScript. Every form carries a CSRF token that must equal the
+//! `cells_csrf` cookie (double submit; the cookie is `SameSite=Strict`, `HttpOnly`). The
+//! authorization request travels sealed (AES-GCM under the master key) in `login_challenge`,
+//! so it cannot be altered between the authorize call and the login. Pages refuse framing.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cells_store::User;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::SharedApp;
+use crate::auth::Client;
+use crate::auth::oidc::clients::OAuthClient;
+use crate::auth::oidc::grant::{self, AuthRequest};
+use crate::auth::oidc::random_token;
+use crate::error::Error;
+
+const CSRF_COOKIE: &str = "cells_csrf";
+pub const SESSION_COOKIE: &str = "cells_session";
+/// How long a browser login lasts.
+const SESSION_SECONDS: i64 = 14 * 24 * 3600;
+/// How long the login page accepts an authorization request.
+const CHALLENGE_SECONDS: i64 = 15 * 60;
+
+/// HTML-escape text for element content and quoted attributes.
+pub fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title} · cells</title><style>\
+         body{{font-family:system-ui,sans-serif;background:#f4f5f7;margin:0;display:flex;min-height:100vh;\
+         align-items:center;justify-content:center}}\
+         main{{background:#fff;padding:2rem;border-radius:8px;box-shadow:0 1px 4px #0002;width:min(24rem,90vw)}}\
+         h1{{font-size:1.3rem;margin-top:0}} label{{display:block;margin:.8rem 0 .3rem}}\
+         input[type=text],input[type=password]{{width:100%;box-sizing:border-box;padding:.5rem;font-size:1rem}}\
+         button{{margin-top:1.2rem;padding:.6rem 1.2rem;font-size:1rem;cursor:pointer}}\
+         :focus-visible{{outline:3px solid #2563eb;outline-offset:2px}}\
+         .error{{color:#b91c1c}} code{{display:block;word-break:break-all;background:#f1f5f9;padding:.8rem;\
+         font-size:1.05rem;user-select:all}}</style></head><body><main>{body}</main></body></html>",
+        title = esc(title)
+    );
+    let mut response = (status, Html(html)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn error_page(status: StatusCode, message: &str) -> Response {
+    page(
+        status,
+        "Error",
+        &format!("<h1>Cannot continue</h1><p class=\"error\">{}</p>", esc(message)),
+    )
+}
+
+fn secure_flag(app: &SharedApp) -> &'static str {
+    if app.config.external_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    }
+}
+
+fn set_cookie(response: &mut Response, value: String) {
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// The session id in a signed `cells_session` cookie, if the signature holds.
+async fn session_key(app: &SharedApp) -> Result<aws_lc_rs::hmac::Key, Error> {
+    let secret = app
+        .vault
+        .secret(&app.store, "session_cookie_key", 32)
+        .await
+        .map_err(Error::internal)?;
+    Ok(aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret))
+}
+
+async fn session_cookie_value(app: &SharedApp, id: Uuid) -> Result<String, Error> {
+    let tag = aws_lc_rs::hmac::sign(&session_key(app).await?, id.to_string().as_bytes());
+    Ok(format!("{id}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref())))
+}
+
+/// The user of a valid browser session, with the session's id and login time.
+pub async fn session_user(app: &SharedApp, headers: &HeaderMap) -> Result<Option<(User, Uuid, i64)>, Error> {
+    let Some(value) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let Some((id, tag)) = value.split_once('.') else {
+        return Ok(None);
+    };
+    let Ok(id) = Uuid::parse_str(id) else {
+        return Ok(None);
+    };
+    let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else {
+        return Ok(None);
+    };
+    if aws_lc_rs::hmac::verify(&session_key(app).await?, id.to_string().as_bytes(), &tag).is_err() {
+        return Ok(None);
+    }
+    let now = cells_store::now();
+    let Some(session) = app.store.find_session(id).await? else {
+        return Ok(None);
+    };
+    if session.revoked_at.is_some() || session.expires_at < now {
+        return Ok(None);
+    }
+    match app.store.find_user(session.user_id).await? {
+        Some(user) if !user.locked => Ok(Some((user, session.id, session.auth_time))),
+        _ => Ok(None),
+    }
+}
+
+fn seal_request(app: &SharedApp, request: &AuthRequest) -> String {
+    let json = serde_json::to_vec(request).expect("an AuthRequest serializes");
+    app.vault.seal("login_challenge", &json)
+}
+
+/// The sealed authorization request, or why the login link cannot be used.
+fn open_request(app: &SharedApp, challenge: &str) -> Result<AuthRequest, &'static str> {
+    const INVALID: &str = "This login link is invalid. Start again from your application.";
+    let plain = app
+        .vault
+        .unseal("login_challenge", challenge)
+        .map_err(|_| INVALID)?;
+    let request: AuthRequest = serde_json::from_slice(&plain).map_err(|_| INVALID)?;
+    if request.exp < cells_store::now() {
+        return Err("This login link has expired. Start again from your application.");
+    }
+    Ok(request)
+}
+
+/// `redirect_uri` with `params` added to its query (RFC 6749 §4.1.2).
+fn redirect_with(uri: &str, params: &[(&str, &str)]) -> Response {
+    let query = serde_urlencoded::to_string(params).unwrap_or_default();
+    let separator = if uri.contains('?') { '&' } else { '?' };
+    let location = format!("{uri}{separator}{query}");
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn redirect_error(request_uri: &str, state: Option<&str>, error: &str, description: &str) -> Response {
+    let mut params = vec![("error", error), ("error_description", description)];
+    if let Some(state) = state {
+        params.push(("state", state));
+    }
+    redirect_with(request_uri, &params)
+}
+
+#[derive(Deserialize)]
+pub struct AuthorizeQuery {
+    response_type: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    scope: Option<String>,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    prompt: Option<String>,
+}
+
+/// `GET /oidc/oauth2/auth`.
+pub async fn authorize(
+    State(app): State<SharedApp>,
+    headers: HeaderMap,
+    Query(query): Query<AuthorizeQuery>,
+) -> Response {
+    // Until the client and its redirect URI are known good, errors stay on our page
+    // (never redirect to an unchecked URI: RFC 6749 §4.1.2.1).
+    let Some(client_id) = query.client_id.as_deref() else {
+        return error_page(StatusCode::BAD_REQUEST, "client_id is missing.");
+    };
+    let client = match app.oidc.clients.find(client_id).await {
+        Ok(Some(client)) => client,
+        Ok(None) => return error_page(StatusCode::BAD_REQUEST, "Unknown client."),
+        Err(error) => return error.into_response(),
+    };
+    let Some(redirect_uri) = query.redirect_uri.clone() else {
+        return error_page(StatusCode::BAD_REQUEST, "redirect_uri is missing.");
+    };
+    if !client.allows_redirect(&redirect_uri) {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "This redirect_uri is not registered for this client.",
+        );
+    }
+    let state = query.state.as_deref();
+    let fail = |error: &str, description: &str| redirect_error(&redirect_uri, state, error, description);
+    match query.response_type.as_deref() {
+        Some("code") => {}
+        // Implicit and hybrid flows are refused (RFC 9700 §2.1.2).
+        Some(_) => {
+            return fail(
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            );
+        }
+        None => return fail("invalid_request", "response_type is required"),
+    }
+    if !client.allows_grant("authorization_code") {
+        return fail(
+            "unauthorized_client",
+            "this client may not use the authorization code flow",
+        );
+    }
+    let scope = match client.check_scopes(query.scope.as_deref().unwrap_or("openid")) {
+        Ok(scopes) => scopes.join(" "),
+        Err(error) => return fail("invalid_scope", &error.to_string()),
+    };
+    match (
+        query.code_challenge.as_deref(),
+        query.code_challenge_method.as_deref(),
+    ) {
+        (Some(_), Some("S256")) => {}
+        (Some(_), _) => return fail("invalid_request", "code_challenge_method must be S256"),
+        (None, Some(_)) => return fail("invalid_request", "code_challenge_method without code_challenge"),
+        (None, None) if client.is_public() && !client.pkce_optional => {
+            return fail(
+                "invalid_request",
+                "PKCE (code_challenge with S256) is required for public clients",
+            );
+        }
+        (None, None) => {}
+    }
+    let request = AuthRequest {
+        client_id: client.id.clone(),
+        redirect_uri: redirect_uri.clone(),
+        scope,
+        state: query.state.clone(),
+        nonce: query.nonce.clone(),
+        code_challenge: query.code_challenge.clone(),
+        exp: cells_store::now() + CHALLENGE_SECONDS,
+    };
+    let session = match session_user(&app, &headers).await {
+        Ok(session) => session,
+        Err(error) => return error.into_response(),
+    };
+    match (session, query.prompt.as_deref()) {
+        (Some((user, session_id, auth_time)), prompt) if prompt != Some("login") => {
+            continue_as(&app, &headers, &client, &user, session_id, auth_time, &request).await
+        }
+        (None, Some("none")) => fail("login_required", "no browser session"),
+        _ => {
+            let challenge = seal_request(&app, &request);
+            let query = serde_urlencoded::to_string([("login_challenge", challenge)]).unwrap_or_default();
+            let mut response = StatusCode::SEE_OTHER.into_response();
+            if let Ok(value) = HeaderValue::from_str(&format!("/oauth2/login?{query}")) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            response
+        }
+    }
+}
+
+/// After login: consent when needed, else the code, sent to the client's redirect URI.
+async fn continue_as(
+    app: &SharedApp,
+    headers: &HeaderMap,
+    client: &OAuthClient,
+    user: &User,
+    session: Uuid,
+    auth_time: i64,
+    request: &AuthRequest,
+) -> Response {
+    if !client.skip_consent {
+        match app.store.has_consent(user.id, &client.id, &request.scope).await {
+            Ok(true) => {}
+            Ok(false) => return consent_page(app, headers, client, request),
+            Err(error) => return Error::from(error).into_response(),
+        }
+    }
+    match grant::issue_code(&app.oidc, user, request, Some(session), auth_time).await {
+        Ok(code) => {
+            let mut params = vec![("code", code.as_str())];
+            if let Some(state) = request.state.as_deref() {
+                params.push(("state", state));
+            }
+            redirect_with(&request.redirect_uri, &params)
+        }
+        Err(error) => error_page(StatusCode::INTERNAL_SERVER_ERROR, &error.description),
+    }
+}
+
+/// The CSRF token of this browser, and the cookie to set when it is new.
+fn csrf_token(headers: &HeaderMap) -> (String, bool) {
+    match cookie(headers, CSRF_COOKIE) {
+        Some(value) if value.len() == 43 => (value.to_string(), false),
+        _ => (random_token(), true),
+    }
+}
+
+fn with_csrf_cookie(app: &SharedApp, mut response: Response, token: &str, is_new: bool) -> Response {
+    if is_new {
+        let value = format!(
+            "{CSRF_COOKIE}={token}; Path=/oauth2; HttpOnly; SameSite=Strict{}",
+            secure_flag(app)
+        );
+        set_cookie(&mut response, value);
+    }
+    response
+}
+
+fn csrf_ok(headers: &HeaderMap, presented: Option<&str>) -> bool {
+    match (cookie(headers, CSRF_COOKIE), presented) {
+        (Some(expected), Some(presented)) if !expected.is_empty() => {
+            expected.as_bytes().ct_eq(presented.as_bytes()).into()
+        }
+        _ => false,
+    }
+}
+
+fn login_form(
+    app: &SharedApp,
+    headers: &HeaderMap,
+    challenge: &str,
+    client: &str,
+    login: &str,
+    error: Option<&str>,
+) -> Response {
+    let (csrf, is_new) = csrf_token(headers);
+    let error = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e)))
+        .unwrap_or_default();
+    let body = format!(
+        "<h1>Sign in</h1><p>to continue to <strong>{client}</strong></p>{error}\
+         <form method=\"post\" action=\"/oauth2/login\">\
+         <input type=\"hidden\" name=\"login_challenge\" value=\"{challenge}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <label for=\"login\">Login</label>\
+         <input type=\"text\" id=\"login\" name=\"login\" value=\"{login}\" autocomplete=\"username\" required autofocus>\
+         <label for=\"password\">Password</label>\
+         <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
+         <button type=\"submit\">Sign in</button></form>",
+        client = esc(client),
+        challenge = esc(challenge),
+        csrf = esc(&csrf),
+        login = esc(login),
+    );
+    let status = if error.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNAUTHORIZED
+    };
+    with_csrf_cookie(app, page(status, "Sign in", &body), &csrf, is_new)
+}
+
+#[derive(Deserialize)]
+pub struct ChallengeQuery {
+    login_challenge: Option<String>,
+}
+
+/// `GET /oauth2/login?login_challenge=…`.
+pub async fn login_page(
+    State(app): State<SharedApp>,
+    headers: HeaderMap,
+    Query(query): Query<ChallengeQuery>,
+) -> Response {
+    let Some(challenge) = query.login_challenge else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "login_challenge is missing. Start from your application.",
+        );
+    };
+    let request = match open_request(&app, &challenge) {
+        Ok(request) => request,
+        Err(message) => return error_page(StatusCode::BAD_REQUEST, message),
+    };
+    let client_name = match app.oidc.clients.find(&request.client_id).await {
+        Ok(Some(client)) => client.name,
+        _ => request.client_id.clone(),
+    };
+    login_form(&app, &headers, &challenge, &client_name, "", None)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    login_challenge: Option<String>,
+    csrf: Option<String>,
+    login: Option<String>,
+    password: Option<String>,
+}
+
+/// `POST /oauth2/login`: check CSRF and credentials, open a browser session, continue.
+pub async fn login_submit(
+    State(app): State<SharedApp>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(form) = serde_urlencoded::from_bytes::<LoginForm>(&body) else {
+        return error_page(StatusCode::BAD_REQUEST, "Malformed form.");
+    };
+    if !csrf_ok(&headers, form.csrf.as_deref()) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "Missing or invalid CSRF token. Reload the login page.",
+        );
+    }
+    let Some(challenge) = form.login_challenge else {
+        return error_page(StatusCode::BAD_REQUEST, "login_challenge is missing.");
+    };
+    let request = match open_request(&app, &challenge) {
+        Ok(request) => request,
+        Err(message) => return error_page(StatusCode::BAD_REQUEST, message),
+    };
+    let client = match app.oidc.clients.find(&request.client_id).await {
+        Ok(Some(client)) => client,
+        _ => return error_page(StatusCode::BAD_REQUEST, "Unknown client."),
+    };
+    let login = form.login.unwrap_or_default();
+    let password = form.password.unwrap_or_default();
+    let who = Client {
+        protocol: "web",
+        address: peer.ip(),
+    };
+    let user = match app.auth.verify_password(&login, &password, who).await {
+        Ok(user) => user,
+        Err(error @ (Error::Unauthenticated(_) | Error::Locked | Error::Throttled(_))) => {
+            return login_form(
+                &app,
+                &headers,
+                &challenge,
+                &client.name,
+                &login,
+                Some(&error.to_string()),
+            );
+        }
+        Err(error) => return error.into_response(),
+    };
+    let now = cells_store::now();
+    let session = match app
+        .store
+        .create_session(user.id, now, now + SESSION_SECONDS)
+        .await
+    {
+        Ok(session) => session,
+        Err(error) => return Error::from(error).into_response(),
+    };
+    let mut response = continue_as(&app, &headers, &client, &user, session.id, now, &request).await;
+    match session_cookie_value(&app, session.id).await {
+        Ok(value) => set_cookie(
+            &mut response,
+            format!(
+                "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_SECONDS}{}",
+                secure_flag(&app)
+            ),
+        ),
+        Err(error) => return error.into_response(),
+    }
+    response
+}
+
+fn consent_page(
+    app: &SharedApp,
+    headers: &HeaderMap,
+    client: &OAuthClient,
+    request: &AuthRequest,
+) -> Response {
+    let (csrf, is_new) = csrf_token(headers);
+    let scopes: String = request
+        .scope
+        .split_whitespace()
+        .map(|s| format!("<li>{}</li>", esc(s)))
+        .collect();
+    let body = format!(
+        "<h1>Allow access?</h1><p><strong>{client}</strong> asks to act on your behalf with:</p><ul>{scopes}</ul>\
+         <form method=\"post\" action=\"/oauth2/consent\">\
+         <input type=\"hidden\" name=\"login_challenge\" value=\"{challenge}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button> \
+         <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>",
+        client = esc(&client.name),
+        challenge = esc(&seal_request(app, request)),
+        csrf = esc(&csrf),
+    );
+    with_csrf_cookie(app, page(StatusCode::OK, "Allow access", &body), &csrf, is_new)
+}
+
+#[derive(Deserialize)]
+pub struct ConsentForm {
+    login_challenge: Option<String>,
+    csrf: Option<String>,
+    decision: Option<String>,
+}
+
+/// `POST /oauth2/consent`: remember the decision per (user, client, scopes).
+pub async fn consent_submit(State(app): State<SharedApp>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(form) = serde_urlencoded::from_bytes::<ConsentForm>(&body) else {
+        return error_page(StatusCode::BAD_REQUEST, "Malformed form.");
+    };
+    if !csrf_ok(&headers, form.csrf.as_deref()) {
+        return error_page(StatusCode::FORBIDDEN, "Missing or invalid CSRF token.");
+    }
+    let request = match open_request(&app, form.login_challenge.as_deref().unwrap_or_default()) {
+        Ok(request) => request,
+        Err(message) => return error_page(StatusCode::BAD_REQUEST, message),
+    };
+    let Ok(Some((user, session, auth_time))) = session_user(&app, &headers).await else {
+        return error_page(
+            StatusCode::UNAUTHORIZED,
+            "Your session has ended. Start again from your application.",
+        );
+    };
+    let client = match app.oidc.clients.find(&request.client_id).await {
+        Ok(Some(client)) => client,
+        _ => return error_page(StatusCode::BAD_REQUEST, "Unknown client."),
+    };
+    if form.decision.as_deref() != Some("allow") {
+        return redirect_error(
+            &request.redirect_uri,
+            request.state.as_deref(),
+            "access_denied",
+            "the user denied access",
+        );
+    }
+    if let Err(error) = app.store.add_consent(user.id, &client.id, &request.scope).await {
+        return Error::from(error).into_response();
+    }
+    continue_as(&app, &headers, &client, &user, session, auth_time, &request).await
+}
+
+#[derive(Deserialize)]
+pub struct OobQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// `GET /oauth2/oob` (and `/oauth/oob`): shows the code to copy (seed 003).
+pub async fn oob(Query(query): Query<OobQuery>) -> Response {
+    if let Some(error) = query.error {
+        let description = query.error_description.unwrap_or_default();
+        return error_page(StatusCode::BAD_REQUEST, &format!("{error}: {description}"));
+    }
+    let Some(code) = query.code else {
+        return error_page(StatusCode::BAD_REQUEST, "No authorization code here.");
+    };
+    let state = query
+        .state
+        .map(|s| format!("<p>State: <span id=\"state\">{}</span></p>", esc(&s)))
+        .unwrap_or_default();
+    let body = format!(
+        "<h1>Authorization code</h1><p>Copy this code into your application. It works once, for a few minutes.</p>\
+         <code id=\"code\">{}</code>{state}",
+        esc(&code)
+    );
+    page(StatusCode::OK, "Authorization code", &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_makes_markup_inert() {
+        assert_eq!(
+            esc("<script>alert('x')</script>&\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
+        );
+    }
+
+    #[test]
+    fn cookies_are_found_by_exact_name() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; cells_csrf_x=2; cells_csrf=3"),
+        );
+        assert_eq!(cookie(&headers, "cells_csrf"), Some("3"));
+        assert_eq!(cookie(&headers, "b"), None);
+    }
+}
