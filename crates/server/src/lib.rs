@@ -158,6 +158,22 @@ async fn background_jobs(app: SharedApp) {
                 Ok(count) => tracing::info!(count, "pruned expired tokens"),
                 Err(error) => tracing::warn!(%error, "could not prune expired tokens"),
             }
+            match app.oidc.rotate_keys_if_due().await {
+                Ok(true) => tracing::info!("rotated the signing keys (scheduled)"),
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, "could not rotate the signing keys"),
+            }
+            for (what, outcome) in [
+                ("signing keys", app.store.prune_signing_keys(now).await),
+                (
+                    "codes, refresh tokens and sessions",
+                    app.store.prune_oauth(now).await,
+                ),
+            ] {
+                if let Err(error) = outcome {
+                    tracing::warn!(%error, "could not prune expired {what}");
+                }
+            }
         }
     }
 }

@@ -83,6 +83,40 @@ enum AdminCommand {
         #[command(subcommand)]
         command: NodeCommand,
     },
+    /// OAuth clients of the OpenID provider
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
+    /// Signing keys of the OpenID provider
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ClientCommand {
+    /// List the default, configured and added clients
+    List,
+    /// Add a client from a Hydra client JSON file; a confidential client's secret is printed once
+    Add {
+        #[arg(long, value_name = "CLIENT.json")]
+        file: PathBuf,
+    },
+    /// Delete an added client and revoke its grants
+    Delete {
+        #[arg(value_name = "CLIENT_ID")]
+        client_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// List signing keys: id, algorithm, state
+    List,
+    /// Make new signing keys; the old ones keep verifying until their tokens have expired
+    Rotate,
 }
 
 #[derive(Subcommand, Debug)]
@@ -240,6 +274,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let app = App::open(Config::load(overrides)?).await?;
             let outcome = node_command(&app, command).await;
+            app.store.close().await;
+            outcome
+        }
+        Command::Admin {
+            command: AdminCommand::Client { command },
+        } => {
+            let app = App::open(Config::load(overrides)?).await?;
+            let outcome = client_command(&app, command).await;
+            app.store.close().await;
+            outcome
+        }
+        Command::Admin {
+            command: AdminCommand::Keys { command },
+        } => {
+            let app = App::open(Config::load(overrides)?).await?;
+            let outcome = keys_command(&app, command).await;
             app.store.close().await;
             outcome
         }
@@ -471,6 +521,99 @@ async fn node_command(app: &SharedApp, command: NodeCommand) -> anyhow::Result<(
         println!("{}", crate::http::api::node_json(&entry));
     } else {
         println!("{}", entry.node.id);
+    }
+    Ok(())
+}
+
+async fn client_command(app: &SharedApp, command: ClientCommand) -> anyhow::Result<()> {
+    use crate::auth::oidc::clients::{Source, describe_alg, parse_client_file};
+    match command {
+        ClientCommand::List => {
+            println!(
+                "{:<24} {:<9} {:<13} {:<8} {:<48} REDIRECT URIS",
+                "CLIENT ID", "SOURCE", "TYPE", "ID ALG", "GRANT TYPES"
+            );
+            for client in app.oidc.clients.list().await? {
+                let source = match client.source {
+                    Source::Default => "default",
+                    Source::Config => "config",
+                    Source::Database => "added",
+                };
+                let kind = if client.is_public() {
+                    "public"
+                } else {
+                    "confidential"
+                };
+                let uris = match client.redirect_uris.len() {
+                    0 => "-".to_string(),
+                    1..=4 => client.redirect_uris.join(" "),
+                    n => format!("{} … ({n} in all)", client.redirect_uris[..3].join(" ")),
+                };
+                println!(
+                    "{:<24} {:<9} {:<13} {:<8} {:<48} {}",
+                    client.id,
+                    source,
+                    kind,
+                    describe_alg(&client),
+                    client.grant_types.join(","),
+                    uris
+                );
+            }
+        }
+        ClientCommand::Add { file } => {
+            let text =
+                std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let client = parse_client_file(&text)?;
+            let (client, secret) = app.oidc.clients.add(client).await?;
+            println!("Added client {}", client.id);
+            if let Some(secret) = secret {
+                println!("client_secret: {secret}");
+                println!("It is shown only this once: keep it secret.");
+            }
+        }
+        ClientCommand::Delete { client_id } => match app.store.delete_client(&client_id).await {
+            Ok(()) => {
+                app.auth.settle().await;
+                println!("Deleted client {client_id} and revoked its grants");
+            }
+            Err(cells_store::StoreError::NotFound) => {
+                bail!(
+                    "no added client {client_id:?} (default and configured clients live in code and pydio.json)"
+                )
+            }
+            Err(other) => return Err(other.into()),
+        },
+    }
+    Ok(())
+}
+
+async fn keys_command(app: &SharedApp, command: KeysCommand) -> anyhow::Result<()> {
+    use crate::auth::oidc::keys::alg_name;
+    match command {
+        KeysCommand::List => {
+            println!("{:<28} {:<6} {:<30} STATE", "KID", "ALG", "CREATED");
+            for key in app.oidc.keys.all() {
+                let state = match (key.retired_at, key.expires_at) {
+                    (None, _) => "signing".to_string(),
+                    (Some(_), Some(until)) => format!("retired, verifies until {}", http_date(until)),
+                    (Some(_), None) => "retired".to_string(),
+                };
+                println!(
+                    "{:<28} {:<6} {:<30} {}",
+                    key.kid,
+                    alg_name(key.alg),
+                    http_date(key.created_at),
+                    state
+                );
+            }
+        }
+        KeysCommand::Rotate => {
+            app.oidc.rotate_keys().await?;
+            app.auth.settle().await;
+            println!(
+                "New signing keys are in use; the previous ones verify until their tokens have expired."
+            );
+        }
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ backend_tests!(
     seed_003_curl_session,
     code_flow_with_pkce_and_refresh,
     attacks_are_refused,
+    key_rotation_and_client_cli,
     client_credentials_and_introspection
 );
 
@@ -719,4 +720,108 @@ async fn client_credentials_and_introspection(db: Db) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(discovery["issuer"], format!("{}/oidc", app.base));
     assert_eq!(discovery["code_challenge_methods_supported"], json!(["S256"]));
+}
+
+fn kid(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+async fn key_rotation_and_client_cli(db: Db) {
+    let app = TestApp::spawn_with_config(db, config).await;
+    let machine = Some(("machine", "machine-secret-value"));
+    let (_, before) = token(&app, &[("grant_type", "client_credentials")], machine).await;
+    let before = before["access_token"].as_str().unwrap().to_string();
+    let old_kid = kid(&before);
+
+    assert!(
+        app.cli_ok(&["admin", "keys", "rotate"])
+            .contains("New signing keys")
+    );
+    let (_, after) = token(&app, &[("grant_type", "client_credentials")], machine).await;
+    let after = after["access_token"].as_str().unwrap().to_string();
+    assert_ne!(kid(&after), old_kid, "new tokens use the new key");
+    let (_, jwks) = app.get("/oidc/.well-known/jwks.json", &Auth::None).await;
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(
+        kids.contains(&old_kid.as_str()) && kids.contains(&kid(&after).as_str()),
+        "{kids:?}"
+    );
+    assert_eq!(kids.len(), 6, "three algorithms, old and new");
+    for token in [&before, &after] {
+        let response = app
+            .http
+            .post(app.url("/oidc/oauth2/introspect"))
+            .basic_auth("machine", Some("machine-secret-value"))
+            .form(&[("token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.json::<Value>().await.unwrap()["active"],
+            true,
+            "both keys verify"
+        );
+    }
+    let listing = app.cli_ok(&["admin", "keys", "list"]);
+    assert_eq!(listing.matches("retired, verifies until").count(), 3, "{listing}");
+    assert_eq!(listing.matches("signing").count(), 3, "{listing}");
+
+    // Clients from the CLI: added (secret shown once, stored hashed), listed, used, deleted.
+    let file = app.data.join("client.json");
+    std::fs::write(
+        &file,
+        json!({"client_id": "script", "grant_types": ["client_credentials"], "scope": "pydio"}).to_string(),
+    )
+    .unwrap();
+    let added = app.cli_ok(&["admin", "client", "add", "--file", file.to_str().unwrap()]);
+    let secret = added
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret: "))
+        .expect("secret printed")
+        .to_string();
+    let listing = app.cli_ok(&["admin", "client", "list"]);
+    for id in [
+        "cells-sync",
+        "cells-mobile",
+        "cells-client",
+        "cells-frontend",
+        "cells-curl",
+        "script",
+    ] {
+        assert!(listing.contains(id), "{id} in {listing}");
+    }
+    let (status, _) = token(
+        &app,
+        &[("grant_type", "client_credentials")],
+        Some(("script", &secret)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let output = app.cli(&["admin", "client", "add", "--file", file.to_str().unwrap()]);
+    assert!(!output.status.success(), "the id is taken");
+    std::fs::write(&file, r#"{"client_id": "bad", "response_types": ["token"]}"#).unwrap();
+    assert!(
+        !app.cli(&["admin", "client", "add", "--file", file.to_str().unwrap()])
+            .status
+            .success()
+    );
+    app.cli_ok(&["admin", "client", "delete", "script"]);
+    let (status, _) = token(
+        &app,
+        &[("grant_type", "client_credentials")],
+        Some(("script", &secret)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        !app.cli(&["admin", "client", "delete", "cells-sync"])
+            .status
+            .success(),
+        "defaults stay"
+    );
 }

@@ -225,7 +225,9 @@ pub struct HydraClient {
 }
 
 impl HydraClient {
-    fn validate(&self) -> Result<()> {
+    /// Check the client. `generated_secret`: the server will make the secret (CLI), so a
+    /// confidential grant without `client_secret` is fine.
+    fn validate(&self, generated_secret: bool) -> Result<()> {
         let id = &self.client_id;
         if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_control() || c == ':') {
             return Err(Error::invalid(
@@ -266,7 +268,7 @@ impl HydraClient {
             }
         }
         let public = self.client_secret.as_deref().is_none_or(str::is_empty);
-        if public && self.grant_types.iter().any(|g| g == "client_credentials") {
+        if public && !generated_secret && self.grant_types.iter().any(|g| g == "client_credentials") {
             return Err(Error::invalid(
                 "grant_types",
                 "client_credentials needs a client_secret",
@@ -284,7 +286,7 @@ impl HydraClient {
     }
 
     fn into_client(self, secret: ClientSecret, source: Source) -> Result<OAuthClient> {
-        self.validate()?;
+        self.validate(false)?;
         let mut redirect_uris = Vec::new();
         for uri in &self.redirect_uris {
             redirect_uris.extend(expand_range(uri)?);
@@ -382,7 +384,7 @@ impl Clients {
                 client.client_id
             )));
         }
-        client.validate()?;
+        client.validate(true)?;
         let confidential = client.client_secret.is_some()
             || client.grant_types.iter().any(|g| g == "client_credentials")
             || client
@@ -526,7 +528,7 @@ mod tests {
     #[test]
     fn hydra_clients_are_validated() {
         let parse = |text: &str| {
-            parse_client_file(text).and_then(|c| c.validate().map_err(|e| anyhow::anyhow!("{e}")))
+            parse_client_file(text).and_then(|c| c.validate(false).map_err(|e| anyhow::anyhow!("{e}")))
         };
         assert!(parse(r#"{"client_id":"cells-curl","client_secret":"password","grant_types":["authorization_code"],"redirect_uris":["http://x/oauth2/oob"]}"#).is_ok());
         assert!(parse(r#"{"client_id":"a","response_types":["token"]}"#).is_err());

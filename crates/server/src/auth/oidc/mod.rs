@@ -28,6 +28,9 @@ use crate::config::Config;
 use clients::Clients;
 use keys::KeyRing;
 
+/// Signing keys are replaced on a schedule, every 30 days.
+pub const KEY_ROTATION_SECONDS: i64 = 30 * 24 * 3600;
+
 /// Token lifetimes, from `services."pydio.web.oauth"` in `pydio.json` (Go durations).
 #[derive(Debug, Clone, Copy)]
 pub struct Lifespans {
@@ -246,6 +249,28 @@ impl Oidc {
         header.kid = Some(key.kid.clone());
         header.typ = Some("JWT".into());
         Ok(jsonwebtoken::encode(&header, &claims, &key.encoding)?)
+    }
+
+    /// Replace the signing keys. The old ones keep verifying as long as a token they signed
+    /// may live (the longer of the access and ID token lifetimes, plus a minute).
+    pub async fn rotate_keys(&self) -> anyhow::Result<()> {
+        let keep = self.lifespans.access.max(self.lifespans.id) + 60;
+        self.keys.rotate(cells_store::now() + keep).await
+    }
+
+    /// Rotate when the signing keys are older than `KEY_ROTATION_SECONDS` (run hourly).
+    pub async fn rotate_keys_if_due(&self) -> anyhow::Result<bool> {
+        let oldest = keys::ALGORITHMS
+            .iter()
+            .filter_map(|alg| self.keys.signer(*alg))
+            .map(|key| key.created_at)
+            .min()
+            .unwrap_or(0);
+        if cells_store::now() - oldest < KEY_ROTATION_SECONDS {
+            return Ok(false);
+        }
+        self.rotate_keys().await?;
+        Ok(true)
     }
 
     /// The OpenID Provider metadata (OIDC Discovery §3, RFC 8414 §2).
