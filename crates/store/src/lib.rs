@@ -13,6 +13,7 @@ macro_rules! sql {
     };
 }
 
+pub mod device;
 mod migrate;
 pub mod nodes;
 pub mod oauth;
@@ -26,6 +27,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use device::{DeviceCode, DeviceStatus};
 pub use nodes::{NewNode, Node, NodeKind};
 pub use oauth::{
     AuthCode, ClientRow, Grant, LoginSession, NewClient, NewCode, NewRefresh, NewSigningKey, Redemption,

@@ -101,6 +101,7 @@ struct OauthClientRow {
     token_endpoint_auth_method: String,
     id_token_alg: String,
     skip_consent: i64,
+    post_logout_redirect_uris: String,
     created_at: i64,
 }
 
@@ -118,6 +119,7 @@ pub struct ClientRow {
     pub token_endpoint_auth_method: String,
     pub id_token_alg: String,
     pub skip_consent: bool,
+    pub post_logout_redirect_uris: Vec<String>,
     pub created_at: i64,
 }
 
@@ -134,6 +136,7 @@ impl From<OauthClientRow> for ClientRow {
             token_endpoint_auth_method: row.token_endpoint_auth_method,
             id_token_alg: row.id_token_alg,
             skip_consent: row.skip_consent != 0,
+            post_logout_redirect_uris: split_list(&row.post_logout_redirect_uris),
             created_at: row.created_at,
         }
     }
@@ -151,10 +154,12 @@ pub struct NewClient<'a> {
     pub token_endpoint_auth_method: &'a str,
     pub id_token_alg: &'a str,
     pub skip_consent: bool,
+    pub post_logout_redirect_uris: &'a [&'a str],
 }
 
 const CLIENT_COLUMNS: &str = "client_id, client_name, secret_hash, redirect_uris, grant_types, \
-    response_types, scope, token_endpoint_auth_method, id_token_alg, skip_consent, created_at";
+    response_types, scope, token_endpoint_auth_method, id_token_alg, skip_consent, \
+    post_logout_redirect_uris, created_at";
 
 // ---------------------------------------------------------------------------------------------
 // Login sessions
@@ -464,7 +469,8 @@ impl Store {
         let row: OauthClientRow = sqlx::query_as(sql!(
             "INSERT INTO oauth_clients (client_id, client_name, secret_hash, redirect_uris, \
              grant_types, response_types, scope, token_endpoint_auth_method, id_token_alg, \
-             skip_consent, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             skip_consent, created_at, post_logout_redirect_uris) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              RETURNING {CLIENT_COLUMNS}"
         ))
         .bind(new.client_id)
@@ -478,6 +484,7 @@ impl Store {
         .bind(new.id_token_alg)
         .bind(i64::from(new.skip_consent))
         .bind(now())
+        .bind(join_list(new.post_logout_redirect_uris))
         .fetch_one(self.pool())
         .await
         .map_err(on_conflict)?;

@@ -8,10 +8,11 @@ pub mod oidc;
 pub mod pages;
 
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{Any, CorsLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -41,6 +42,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/a/auth/token/revoke"),
     ("post", "/a/auth/tokens"),
     ("delete", "/a/auth/tokens/{TokenId}"),
+    ("post", "/a/frontend/session"),
 ];
 
 /// Routes of the OpenID provider and its pages (documented by discovery, not OpenAPI).
@@ -57,6 +59,11 @@ pub const OIDC_ROUTES: &[(&str, &str)] = &[
     ("post", "/oauth2/consent"),
     ("get", "/oauth2/oob"),
     ("get", "/oauth/oob"),
+    ("post", "/oidc/oauth2/device/auth"),
+    ("get", "/oauth2/device"),
+    ("post", "/oauth2/device"),
+    ("get", "/oidc/oauth2/sessions/logout"),
+    ("post", "/oidc/oauth2/sessions/logout"),
 ];
 
 pub fn router(app: SharedApp) -> Router {
@@ -82,13 +89,17 @@ pub fn router(app: SharedApp) -> Router {
         .route("/a/auth/token/revoke", post(api::tokens::revoke))
         .route("/a/auth/tokens", post(api::tokens::list))
         .route("/a/auth/tokens/{token_id}", delete(api::tokens::delete))
-        .route("/oidc/.well-known/openid-configuration", get(oidc::discovery))
-        .route("/oidc/.well-known/jwks.json", get(oidc::jwks))
         .route("/oidc/oauth2/auth", get(pages::authorize))
-        .route("/oidc/oauth2/token", post(oidc::token))
-        .route("/oidc/oauth2/revoke", post(oidc::revoke))
-        .route("/oidc/oauth2/introspect", post(oidc::introspect))
-        .route("/oidc/userinfo", get(oidc::userinfo).post(oidc::userinfo))
+        .merge(oidc_api())
+        .route(
+            "/oidc/oauth2/sessions/logout",
+            get(pages::logout).post(pages::logout_confirm),
+        )
+        .route(
+            "/oauth2/device",
+            get(pages::device_page).post(pages::device_submit),
+        )
+        .route("/a/frontend/session", post(api::frontend::session))
         .route("/oauth2/login", get(pages::login_page).post(pages::login_submit))
         .route("/oauth2/consent", post(pages::consent_submit))
         .route("/oauth2/oob", get(pages::oob))
@@ -110,6 +121,24 @@ pub fn router(app: SharedApp) -> Router {
             header::COOKIE,
         ]))
         .with_state(app)
+}
+
+/// The provider's JSON endpoints, callable from any origin (browser apps, as in Cells); they
+/// take no cookies, so CORS opens nothing a script could not already do.
+fn oidc_api() -> Router<SharedApp> {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
+    Router::new()
+        .route("/oidc/.well-known/openid-configuration", get(oidc::discovery))
+        .route("/oidc/.well-known/jwks.json", get(oidc::jwks))
+        .route("/oidc/oauth2/token", post(oidc::token))
+        .route("/oidc/oauth2/revoke", post(oidc::revoke))
+        .route("/oidc/oauth2/introspect", post(oidc::introspect))
+        .route("/oidc/oauth2/device/auth", post(oidc::device_authorization))
+        .route("/oidc/userinfo", get(oidc::userinfo).post(oidc::userinfo))
+        .layer(cors)
 }
 
 async fn not_found() -> Error {

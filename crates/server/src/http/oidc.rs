@@ -305,3 +305,30 @@ pub async fn userinfo(State(app): State<SharedApp>, headers: HeaderMap) -> Respo
     }
     no_store(info)
 }
+
+#[derive(Deserialize)]
+struct DeviceForm {
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scope: Option<String>,
+}
+
+/// `POST /oidc/oauth2/device/auth` (RFC 8628 §3.1).
+pub async fn device_authorization(State(app): State<SharedApp>, headers: HeaderMap, body: Bytes) -> Response {
+    let outcome: OAuthResult<Value> = async {
+        let form: DeviceForm = parse_form(&body)?;
+        let client = grant::authenticate_client(
+            &app.oidc,
+            basic_client(&headers)?,
+            form.client_id.as_deref(),
+            form.client_secret.as_deref(),
+        )
+        .await?;
+        grant::device_authorization(&app.oidc, &client, form.scope.as_deref()).await
+    }
+    .await;
+    match outcome {
+        Ok(value) => no_store(value),
+        Err(error) => error.into_response(),
+    }
+}

@@ -178,9 +178,13 @@ fn open_request(app: &SharedApp, challenge: &str) -> Result<AuthRequest, &'stati
 
 /// `redirect_uri` with `params` added to its query (RFC 6749 §4.1.2).
 fn redirect_with(uri: &str, params: &[(&str, &str)]) -> Response {
-    let query = serde_urlencoded::to_string(params).unwrap_or_default();
-    let separator = if uri.contains('?') { '&' } else { '?' };
-    let location = format!("{uri}{separator}{query}");
+    let location = if params.is_empty() {
+        uri.to_string()
+    } else {
+        let query = serde_urlencoded::to_string(params).unwrap_or_default();
+        let separator = if uri.contains('?') { '&' } else { '?' };
+        format!("{uri}{separator}{query}")
+    };
     let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
@@ -599,6 +603,380 @@ pub async fn oob(Query(query): Query<OobQuery>) -> Response {
         esc(&code)
     );
     page(StatusCode::OK, "Authorization code", &body)
+}
+
+/// Open a browser session for `user` on `response` (after a password check on our pages).
+async fn open_session(app: &SharedApp, user: &User, response: &mut Response) -> Result<(Uuid, i64), Error> {
+    let now = cells_store::now();
+    let session = app
+        .store
+        .create_session(user.id, now, now + SESSION_SECONDS)
+        .await?;
+    let value = session_cookie_value(app, session.id).await?;
+    set_cookie(
+        response,
+        format!(
+            "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_SECONDS}{}",
+            secure_flag(app)
+        ),
+    );
+    Ok((session.id, now))
+}
+
+#[derive(Deserialize)]
+pub struct DeviceQuery {
+    user_code: Option<String>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn device_form(
+    app: &SharedApp,
+    headers: &HeaderMap,
+    user_code: &str,
+    asking: Option<&str>,
+    signed_in: Option<&str>,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let (csrf, is_new) = csrf_token(headers);
+    let error = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e)))
+        .unwrap_or_default();
+    let asking = asking.map(|a| format!("<p>{}</p>", esc(a))).unwrap_or_default();
+    let credentials = match signed_in {
+        Some(login) => format!("<p>Signed in as <strong>{}</strong>.</p>", esc(login)),
+        None => "<label for=\"login\">Login</label>\
+                 <input type=\"text\" id=\"login\" name=\"login\" autocomplete=\"username\" required>\
+                 <label for=\"password\">Password</label>\
+                 <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>"
+            .to_string(),
+    };
+    let body = format!(
+        "<h1>Connect a device</h1>{error}{asking}<form method=\"post\" action=\"/oauth2/device\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <label for=\"user_code\">Code shown on the device</label>\
+         <input type=\"text\" id=\"user_code\" name=\"user_code\" value=\"{code}\" autocomplete=\"off\" required>\
+         {credentials}\
+         <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button> \
+         <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>",
+        csrf = esc(&csrf),
+        code = esc(user_code),
+    );
+    with_csrf_cookie(app, page(status, "Connect a device", &body), &csrf, is_new)
+}
+
+/// The pending device code behind `user_code`, and what it asks for, in words.
+async fn device_request(app: &SharedApp, user_code: &str) -> Option<(cells_store::DeviceCode, String)> {
+    let code = grant::normalize_user_code(user_code);
+    let device = app.store.find_device_by_user_code(&code).await.ok()??;
+    if device.status != cells_store::DeviceStatus::Pending || device.expires_at < cells_store::now() {
+        return None;
+    }
+    let name = match app.oidc.clients.find(&device.client_id).await {
+        Ok(Some(client)) => client.name,
+        _ => device.client_id.clone(),
+    };
+    let words = format!("{name} asks for access with the scopes: {}.", device.scope);
+    Some((device, words))
+}
+
+/// `GET /oauth2/device?user_code=…` (RFC 8628 §3.3).
+pub async fn device_page(
+    State(app): State<SharedApp>,
+    headers: HeaderMap,
+    Query(query): Query<DeviceQuery>,
+) -> Response {
+    let signed_in = match session_user(&app, &headers).await {
+        Ok(session) => session.map(|(user, _, _)| user.login),
+        Err(error) => return error.into_response(),
+    };
+    let code = query.user_code.unwrap_or_default();
+    let asking = if code.is_empty() {
+        None
+    } else {
+        device_request(&app, &code).await.map(|(_, words)| words)
+    };
+    let error = (!code.is_empty() && asking.is_none()).then_some("This code is unknown or has expired.");
+    device_form(
+        &app,
+        &headers,
+        &code,
+        asking.as_deref(),
+        signed_in.as_deref(),
+        error,
+        StatusCode::OK,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct DeviceSubmit {
+    csrf: Option<String>,
+    user_code: Option<String>,
+    login: Option<String>,
+    password: Option<String>,
+    decision: Option<String>,
+}
+
+/// `POST /oauth2/device`: the signed-in (or signing-in) user allows or denies the device.
+pub async fn device_submit(
+    State(app): State<SharedApp>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(form) = serde_urlencoded::from_bytes::<DeviceSubmit>(&body) else {
+        return error_page(StatusCode::BAD_REQUEST, "Malformed form.");
+    };
+    if !csrf_ok(&headers, form.csrf.as_deref()) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "Missing or invalid CSRF token. Reload the page.",
+        );
+    }
+    let code = form.user_code.unwrap_or_default();
+    let session = match session_user(&app, &headers).await {
+        Ok(session) => session,
+        Err(error) => return error.into_response(),
+    };
+    let Some((device, asking)) = device_request(&app, &code).await else {
+        let signed_in = session.as_ref().map(|(user, _, _)| user.login.clone());
+        let error = Some("This code is unknown or has expired.");
+        return device_form(
+            &app,
+            &headers,
+            &code,
+            None,
+            signed_in.as_deref(),
+            error,
+            StatusCode::BAD_REQUEST,
+        );
+    };
+    let mut cookies = StatusCode::OK.into_response();
+    let user = match session {
+        Some((user, _, _)) => user,
+        None => {
+            let login = form.login.unwrap_or_default();
+            let who = Client {
+                protocol: "web",
+                address: peer.ip(),
+            };
+            match app
+                .auth
+                .verify_password(&login, &form.password.unwrap_or_default(), who)
+                .await
+            {
+                Ok(user) => {
+                    if let Err(error) = open_session(&app, &user, &mut cookies).await {
+                        return error.into_response();
+                    }
+                    user
+                }
+                Err(error @ (Error::Unauthenticated(_) | Error::Locked | Error::Throttled(_))) => {
+                    let message = error.to_string();
+                    let status = StatusCode::UNAUTHORIZED;
+                    return device_form(&app, &headers, &code, Some(&asking), None, Some(&message), status);
+                }
+                Err(error) => return error.into_response(),
+            }
+        }
+    };
+    let allow = form.decision.as_deref() == Some("allow");
+    match app
+        .store
+        .decide_device(&device.user_code, user.id, allow, cells_store::now())
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "This code was already answered or has expired.",
+            );
+        }
+        Err(error) => return Error::from(error).into_response(),
+    }
+    let (title, text) = if allow {
+        (
+            "Device connected",
+            "You allowed the device. You can go back to it now.",
+        )
+    } else {
+        ("Access denied", "You denied the device. Nothing was shared.")
+    };
+    let mut done = page(StatusCode::OK, title, &format!("<h1>{title}</h1><p>{text}</p>"));
+    for cookie in cookies.headers().get_all(header::SET_COOKIE) {
+        done.headers_mut().append(header::SET_COOKIE, cookie.clone());
+    }
+    done
+}
+
+#[derive(Deserialize)]
+pub struct LogoutQuery {
+    id_token_hint: Option<String>,
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
+    client_id: Option<String>,
+    csrf: Option<String>,
+}
+
+/// `GET /oidc/oauth2/sessions/logout` (OpenID RP-Initiated Logout 1.0). With a valid
+/// `id_token_hint` the session ends at once; without one, the user confirms (a form with a
+/// CSRF token), so that no other site can sign the user out.
+pub async fn logout(
+    State(app): State<SharedApp>,
+    headers: HeaderMap,
+    Query(query): Query<LogoutQuery>,
+) -> Response {
+    let hint = query
+        .id_token_hint
+        .as_deref()
+        .and_then(|t| app.oidc.read_id_token_hint(t));
+    if query.id_token_hint.is_some() && hint.is_none() {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "id_token_hint is not an ID token of this server.",
+        );
+    }
+    let client_id = hint
+        .as_ref()
+        .map(|(aud, _)| aud.clone())
+        .or_else(|| query.client_id.clone());
+    if let Err(response) = check_post_logout(
+        &app,
+        client_id.as_deref(),
+        query.post_logout_redirect_uri.as_deref(),
+    )
+    .await
+    {
+        return *response;
+    }
+    let Some((_, sid)) = hint else {
+        let (csrf, is_new) = csrf_token(&headers);
+        let field = |name: &str, value: &Option<String>| {
+            value
+                .as_ref()
+                .map(|v| format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", esc(v)))
+                .unwrap_or_default()
+        };
+        let body = format!(
+            "<h1>Sign out?</h1><form method=\"post\" action=\"/oidc/oauth2/sessions/logout\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\">{}{}{}\
+             <button type=\"submit\">Sign out</button></form>",
+            esc(&csrf),
+            field("post_logout_redirect_uri", &query.post_logout_redirect_uri),
+            field("state", &query.state),
+            field("client_id", &client_id),
+        );
+        let mut response = page(StatusCode::OK, "Sign out", &body);
+        if is_new {
+            // The confirmation posts under /oidc, so this CSRF cookie is for the whole site.
+            let cookie = format!(
+                "{CSRF_COOKIE}={csrf}; Path=/; HttpOnly; SameSite=Strict{}",
+                secure_flag(&app)
+            );
+            set_cookie(&mut response, cookie);
+        }
+        return response;
+    };
+    finish_logout(
+        &app,
+        &headers,
+        sid,
+        query.post_logout_redirect_uri.as_deref(),
+        query.state.as_deref(),
+    )
+    .await
+}
+
+/// `POST /oidc/oauth2/sessions/logout`: the confirmation form.
+pub async fn logout_confirm(State(app): State<SharedApp>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(form) = serde_urlencoded::from_bytes::<LogoutQuery>(&body) else {
+        return error_page(StatusCode::BAD_REQUEST, "Malformed form.");
+    };
+    if !csrf_ok(&headers, form.csrf.as_deref()) {
+        return error_page(StatusCode::FORBIDDEN, "Missing or invalid CSRF token.");
+    }
+    if let Err(response) = check_post_logout(
+        &app,
+        form.client_id.as_deref(),
+        form.post_logout_redirect_uri.as_deref(),
+    )
+    .await
+    {
+        return *response;
+    }
+    finish_logout(
+        &app,
+        &headers,
+        None,
+        form.post_logout_redirect_uri.as_deref(),
+        form.state.as_deref(),
+    )
+    .await
+}
+
+/// A post-logout redirect must be registered for the client, exactly.
+async fn check_post_logout(
+    app: &SharedApp,
+    client_id: Option<&str>,
+    uri: Option<&str>,
+) -> Result<(), Box<Response>> {
+    let Some(uri) = uri else { return Ok(()) };
+    let client = match client_id {
+        Some(id) => app.oidc.clients.find(id).await.ok().flatten(),
+        None => None,
+    };
+    match client {
+        Some(client) if client.allows_post_logout(uri) => Ok(()),
+        _ => Err(Box::new(error_page(
+            StatusCode::BAD_REQUEST,
+            "This post_logout_redirect_uri is not registered for the client.",
+        ))),
+    }
+}
+
+/// End the browser's session (and the one the ID token names), revoking their grants.
+async fn finish_logout(
+    app: &SharedApp,
+    headers: &HeaderMap,
+    sid: Option<Uuid>,
+    redirect: Option<&str>,
+    state: Option<&str>,
+) -> Response {
+    let mut sessions = Vec::new();
+    if let Ok(Some((_, session, _))) = session_user(app, headers).await {
+        sessions.push(session);
+    }
+    if let Some(sid) = sid
+        && !sessions.contains(&sid)
+    {
+        sessions.push(sid);
+    }
+    for session in sessions {
+        match app.store.revoke_session(session).await {
+            Ok(()) | Err(cells_store::StoreError::NotFound) => {}
+            Err(error) => return Error::from(error).into_response(),
+        }
+    }
+    // Acknowledge only once every node refuses the session's tokens.
+    app.auth.settle().await;
+    let mut response = match redirect {
+        Some(uri) => {
+            let params: Vec<(&str, &str)> = state.map(|s| vec![("state", s)]).unwrap_or_default();
+            redirect_with(uri, &params)
+        }
+        None => page(
+            StatusCode::OK,
+            "Signed out",
+            "<h1>Signed out</h1><p>You are signed out.</p>",
+        ),
+    };
+    let cookie = format!(
+        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        secure_flag(app)
+    );
+    set_cookie(&mut response, cookie);
+    response
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ backend_tests!(
     code_flow_with_pkce_and_refresh,
     attacks_are_refused,
     key_rotation_and_client_cli,
+    device_flow_logout_and_frontend_session,
     client_credentials_and_introspection
 );
 
@@ -24,6 +25,11 @@ fn config(base: &str) -> Value {
         {"client_id": "cells-curl", "client_name": "cells-curl", "client_secret": "password",
          "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
          "redirect_uris": [format!("{base}/oauth2/oob")], "scope": "openid email profile pydio offline",
+         "skip_consent": true},
+        {"client_id": "device", "grant_types": ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
+         "scope": "openid offline"},
+        {"client_id": "rp", "client_secret": "rp-secret-value", "grant_types": ["authorization_code"],
+         "redirect_uris": [format!("{base}/rp/callback")], "post_logout_redirect_uris": [format!("{base}/rp/bye")],
          "skip_consent": true},
         {"client_id": "machine", "client_secret": "machine-secret-value",
          "grant_types": ["client_credentials"], "scope": "pydio"},
@@ -824,4 +830,186 @@ async fn key_rotation_and_client_cli(db: Db) {
             .success(),
         "defaults stay"
     );
+}
+
+async fn device_flow_logout_and_frontend_session(db: Db) {
+    let app = TestApp::spawn_with_config(db, config).await;
+    // Device flow (RFC 8628): pending, slow_down, approval in a browser, tokens once.
+    let response = app
+        .http
+        .post(app.url("/oidc/oauth2/device/auth"))
+        .form(&[("client_id", "device"), ("scope", "openid offline")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let start: Value = response.json().await.unwrap();
+    let device_code = start["device_code"].as_str().unwrap().to_string();
+    assert_eq!(start["verification_uri"], format!("{}/oauth2/device", app.base));
+    let grant_type = "urn:ietf:params:oauth:grant-type:device_code";
+    let poll_form = [
+        ("grant_type", grant_type),
+        ("device_code", device_code.as_str()),
+        ("client_id", "device"),
+    ];
+    let poll = || token(&app, &poll_form, None);
+    assert_eq!(poll().await.1["error"], "authorization_pending");
+    assert_eq!(poll().await.1["error"], "slow_down");
+    let browser = browser();
+    let page = browser
+        .get(start["verification_uri_complete"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let html = page.text().await.unwrap();
+    assert!(html.contains("device asks for access"), "{html}");
+    let form = [
+        ("csrf", hidden(&html, "csrf")),
+        ("user_code", start["user_code"].as_str().unwrap().to_lowercase()),
+        ("login", ADMIN.to_string()),
+        ("password", "wrong-password".to_string()),
+        ("decision", "allow".to_string()),
+    ];
+    let response = browser
+        .post(app.url("/oauth2/device"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "a wrong password is refused on the page"
+    );
+    let mut form = form;
+    form[3].1 = ADMIN_PASSWORD.to_string();
+    let response = browser
+        .post(app.url("/oauth2/device"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (status, tokens) = poll().await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert!(tokens["id_token"].is_string() && tokens["refresh_token"].is_string());
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        app.get("/a/config/ctl", &Auth::bearer(&access)).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        poll().await.1["error"],
+        "invalid_grant",
+        "a device code works once"
+    );
+    let response = browser
+        .post(app.url("/oauth2/device"))
+        .form(&[("user_code", "ABCD-EFGH")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN, "no CSRF token");
+
+    // RP-initiated logout with id_token_hint ends the session and its tokens.
+    let browser = self::browser();
+    let url = format!(
+        "{}/oidc/oauth2/auth?response_type=code&client_id=rp&redirect_uri={}/rp/callback&scope=openid&state=st",
+        app.base, app.base
+    );
+    let redirect = login_through(&app, &browser, &url, ADMIN, ADMIN_PASSWORD).await;
+    let code = query_param(&redirect, "code").unwrap();
+    let callback = format!("{}/rp/callback", app.base);
+    let (_, tokens) = token(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &callback),
+        ],
+        Some(("rp", "rp-secret-value")),
+    )
+    .await;
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    let id_token = tokens["id_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        app.get("/a/config/ctl", &Auth::bearer(&access)).await.0,
+        StatusCode::OK
+    );
+    let bye = format!("{}/rp/bye", app.base);
+    let response = browser
+        .get(app.url("/oidc/oauth2/sessions/logout"))
+        .query(&[
+            ("id_token_hint", id_token.as_str()),
+            ("post_logout_redirect_uri", "https://evil.example/"),
+            ("state", "z"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::BAD_REQUEST,
+        "unregistered post-logout URI"
+    );
+    let response = browser
+        .get(app.url("/oidc/oauth2/sessions/logout"))
+        .query(&[
+            ("id_token_hint", id_token.as_str()),
+            ("post_logout_redirect_uri", bye.as_str()),
+            ("state", "z"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), format!("{bye}?state=z"));
+    assert_eq!(
+        app.get("/a/config/ctl", &Auth::bearer(&access)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let again = browser.get(&url).send().await.unwrap();
+    assert!(
+        location(&again).starts_with("/oauth2/login"),
+        "the browser must sign in again"
+    );
+    // Without a hint, logout asks for confirmation (no logout CSRF).
+    let response = browser
+        .get(app.url("/oidc/oauth2/sessions/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.text().await.unwrap().contains("Sign out?"));
+
+    // Cells' scripted login.
+    let (status, body) = app
+        .post(
+            "/a/frontend/session",
+            &Auth::None,
+            json!({"AuthInfo": {"type": "credentials", "login": ADMIN, "password": ADMIN_PASSWORD}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let jwt = body["JWT"].as_str().unwrap().to_string();
+    assert_eq!(
+        app.get("/a/config/ctl", &Auth::bearer(&jwt)).await.0,
+        StatusCode::OK
+    );
+    let (status, refreshed) = app
+        .post(
+            "/a/frontend/session",
+            &Auth::None,
+            json!({"AuthInfo": {"type": "refresh", "refresh_token": body["Token"]["RefreshToken"]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    let (status, _) = app
+        .post(
+            "/a/frontend/session",
+            &Auth::None,
+            json!({"AuthInfo": {"type": "credentials", "login": ADMIN, "password": "nope"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

@@ -21,6 +21,7 @@ CREATE TABLE oauth_clients (
     token_endpoint_auth_method  TEXT NOT NULL,
     id_token_alg                TEXT NOT NULL DEFAULT 'RS256',
     skip_consent                BIGINT NOT NULL DEFAULT 0,
+    post_logout_redirect_uris   TEXT NOT NULL DEFAULT '',
     created_at                  BIGINT NOT NULL
 );
 
@@ -76,4 +77,20 @@ CREATE TABLE consents (
     scope       TEXT NOT NULL,
     created_at  BIGINT NOT NULL,
     PRIMARY KEY (user_id, client_id, scope)
+);
+
+-- Device authorization (RFC 8628): the device polls with device_code, the user approves the
+-- user_code in a browser. status: pending, approved, denied, used.
+CREATE TABLE device_codes (
+    device_code_hash  TEXT PRIMARY KEY,
+    user_code         TEXT NOT NULL UNIQUE,
+    client_id         TEXT NOT NULL,
+    scope             TEXT NOT NULL,
+    expires_at        BIGINT NOT NULL,
+    interval_seconds  BIGINT NOT NULL,
+    last_poll_at      BIGINT,
+    status            TEXT NOT NULL,
+    user_id           TEXT REFERENCES users(id) ON DELETE CASCADE,
+    auth_time         BIGINT,
+    created_at        BIGINT NOT NULL
 );

@@ -48,6 +48,8 @@ pub struct OAuthClient {
     pub skip_consent: bool,
     /// Cells' default clients: their real apps predate PKCE, so it is not required of them.
     pub pkce_optional: bool,
+    /// Where RP-initiated logout may send the browser back (exact match).
+    pub post_logout_redirect_uris: Vec<String>,
     pub source: Source,
 }
 
@@ -63,6 +65,12 @@ impl OAuthClient {
     /// Exact match of a redirect URI (RFC 6749 §3.1.2.3, OAuth security BCP §4.1.3).
     pub fn allows_redirect(&self, uri: &str) -> bool {
         self.redirect_uris
+            .iter()
+            .any(|registered| registered.as_bytes().ct_eq(uri.as_bytes()).into())
+    }
+
+    pub fn allows_post_logout(&self, uri: &str) -> bool {
+        self.post_logout_redirect_uris
             .iter()
             .any(|registered| registered.as_bytes().ct_eq(uri.as_bytes()).into())
     }
@@ -155,6 +163,7 @@ fn default_client(id: &str, name: &str, uris: &[&str]) -> Result<OAuthClient> {
         id_token_alg: Algorithm::RS256,
         skip_consent: true,
         pkce_optional: true,
+        post_logout_redirect_uris: Vec::new(),
         source: Source::Default,
     })
 }
@@ -219,6 +228,8 @@ pub struct HydraClient {
     pub token_endpoint_auth_method: Option<String>,
     #[serde(default)]
     pub id_token_signed_response_alg: Option<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
     /// Ours: no consent page for this client.
     #[serde(default)]
     pub skip_consent: bool,
@@ -259,7 +270,7 @@ impl HydraClient {
                 ));
             }
         }
-        for uri in &self.redirect_uris {
+        for uri in self.redirect_uris.iter().chain(&self.post_logout_redirect_uris) {
             if uri.contains('#') || !uri.contains("://") {
                 return Err(Error::invalid(
                     "redirect_uris",
@@ -321,6 +332,7 @@ impl HydraClient {
                 .unwrap_or(Algorithm::RS256),
             skip_consent: self.skip_consent,
             pkce_optional: false,
+            post_logout_redirect_uris: self.post_logout_redirect_uris,
             source,
         })
     }
@@ -412,6 +424,11 @@ impl Clients {
             client.grant_types.clone()
         };
         let redirect_uris: Vec<&str> = client.redirect_uris.iter().map(String::as_str).collect();
+        let post_logout: Vec<&str> = client
+            .post_logout_redirect_uris
+            .iter()
+            .map(String::as_str)
+            .collect();
         let grant_types: Vec<&str> = grant_types.iter().map(String::as_str).collect();
         let row = self
             .store
@@ -426,6 +443,7 @@ impl Clients {
                 token_endpoint_auth_method: method,
                 id_token_alg: alg,
                 skip_consent: client.skip_consent,
+                post_logout_redirect_uris: &post_logout,
             })
             .await
             .map_err(|e| match e {
@@ -462,6 +480,7 @@ fn from_row(row: ClientRow) -> Result<OAuthClient> {
         id_token_alg: parse_alg(&row.id_token_alg).unwrap_or(Algorithm::RS256),
         skip_consent: row.skip_consent,
         pkce_optional: false,
+        post_logout_redirect_uris: row.post_logout_redirect_uris,
         source: Source::Database,
     })
 }

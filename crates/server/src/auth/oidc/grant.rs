@@ -6,13 +6,13 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cells_store::{NewCode, NewRefresh, Redemption, Rotation, User};
+use cells_store::{DeviceStatus, NewCode, NewRefresh, Redemption, Rotation, User};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use super::clients::OAuthClient;
+use super::clients::{DEVICE_GRANT, OAuthClient};
 use super::{Oidc, random_token, sha256_hex};
 
 /// Seconds during which a just-rotated refresh token may be presented again (two requests of
@@ -93,6 +93,7 @@ pub struct TokenForm {
     pub client_secret: Option<String>,
     pub refresh_token: Option<String>,
     pub scope: Option<String>,
+    pub device_code: Option<String>,
 }
 
 /// An authorization request, validated; carried sealed through the login page.
@@ -184,7 +185,14 @@ pub async fn token(oidc: &Oidc, client: &OAuthClient, form: &TokenForm) -> OAuth
         .grant_type
         .as_deref()
         .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
-    if !["authorization_code", "refresh_token", "client_credentials"].contains(&grant_type) {
+    if ![
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+        DEVICE_GRANT,
+    ]
+    .contains(&grant_type)
+    {
         return Err(OAuthError::new(
             400,
             "unsupported_grant_type",
@@ -200,7 +208,8 @@ pub async fn token(oidc: &Oidc, client: &OAuthClient, form: &TokenForm) -> OAuth
     match grant_type {
         "authorization_code" => authorization_code(oidc, client, form).await,
         "refresh_token" => refresh(oidc, client, form).await,
-        _ => client_credentials(oidc, client, form).await,
+        "client_credentials" => client_credentials(oidc, client, form).await,
+        _ => device_code(oidc, client, form).await,
     }
 }
 
@@ -352,6 +361,155 @@ async fn client_credentials(oidc: &Oidc, client: &OAuthClient, form: &TokenForm)
     // No grant row: a client token is revoked by recording its grant id as revoked.
     let (access, expires_in) = oidc.issue_access(None, &client.id, &scope, Uuid::new_v4(), None, None)?;
     Ok(json!({ "access_token": access, "token_type": "bearer", "expires_in": expires_in, "scope": scope }))
+}
+
+/// How long a device code lives, and how often the device may poll (RFC 8628 §3.2).
+const DEVICE_CODE_SECONDS: i64 = 600;
+const DEVICE_INTERVAL: i64 = 5;
+/// User codes: 8 letters of an alphabet without vowels or look-alikes (RFC 8628 §6.1).
+const USER_CODE_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
+
+/// A user code as people type it: case and separators ignored.
+pub fn normalize_user_code(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+/// `XXXX-XXXX`, as shown to people.
+pub fn display_user_code(code: &str) -> String {
+    if code.len() == 8 {
+        format!("{}-{}", &code[..4], &code[4..])
+    } else {
+        code.to_string()
+    }
+}
+
+/// The device authorization request (RFC 8628 §3.1, §3.2).
+pub async fn device_authorization(
+    oidc: &Oidc,
+    client: &OAuthClient,
+    scope: Option<&str>,
+) -> OAuthResult<Value> {
+    if !client.allows_grant(DEVICE_GRANT) {
+        return Err(OAuthError::unauthorized_client(format!(
+            "{} may not use the device flow",
+            client.id
+        )));
+    }
+    let scope = client.check_scopes(scope.unwrap_or("openid"))?.join(" ");
+    let device_code = random_token();
+    let expires_at = cells_store::now() + DEVICE_CODE_SECONDS;
+    for _ in 0..5 {
+        let mut random = [0u8; 8];
+        aws_lc_rs::rand::fill(&mut random).expect("the system random generator works");
+        let user_code: String = random
+            .iter()
+            .map(|b| USER_CODE_ALPHABET[*b as usize % USER_CODE_ALPHABET.len()] as char)
+            .collect();
+        let stored = oidc
+            .store
+            .create_device_code(
+                &sha256_hex(&device_code),
+                &user_code,
+                &client.id,
+                &scope,
+                expires_at,
+                DEVICE_INTERVAL,
+            )
+            .await;
+        match stored {
+            Ok(()) => {
+                let verification_uri = format!("{}/oauth2/device", oidc.external_url);
+                let shown = display_user_code(&user_code);
+                return Ok(json!({
+                    "device_code": device_code,
+                    "user_code": shown,
+                    "verification_uri": verification_uri,
+                    "verification_uri_complete": format!("{verification_uri}?user_code={shown}"),
+                    "expires_in": DEVICE_CODE_SECONDS,
+                    "interval": DEVICE_INTERVAL,
+                }));
+            }
+            Err(cells_store::StoreError::Conflict(_)) => continue,
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(OAuthError::server_error("no free user code after five tries"))
+}
+
+/// The device's token request (RFC 8628 §3.4, §3.5).
+async fn device_code(oidc: &Oidc, client: &OAuthClient, form: &TokenForm) -> OAuthResult<Value> {
+    let code = form
+        .device_code
+        .as_deref()
+        .ok_or_else(|| OAuthError::invalid_request("device_code is required"))?;
+    let hash = sha256_hex(code);
+    let now = cells_store::now();
+    let Some(device) = oidc.store.poll_device(&hash, now).await? else {
+        return Err(OAuthError::invalid_grant("unknown device_code"));
+    };
+    if device.client_id != client.id {
+        return Err(OAuthError::invalid_grant(
+            "this device_code belongs to another client",
+        ));
+    }
+    if device.expires_at < now {
+        return Err(OAuthError::new(
+            400,
+            "expired_token",
+            "the device code has expired; start again",
+        ));
+    }
+    match device.status {
+        DeviceStatus::Pending => {
+            if device
+                .last_poll_at
+                .is_some_and(|at| now - at < device.interval_seconds)
+            {
+                oidc.store.slow_device(&hash).await?;
+                return Err(OAuthError::new(400, "slow_down", "poll less often"));
+            }
+            Err(OAuthError::new(
+                400,
+                "authorization_pending",
+                "the user has not answered yet",
+            ))
+        }
+        DeviceStatus::Denied => Err(OAuthError::new(400, "access_denied", "the user denied access")),
+        DeviceStatus::Used => Err(OAuthError::invalid_grant("this device_code was already used")),
+        DeviceStatus::Approved => {
+            if !oidc.store.consume_device(&hash).await? {
+                return Err(OAuthError::invalid_grant("this device_code was already used"));
+            }
+            let user_id = device
+                .user_id
+                .ok_or_else(|| OAuthError::server_error("approved without a user"))?;
+            let user = oidc
+                .store
+                .find_user(user_id)
+                .await?
+                .filter(|u| !u.locked)
+                .ok_or_else(|| OAuthError::invalid_grant("the user is gone or locked"))?;
+            let grant = oidc
+                .store
+                .create_grant(Some(user.id), &client.id, &device.scope, None)
+                .await?;
+            let auth_time = device.auth_time.unwrap_or(now);
+            issue_tokens(
+                oidc,
+                &user,
+                client,
+                &device.scope,
+                grant.id,
+                None,
+                auth_time,
+                None,
+            )
+            .await
+        }
+    }
 }
 
 /// Access token, plus an ID token with `openid` and a refresh token with `offline`.

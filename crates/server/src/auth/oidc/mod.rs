@@ -196,6 +196,30 @@ impl Oidc {
             .map(|data| data.claims)
     }
 
+    /// The client (`aud`) and session (`sid`) named by an ID token we signed, expired or not
+    /// (RP-Initiated Logout §2: `id_token_hint` may have expired).
+    pub fn read_id_token_hint(&self, token: &str) -> Option<(String, Option<Uuid>)> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        let key = self.keys.verifier(header.kid.as_deref()?)?;
+        if key.alg != header.alg {
+            return None;
+        }
+        let mut validation = Validation::new(key.alg);
+        validation.set_issuer(&[&self.issuer]);
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["iss", "aud", "sub"]);
+        let claims = jsonwebtoken::decode::<Value>(token, &key.decoding, &validation)
+            .ok()?
+            .claims;
+        let aud = claims.get("aud")?.as_str()?.to_string();
+        let sid = claims
+            .get("sid")
+            .and_then(Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok());
+        Some((aud, sid))
+    }
+
     /// An ID token (OIDC Core §2) for `user`, signed as the client asked.
     #[allow(clippy::too_many_arguments)]
     pub fn issue_id_token(
@@ -284,9 +308,12 @@ impl Oidc {
             "userinfo_endpoint": format!("{iss}/userinfo"),
             "revocation_endpoint": format!("{iss}/oauth2/revoke"),
             "introspection_endpoint": format!("{iss}/oauth2/introspect"),
+            "device_authorization_endpoint": format!("{iss}/oauth2/device/auth"),
+            "end_session_endpoint": format!("{iss}/oauth2/sessions/logout"),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials",
+                                      "urn:ietf:params:oauth:grant-type:device_code"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
             "userinfo_signing_alg_values_supported": ["none"],

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod content;
+pub mod frontend;
 pub mod tokens;
 pub mod tree;
 pub mod users;
