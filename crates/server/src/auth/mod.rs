@@ -267,6 +267,11 @@ impl Authenticator {
             .is_some_and(|g| g.revoked_at.is_some()))
     }
 
+    /// `is_grant_revoked` with this server's current epoch (no database read when fresh).
+    pub async fn is_grant_revoked_now(&self, grant_id: Uuid) -> Result<bool> {
+        self.is_grant_revoked(grant_id, self.current_epoch()).await
+    }
+
     pub fn oidc(&self) -> &oidc::Oidc {
         &self.oidc
     }

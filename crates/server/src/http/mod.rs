@@ -50,6 +50,7 @@ pub const OIDC_ROUTES: &[(&str, &str)] = &[
     ("get", "/oidc/.well-known/openid-configuration"),
     ("get", "/oidc/.well-known/jwks.json"),
     ("get", "/oidc/oauth2/auth"),
+    ("post", "/oidc/oauth2/auth"),
     ("post", "/oidc/oauth2/token"),
     ("post", "/oidc/oauth2/revoke"),
     ("post", "/oidc/oauth2/introspect"),
@@ -89,7 +90,10 @@ pub fn router(app: SharedApp) -> Router {
         .route("/a/auth/token/revoke", post(api::tokens::revoke))
         .route("/a/auth/tokens", post(api::tokens::list))
         .route("/a/auth/tokens/{token_id}", delete(api::tokens::delete))
-        .route("/oidc/oauth2/auth", get(pages::authorize))
+        .route(
+            "/oidc/oauth2/auth",
+            get(pages::authorize).post(pages::authorize_post),
+        )
         .merge(oidc_api())
         .route(
             "/oidc/oauth2/sessions/logout",

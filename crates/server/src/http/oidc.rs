@@ -236,7 +236,7 @@ async fn active_access(app: &SharedApp, claims: &AccessClaims) -> OAuthResult<bo
     let Some(grant_id) = claims.grant_id() else {
         return Ok(false);
     };
-    Ok(!app.auth.is_grant_revoked(grant_id, None).await?)
+    Ok(!app.auth.is_grant_revoked_now(grant_id).await?)
 }
 
 fn access_json(claims: &AccessClaims) -> Value {

@@ -214,6 +214,15 @@ pub struct AuthorizeQuery {
     code_challenge: Option<String>,
     code_challenge_method: Option<String>,
     prompt: Option<String>,
+    max_age: Option<i64>,
+}
+
+/// `POST /oidc/oauth2/auth`: the same request as a form (OIDC Core §3.1.2.1).
+pub async fn authorize_post(State(app): State<SharedApp>, headers: HeaderMap, body: Bytes) -> Response {
+    match serde_urlencoded::from_bytes::<AuthorizeQuery>(&body) {
+        Ok(query) => authorize(State(app), headers, Query(query)).await,
+        Err(_) => error_page(StatusCode::BAD_REQUEST, "Malformed authorization request."),
+    }
 }
 
 /// `GET /oidc/oauth2/auth`.
@@ -288,16 +297,42 @@ pub async fn authorize(
         code_challenge: query.code_challenge.clone(),
         exp: cells_store::now() + CHALLENGE_SECONDS,
     };
+    // `prompt` is a space-separated set (OIDC Core §3.1.2.1); `none` stands alone.
+    let prompt: Vec<&str> = query.prompt.as_deref().unwrap_or("").split_whitespace().collect();
+    let silent = prompt.contains(&"none");
+    if silent && prompt.len() > 1 {
+        return fail(
+            "invalid_request",
+            "prompt=none cannot be combined with other values",
+        );
+    }
     let session = match session_user(&app, &headers).await {
         Ok(session) => session,
         Err(error) => return error.into_response(),
     };
-    match (session, query.prompt.as_deref()) {
-        (Some((user, session_id, auth_time)), prompt) if prompt != Some("login") => {
+    // A session older than max_age, or prompt=login, means signing in again.
+    let fresh_enough = |auth_time: i64| {
+        query
+            .max_age
+            .is_none_or(|max| cells_store::now() - auth_time <= max)
+    };
+    let session = session.filter(|(_, _, auth_time)| !prompt.contains(&"login") && fresh_enough(*auth_time));
+    match session {
+        Some((user, session_id, auth_time)) => {
+            if silent && !client.skip_consent {
+                match app.store.has_consent(user.id, &client.id, &request.scope).await {
+                    Ok(true) => {}
+                    Ok(false) => return fail("consent_required", "this client needs the user's consent"),
+                    Err(error) => return Error::from(error).into_response(),
+                }
+            }
+            if prompt.contains(&"consent") {
+                return consent_page(&app, &headers, &client, &request);
+            }
             continue_as(&app, &headers, &client, &user, session_id, auth_time, &request).await
         }
-        (None, Some("none")) => fail("login_required", "no browser session"),
-        _ => {
+        None if silent => fail("login_required", "no browser session"),
+        None => {
             let challenge = seal_request(&app, &request);
             let query = serde_urlencoded::to_string([("login_challenge", challenge)]).unwrap_or_default();
             let mut response = StatusCode::SEE_OTHER.into_response();
@@ -348,8 +383,9 @@ fn csrf_token(headers: &HeaderMap) -> (String, bool) {
 
 fn with_csrf_cookie(app: &SharedApp, mut response: Response, token: &str, is_new: bool) -> Response {
     if is_new {
+        // One path for every page's token, so a browser never holds two `cells_csrf` cookies.
         let value = format!(
-            "{CSRF_COOKIE}={token}; Path=/oauth2; HttpOnly; SameSite=Strict{}",
+            "{CSRF_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{}",
             secure_flag(app)
         );
         set_cookie(&mut response, value);
@@ -867,16 +903,7 @@ pub async fn logout(
             field("state", &query.state),
             field("client_id", &client_id),
         );
-        let mut response = page(StatusCode::OK, "Sign out", &body);
-        if is_new {
-            // The confirmation posts under /oidc, so this CSRF cookie is for the whole site.
-            let cookie = format!(
-                "{CSRF_COOKIE}={csrf}; Path=/; HttpOnly; SameSite=Strict{}",
-                secure_flag(&app)
-            );
-            set_cookie(&mut response, cookie);
-        }
-        return response;
+        return with_csrf_cookie(&app, page(StatusCode::OK, "Sign out", &body), &csrf, is_new);
     };
     finish_logout(
         &app,

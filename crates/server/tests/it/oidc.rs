@@ -973,6 +973,38 @@ async fn device_flow_logout_and_frontend_session(db: Db) {
         location(&again).starts_with("/oauth2/login"),
         "the browser must sign in again"
     );
+    // prompt and max_age (OIDC Core §3.1.2.1) with a live session.
+    let redirect = login_through(&app, &browser, &url, ADMIN, ADMIN_PASSWORD).await;
+    assert!(redirect.contains("code="));
+    for (extra, expect) in [
+        ("&prompt=login", "/oauth2/login"),
+        ("&prompt=login%20consent", "/oauth2/login"),
+        ("&max_age=0", "/oauth2/login"),
+        ("&prompt=none%20login", "error=invalid_request"),
+        ("&prompt=none", "code="),
+        ("&max_age=3600", "code="),
+    ] {
+        if extra == "&max_age=0" {
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        }
+        let response = browser.get(format!("{url}{extra}")).send().await.unwrap();
+        assert!(
+            location(&response).contains(expect),
+            "{extra}: {}",
+            location(&response)
+        );
+    }
+    let response = browser
+        .post(app.url("/oidc/oauth2/auth"))
+        .body(url.split_once('?').unwrap().1.to_string())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        location(&response).contains("code="),
+        "POST to the authorization endpoint"
+    );
     // Without a hint, logout asks for confirmation (no logout CSRF).
     let response = browser
         .get(app.url("/oidc/oauth2/sessions/logout"))
