@@ -6,5 +6,6 @@ mod scope_matrix;
 
 mod crash;
 mod oidc;
+mod oidc_rp;
 mod rest;
 mod tokens;

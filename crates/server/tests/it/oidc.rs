@@ -39,7 +39,7 @@ fn config(base: &str) -> Value {
 }
 
 /// A browser: keeps cookies, does not follow redirects.
-fn browser() -> Client {
+pub fn browser() -> Client {
     Client::builder()
         .cookie_store(true)
         .redirect(Policy::none())
@@ -58,7 +58,7 @@ fn location(response: &reqwest::Response) -> String {
 }
 
 /// The value of `<input … name="NAME" value="…">` in a page.
-fn hidden(html: &str, name: &str) -> String {
+pub fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html
         .find(&marker)
@@ -72,7 +72,7 @@ fn hidden(html: &str, name: &str) -> String {
 }
 
 /// Follow an authorize URL through the login page as `login`; return the final redirect.
-async fn login_through(
+pub async fn login_through(
     app: &TestApp,
     browser: &Client,
     authorize_url: &str,
@@ -113,7 +113,7 @@ async fn login_through(
     location(&response)
 }
 
-fn query_param(url: &str, name: &str) -> Option<String> {
+pub fn query_param(url: &str, name: &str) -> Option<String> {
     let query = url.split_once('?')?.1;
     serde_urlencoded::from_str::<Vec<(String, String)>>(query)
         .ok()?

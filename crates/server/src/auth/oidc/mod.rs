@@ -107,7 +107,14 @@ pub struct Oidc {
     pub lifespans: Lifespans,
     pub store: Store,
     pub vault: Arc<Vault>,
+    /// Access tokens whose signature and claims already checked out, by SHA-256 of the token,
+    /// until they expire: a signature verifies the same way every time, so a repeated token
+    /// costs a hash, not an EdDSA verification. Revocation is checked apart, on every use.
+    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], AccessClaims>>,
 }
+
+/// Most verified access tokens kept in memory.
+const VERIFIED_MAX: usize = 50_000;
 
 /// A random 32-byte value, base64url: codes, refresh tokens, CSRF tokens.
 pub fn random_token() -> String {
@@ -136,6 +143,7 @@ impl Oidc {
             lifespans: Lifespans::from_config(config)?,
             store,
             vault,
+            verified: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -178,6 +186,36 @@ impl Oidc {
     /// Check an access token's signature, type, issuer, audience and expiry. Only the
     /// algorithms we issue are accepted (no `none`, no HMAC, no unknown `kid`).
     pub fn verify_access(&self, token: &str) -> Option<AccessClaims> {
+        let mut key = [0u8; 32];
+        key.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
+        let now = cells_store::now();
+        {
+            let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(claims) = verified.get(&key) {
+                return (claims.exp >= now && self.keys_still_trusted(token)).then(|| claims.clone());
+            }
+        }
+        let claims = self.verify_access_uncached(token)?;
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if verified.len() >= VERIFIED_MAX {
+            verified.retain(|_, c| c.exp >= now);
+            if verified.len() >= VERIFIED_MAX {
+                verified.clear();
+            }
+        }
+        verified.insert(key, claims.clone());
+        Some(claims)
+    }
+
+    /// The key that signed a cached token must still be one we verify with.
+    fn keys_still_trusted(&self, token: &str) -> bool {
+        jsonwebtoken::decode_header(token)
+            .ok()
+            .and_then(|h| h.kid)
+            .is_some_and(|kid| self.keys.verifier(&kid).is_some())
+    }
+
+    fn verify_access_uncached(&self, token: &str) -> Option<AccessClaims> {
         let header = jsonwebtoken::decode_header(token).ok()?;
         if header.typ.as_deref() != Some("at+jwt") || header.alg != Algorithm::EdDSA {
             return None;
