@@ -272,6 +272,11 @@ impl Authenticator {
         self.is_grant_revoked(grant_id, self.current_epoch()).await
     }
 
+    /// The per-address throttle, for credentials checked outside this type (OAuth clients).
+    pub fn throttle(&self) -> &Throttle {
+        &self.throttle
+    }
+
     pub fn oidc(&self) -> &oidc::Oidc {
         &self.oidc
     }

@@ -5,11 +5,12 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::net::SocketAddr;
 
 use crate::SharedApp;
 use crate::auth::oidc::grant::{self, OAuthError, OAuthResult, TokenForm};
@@ -26,7 +27,9 @@ impl IntoResponse for OAuthError {
             .into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if self.error == "invalid_client" {
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        } else if self.error == "invalid_client" {
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"cells\""),
@@ -96,9 +99,39 @@ fn form_decode(text: &str) -> OAuthResult<String> {
     Ok(pairs.into_iter().next().map(|(_, v)| v).unwrap_or_default())
 }
 
+/// Authenticate the client of a request, counting failures toward the address's throttle
+/// like every other credential (a client secret can be as weak as seed 003's `password`).
+async fn client_of(
+    app: &SharedApp,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    id: Option<&str>,
+    secret: Option<&str>,
+) -> OAuthResult<crate::auth::oidc::clients::OAuthClient> {
+    if let Err(seconds) = app.auth.throttle().check(peer.ip()) {
+        let mut error = OAuthError::new(
+            429,
+            "invalid_client",
+            format!("too many failed attempts; retry in {seconds} s"),
+        );
+        error.retry_after = Some(seconds);
+        return Err(error);
+    }
+    let outcome = grant::authenticate_client(&app.oidc, basic_client(headers)?, id, secret).await;
+    if matches!(&outcome, Err(e) if e.error == "invalid_client") {
+        app.auth.throttle().failed(peer.ip());
+    }
+    outcome
+}
+
 /// `POST /oidc/oauth2/token`.
-pub async fn token(State(app): State<SharedApp>, headers: HeaderMap, body: Bytes) -> Response {
-    match token_inner(&app, &headers, &body).await {
+pub async fn token(
+    State(app): State<SharedApp>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match token_inner(&app, peer, &headers, &body).await {
         Ok(value) => no_store(value),
         Err(error) => {
             if error.error == "invalid_grant" {
@@ -111,11 +144,17 @@ pub async fn token(State(app): State<SharedApp>, headers: HeaderMap, body: Bytes
     }
 }
 
-async fn token_inner(app: &SharedApp, headers: &HeaderMap, body: &Bytes) -> OAuthResult<Value> {
+async fn token_inner(
+    app: &SharedApp,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> OAuthResult<Value> {
     let form: TokenForm = parse_form(body)?;
-    let client = grant::authenticate_client(
-        &app.oidc,
-        basic_client(headers)?,
+    let client = client_of(
+        app,
+        peer,
+        headers,
         form.client_id.as_deref(),
         form.client_secret.as_deref(),
     )
@@ -134,12 +173,18 @@ struct TokenParam {
 
 /// `POST /oidc/oauth2/revoke` (RFC 7009): revokes the token's whole grant. Unknown tokens
 /// get 200 too (§2.2), so the endpoint tells an attacker nothing.
-pub async fn revoke(State(app): State<SharedApp>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn revoke(
+    State(app): State<SharedApp>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let outcome: OAuthResult<()> = async {
         let form: TokenParam = parse_form(&body)?;
-        let client = grant::authenticate_client(
-            &app.oidc,
-            basic_client(&headers)?,
+        let client = client_of(
+            &app,
+            peer,
+            &headers,
             form.client_id.as_deref(),
             form.client_secret.as_deref(),
         )
@@ -181,12 +226,18 @@ pub async fn revoke(State(app): State<SharedApp>, headers: HeaderMap, body: Byte
 }
 
 /// `POST /oidc/oauth2/introspect` (RFC 7662), for confidential clients.
-pub async fn introspect(State(app): State<SharedApp>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn introspect(
+    State(app): State<SharedApp>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let outcome: OAuthResult<Value> = async {
         let form: TokenParam = parse_form(&body)?;
-        let client = grant::authenticate_client(
-            &app.oidc,
-            basic_client(&headers)?,
+        let client = client_of(
+            &app,
+            peer,
+            &headers,
             form.client_id.as_deref(),
             form.client_secret.as_deref(),
         )
@@ -314,12 +365,18 @@ struct DeviceForm {
 }
 
 /// `POST /oidc/oauth2/device/auth` (RFC 8628 §3.1).
-pub async fn device_authorization(State(app): State<SharedApp>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn device_authorization(
+    State(app): State<SharedApp>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let outcome: OAuthResult<Value> = async {
         let form: DeviceForm = parse_form(&body)?;
-        let client = grant::authenticate_client(
-            &app.oidc,
-            basic_client(&headers)?,
+        let client = client_of(
+            &app,
+            peer,
+            &headers,
             form.client_id.as_deref(),
             form.client_secret.as_deref(),
         )

@@ -774,7 +774,15 @@ pub async fn device_submit(
         Ok(session) => session,
         Err(error) => return error.into_response(),
     };
+    if let Err(seconds) = app.auth.throttle().check(peer.ip()) {
+        return error_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too many attempts; retry in {seconds} s."),
+        );
+    }
     let Some((device, asking)) = device_request(&app, &code).await else {
+        // Guessing codes is throttled like passwords: 8 letters of 20 are many, not infinite.
+        app.auth.throttle().failed(peer.ip());
         let signed_in = session.as_ref().map(|(user, _, _)| user.login.clone());
         let error = Some("This code is unknown or has expired.");
         return device_form(

@@ -538,6 +538,25 @@ async fn attacks_are_refused(db: Db) {
     .await;
     assert_eq!(body["error"], "unauthorized_client");
 
+    // Guessing a client secret is throttled per address like any login (here 20 free tries).
+    let guesser = app.client_from("127.0.0.4");
+    let mut last = StatusCode::OK;
+    for _ in 0..22 {
+        let response = guesser
+            .post(app.url("/oidc/oauth2/token"))
+            .basic_auth("machine", Some("guess"))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        last = response.status();
+        if last == StatusCode::TOO_MANY_REQUESTS {
+            assert!(response.headers().get("retry-after").is_some());
+            break;
+        }
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+
     // Forged access tokens.
     let (_, good) = token(
         &app,

@@ -25,6 +25,8 @@ pub struct OAuthError {
     pub status: u16,
     pub error: &'static str,
     pub description: String,
+    /// Seconds to wait, for a throttled client (HTTP 429 `Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -33,6 +35,7 @@ impl OAuthError {
             status,
             error,
             description: description.into(),
+            retry_after: None,
         }
     }
     pub fn invalid_request(d: impl Into<String>) -> OAuthError {
