@@ -176,10 +176,25 @@ impl Oidc {
             auth_time,
             name: user.map(|u| u.login.clone()),
         };
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.typ = Some("at+jwt".into());
-        header.kid = Some(key.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &key.encoding)?;
+        let token = match &key.ed25519 {
+            // JWS compact serialization (RFC 7515 §7.1) with the pair parsed once.
+            Some(pair) => {
+                let header = serde_json::json!({ "typ": "at+jwt", "alg": "EdDSA", "kid": key.kid });
+                let input = format!(
+                    "{}.{}",
+                    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?),
+                    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims)?)
+                );
+                let signature = URL_SAFE_NO_PAD.encode(pair.sign(input.as_bytes()).as_ref());
+                format!("{input}.{signature}")
+            }
+            None => {
+                let mut header = Header::new(Algorithm::EdDSA);
+                header.typ = Some("at+jwt".into());
+                header.kid = Some(key.kid.clone());
+                jsonwebtoken::encode(&header, &claims, &key.encoding)?
+            }
+        };
         Ok((token, self.lifespans.access))
     }
 
