@@ -32,7 +32,9 @@ fn config(base: &str) -> Value {
          "redirect_uris": [format!("{base}/rp/callback")], "post_logout_redirect_uris": [format!("{base}/rp/bye")],
          "skip_consent": true},
         {"client_id": "machine", "client_secret": "machine-secret-value",
-         "grant_types": ["client_credentials"], "scope": "pydio"},
+         "grant_types": ["client_credentials"], "scope": "pydio", "token_endpoint_auth_method": "client_secret_basic"},
+        {"client_id": "poster", "client_secret": "poster-secret-value", "grant_types": ["client_credentials"],
+         "scope": "pydio", "token_endpoint_auth_method": "client_secret_post"},
         {"client_id": "third-party", "client_secret": "third-party-secret",
          "grant_types": ["authorization_code"], "redirect_uris": ["http://127.0.0.1:9/cb"]}
     ]}}})
@@ -556,6 +558,84 @@ async fn attacks_are_refused(db: Db) {
         }
     }
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+
+    // A declared authentication method is the only one accepted.
+    let (status, _) = token(
+        &app,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "machine"),
+            ("client_secret", "machine-secret-value"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "machine declared client_secret_basic"
+    );
+    let (status, _) = token(
+        &app,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "poster"),
+            ("client_secret", "poster-secret-value"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "poster uses client_secret_post");
+    let (status, _) = token(
+        &app,
+        &[("grant_type", "client_credentials")],
+        Some(("poster", "poster-secret-value")),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "poster declared client_secret_post"
+    );
+
+    // A declared authentication method is the only one accepted.
+    let (status, _) = token(
+        &app,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "machine"),
+            ("client_secret", "machine-secret-value"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "machine declared client_secret_basic"
+    );
+    let (status, _) = token(
+        &app,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "poster"),
+            ("client_secret", "poster-secret-value"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "poster uses client_secret_post");
+    let (status, _) = token(
+        &app,
+        &[("grant_type", "client_credentials")],
+        Some(("poster", "poster-secret-value")),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "poster declared client_secret_post"
+    );
 
     // Forged access tokens.
     let (_, good) = token(

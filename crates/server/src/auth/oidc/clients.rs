@@ -50,6 +50,9 @@ pub struct OAuthClient {
     pub pkce_optional: bool,
     /// Where RP-initiated logout may send the browser back (exact match).
     pub post_logout_redirect_uris: Vec<String>,
+    /// `client_secret_basic` or `client_secret_post` when declared: then only that method is
+    /// accepted. Undeclared: either.
+    pub auth_method: Option<String>,
     pub source: Source,
 }
 
@@ -164,6 +167,7 @@ fn default_client(id: &str, name: &str, uris: &[&str]) -> Result<OAuthClient> {
         skip_consent: true,
         pkce_optional: true,
         post_logout_redirect_uris: Vec::new(),
+        auth_method: None,
         source: Source::Default,
     })
 }
@@ -285,6 +289,14 @@ impl HydraClient {
                 "client_credentials needs a client_secret",
             ));
         }
+        if let Some(method) = &self.token_endpoint_auth_method
+            && !["client_secret_basic", "client_secret_post", "none"].contains(&method.as_str())
+        {
+            return Err(Error::invalid(
+                "token_endpoint_auth_method",
+                "client_secret_basic, client_secret_post or none",
+            ));
+        }
         if let Some(alg) = &self.id_token_signed_response_alg
             && parse_alg(alg).is_none()
         {
@@ -333,6 +345,7 @@ impl HydraClient {
             skip_consent: self.skip_consent,
             pkce_optional: false,
             post_logout_redirect_uris: self.post_logout_redirect_uris,
+            auth_method: self.token_endpoint_auth_method.filter(|m| m != "none"),
             source,
         })
     }
@@ -411,10 +424,10 @@ impl Clients {
         let hash = secret
             .as_ref()
             .map(|s| hex::encode(digest::digest(&digest::SHA256, s.as_bytes())));
-        let method = if confidential {
-            "client_secret_basic"
-        } else {
-            "none"
+        let method = match (confidential, client.token_endpoint_auth_method.as_deref()) {
+            (false, _) => "none",
+            (true, Some("client_secret_post")) => "client_secret_post",
+            (true, _) => "client_secret_basic",
         };
         let alg = client.id_token_signed_response_alg.as_deref().unwrap_or("RS256");
         let scope = client.scope.clone().unwrap_or_else(|| DEFAULT_SCOPES.to_string());
@@ -481,6 +494,7 @@ fn from_row(row: ClientRow) -> Result<OAuthClient> {
         skip_consent: row.skip_consent,
         pkce_optional: false,
         post_logout_redirect_uris: row.post_logout_redirect_uris,
+        auth_method: Some(row.token_endpoint_auth_method).filter(|m| m != "none"),
         source: Source::Database,
     })
 }

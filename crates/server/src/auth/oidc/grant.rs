@@ -121,6 +121,7 @@ pub async fn authenticate_client(
     form_id: Option<&str>,
     form_secret: Option<&str>,
 ) -> OAuthResult<OAuthClient> {
+    let used_basic = basic.is_some();
     let (id, secret) = match (basic, form_id, form_secret) {
         (Some(_), _, Some(_)) => {
             return Err(OAuthError::invalid_request(
@@ -143,6 +144,19 @@ pub async fn authenticate_client(
         .find(&id)
         .await?
         .ok_or_else(|| OAuthError::invalid_client("unknown client or wrong secret"))?;
+    let used = if used_basic {
+        "client_secret_basic"
+    } else {
+        "client_secret_post"
+    };
+    if !client.is_public()
+        && let Some(declared) = &client.auth_method
+        && declared != used
+    {
+        return Err(OAuthError::invalid_client(format!(
+            "this client authenticates with {declared}"
+        )));
+    }
     match (client.is_public(), secret) {
         (true, None) => Ok(client),
         (true, Some(s)) if s.is_empty() => Ok(client),
