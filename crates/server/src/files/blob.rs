@@ -44,6 +44,8 @@ pub trait BlobStore: Send + Sync {
     async fn put(&self, body: ByteStream) -> io::Result<WrittenBlob>;
     /// Read `length` bytes from `offset` (the whole blob with `offset` 0 and `length` = size).
     async fn open(&self, id: &str, offset: u64, length: u64) -> io::Result<BlobReader>;
+    /// A new blob with the same content as `id`, written as durably as `put`.
+    async fn copy(&self, id: &str) -> io::Result<String>;
     /// Remove a blob; a missing blob is not an error.
     async fn delete(&self, id: &str) -> io::Result<()>;
     /// Remove temp files and every blob not in `keep`, when last modified before `before`
@@ -143,6 +145,34 @@ impl BlobStore for LocalBlobs {
         }
         let reader = tokio::io::BufReader::with_capacity(READ_BUFFER, file.take(length));
         Ok(Box::pin(reader))
+    }
+
+    async fn copy(&self, id: &str) -> io::Result<String> {
+        let source = self
+            .path_of(id)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "bad blob id"))?;
+        let new_id = Uuid::new_v4().to_string();
+        let temp_path = self.root.join("tmp").join(&new_id);
+        let mut guard = TempGuard(Some(temp_path.clone()));
+        tokio::fs::copy(&source, &temp_path).await?;
+        tokio::fs::OpenOptions::new()
+            .write(true)
+            .open(&temp_path)
+            .await?
+            .sync_all()
+            .await?;
+        let final_path = self.path_of(&new_id).expect("a fresh uuid is a valid id");
+        let dir = final_path
+            .parent()
+            .expect("blob paths have a parent")
+            .to_path_buf();
+        tokio::fs::create_dir_all(&dir).await?;
+        tokio::fs::rename(&temp_path, &final_path).await?;
+        guard.0 = None;
+        tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+            .await
+            .map_err(io::Error::other)??;
+        Ok(new_id)
     }
 
     async fn delete(&self, id: &str) -> io::Result<()> {
@@ -255,8 +285,15 @@ mod tests {
         assert!(blobs.open(&orphan.id, 0, 1).await.is_err());
         assert!(blobs.open(&written.id, 0, 1).await.is_ok());
 
+        let copied = blobs.copy(&written.id).await.unwrap();
+        assert_ne!(copied, written.id);
+        assert_eq!(
+            read_all(blobs.open(&copied, 0, 11).await.unwrap()).await.unwrap(),
+            b"hello world"
+        );
         blobs.delete(&written.id).await.unwrap();
         blobs.delete(&written.id).await.unwrap();
+        assert!(blobs.open(&copied, 0, 1).await.is_ok(), "a copy is independent");
         assert!(blobs.open("../../etc/passwd", 0, 1).await.is_err());
     }
 

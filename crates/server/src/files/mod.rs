@@ -439,6 +439,89 @@ impl Tree {
         })
     }
 
+    /// Copy a file or a folder with everything below it to `to`, which must not exist. The
+    /// copies are new nodes (new UUIDs) with their own blobs; the caller must be allowed to
+    /// read all of the source (seeing it is not enough) and to write where it goes.
+    pub async fn copy(&self, principal: &Principal, from: &TreePath, to: &TreePath) -> Result<Entry> {
+        if to.is_root() {
+            return Err(Error::Conflict(format!("{to} is a workspace")));
+        }
+        let source = self.locate(principal, from).await?;
+        let decision = self.decide(principal, &source, Access::Read);
+        if decision != Decision::Allow {
+            require(decision, from, Access::Read)?;
+            return Err(Error::Forbidden(format!(
+                "this credential may not read all of {from}"
+            )));
+        }
+        let (target_parent, existing) = self.locate_for_write(principal, to).await?;
+        if existing.is_some() {
+            return Err(Error::Conflict(format!("{to} already exists")));
+        }
+        if target_parent.chain.iter().any(|n| n.id == source.node().id) {
+            return Err(Error::invalid("target", format!("{to} is inside {from}")));
+        }
+        let name = to.name().expect("not a root");
+        let mut created = Vec::new();
+        let outcome = self
+            .copy_node(source.node(), target_parent.node().id, name, &mut created)
+            .await;
+        match outcome {
+            Ok(node) => Ok(Entry {
+                path: to.clone(),
+                node,
+            }),
+            Err(error) => {
+                // Leave nothing half-copied behind.
+                if let Some(top) = created.first()
+                    && let Ok(blobs) = self.store.delete_subtree(*top).await
+                {
+                    self.forget_blobs(blobs).await;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn copy_node(
+        &self,
+        source: &Node,
+        parent: Uuid,
+        name: &str,
+        created: &mut Vec<Uuid>,
+    ) -> Result<Node> {
+        let blob = match &source.blob_id {
+            Some(blob) => Some(self.blobs.copy(blob).await?),
+            None => None,
+        };
+        let node = self
+            .store
+            .create_node(NewNode {
+                parent_id: parent,
+                name,
+                kind: source.kind,
+                size: source.size,
+                etag: &source.etag,
+                blob_id: blob.as_deref(),
+                mtime: source.mtime,
+            })
+            .await;
+        let node = match node {
+            Ok(node) => node,
+            Err(error) => {
+                self.forget_blobs(blob.into_iter().collect()).await;
+                return Err(error.into());
+            }
+        };
+        created.push(node.id);
+        if source.is_collection() {
+            for child in self.store.list_children(source.id).await? {
+                Box::pin(self.copy_node(&child, node.id, &child.name, created)).await?;
+            }
+        }
+        Ok(node)
+    }
+
     /// Set a file's or folder's modification time.
     pub async fn set_mtime(&self, principal: &Principal, path: &TreePath, mtime: i64) -> Result<()> {
         let located = self.locate(principal, path).await?;

@@ -31,6 +31,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/a/tree/create"),
     ("post", "/a/tree/delete"),
     ("post", "/a/tree/move"),
+    ("post", "/a/tree/copy"),
     ("get", "/a/content/{path}"),
     ("put", "/a/content/{path}"),
     ("get", "/a/user/{Login}"),
@@ -77,6 +78,7 @@ pub fn router(app: SharedApp) -> Router {
         .route("/a/tree/create", post(api::tree::create))
         .route("/a/tree/delete", post(api::tree::delete))
         .route("/a/tree/move", post(api::tree::rename))
+        .route("/a/tree/copy", post(api::tree::copy))
         .merge(api::content::routes())
         .route(
             "/a/user/{login}",

@@ -16,6 +16,7 @@ backend_tests!(
     addresses_are_throttled_separately,
     concurrent_failures_are_counted_exactly,
     openapi_lists_every_route,
+    copies_are_deep_and_independent,
 );
 
 async fn folders_keep_their_uuid(db: Db) {
@@ -575,4 +576,98 @@ async fn openapi_lists_every_route(db: Db) {
             "{method} {path} is missing from openapi.json"
         );
     }
+}
+
+async fn copies_are_deep_and_independent(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let admin = Auth::admin();
+    let (status, _) = app
+        .post(
+            "/a/tree/create",
+            &admin,
+            json!({"Nodes": [{"Path": "personal-files/src/deep/er"}], "Recursive": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        app.put(&admin, "personal-files/src/a.txt", "top file").await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.put(&admin, "personal-files/src/deep/er/b.txt", "deep file")
+            .await,
+        StatusCode::CREATED
+    );
+    let source_uuid = app.uuid(&admin, "personal-files/src").await;
+
+    let (status, body) = app
+        .post(
+            "/a/tree/copy",
+            &admin,
+            json!({"From": "personal-files/src", "To": "common-files/dst"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_ne!(body["Node"]["Uuid"], source_uuid, "a copy is a new node");
+    assert_eq!(
+        app.read(&admin, "common-files/dst/deep/er/b.txt").await.1,
+        b"deep file"
+    );
+    assert_eq!(app.read(&admin, "common-files/dst/a.txt").await.1, b"top file");
+    // Independent: changing the copy leaves the source alone, and deleting the source too.
+    assert_eq!(
+        app.put(&admin, "common-files/dst/a.txt", "changed").await,
+        StatusCode::OK
+    );
+    assert_eq!(app.read(&admin, "personal-files/src/a.txt").await.1, b"top file");
+    let (status, _) = app
+        .post(
+            "/a/tree/delete",
+            &admin,
+            json!({"Nodes": [{"Path": "personal-files/src"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        app.read(&admin, "common-files/dst/deep/er/b.txt").await.1,
+        b"deep file"
+    );
+
+    // Refusals: existing target, into itself, missing source, a workspace as target.
+    let (status, _) = app
+        .post(
+            "/a/tree/copy",
+            &admin,
+            json!({"From": "common-files/dst/a.txt", "To": "common-files/dst/a.txt"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = app
+        .post(
+            "/a/tree/copy",
+            &admin,
+            json!({"From": "common-files/dst", "To": "common-files/dst/deep/x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = app
+        .post(
+            "/a/tree/copy",
+            &admin,
+            json!({"From": "common-files/nope", "To": "common-files/y"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app
+        .post(
+            "/a/tree/copy",
+            &admin,
+            json!({"From": "common-files/dst", "To": "common-files"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    // Every blob is accounted for: one per file node, no two nodes sharing one.
+    let blobs = app.app.store.referenced_blobs().await.unwrap();
+    let unique: std::collections::HashSet<_> = blobs.iter().collect();
+    assert_eq!(unique.len(), blobs.len(), "no two nodes share a blob");
 }

@@ -15,6 +15,7 @@ pub enum Op {
     Mkdir(&'static str),
     Delete(&'static str),
     Move(&'static str, &'static str),
+    Copy(&'static str, &'static str),
 }
 
 impl fmt::Display for Op {
@@ -26,6 +27,7 @@ impl fmt::Display for Op {
             Op::Mkdir(p) => write!(f, "mkdir {p}"),
             Op::Delete(p) => write!(f, "delete {p}"),
             Op::Move(from, to) => write!(f, "move {from} -> {to}"),
+            Op::Copy(from, to) => write!(f, "copy {from} -> {to}"),
         }
     }
 }
@@ -40,6 +42,7 @@ pub trait Driver {
     async fn mkdir(&self, path: &str) -> bool;
     async fn delete(&self, path: &str) -> bool;
     async fn rename(&self, from: &str, to: &str) -> bool;
+    async fn copy(&self, from: &str, to: &str) -> bool;
 }
 
 /// Folders and files the owner creates before the matrix runs (folders end with `/`).
@@ -81,6 +84,19 @@ pub fn cases(write: bool) -> Vec<(Op, bool)> {
             Op::Move("personal-files/b/x.txt", "personal-files/a/x.txt"),
             false,
         ),
+        (
+            Op::Copy("personal-files/b/x.txt", "personal-files/a/x.txt"),
+            false,
+        ),
+        (
+            Op::Copy("personal-files/a/inner.txt", "personal-files/b/inner.txt"),
+            false,
+        ),
+        (
+            Op::Copy("personal-files/a/inner.txt", "common-files/inner.txt"),
+            false,
+        ),
+        (Op::Copy("personal-files", "personal-files/a/everything"), false),
     ];
     if write {
         cases.extend([
@@ -93,6 +109,11 @@ pub fn cases(write: bool) -> Vec<(Op, bool)> {
                 true,
             ),
             (Op::Delete("personal-files/a/sub/moved.txt"), true),
+            (
+                Op::Copy("personal-files/a/inner.txt", "personal-files/a/sub/copied.txt"),
+                true,
+            ),
+            (Op::Read("personal-files/a/sub/copied.txt"), true),
         ]);
     } else {
         cases.extend([
@@ -102,6 +123,10 @@ pub fn cases(write: bool) -> Vec<(Op, bool)> {
             (Op::Delete("personal-files/a/inner.txt"), false),
             (
                 Op::Move("personal-files/a/inner.txt", "personal-files/a/sub/inner.txt"),
+                false,
+            ),
+            (
+                Op::Copy("personal-files/a/inner.txt", "personal-files/a/sub/copied.txt"),
                 false,
             ),
         ]);
@@ -129,6 +154,7 @@ pub async fn run<D: Driver>(driver: &D, write: bool) {
             Op::Mkdir(path) => driver.mkdir(path).await,
             Op::Delete(path) => driver.delete(path).await,
             Op::Move(from, to) => driver.rename(from, to).await,
+            Op::Copy(from, to) => driver.copy(from, to).await,
         };
         if outcome != allowed {
             let verb = if allowed { "refused" } else { "allowed" };

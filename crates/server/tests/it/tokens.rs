@@ -201,6 +201,14 @@ impl Driver for RestDriver<'_> {
             .0
             == StatusCode::OK
     }
+
+    async fn copy(&self, from: &str, to: &str) -> bool {
+        self.app
+            .post("/a/tree/copy", &self.auth, json!({"From": from, "To": to}))
+            .await
+            .0
+            == StatusCode::OK
+    }
 }
 
 async fn scope_matrix_for(db: Db, permission: &str) {

@@ -161,6 +161,20 @@ pub async fn rename(
     Ok(Json(json!({ "Node": node_json(&entry) })))
 }
 
+/// `POST /a/tree/copy` `{"From":"personal-files/a","To":"common-files/a"}` → `{"Node"}`.
+/// Copies a file, or a folder with everything below it; the copy gets new UUIDs. `To` must
+/// not exist.
+pub async fn copy(
+    State(app): State<SharedApp>,
+    principal: Principal,
+    ApiJson(request): ApiJson<MoveRequest>,
+) -> Result<Json<Value>> {
+    let from = TreePath::parse(&request.from)?;
+    let to = TreePath::parse(&request.to)?;
+    let entry = app.tree.copy(&principal, &from, &to).await?;
+    Ok(Json(json!({ "Node": node_json(&entry) })))
+}
+
 fn check_count(field: &str, count: usize) -> Result<()> {
     if count == 0 || count > MAX_PATHS {
         return Err(Error::invalid(field, format!("give 1 to {MAX_PATHS} nodes")));
