@@ -17,6 +17,7 @@ pub mod device;
 mod migrate;
 pub mod nodes;
 pub mod oauth;
+pub mod props;
 pub mod settings;
 pub mod tokens;
 pub mod users;
@@ -33,6 +34,7 @@ pub use oauth::{
     AuthCode, ClientRow, Grant, LoginSession, NewClient, NewCode, NewRefresh, NewSigningKey, Redemption,
     RefreshToken, Rotation, SigningKey,
 };
+pub use props::{DeadProp, PropChange};
 pub use tokens::{NewToken, Token, TokenKind, TokenUse};
 pub use users::{FailureCount, NewUser, Profile, User};
 

@@ -21,7 +21,7 @@ use uuid::Uuid;
 /// The body of an upload, whatever protocol it came from.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 /// A blob's content, or a range of it.
-pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
+pub type BlobReader = Pin<Box<dyn AsyncRead + Send + Sync>>;
 
 /// What a finished write produced.
 #[derive(Debug, Clone)]

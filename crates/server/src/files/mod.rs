@@ -10,7 +10,7 @@ pub mod path;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use cells_store::{NewNode, Node, NodeKind, Store, StoreError};
+use cells_store::{DeadProp, NewNode, Node, NodeKind, PropChange, Store, StoreError};
 use uuid::Uuid;
 
 use crate::auth::permission::{Access, Decision, Workspace, decide};
@@ -159,6 +159,23 @@ impl Tree {
     pub async fn can_write(&self, principal: &Principal, path: &TreePath) -> Result<bool> {
         let located = self.locate(principal, path).await?;
         Ok(self.decide(principal, &located, Access::Write) == Decision::Allow)
+    }
+
+    /// Whether `principal` may read all of `path` (not just see it on the way to a scope).
+    pub async fn can_read(&self, principal: &Principal, path: &TreePath) -> Result<bool> {
+        let located = self.locate(principal, path).await?;
+        Ok(self.decide(principal, &located, Access::Read) == Decision::Allow)
+    }
+
+    /// Whether `principal` may write a file at `path` (overwrite it, or create it in its
+    /// folder). A missing folder is `NotFound`.
+    pub async fn can_write_at(&self, principal: &Principal, path: &TreePath) -> Result<bool> {
+        match self.locate_for_write(principal, path).await {
+            Ok(_) => Ok(true),
+            Err(Error::Forbidden(_)) => Ok(false),
+            Err(Error::Conflict(message)) if message.starts_with("folder ") => Err(Error::NotFound(message)),
+            Err(other) => Err(other),
+        }
     }
 
     /// A folder and the children `principal` can see, sorted by name.
@@ -520,6 +537,30 @@ impl Tree {
             }
         }
         Ok(node)
+    }
+
+    /// The dead (client-set) properties of a node the caller can see.
+    pub async fn dead_props(&self, principal: &Principal, path: &TreePath) -> Result<(Entry, Vec<DeadProp>)> {
+        let located = self.locate(principal, path).await?;
+        require(self.decide(principal, &located, Access::Read), path, Access::Read)?;
+        let props = self.store.list_props(located.node().id).await?;
+        Ok((located.entry(), props))
+    }
+
+    /// Set and remove dead properties, all or none.
+    pub async fn patch_props(
+        &self,
+        principal: &Principal,
+        path: &TreePath,
+        changes: &[PropChange],
+    ) -> Result<()> {
+        let located = self.locate(principal, path).await?;
+        require(
+            self.decide(principal, &located, Access::Write),
+            path,
+            Access::Write,
+        )?;
+        Ok(self.store.patch_props(located.node().id, changes).await?)
     }
 
     /// Set a file's or folder's modification time.

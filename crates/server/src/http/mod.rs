@@ -97,6 +97,7 @@ pub fn router(app: SharedApp) -> Router {
             get(pages::authorize).post(pages::authorize_post),
         )
         .merge(oidc_api())
+        .merge(crate::dav::routes(app.clone()))
         .route(
             "/oidc/oauth2/sessions/logout",
             get(pages::logout).post(pages::logout_confirm),

@@ -5,6 +5,7 @@ mod harness;
 mod scope_matrix;
 
 mod crash;
+mod dav;
 mod oidc;
 mod oidc_rp;
 mod rest;

@@ -94,3 +94,13 @@ CREATE TABLE device_codes (
     auth_time         BIGINT,
     created_at        BIGINT NOT NULL
 );
+
+-- WebDAV dead properties (RFC 4918 §4): stored per node, so they follow renames and moves.
+CREATE TABLE dead_props (
+    node_id    TEXT NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+    namespace  TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    prefix     TEXT,
+    xml        TEXT NOT NULL,
+    PRIMARY KEY (node_id, namespace, name)
+);

@@ -1,0 +1,238 @@
+//! WebDAV at `/dav` (RFC 4918, class 1 and 2), served by dav-server over `files::Tree`.
+//!
+//! Authentication is HTTP Basic, realm `Cells DAV`: the password is the user's password, or a
+//! personal access token or OAuth access token of that same login, all checked by
+//! `Authenticator::authenticate_password` (cache, lockout, throttling included). Locks are
+//! kept in memory (one node); properties are stored per node in the database.
+
+pub mod fs;
+
+use std::convert::Infallible;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+use dav_server::DavHandler;
+use dav_server::memls::MemLs;
+
+use crate::SharedApp;
+use crate::auth::principal::Principal;
+use crate::error::Error;
+use crate::files::path::TreePath;
+use crate::http::extract::{client_address, parse_basic};
+use fs::CellsFs;
+
+const REALM: &str = "Basic realm=\"Cells DAV\"";
+
+/// Routes `/dav`, `/dav/` and `/dav/…` (mounted as services: nesting would strip the prefix
+/// dav-server needs to see).
+pub fn routes(app: SharedApp) -> Router<SharedApp> {
+    let handler: DavHandler<Principal> = DavHandler::builder()
+        .filesystem(Box::new(CellsFs { app: app.clone() }))
+        .locksystem(MemLs::new())
+        .strip_prefix("/dav")
+        .build_handler();
+    let service = tower::service_fn(move |request: Request<Body>| {
+        let (app, handler) = (app.clone(), handler.clone());
+        async move { Ok::<_, Infallible>(serve(app, handler, request).await) }
+    });
+    Router::new()
+        .route_service("/dav", service.clone())
+        .route_service("/dav/", service.clone())
+        .route_service("/dav/{*path}", service)
+}
+
+fn unauthorized(message: &str) -> Response<Body> {
+    let mut response = Response::new(Body::from(format!("{message}\n")));
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(REALM));
+    response
+}
+
+/// Whether a URL path (or a `Destination` URL) is safe to hand on: no `.` or `..` segment
+/// and no encoded `/` or NUL, in any encoding. Such requests get a plain 400.
+fn is_clean_path(raw: &str) -> bool {
+    let path = match raw.find("://") {
+        Some(scheme) => raw[scheme + 3..]
+            .find('/')
+            .map_or("/", |at| &raw[scheme + 3 + at..]),
+        None => raw,
+    };
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    path.split('/').all(|segment| {
+        let decoded = percent_decode(segment);
+        decoded != b"." && decoded != b".." && !decoded.contains(&b'/') && !decoded.contains(&0)
+    })
+}
+
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len() + 1
+            && let Some(value) = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(value);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
+
+fn forbidden(body: &'static str) -> Response<Body> {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml; charset=utf-8"),
+    );
+    response
+}
+
+/// The workspace path of a `/dav/…` URL path, if it names something below the root.
+fn tree_path_of(raw: &str) -> Option<TreePath> {
+    let path = match raw.find("://") {
+        Some(scheme) => raw[scheme + 3..]
+            .find('/')
+            .map_or("/", |at| &raw[scheme + 3 + at..]),
+        None => raw,
+    };
+    let inside = path.strip_prefix("/dav")?;
+    let decoded = String::from_utf8(percent_decode(inside)).ok()?;
+    TreePath::parse(&decoded).ok()
+}
+
+/// Refusals dav-server would not make itself:
+/// - PROPFIND of infinite depth (RFC 4918 §9.1; a missing Depth means infinity), which could
+///   walk the whole tree;
+/// - COPY or MOVE of something the credential may only traverse (it would take along just the
+///   visible branch; REST refuses the same), or of a folder into itself (§9.8.5).
+async fn precheck(
+    app: &SharedApp,
+    parts: &axum::http::request::Parts,
+    principal: &Principal,
+) -> Option<Response<Body>> {
+    let method = parts.method.as_str();
+    let depth = parts
+        .headers
+        .get("depth")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    if method == "PROPFIND" && depth.is_none_or(|d| d.eq_ignore_ascii_case("infinity")) {
+        return Some(forbidden(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:error xmlns:D=\"DAV:\"><D:propfind-finite-depth/></D:error>\n",
+        ));
+    }
+    if method != "COPY" && method != "MOVE" {
+        return None;
+    }
+    let source = tree_path_of(parts.uri.path())?;
+    if let Some(destination) = parts
+        .headers
+        .get("destination")
+        .and_then(|v| v.to_str().ok())
+        .and_then(tree_path_of)
+        && destination.starts_with(&source)
+    {
+        return Some(forbidden("a resource cannot be copied or moved into itself\n"));
+    }
+    match app.tree.can_read(principal, &source).await {
+        Ok(false) => Some(forbidden("this credential may not read all of the source\n")),
+        _ => None,
+    }
+}
+
+fn bad_request(message: &str) -> Response<Body> {
+    let mut response = Response::new(Body::from(format!("{message}\n")));
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    response
+}
+
+async fn serve(app: SharedApp, handler: DavHandler<Principal>, request: Request<Body>) -> Response<Body> {
+    let (parts, body) = request.into_parts();
+    let destination_ok = parts
+        .headers
+        .get("destination")
+        .map(|d| d.to_str().is_ok_and(is_clean_path))
+        .unwrap_or(true);
+    if !is_clean_path(parts.uri.path()) || !destination_ok {
+        return bad_request("paths may not contain . or .. segments, encoded slashes or NUL");
+    }
+    let Some(value) = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return unauthorized("credentials required");
+    };
+    let Ok((login, secret)) = parse_basic(value) else {
+        return unauthorized("use HTTP Basic: login and password (or a token of that login)");
+    };
+    let client = crate::auth::Client {
+        protocol: "dav",
+        address: client_address(&parts),
+    };
+    let principal = match app.auth.authenticate_password(&login, &secret, client).await {
+        Ok(principal) => principal,
+        Err(Error::Throttled(seconds)) => {
+            let mut response = Response::new(Body::from("too many failed attempts\n"));
+            *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            return response;
+        }
+        Err(error @ (Error::Unauthenticated(_) | Error::Locked)) => return unauthorized(&error.to_string()),
+        Err(error) => {
+            tracing::error!(%error, "WebDAV authentication failed");
+            let mut response = Response::new(Body::from("internal error\n"));
+            *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            return response;
+        }
+    };
+    if let Some(refusal) = precheck(&app, &parts, &principal).await {
+        return refusal;
+    }
+    let request = Request::from_parts(parts, body);
+    let response = handler
+        .handle_guarded(request, principal.login.clone(), principal)
+        .await;
+    response.map(Body::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_clean_path;
+
+    #[test]
+    fn dot_segments_and_encoded_slashes_are_refused() {
+        for bad in [
+            "/dav/personal-files/../x",
+            "/dav/personal-files/%2e%2e/x",
+            "/dav/personal-files/%2E%2e/x",
+            "/dav/personal-files/./x",
+            "/dav/personal-files/a%2fb",
+            "/dav/personal-files/a%00b",
+            "http://host/dav/personal-files/%2e%2e/x",
+        ] {
+            assert!(!is_clean_path(bad), "{bad}");
+        }
+        for good in [
+            "/dav/",
+            "/dav/personal-files/a%20b/c.txt",
+            "http://host:8080/dav/x/y",
+            "/dav/personal-files/..hidden",
+        ] {
+            assert!(is_clean_path(good), "{good}");
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! WebDAV at /dav: Basic auth with passwords and tokens, one tree shared with REST, hostile
+//! names, and the scope matrix of the token issue re-run over WebDAV.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::backend_tests;
+use crate::harness::{ADMIN, ADMIN_PASSWORD, Auth, Db, TestApp};
+use crate::scope_matrix::{self, Driver, FIXTURE, SCOPED};
+
+backend_tests!(
+    dav_auth_and_shared_tree,
+    dav_hostile_names,
+    dav_scope_matrix_read_only,
+    dav_scope_matrix_read_write
+);
+
+fn method(name: &str) -> Method {
+    Method::from_bytes(name.as_bytes()).unwrap()
+}
+
+/// Percent-encode each segment of a workspace path for a URL.
+fn encode(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            segment
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(value) = u8::from_str_radix(&text[i + 1..i + 3], 16)
+        {
+            out.push(value);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+struct Dav<'a> {
+    app: &'a TestApp,
+    auth: Auth,
+}
+
+impl Dav<'_> {
+    fn request(&self, verb: &str, path: &str) -> reqwest::RequestBuilder {
+        self.app
+            .request(method(verb), &format!("/dav/{}", encode(path)), &self.auth)
+    }
+
+    /// Names in a folder (PROPFIND Depth 1), or `None` when refused.
+    async fn names(&self, path: &str) -> Option<Vec<String>> {
+        let response = self
+            .request("PROPFIND", &format!("{path}/"))
+            .header("Depth", "1")
+            .send()
+            .await
+            .unwrap();
+        if response.status() != StatusCode::MULTI_STATUS {
+            return None;
+        }
+        let body = response.text().await.unwrap();
+        let own = decode(&format!("/dav/{}", encode(path)))
+            .trim_end_matches('/')
+            .to_string();
+        let mut names: Vec<String> = body
+            .split("<D:href>")
+            .skip(1)
+            .filter_map(|part| part.split("</D:href>").next())
+            .filter(|href| decode(href).trim_end_matches('/') != own)
+            .map(|href| decode(href.trim_end_matches('/').rsplit('/').next().unwrap()))
+            .collect();
+        names.sort();
+        Some(names)
+    }
+
+    async fn status(&self, verb: &str, path: &str) -> StatusCode {
+        self.request(verb, path).send().await.unwrap().status()
+    }
+
+    async fn moved(&self, verb: &str, from: &str, to: &str) -> StatusCode {
+        let destination = format!("{}/dav/{}", self.app.base, encode(to));
+        self.request(verb, from)
+            .header("Destination", destination)
+            .header("Overwrite", "F")
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+}
+
+impl Driver for Dav<'_> {
+    async fn list(&self, path: &str) -> Option<Vec<String>> {
+        self.names(path).await
+    }
+    async fn read(&self, path: &str) -> bool {
+        self.status("GET", path).await == StatusCode::OK
+    }
+    async fn write(&self, path: &str, content: &[u8]) -> bool {
+        self.request("PUT", path)
+            .body(content.to_vec())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    }
+    async fn mkdir(&self, path: &str) -> bool {
+        self.status("MKCOL", path).await == StatusCode::CREATED
+    }
+    // 207 Multi-Status from DELETE, MOVE or COPY means that part of it failed.
+    async fn delete(&self, path: &str) -> bool {
+        self.status("DELETE", path).await == StatusCode::NO_CONTENT
+    }
+    async fn rename(&self, from: &str, to: &str) -> bool {
+        matches!(
+            self.moved("MOVE", from, to).await,
+            StatusCode::CREATED | StatusCode::NO_CONTENT
+        )
+    }
+    async fn copy(&self, from: &str, to: &str) -> bool {
+        matches!(
+            self.moved("COPY", from, to).await,
+            StatusCode::CREATED | StatusCode::NO_CONTENT
+        )
+    }
+}
+
+async fn dav_auth_and_shared_tree(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let response = app
+        .http
+        .request(method("PROPFIND"), app.url("/dav/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Basic realm=\"Cells DAV\""
+    );
+    let wrong = Dav {
+        app: &app,
+        auth: Auth::basic(ADMIN, "wrong"),
+    };
+    assert_eq!(wrong.status("PROPFIND", "").await, StatusCode::UNAUTHORIZED);
+
+    let admin = Dav {
+        app: &app,
+        auth: Auth::basic(ADMIN, ADMIN_PASSWORD),
+    };
+    assert_eq!(admin.names("").await.unwrap(), ["common-files", "personal-files"]);
+    assert!(admin.mkdir("personal-files/docs").await);
+    assert!(admin.write("personal-files/docs/a.txt", b"over webdav").await);
+    // The same node over REST, with the same UUID as the oc:id property.
+    let rest = Auth::admin();
+    assert_eq!(
+        app.read(&rest, "personal-files/docs/a.txt").await.1,
+        b"over webdav"
+    );
+    let uuid = app.uuid(&rest, "personal-files/docs/a.txt").await;
+    let body = admin
+        .request("PROPFIND", "personal-files/docs/a.txt")
+        .header("Depth", "0")
+        .body(r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:oc="http://owncloud.org/ns"><D:prop><oc:id/><D:getetag/></D:prop></D:propfind>"#)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains(&uuid), "oc:id carries the node UUID: {body}");
+
+    // A PAT or an access token of the same login works as the password; another user's does not.
+    let token = app.token(ADMIN, &["-e", "1h"]);
+    let by_token = Dav {
+        app: &app,
+        auth: Auth::basic(ADMIN, &token),
+    };
+    assert!(by_token.read("personal-files/docs/a.txt").await);
+    app.create_user("mallory", "mallory-password", "standard").await;
+    let foreign = Dav {
+        app: &app,
+        auth: Auth::basic("mallory", &token),
+    };
+    assert_eq!(foreign.status("PROPFIND", "").await, StatusCode::UNAUTHORIZED);
+    let id = app
+        .cli_ok(&["admin", "user", "token", "list", "-u", ADMIN])
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    app.cli_ok(&["admin", "user", "token", "revoke", &id]);
+    assert_eq!(
+        by_token.status("GET", "personal-files/docs/a.txt").await,
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, session) = app
+        .post(
+            "/a/frontend/session",
+            &Auth::None,
+            json!({"AuthInfo": {"type": "credentials", "login": ADMIN, "password": ADMIN_PASSWORD}}),
+        )
+        .await;
+    let jwt = Dav {
+        app: &app,
+        auth: Auth::basic(ADMIN, session["JWT"].as_str().unwrap()),
+    };
+    assert!(jwt.read("personal-files/docs/a.txt").await);
+
+    // Ranges and conditional GET come from the same content.
+    let response = admin
+        .request("GET", "personal-files/docs/a.txt")
+        .header("Range", "bytes=5-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(response.bytes().await.unwrap().as_ref(), b"webdav");
+}
+
+async fn dav_hostile_names(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let dav = Dav {
+        app: &app,
+        auth: Auth::basic(ADMIN, ADMIN_PASSWORD),
+    };
+    let long = "n".repeat(255);
+    let names = [
+        "with space",
+        "per%cent",
+        "hash#tag",
+        "question?mark",
+        "emoji 😀",
+        "caf\u{e9}",
+        "cafe\u{301}",
+        long.as_str(),
+    ];
+    for name in names {
+        let path = format!("personal-files/{name}");
+        assert!(dav.write(&path, name.as_bytes()).await, "PUT {name:?}");
+        let response = dav.request("GET", &path).send().await.unwrap();
+        assert_eq!(
+            response.bytes().await.unwrap().as_ref(),
+            name.as_bytes(),
+            "GET {name:?}"
+        );
+    }
+    let listed = dav.names("personal-files").await.unwrap();
+    for name in names {
+        assert!(listed.iter().any(|l| l == name), "{name:?} listed in {listed:?}");
+    }
+    // NFC and NFD are different names, kept as given.
+    assert_eq!(
+        app.read(&Auth::admin(), "personal-files/caf\u{e9}").await.1,
+        "caf\u{e9}".as_bytes()
+    );
+    // Escapes stay inside the tree; too long a name is refused; a bad body is a clear error.
+    for target in [
+        "/dav/personal-files/%2e%2e/%2e%2e/etc/passwd",
+        "/dav/personal-files/a%2fb",
+        "/dav/../../etc/passwd",
+    ] {
+        let status = app.raw_get(target, ADMIN, ADMIN_PASSWORD).await;
+        assert!((400..500).contains(&status), "{target}: {status}");
+    }
+    assert!(
+        !dav.write(&format!("personal-files/{}", "x".repeat(256)), b"x")
+            .await
+    );
+    let response = dav
+        .request("PROPFIND", "personal-files/")
+        .header("Depth", "1")
+        .body("<not xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let bomb = r#"<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop>&c;</D:propfind>"#;
+    let response = dav
+        .request("PROPFIND", "personal-files/")
+        .header("Depth", "1")
+        .body(bomb)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_client_error(),
+        "entity expansion: {}",
+        response.status()
+    );
+    let response = dav
+        .request("PROPFIND", "personal-files/")
+        .header("Depth", "infinity")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::FORBIDDEN,
+        "Depth: infinity is refused"
+    );
+    assert!(response.text().await.unwrap().contains("propfind-finite-depth"));
+    assert_eq!(app.get("/healthz", &Auth::None).await.0, StatusCode::OK);
+}
+
+async fn dav_scope_matrix(db: Db, permission: &str) {
+    let app = TestApp::spawn(db).await;
+    app.create_user("owner", "owner-password", "standard").await;
+    let owner = Auth::basic("owner", "owner-password");
+    for path in FIXTURE {
+        match path.strip_suffix('/') {
+            Some(folder) => assert_eq!(app.mkdir(&owner, folder).await, StatusCode::OK),
+            None => assert_eq!(
+                app.put(&owner, path, format!("content of {path}")).await,
+                StatusCode::CREATED
+            ),
+        }
+    }
+    let scoped = app.uuid(&owner, SCOPED).await;
+    let token = app.token(
+        "owner",
+        &["-e", "1h", "-s", &format!("node:{scoped}:{permission}")],
+    );
+    let dav = Dav {
+        app: &app,
+        auth: Auth::basic("owner", &token),
+    };
+    scope_matrix::run(&dav, permission == "rw").await;
+    assert_eq!(
+        dav.names("").await.unwrap(),
+        ["personal-files"],
+        "only the workspace leading to the scope"
+    );
+}
+
+async fn dav_scope_matrix_read_only(db: Db) {
+    dav_scope_matrix(db, "r").await;
+}
+
+async fn dav_scope_matrix_read_write(db: Db) {
+    dav_scope_matrix(db, "rw").await;
+}

@@ -1,0 +1,66 @@
+//! WebDAV dead properties of nodes: arbitrary XML set with PROPPATCH, kept per node id.
+
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use crate::{Result, Store};
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct DeadProp {
+    pub namespace: String,
+    pub name: String,
+    pub prefix: Option<String>,
+    /// The property element as XML text.
+    pub xml: String,
+}
+
+/// One change of a PROPPATCH.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PropChange {
+    Set(DeadProp),
+    Remove { namespace: String, name: String },
+}
+
+impl Store {
+    pub async fn list_props(&self, node: Uuid) -> Result<Vec<DeadProp>> {
+        Ok(sqlx::query_as(
+            "SELECT namespace, name, prefix, xml FROM dead_props WHERE node_id = $1 ORDER BY namespace, name",
+        )
+        .bind(node.to_string())
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Apply a PROPPATCH atomically and in document order: all changes or none (RFC 4918
+    /// §9.2), so a remove followed by a set of one property leaves it set.
+    pub async fn patch_props(&self, node: Uuid, changes: &[PropChange]) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        for change in changes {
+            match change {
+                PropChange::Set(prop) => {
+                    sqlx::query(
+                "INSERT INTO dead_props (node_id, namespace, name, prefix, xml) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (node_id, namespace, name) DO UPDATE SET prefix = $4, xml = $5",
+            )
+            .bind(node.to_string())
+            .bind(&prop.namespace)
+            .bind(&prop.name)
+            .bind(&prop.prefix)
+            .bind(&prop.xml)
+            .execute(&mut *tx)
+            .await?;
+                }
+                PropChange::Remove { namespace, name } => {
+                    sqlx::query("DELETE FROM dead_props WHERE node_id = $1 AND namespace = $2 AND name = $3")
+                        .bind(node.to_string())
+                        .bind(namespace)
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
