@@ -298,6 +298,22 @@ async fn dav_hostile_names(db: Db) {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let huge = format!(
+        r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop>{}</D:prop></D:propfind>"#,
+        "<D:x/>".repeat(2_000_000)
+    );
+    let response = dav
+        .request("PROPFIND", "personal-files/")
+        .header("Depth", "0")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "a 12 MB XML body"
+    );
     let bomb = r#"<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop>&c;</D:propfind>"#;
     let response = dav
         .request("PROPFIND", "personal-files/")
