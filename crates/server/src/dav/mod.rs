@@ -202,6 +202,21 @@ async fn serve(app: SharedApp, handler: DavHandler<Principal>, request: Request<
     if let Some(refusal) = precheck(&app, &parts, &principal).await {
         return refusal;
     }
+    // XML request bodies are read here, limited, and an oversized one is drained before the
+    // 413, so that a client still sending reads our answer instead of a reset connection.
+    let body = if matches!(parts.method.as_str(), "PROPFIND" | "PROPPATCH" | "LOCK") {
+        match crate::http::extract::read_limited(body).await {
+            Ok(bytes) => Body::from(bytes),
+            Err(Error::TooLarge(_)) => {
+                let mut response = Response::new(Body::from("request body too large\n"));
+                *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+                return response;
+            }
+            Err(_) => return bad_request("could not read the request body"),
+        }
+    } else {
+        body
+    };
     let request = Request::from_parts(parts, body);
     let response = handler
         .handle_guarded(request, principal.login.clone(), principal)

@@ -120,7 +120,7 @@ impl<T: DeserializeOwned> FromRequest<SharedApp> for ApiJson<T> {
 const DRAIN_LIMIT: usize = 64 << 20;
 
 /// The whole body when it is at most `MAX_JSON_BYTES`, else `TooLarge`.
-async fn read_limited(mut body: axum::body::Body) -> Result<Vec<u8>, Error> {
+pub(crate) async fn read_limited(mut body: axum::body::Body) -> Result<Vec<u8>, Error> {
     use http_body_util::BodyExt;
     let mut bytes = Vec::new();
     let mut seen = 0usize;
