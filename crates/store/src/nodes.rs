@@ -313,6 +313,19 @@ impl Store {
         Ok(blobs.into_iter().map(|(blob,)| blob).collect())
     }
 
+    /// Total size of the files below a node (the node included).
+    pub async fn subtree_size(&self, id: Uuid) -> Result<i64> {
+        // SUM of BIGINT is NUMERIC on PostgreSQL: cast back for one decoder on both backends.
+        let (total,): (i64,) = sqlx::query_as(sql!(
+            "{SUBTREE} SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM nodes \
+             WHERE id IN (SELECT id FROM sub) AND kind = 'LEAF'"
+        ))
+        .bind(id.to_string())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(total)
+    }
+
     /// Every blob id a node refers to: what the blob store must keep.
     pub async fn referenced_blobs(&self) -> Result<Vec<String>> {
         let rows: Vec<(String,)> = sqlx::query_as("SELECT blob_id FROM nodes WHERE blob_id IS NOT NULL")

@@ -459,9 +459,15 @@ impl GuardedFileSystem<Principal> for CellsFs {
         .boxed()
     }
 
-    fn get_quota<'a>(&'a self, _principal: &'a Principal) -> FsFuture<'a, (u64, Option<u64>)> {
-        // No quotas yet: nothing used is reported rather than a guess.
-        async move { Err(FsError::NotImplemented) }.boxed()
+    fn get_quota<'a>(&'a self, principal: &'a Principal) -> FsFuture<'a, (u64, Option<u64>)> {
+        // What the user's personal files take; there is no quota limit (yet) to report.
+        async move {
+            Ok((
+                self.app.tree.personal_usage(principal).await.map_err(fs_error)?,
+                None,
+            ))
+        }
+        .boxed()
     }
 }
 

@@ -161,6 +161,12 @@ impl Tree {
         Ok(self.decide(principal, &located, Access::Write) == Decision::Allow)
     }
 
+    /// Bytes used by the caller's personal files (WebDAV `quota-used-bytes`).
+    pub async fn personal_usage(&self, principal: &Principal) -> Result<u64> {
+        let root = self.root(principal, WorkspaceName::PersonalFiles).await?;
+        Ok(self.store.subtree_size(root.id).await?.max(0) as u64)
+    }
+
     /// Whether `principal` may read all of `path` (not just see it on the way to a scope).
     pub async fn can_read(&self, principal: &Principal, path: &TreePath) -> Result<bool> {
         let located = self.locate(principal, path).await?;

@@ -192,6 +192,19 @@ async fn dav_auth_and_shared_tree(db: Db) {
         .unwrap();
     assert!(body.contains(&uuid), "oc:id carries the node UUID: {body}");
 
+    // quota-used-bytes at the root: what the user's personal files take.
+    let body = admin
+        .request("PROPFIND", "")
+        .header("Depth", "0")
+        .body(r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:quota-used-bytes/></D:prop></D:propfind>"#)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains(">11</"), "11 bytes used: {body}");
+
     // A PAT or an access token of the same login works as the password; another user's does not.
     let token = app.token(ADMIN, &["-e", "1h"]);
     let by_token = Dav {
