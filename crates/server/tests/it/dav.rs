@@ -12,7 +12,8 @@ backend_tests!(
     dav_auth_and_shared_tree,
     dav_hostile_names,
     dav_scope_matrix_read_only,
-    dav_scope_matrix_read_write
+    dav_scope_matrix_read_write,
+    dav_many_files_and_a_large_one,
 );
 
 fn method(name: &str) -> Method {
@@ -391,4 +392,81 @@ async fn dav_scope_matrix_read_only(db: Db) {
 
 async fn dav_scope_matrix_read_write(db: Db) {
     dav_scope_matrix(db, "rw").await;
+}
+
+async fn dav_many_files_and_a_large_one(db: Db) {
+    use futures_util::StreamExt;
+    let app = TestApp::spawn(db).await;
+    let token = app.token(ADMIN, &["-e", "1h"]);
+    let dav = Dav {
+        app: &app,
+        auth: Auth::basic(ADMIN, &token),
+    };
+    assert!(dav.mkdir("personal-files/many").await);
+    let puts = futures_util::stream::iter(0..300)
+        .map(|i| {
+            let request = dav
+                .request("PUT", &format!("personal-files/many/f{i:03}.txt"))
+                .body(format!("file {i}"));
+            async move { request.send().await.unwrap().status() }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+    assert!(puts.iter().all(|s| *s == StatusCode::CREATED), "{puts:?}");
+    assert_eq!(dav.names("personal-files/many").await.unwrap().len(), 300);
+    assert_eq!(
+        dav.request("GET", "personal-files/many/f123.txt")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "file 123"
+    );
+
+    // 48 MiB, streamed in 1 MiB chunks, read back identical.
+    let chunk = |i: u32| {
+        (0..1 << 20)
+            .map(|j| ((i * 31 + j) % 251) as u8)
+            .collect::<Vec<u8>>()
+    };
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(
+        (0..48).map(move |i| Ok::<_, std::io::Error>(chunk(i))),
+    ));
+    assert_eq!(
+        dav.request("PUT", "personal-files/large.bin")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::CREATED
+    );
+    let back = dav
+        .request("GET", "personal-files/large.bin")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(back.len(), 48 << 20);
+    assert!(
+        (0..48).all(|i| back[(i as usize) << 20..((i as usize) + 1) << 20] == chunk(i)[..]),
+        "content differs"
+    );
+    // An overwrite over WebDAV keeps the UUID, as on REST.
+    let uuid = app.uuid(&Auth::admin(), "personal-files/large.bin").await;
+    assert_eq!(
+        dav.request("PUT", "personal-files/large.bin")
+            .body("small")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(app.uuid(&Auth::admin(), "personal-files/large.bin").await, uuid);
 }
