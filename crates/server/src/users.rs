@@ -113,6 +113,7 @@ pub async fn set_locked(app: &App, user: &User, locked: bool) -> Result<()> {
 pub async fn delete_user(app: &App, user: &User) -> Result<()> {
     let blobs = app.store.delete_user(user.id).await?;
     app.auth.forget_user(user.id);
+    app.tree.forget_root(user.id);
     app.auth.settle().await;
     for blob in blobs {
         if let Err(error) = app.tree.blobs().delete(&blob).await {

@@ -31,6 +31,33 @@ impl Store {
         .await?)
     }
 
+    /// The dead properties of every child of `parent`, in one query (a PROPFIND of a folder).
+    pub async fn list_children_props(&self, parent: Uuid) -> Result<Vec<(Uuid, DeadProp)>> {
+        let rows: Vec<(String, String, String, Option<String>, String)> = sqlx::query_as(
+            "SELECT p.node_id, p.namespace, p.name, p.prefix, p.xml FROM dead_props p \
+             JOIN nodes n ON n.id = p.node_id WHERE n.parent_id = $1",
+        )
+        .bind(parent.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|(node, namespace, name, prefix, xml)| {
+                let node = Uuid::parse_str(&node).map_err(|_| {
+                    crate::StoreError::Database(sqlx::Error::Decode("dead_props.node_id".into()))
+                })?;
+                Ok((
+                    node,
+                    DeadProp {
+                        namespace,
+                        name,
+                        prefix,
+                        xml,
+                    },
+                ))
+            })
+            .collect()
+    }
+
     /// Apply a PROPPATCH atomically and in document order: all changes or none (RFC 4918
     /// §9.2), so a remove followed by a set of one property leaves it set.
     pub async fn patch_props(&self, node: Uuid, changes: &[PropChange]) -> Result<()> {

@@ -31,9 +31,43 @@ use crate::files::path::TreePath;
 /// Namespace of our own live properties (the node UUID), as ownCloud clients expect it.
 pub const OC_NAMESPACE: &str = "http://owncloud.org/ns";
 
-#[derive(Clone)]
 pub struct CellsFs {
     pub app: SharedApp,
+    /// What the last `read_dir` of this request found: each child's entry and dead properties
+    /// by path, so the per-entry property calls of a PROPFIND cost no query.
+    listing: std::sync::Mutex<std::collections::HashMap<String, (Entry, Vec<DeadProp>)>>,
+}
+
+impl CellsFs {
+    pub fn new(app: SharedApp) -> CellsFs {
+        CellsFs {
+            app,
+            listing: Default::default(),
+        }
+    }
+
+    fn listed(&self, path: &TreePath) -> Option<(Entry, Vec<DeadProp>)> {
+        self.listing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&path.to_string())
+            .cloned()
+    }
+
+    async fn props_of(&self, principal: &Principal, path: &TreePath) -> FsResult<(Entry, Vec<DeadProp>)> {
+        match self.listed(path) {
+            Some(found) => Ok(found),
+            None => self.app.tree.dead_props(principal, path).await.map_err(fs_error),
+        }
+    }
+}
+
+/// dav-server clones the filesystem for each request: each request starts with an empty
+/// listing, so nothing cached outlives the request that checked it.
+impl Clone for CellsFs {
+    fn clone(&self) -> CellsFs {
+        CellsFs::new(self.app.clone())
+    }
 }
 
 fn fs_error(error: Error) -> FsError {
@@ -165,14 +199,12 @@ impl GuardedFileSystem<Principal> for CellsFs {
                     Box::new(WriteFile::start(self.app.clone(), principal.clone(), path)) as Box<dyn DavFile>,
                 );
             }
-            let entry = tree.stat(principal, &path).await.map_err(fs_error)?;
+            let entry = tree.readable(principal, &path).await.map_err(fs_error)?;
             if entry.node.is_collection() {
                 return Err(FsError::Forbidden);
             }
             Ok(Box::new(ReadFile {
                 app: self.app.clone(),
-                principal: principal.clone(),
-                path,
                 entry,
                 offset: 0,
                 reader: None,
@@ -195,6 +227,16 @@ impl GuardedFileSystem<Principal> for CellsFs {
                     let (folder, children) = tree.list(principal, &path).await.map_err(fs_error)?;
                     if !folder.node.is_collection() {
                         return Err(FsError::Forbidden);
+                    }
+                    let mut props: std::collections::HashMap<uuid::Uuid, Vec<DeadProp>> = Default::default();
+                    for (node, prop) in tree.children_props(&folder).await.map_err(fs_error)? {
+                        props.entry(node).or_default().push(prop);
+                    }
+                    let mut listing = self.listing.lock().unwrap_or_else(|e| e.into_inner());
+                    listing.clear();
+                    for child in &children {
+                        let own = props.remove(&child.node.id).unwrap_or_default();
+                        listing.insert(child.path.to_string(), (child.clone(), own));
                     }
                     children
                 }
@@ -409,12 +451,7 @@ impl GuardedFileSystem<Principal> for CellsFs {
             let Some(path) = tree_path(path)? else {
                 return Ok(Vec::new());
             };
-            let (entry, props) = self
-                .app
-                .tree
-                .dead_props(principal, &path)
-                .await
-                .map_err(fs_error)?;
+            let (entry, props) = self.props_of(principal, &path).await?;
             let mut out: Vec<DavProp> = props
                 .into_iter()
                 .map(|p| DavProp {
@@ -440,12 +477,7 @@ impl GuardedFileSystem<Principal> for CellsFs {
             let Some(path) = tree_path(path)? else {
                 return Err(FsError::NotFound);
             };
-            let (entry, props) = self
-                .app
-                .tree
-                .dead_props(principal, &path)
-                .await
-                .map_err(fs_error)?;
+            let (entry, props) = self.props_of(principal, &path).await?;
             let namespace = prop.namespace.clone().unwrap_or_default();
             if namespace == OC_NAMESPACE && prop.name == "id" {
                 return uuid_prop(&entry, true).xml.ok_or(FsError::NotFound);
@@ -482,11 +514,10 @@ fn uuid_prop(entry: &Entry, do_content: bool) -> DavProp {
     }
 }
 
-/// A file open for reading, from an offset.
+/// A file open for reading, from an offset. The read right was checked when it was opened,
+/// in this request; the blob is then read directly.
 struct ReadFile {
     app: SharedApp,
-    principal: Principal,
-    path: TreePath,
     entry: Entry,
     offset: u64,
     reader: Option<BlobReader>,
@@ -494,7 +525,7 @@ struct ReadFile {
 
 impl std::fmt::Debug for ReadFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ReadFile({}, at {})", self.path, self.offset)
+        write!(f, "ReadFile({}, at {})", self.entry.path, self.offset)
     }
 }
 
@@ -519,14 +550,14 @@ impl DavFile for ReadFile {
                 return Ok(Bytes::new());
             }
             if self.reader.is_none() {
-                let range = Some((self.offset, size - self.offset));
-                let (_, reader) = self
+                let blob = self.entry.node.blob_id.as_deref().ok_or(FsError::Forbidden)?;
+                let reader = self
                     .app
                     .tree
-                    .open(&self.principal, &self.path, range)
-                    .await
-                    .map_err(fs_error)?;
-                self.reader = Some(reader);
+                    .blobs()
+                    .open(blob, self.offset, size - self.offset)
+                    .await;
+                self.reader = Some(reader.map_err(|_| FsError::GeneralFailure)?);
             }
             let reader = self.reader.as_mut().expect("opened above");
             let mut buffer = vec![0u8; count.min(1 << 20)];

@@ -55,6 +55,9 @@ impl Located {
 pub struct Tree {
     store: Store,
     blobs: Arc<dyn BlobStore>,
+    /// Workspace roots by key. A root's id never changes (a personal root goes only with its
+    /// user), so resolving a path does not read it again on every request.
+    roots: Arc<std::sync::Mutex<std::collections::HashMap<String, Node>>>,
 }
 
 /// The root key of a user's personal files.
@@ -92,7 +95,11 @@ fn verb(access: Access) -> &'static str {
 
 impl Tree {
     pub fn new(store: Store, blobs: Arc<dyn BlobStore>) -> Tree {
-        Tree { store, blobs }
+        Tree {
+            store,
+            blobs,
+            roots: Arc::default(),
+        }
     }
 
     pub fn blobs(&self) -> &Arc<dyn BlobStore> {
@@ -101,13 +108,28 @@ impl Tree {
 
     /// The root node of a workspace as `principal` sees it.
     async fn root(&self, principal: &Principal, workspace: WorkspaceName) -> Result<Node> {
-        Ok(match workspace {
-            WorkspaceName::PersonalFiles => {
-                let key = personal_root_key(principal.user_id);
-                self.store.ensure_root(&key, Some(principal.user_id)).await?
-            }
-            WorkspaceName::CommonFiles => self.store.ensure_root(COMMON_ROOT_KEY, None).await?,
-        })
+        let (key, owner) = match workspace {
+            WorkspaceName::PersonalFiles => (personal_root_key(principal.user_id), Some(principal.user_id)),
+            WorkspaceName::CommonFiles => (COMMON_ROOT_KEY.to_string(), None),
+        };
+        if let Some(root) = self.roots.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(root.clone());
+        }
+        let root = self.store.ensure_root(&key, owner).await?;
+        let mut roots = self.roots.lock().unwrap_or_else(|e| e.into_inner());
+        if roots.len() > 100_000 {
+            roots.clear();
+        }
+        roots.insert(key, root.clone());
+        Ok(root)
+    }
+
+    /// Forget a cached personal root (its user was deleted).
+    pub fn forget_root(&self, user: Uuid) {
+        self.roots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&personal_root_key(user));
     }
 
     /// Resolve `path` to its nodes. `NotFound` when any part is missing or invisible.
@@ -165,6 +187,23 @@ impl Tree {
     pub async fn personal_usage(&self, principal: &Principal) -> Result<u64> {
         let root = self.root(principal, WorkspaceName::PersonalFiles).await?;
         Ok(self.store.subtree_size(root.id).await?.max(0) as u64)
+    }
+
+    /// The file at `path` if `principal` may read its content (not just see it); the caller
+    /// then reads the blob directly, without resolving the path again.
+    pub async fn readable(&self, principal: &Principal, path: &TreePath) -> Result<Entry> {
+        let located = self.locate(principal, path).await?;
+        let decision = self.decide(principal, &located, Access::Read);
+        if decision != Decision::Allow {
+            require(decision, path, Access::Read)?;
+            return Err(Error::Forbidden(format!("this credential may not read {path}")));
+        }
+        Ok(located.entry())
+    }
+
+    /// The dead properties of every child of a folder `principal` may list (one query).
+    pub async fn children_props(&self, folder: &Entry) -> Result<Vec<(Uuid, DeadProp)>> {
+        Ok(self.store.list_children_props(folder.node.id).await?)
     }
 
     /// Whether `principal` may read all of `path` (not just see it on the way to a scope).
