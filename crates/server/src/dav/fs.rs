@@ -6,6 +6,7 @@
 //! requested offset.
 
 use std::io::SeekFrom;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, Bytes};
@@ -31,12 +32,17 @@ use crate::files::path::TreePath;
 /// Namespace of our own live properties (the node UUID), as ownCloud clients expect it.
 pub const OC_NAMESPACE: &str = "http://owncloud.org/ns";
 
+/// One per request (see `dav::serve`): its clones, which dav-server makes within the
+/// request, share the listing cache, and nothing cached outlives the request that checked it.
+#[derive(Clone)]
 pub struct CellsFs {
     pub app: SharedApp,
     /// What the last `read_dir` of this request found: each child's entry and dead properties
     /// by path, so the per-entry property calls of a PROPFIND cost no query.
-    listing: std::sync::Mutex<std::collections::HashMap<String, (Entry, Vec<DeadProp>)>>,
+    listing: Listing,
 }
+
+type Listing = Arc<std::sync::Mutex<std::collections::HashMap<String, (Entry, Vec<DeadProp>)>>>;
 
 impl CellsFs {
     pub fn new(app: SharedApp) -> CellsFs {
@@ -59,14 +65,6 @@ impl CellsFs {
             Some(found) => Ok(found),
             None => self.app.tree.dead_props(principal, path).await.map_err(fs_error),
         }
-    }
-}
-
-/// dav-server clones the filesystem for each request: each request starts with an empty
-/// listing, so nothing cached outlives the request that checked it.
-impl Clone for CellsFs {
-    fn clone(&self) -> CellsFs {
-        CellsFs::new(self.app.clone())
     }
 }
 

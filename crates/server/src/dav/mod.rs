@@ -27,15 +27,18 @@ const REALM: &str = "Basic realm=\"Cells DAV\"";
 /// Routes `/dav`, `/dav/` and `/dav/…` (mounted as services: nesting would strip the prefix
 /// dav-server needs to see).
 pub fn routes(app: SharedApp) -> Router<SharedApp> {
-    let handler: DavHandler<Principal> = DavHandler::builder()
-        .filesystem(Box::new(CellsFs::new(app.clone())))
-        .locksystem(MemLs::new())
-        // Large reads: a GET of a big file is a few syscalls per MiB, not hundreds.
-        .read_buf_size(1 << 20)
-        .strip_prefix("/dav")
-        .build_handler();
+    // Locks live as long as the server; the filesystem is made per request (it caches what
+    // one request has already checked).
+    let locks = MemLs::new();
     let service = tower::service_fn(move |request: Request<Body>| {
-        let (app, handler) = (app.clone(), handler.clone());
+        let app = app.clone();
+        let handler: DavHandler<Principal> = DavHandler::builder()
+            .filesystem(Box::new(CellsFs::new(app.clone())))
+            .locksystem(locks.clone())
+            .strip_prefix("/dav")
+            // Large reads: a GET of a big file is a few syscalls per MiB, not hundreds.
+            .read_buf_size(1 << 20)
+            .build_handler();
         async move { Ok::<_, Infallible>(serve(app, handler, request).await) }
     });
     Router::new()
