@@ -40,6 +40,9 @@ pub struct CellsFs {
     /// What the last `read_dir` of this request found: each child's entry and dead properties
     /// by path, so the per-entry property calls of a PROPFIND cost no query.
     listing: Listing,
+    /// Files this request found readable (by `metadata`), for `open` to use without a second
+    /// resolution of the same path.
+    readable: Arc<std::sync::Mutex<std::collections::HashMap<String, Entry>>>,
 }
 
 type Listing = Arc<std::sync::Mutex<std::collections::HashMap<String, (Entry, Vec<DeadProp>)>>>;
@@ -49,6 +52,7 @@ impl CellsFs {
         CellsFs {
             app,
             listing: Default::default(),
+            readable: Default::default(),
         }
     }
 
@@ -197,7 +201,15 @@ impl GuardedFileSystem<Principal> for CellsFs {
                     Box::new(WriteFile::start(self.app.clone(), principal.clone(), path)) as Box<dyn DavFile>,
                 );
             }
-            let entry = tree.readable(principal, &path).await.map_err(fs_error)?;
+            let known = self
+                .readable
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&path.to_string());
+            let entry = match known {
+                Some(entry) => entry,
+                None => tree.readable(principal, &path).await.map_err(fs_error)?,
+            };
             if entry.node.is_collection() {
                 return Err(FsError::Forbidden);
             }
@@ -268,8 +280,20 @@ impl GuardedFileSystem<Principal> for CellsFs {
             match tree_path(path)? {
                 None => Ok(Box::new(Meta::root()) as Box<dyn DavMetaData>),
                 Some(path) => {
-                    let entry = self.app.tree.stat(principal, &path).await.map_err(fs_error)?;
-                    Ok(Box::new(Meta::of(&entry)) as Box<dyn DavMetaData>)
+                    let (entry, readable) = self
+                        .app
+                        .tree
+                        .stat_access(principal, &path)
+                        .await
+                        .map_err(fs_error)?;
+                    let meta = Meta::of(&entry);
+                    if readable && !entry.node.is_collection() {
+                        self.readable
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(path.to_string(), entry);
+                    }
+                    Ok(Box::new(meta) as Box<dyn DavMetaData>)
                 }
             }
         }

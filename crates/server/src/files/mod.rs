@@ -189,6 +189,15 @@ impl Tree {
         Ok(self.store.subtree_size(root.id).await?.max(0) as u64)
     }
 
+    /// `stat`, and whether `principal` may also read the content (not only see it), from one
+    /// resolution of the path.
+    pub async fn stat_access(&self, principal: &Principal, path: &TreePath) -> Result<(Entry, bool)> {
+        let located = self.locate(principal, path).await?;
+        let decision = self.decide(principal, &located, Access::Read);
+        require(decision, path, Access::Read)?;
+        Ok((located.entry(), decision == Decision::Allow))
+    }
+
     /// The file at `path` if `principal` may read its content (not just see it); the caller
     /// then reads the blob directly, without resolving the path again.
     pub async fn readable(&self, principal: &Principal, path: &TreePath) -> Result<Entry> {
