@@ -4,7 +4,8 @@
 # equal), and cadaver runs a scripted put/get/mkcol/move session.
 # DAV_BIG_MB sets the large file's size (default 1024).
 set -euo pipefail
-bin="${CELLS_BIN:-${CARGO_TARGET_DIR:-target}/debug/cells}"
+# shellcheck source=.ci/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 big_mb="${DAV_BIG_MB:-1024}"
 missing=()
 command -v rclone >/dev/null || missing+=(rclone)
@@ -12,19 +13,7 @@ command -v cadaver >/dev/null || missing+=(cadaver)
 if ((${#missing[@]})); then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-work=$(mktemp -d)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port=$(free_port)
-password="dav-$(head -c 9 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-CELLS_LOG=warn CELLS_ADMIN_LOGIN=admin CELLS_ADMIN_PASSWORD="$password" \
-    "$bin" start --data "$work/data" --bind "127.0.0.1:$port" --sftp-bind "127.0.0.1:$(free_port)" >"$work/server.log" 2>&1 &
-server=$!
-trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-    sleep 0.1
-done
-token=$("$bin" admin user token -u admin -e 2h -l dav-clients -q --data "$work/data")
+start_cells dav-clients
 passed=0
 
 echo "== rclone: 1,000 small files and a ${big_mb} MiB file"

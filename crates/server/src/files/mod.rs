@@ -447,13 +447,7 @@ impl Tree {
         path: &TreePath,
         range: Option<(u64, u64)>,
     ) -> Result<(Entry, BlobReader)> {
-        let located = self.locate(principal, path).await?;
-        let decision = self.decide(principal, &located, Access::Read);
-        if decision != Decision::Allow {
-            require(decision, path, Access::Read)?;
-            return Err(Error::Forbidden(format!("this credential may not read {path}")));
-        }
-        let entry = located.entry();
+        let entry = self.readable(principal, path).await?;
         let Some(blob_id) = entry.node.blob_id.clone() else {
             return Err(Error::Conflict(format!("{path} is a folder")));
         };
