@@ -35,6 +35,8 @@ pub struct App {
     pub tree: Tree,
     pub oidc: Arc<auth::oidc::Oidc>,
     pub vault: Arc<Vault>,
+    /// Signs browser session cookies; loaded once, shared by every node through the vault.
+    pub session_key: aws_lc_rs::hmac::Key,
     pub started_at: i64,
 }
 
@@ -48,6 +50,8 @@ impl App {
             .with_context(|| "cannot open the database".to_string())?;
         let vault = Arc::new(Vault::open(&config.data_dir)?);
         let pat_key = vault.secret(&store, "pat_checksum_key", 32).await?;
+        let session_secret = vault.secret(&store, "session_cookie_key", 32).await?;
+        let session_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &session_secret);
         let oidc = Arc::new(auth::oidc::Oidc::open(&config, store.clone(), vault.clone()).await?);
         let blobs = LocalBlobs::open(&config.blobs_dir())
             .with_context(|| format!("cannot open the blob store in {}", config.blobs_dir().display()))?;
@@ -60,6 +64,7 @@ impl App {
             tree,
             oidc,
             vault,
+            session_key,
             started_at: cells_store::now(),
         }))
     }

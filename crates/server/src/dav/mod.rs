@@ -120,7 +120,9 @@ fn tree_path_of(raw: &str) -> Option<TreePath> {
 /// - PROPFIND of infinite depth (RFC 4918 §9.1; a missing Depth means infinity), which could
 ///   walk the whole tree;
 /// - COPY or MOVE of something the credential may only traverse (it would take along just the
-///   visible branch; REST refuses the same), or of a folder into itself (§9.8.5).
+///   visible branch; REST refuses the same), or of a folder into itself (§9.8.5);
+/// - LOCK by a credential that may not write there: dav-server grants locks without asking
+///   the filesystem, and a write lock held by a read-only token would block the owner.
 async fn precheck(
     app: &SharedApp,
     parts: &axum::http::request::Parts,
@@ -136,6 +138,17 @@ async fn precheck(
         return Some(forbidden(
             "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:error xmlns:D=\"DAV:\"><D:propfind-finite-depth/></D:error>\n",
         ));
+    }
+    if method == "LOCK" {
+        let path = tree_path_of(parts.uri.path())?;
+        return match app.tree.can_write_at(principal, &path).await {
+            Ok(true) => None,
+            Ok(false) => Some(forbidden(
+                "this credential may not write here, so it may not lock\n",
+            )),
+            // Missing parent or invisible: let dav-server answer as it does for a PUT there.
+            Err(_) => None,
+        };
     }
     if method != "COPY" && method != "MOVE" {
         return None;

@@ -124,6 +124,30 @@ async fn client_of(
     outcome
 }
 
+/// A form whose client authenticates in it or in HTTP Basic (RFC 6749 §2.3.1).
+trait ClientForm: for<'de> Deserialize<'de> {
+    fn credentials(&self) -> (Option<&str>, Option<&str>);
+}
+
+impl ClientForm for TokenForm {
+    fn credentials(&self) -> (Option<&str>, Option<&str>) {
+        (self.client_id.as_deref(), self.client_secret.as_deref())
+    }
+}
+
+/// Parse an endpoint's form and authenticate its client (throttled per address).
+async fn client_request<F: ClientForm>(
+    app: &SharedApp,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> OAuthResult<(F, crate::auth::oidc::clients::OAuthClient)> {
+    let form: F = parse_form(body)?;
+    let (id, secret) = form.credentials();
+    let client = client_of(app, peer, headers, id, secret).await?;
+    Ok((form, client))
+}
+
 /// `POST /oidc/oauth2/token`.
 pub async fn token(
     State(app): State<SharedApp>,
@@ -150,15 +174,7 @@ async fn token_inner(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> OAuthResult<Value> {
-    let form: TokenForm = parse_form(body)?;
-    let client = client_of(
-        app,
-        peer,
-        headers,
-        form.client_id.as_deref(),
-        form.client_secret.as_deref(),
-    )
-    .await?;
+    let (form, client) = client_request::<TokenForm>(app, peer, headers, body).await?;
     grant::token(&app.oidc, &client, &form).await
 }
 
@@ -171,6 +187,12 @@ struct TokenParam {
     client_secret: Option<String>,
 }
 
+impl ClientForm for TokenParam {
+    fn credentials(&self) -> (Option<&str>, Option<&str>) {
+        (self.client_id.as_deref(), self.client_secret.as_deref())
+    }
+}
+
 /// `POST /oidc/oauth2/revoke` (RFC 7009): revokes the token's whole grant. Unknown tokens
 /// get 200 too (§2.2), so the endpoint tells an attacker nothing.
 pub async fn revoke(
@@ -180,15 +202,7 @@ pub async fn revoke(
     body: Bytes,
 ) -> Response {
     let outcome: OAuthResult<()> = async {
-        let form: TokenParam = parse_form(&body)?;
-        let client = client_of(
-            &app,
-            peer,
-            &headers,
-            form.client_id.as_deref(),
-            form.client_secret.as_deref(),
-        )
-        .await?;
+        let (form, client) = client_request::<TokenParam>(&app, peer, &headers, &body).await?;
         let token = form
             .token
             .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
@@ -233,15 +247,7 @@ pub async fn introspect(
     body: Bytes,
 ) -> Response {
     let outcome: OAuthResult<Value> = async {
-        let form: TokenParam = parse_form(&body)?;
-        let client = client_of(
-            &app,
-            peer,
-            &headers,
-            form.client_id.as_deref(),
-            form.client_secret.as_deref(),
-        )
-        .await?;
+        let (form, client) = client_request::<TokenParam>(&app, peer, &headers, &body).await?;
         if client.is_public() {
             return Err(OAuthError::invalid_client(
                 "introspection is for confidential clients",
@@ -364,6 +370,12 @@ struct DeviceForm {
     scope: Option<String>,
 }
 
+impl ClientForm for DeviceForm {
+    fn credentials(&self) -> (Option<&str>, Option<&str>) {
+        (self.client_id.as_deref(), self.client_secret.as_deref())
+    }
+}
+
 /// `POST /oidc/oauth2/device/auth` (RFC 8628 §3.1).
 pub async fn device_authorization(
     State(app): State<SharedApp>,
@@ -372,15 +384,7 @@ pub async fn device_authorization(
     body: Bytes,
 ) -> Response {
     let outcome: OAuthResult<Value> = async {
-        let form: DeviceForm = parse_form(&body)?;
-        let client = client_of(
-            &app,
-            peer,
-            &headers,
-            form.client_id.as_deref(),
-            form.client_secret.as_deref(),
-        )
-        .await?;
+        let (form, client) = client_request::<DeviceForm>(&app, peer, &headers, &body).await?;
         grant::device_authorization(&app.oidc, &client, form.scope.as_deref()).await
     }
     .await;

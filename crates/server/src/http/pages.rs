@@ -112,19 +112,10 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value)
 }
 
-/// The session id in a signed `cells_session` cookie, if the signature holds.
-async fn session_key(app: &SharedApp) -> Result<aws_lc_rs::hmac::Key, Error> {
-    let secret = app
-        .vault
-        .secret(&app.store, "session_cookie_key", 32)
-        .await
-        .map_err(Error::internal)?;
-    Ok(aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret))
-}
-
-async fn session_cookie_value(app: &SharedApp, id: Uuid) -> Result<String, Error> {
-    let tag = aws_lc_rs::hmac::sign(&session_key(app).await?, id.to_string().as_bytes());
-    Ok(format!("{id}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref())))
+/// `<session id>.<HMAC of it>`: a cookie that cannot be forged without the server's key.
+fn session_cookie_value(app: &SharedApp, id: Uuid) -> String {
+    let tag = aws_lc_rs::hmac::sign(&app.session_key, id.to_string().as_bytes());
+    format!("{id}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
 }
 
 /// The user of a valid browser session, with the session's id and login time.
@@ -141,7 +132,7 @@ pub async fn session_user(app: &SharedApp, headers: &HeaderMap) -> Result<Option
     let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else {
         return Ok(None);
     };
-    if aws_lc_rs::hmac::verify(&session_key(app).await?, id.to_string().as_bytes(), &tag).is_err() {
+    if aws_lc_rs::hmac::verify(&app.session_key, id.to_string().as_bytes(), &tag).is_err() {
         return Ok(None);
     }
     let now = cells_store::now();
@@ -520,26 +511,12 @@ pub async fn login_submit(
         }
         Err(error) => return error.into_response(),
     };
-    let now = cells_store::now();
-    let session = match app
-        .store
-        .create_session(user.id, now, now + SESSION_SECONDS)
-        .await
-    {
-        Ok(session) => session,
-        Err(error) => return Error::from(error).into_response(),
-    };
-    let mut response = continue_as(&app, &headers, &client, &user, session.id, now, &request).await;
-    match session_cookie_value(&app, session.id).await {
-        Ok(value) => set_cookie(
-            &mut response,
-            format!(
-                "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_SECONDS}{}",
-                secure_flag(&app)
-            ),
-        ),
+    let (session, now, cookie) = match open_session(&app, &user).await {
+        Ok(opened) => opened,
         Err(error) => return error.into_response(),
-    }
+    };
+    let mut response = continue_as(&app, &headers, &client, &user, session, now, &request).await;
+    set_cookie(&mut response, cookie);
     response
 }
 
@@ -641,22 +618,20 @@ pub async fn oob(Query(query): Query<OobQuery>) -> Response {
     page(StatusCode::OK, "Authorization code", &body)
 }
 
-/// Open a browser session for `user` on `response` (after a password check on our pages).
-async fn open_session(app: &SharedApp, user: &User, response: &mut Response) -> Result<(Uuid, i64), Error> {
+/// Open a browser session for `user` (after a password check on our pages): its id, login
+/// time, and the `Set-Cookie` value that carries it.
+async fn open_session(app: &SharedApp, user: &User) -> Result<(Uuid, i64, String), Error> {
     let now = cells_store::now();
     let session = app
         .store
         .create_session(user.id, now, now + SESSION_SECONDS)
         .await?;
-    let value = session_cookie_value(app, session.id).await?;
-    set_cookie(
-        response,
-        format!(
-            "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_SECONDS}{}",
-            secure_flag(app)
-        ),
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_SECONDS}{}",
+        session_cookie_value(app, session.id),
+        secure_flag(app)
     );
-    Ok((session.id, now))
+    Ok((session.id, now, cookie))
 }
 
 #[derive(Deserialize)]
@@ -795,7 +770,7 @@ pub async fn device_submit(
             StatusCode::BAD_REQUEST,
         );
     };
-    let mut cookies = StatusCode::OK.into_response();
+    let mut new_session = None;
     let user = match session {
         Some((user, _, _)) => user,
         None => {
@@ -810,8 +785,9 @@ pub async fn device_submit(
                 .await
             {
                 Ok(user) => {
-                    if let Err(error) = open_session(&app, &user, &mut cookies).await {
-                        return error.into_response();
+                    match open_session(&app, &user).await {
+                        Ok((_, _, cookie)) => new_session = Some(cookie),
+                        Err(error) => return error.into_response(),
                     }
                     user
                 }
@@ -848,8 +824,8 @@ pub async fn device_submit(
         ("Access denied", "You denied the device. Nothing was shared.")
     };
     let mut done = page(StatusCode::OK, title, &format!("<h1>{title}</h1><p>{text}</p>"));
-    for cookie in cookies.headers().get_all(header::SET_COOKIE) {
-        done.headers_mut().append(header::SET_COOKIE, cookie.clone());
+    if let Some(cookie) = new_session {
+        set_cookie(&mut done, cookie);
     }
     done
 }

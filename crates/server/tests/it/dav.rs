@@ -384,6 +384,27 @@ async fn dav_scope_matrix(db: Db, permission: &str) {
         ["personal-files"],
         "only the workspace leading to the scope"
     );
+    // A write lock needs the right to write: a read-only token cannot lock the owner out.
+    let lock = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"#;
+    let status = dav
+        .request("LOCK", "personal-files/a/inner.txt")
+        .header("Depth", "0")
+        .header("Timeout", "Second-60")
+        .body(lock)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    if permission == "rw" {
+        assert_eq!(status, StatusCode::OK, "rw may lock inside its folder");
+    } else {
+        assert_eq!(status, StatusCode::FORBIDDEN, "r may not lock");
+        assert_eq!(
+            app.put(&owner, "personal-files/a/inner.txt", "owner still writes")
+                .await,
+            StatusCode::OK
+        );
+    }
 }
 
 async fn dav_scope_matrix_read_only(db: Db) {
