@@ -14,6 +14,7 @@ start_cells() { # LABEL
     port=$(free_port)
     local password
     password="$1-$(head -c 9 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    export admin_password="$password"
     CELLS_LOG=warn CELLS_ADMIN_LOGIN=admin CELLS_ADMIN_PASSWORD="$password" \
         "$bin" start --data "$work/data" --bind "127.0.0.1:$port" --sftp-bind "127.0.0.1:$(free_port)" \
         >"$work/server.log" 2>&1 &

@@ -55,7 +55,12 @@ async fn fixture(data: &std::path::Path, create: bool) -> Fixture {
                 scopes: &[],
                 created_by: "bench",
             };
-            app.auth.create_token(&app.tree, request).await.expect("token").1
+            app.auth
+                .create_token(&app.tree, request)
+                .await
+                .expect("token")
+                .1
+                .value
         }
     };
     let hard = token(Expiry::Hard(86_400)).await;

@@ -2,7 +2,7 @@
 //!
 //! The JSON file keeps Cells' layout so that OAuth settings sit where the seeds say
 //! (`services."pydio.web.oauth"`); our own keys are top-level: `bind`, `sftp-bind`,
-//! `external-url`, `database-url`.
+//! `external-url`, `database-url`, `s3-gateway-secret`.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +11,9 @@ use serde_json::Value;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_SFTP_BIND: &str = "127.0.0.1:2022";
+/// The S3 secret that goes with a token used as access key (seed 003: "the string
+/// gatewaysecret as password").
+pub const DEFAULT_S3_GATEWAY_SECRET: &str = "gatewaysecret";
 
 /// What the command line (with its environment fallbacks) said; `None` means "not given".
 #[derive(Debug, Clone, Default)]
@@ -38,6 +41,8 @@ pub struct Config {
     pub admin_login: String,
     /// Its password; `None` generates one and prints it once.
     pub admin_password: Option<String>,
+    /// S3 secret access key for a token used as the access key.
+    pub s3_gateway_secret: String,
     /// The whole `pydio.json`, for the sections other modules read (OAuth clients, lifespans).
     pub file: Value,
 }
@@ -90,6 +95,11 @@ impl Config {
         let admin_login =
             env(["CELLS_ADMIN_LOGIN", "PYDIO_ADMIN_USER_LOGIN"]).unwrap_or_else(|| "admin".into());
         let admin_password = env(["CELLS_ADMIN_PASSWORD", "PYDIO_ADMIN_USER_PASSWORD"]);
+        let s3_gateway_secret = std::env::var("CELLS_S3_GATEWAY_SECRET")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| key("s3-gateway-secret"))
+            .unwrap_or_else(|| DEFAULT_S3_GATEWAY_SECRET.into());
         Ok(Config {
             data_dir,
             config_file,
@@ -100,6 +110,7 @@ impl Config {
             external_url_is_default,
             admin_login,
             admin_password,
+            s3_gateway_secret,
             file,
         })
     }

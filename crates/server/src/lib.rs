@@ -10,6 +10,7 @@ pub mod dav;
 pub mod error;
 pub mod files;
 pub mod http;
+pub mod s3;
 pub mod users;
 
 use std::sync::Arc;
@@ -56,7 +57,7 @@ impl App {
         let blobs = LocalBlobs::open(&config.blobs_dir())
             .with_context(|| format!("cannot open the blob store in {}", config.blobs_dir().display()))?;
         let tree = Tree::new(store.clone(), Arc::new(blobs));
-        let auth = Authenticator::new(store.clone(), PatKey::new(&pat_key), oidc.clone());
+        let auth = Authenticator::new(store.clone(), PatKey::new(&pat_key), oidc.clone(), vault.clone());
         Ok(Arc::new(App {
             config,
             store,
@@ -148,7 +149,8 @@ async fn watch_auth_epoch(app: SharedApp) {
     }
 }
 
-/// Periodic work: write coalesced token uses, prune long-expired tokens.
+/// Periodic work: write coalesced token uses; hourly, prune what expired (tokens, keys, OAuth
+/// state, abandoned S3 uploads).
 async fn background_jobs(app: SharedApp) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut last_prune = 0i64;
@@ -168,6 +170,11 @@ async fn background_jobs(app: SharedApp) {
                 Ok(true) => tracing::info!("rotated the signing keys (scheduled)"),
                 Ok(false) => {}
                 Err(error) => tracing::warn!(%error, "could not rotate the signing keys"),
+            }
+            match s3::multipart::expire(&app).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "deleted abandoned S3 multipart uploads"),
+                Err(error) => tracing::warn!(%error, "could not delete abandoned S3 multipart uploads"),
             }
             for (what, outcome) in [
                 ("signing keys", app.store.prune_signing_keys(now).await),

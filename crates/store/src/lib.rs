@@ -20,6 +20,7 @@ pub mod oauth;
 pub mod props;
 pub mod settings;
 pub mod tokens;
+pub mod uploads;
 pub mod users;
 
 use std::str::FromStr;
@@ -29,13 +30,14 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use device::{DeviceCode, DeviceStatus};
-pub use nodes::{NewNode, Node, NodeKind};
+pub use nodes::{Content, NewNode, Node, NodeKind};
 pub use oauth::{
     AuthCode, ClientRow, Grant, LoginSession, NewClient, NewCode, NewRefresh, NewSigningKey, Redemption,
     RefreshToken, Rotation, SigningKey,
 };
 pub use props::{DeadProp, PropChange};
 pub use tokens::{NewToken, Token, TokenKind, TokenUse};
+pub use uploads::{Part, Upload};
 pub use users::{FailureCount, NewUser, Profile, User};
 
 /// Which SQL engine a `Store` talks to.

@@ -30,6 +30,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(2, "0002_tokens"),
     migration!(3, "0003_auth_epoch"),
     migration!(4, "0004_oauth"),
+    migration!(5, "0005_s3"),
 ];
 
 /// Any number, the same on every node: the key of the PostgreSQL advisory lock.

@@ -35,6 +35,7 @@ struct NodeRow {
     etag: String,
     blob_id: Option<String>,
     owner_id: Option<String>,
+    meta: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +50,8 @@ pub struct Node {
     pub blob_id: Option<String>,
     /// Set on personal roots only.
     pub owner_id: Option<Uuid>,
+    /// A file's content metadata (S3 `Content-Type`, `x-amz-meta-*`) as JSON, when given.
+    pub meta: Option<String>,
 }
 
 impl Node {
@@ -84,6 +87,7 @@ impl TryFrom<NodeRow> for Node {
             mtime: row.mtime,
             etag: row.etag,
             blob_id: row.blob_id,
+            meta: row.meta,
         })
     }
 }
@@ -96,9 +100,20 @@ pub struct NewNode<'a> {
     pub etag: &'a str,
     pub blob_id: Option<&'a str>,
     pub mtime: i64,
+    pub meta: Option<&'a str>,
 }
 
-const COLUMNS: &str = "id, parent_id, name, kind, size, mtime, etag, blob_id, owner_id";
+/// New content for an existing file.
+#[derive(Debug, Clone, Copy)]
+pub struct Content<'a> {
+    pub blob_id: &'a str,
+    pub size: i64,
+    pub etag: &'a str,
+    pub mtime: i64,
+    pub meta: Option<&'a str>,
+}
+
+const COLUMNS: &str = "id, parent_id, name, kind, size, mtime, etag, blob_id, owner_id, meta";
 
 /// The ids of a node and of everything below it.
 const SUBTREE: &str = "WITH RECURSIVE sub(id) AS (SELECT id FROM nodes WHERE id = $1 \
@@ -204,11 +219,23 @@ impl Store {
         convert(rows)
     }
 
+    /// Every node below `id` (not `id` itself), in no particular order: one query for a
+    /// recursive listing.
+    pub async fn list_subtree(&self, id: Uuid) -> Result<Vec<Node>> {
+        let rows: Vec<NodeRow> = sqlx::query_as(sql!(
+            "{SUBTREE} SELECT {COLUMNS} FROM nodes WHERE id IN (SELECT id FROM sub) AND id <> $1"
+        ))
+        .bind(id.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        convert(rows)
+    }
+
     /// Insert a node; `Conflict` when the parent already has a child of that name.
     pub async fn create_node(&self, new: NewNode<'_>) -> Result<Node> {
         let row: NodeRow = sqlx::query_as(sql!(
             "INSERT INTO nodes (id, parent_id, name, kind, size, mtime, etag, blob_id, owner_id, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9) RETURNING {COLUMNS}"
+             created_at, meta) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10) RETURNING {COLUMNS}"
         ))
         .bind(Uuid::new_v4().to_string())
         .bind(new.parent_id.to_string())
@@ -219,22 +246,17 @@ impl Store {
         .bind(new.etag)
         .bind(new.blob_id)
         .bind(now())
+        .bind(new.meta)
         .fetch_one(self.pool())
         .await
         .map_err(on_conflict)?;
         row.try_into()
     }
 
-    /// Point an existing file at new content. Returns the updated node and the blob it
-    /// replaced (to delete after the commit). `NotFound` if the node is gone or is a folder.
-    pub async fn replace_content(
-        &self,
-        id: Uuid,
-        blob_id: &str,
-        size: i64,
-        etag: &str,
-        mtime: i64,
-    ) -> Result<(Node, Option<String>)> {
+    /// Point an existing file at new content (and its metadata, `None` clearing the old).
+    /// Returns the updated node and the blob it replaced (to delete after the commit).
+    /// `NotFound` if the node is gone or is a folder.
+    pub async fn replace_content(&self, id: Uuid, content: Content<'_>) -> Result<(Node, Option<String>)> {
         let mut tx = self.pool().begin().await?;
         let old: Option<(Option<String>,)> =
             sqlx::query_as("SELECT blob_id FROM nodes WHERE id = $1 AND kind = 'LEAF'")
@@ -245,14 +267,15 @@ impl Store {
             return Err(StoreError::NotFound);
         };
         let row: NodeRow = sqlx::query_as(sql!(
-            "UPDATE nodes SET blob_id = $2, size = $3, etag = $4, mtime = $5 WHERE id = $1 \
+            "UPDATE nodes SET blob_id = $2, size = $3, etag = $4, mtime = $5, meta = $6 WHERE id = $1 \
              RETURNING {COLUMNS}"
         ))
         .bind(id.to_string())
-        .bind(blob_id)
-        .bind(size)
-        .bind(etag)
-        .bind(mtime)
+        .bind(content.blob_id)
+        .bind(content.size)
+        .bind(content.etag)
+        .bind(content.mtime)
+        .bind(content.meta)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -326,11 +349,13 @@ impl Store {
         Ok(total)
     }
 
-    /// Every blob id a node refers to: what the blob store must keep.
+    /// Every blob id a node or an S3 upload part refers to: what the blob store must keep.
     pub async fn referenced_blobs(&self) -> Result<Vec<String>> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT blob_id FROM nodes WHERE blob_id IS NOT NULL")
-            .fetch_all(self.pool())
-            .await?;
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT blob_id FROM nodes WHERE blob_id IS NOT NULL UNION ALL SELECT blob_id FROM s3_parts",
+        )
+        .fetch_all(self.pool())
+        .await?;
         Ok(rows.into_iter().map(|(blob,)| blob).collect())
     }
 }

@@ -40,6 +40,7 @@ struct TokenRow {
     last_used_at: Option<i64>,
     last_used_protocol: Option<String>,
     last_used_address: Option<String>,
+    s3_secret: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +63,8 @@ pub struct Token {
     pub last_used_at: Option<i64>,
     pub last_used_protocol: Option<String>,
     pub last_used_address: Option<String>,
+    /// The token's own S3 secret access key, sealed (never stored in clear).
+    pub s3_secret: Option<String>,
 }
 
 impl TryFrom<TokenRow> for Token {
@@ -91,6 +94,7 @@ impl TryFrom<TokenRow> for Token {
             last_used_at: row.last_used_at,
             last_used_protocol: row.last_used_protocol,
             last_used_address: row.last_used_address,
+            s3_secret: row.s3_secret,
         })
     }
 }
@@ -106,6 +110,7 @@ pub struct NewToken<'a> {
     pub expires_at: i64,
     pub max_expires_at: Option<i64>,
     pub created_by: &'a str,
+    pub s3_secret: Option<&'a str>,
 }
 
 /// One recorded use of a token, written in batches.
@@ -120,14 +125,14 @@ pub struct TokenUse {
 }
 
 const COLUMNS: &str = "id, user_id, kind, label, secret_hash, scopes, auto_refresh, expires_at, \
-    max_expires_at, created_at, created_by, last_used_at, last_used_protocol, last_used_address";
+    max_expires_at, created_at, created_by, last_used_at, last_used_protocol, last_used_address, s3_secret";
 
 impl Store {
     pub async fn create_token(&self, new: NewToken<'_>) -> Result<Token> {
         let row: TokenRow = sqlx::query_as(sql!(
             "INSERT INTO tokens (id, user_id, kind, label, secret_hash, scopes, auto_refresh, \
-             expires_at, max_expires_at, created_at, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
+             expires_at, max_expires_at, created_at, created_by, s3_secret) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLUMNS}"
         ))
         .bind(new.id.to_string())
         .bind(new.user_id.to_string())
@@ -140,6 +145,7 @@ impl Store {
         .bind(new.max_expires_at)
         .bind(now())
         .bind(new.created_by)
+        .bind(new.s3_secret)
         .fetch_one(self.pool())
         .await
         .map_err(on_conflict)?;

@@ -110,6 +110,8 @@ pub struct Authenticator {
     /// An Argon2id hash of a random password, verified against when the login is unknown, so
     /// that timing does not tell which logins exist.
     decoy_hash: OnceCell<String>,
+    /// Seals and opens tokens' S3 secrets.
+    vault: std::sync::Arc<vault::Vault>,
 }
 
 /// How a token expires.
@@ -119,6 +121,19 @@ pub enum Expiry {
     Hard(i64),
     /// Auto refresh: valid while used at least once every this many seconds.
     Sliding(i64),
+}
+
+/// A new token's secrets, shown once.
+pub struct MintedToken {
+    /// The token value (`cpat_…`).
+    pub value: String,
+    /// Its own S3 key pair (personal tokens only).
+    pub s3: Option<S3Key>,
+}
+
+pub struct S3Key {
+    pub access_key_id: String,
+    pub secret: String,
 }
 
 /// What `create_token` needs.
@@ -142,7 +157,12 @@ fn bad_token() -> Error {
 }
 
 impl Authenticator {
-    pub fn new(store: Store, pat_key: PatKey, oidc: std::sync::Arc<oidc::Oidc>) -> Authenticator {
+    pub fn new(
+        store: Store,
+        pat_key: PatKey,
+        oidc: std::sync::Arc<oidc::Oidc>,
+        vault: std::sync::Arc<vault::Vault>,
+    ) -> Authenticator {
         let mut cache_secret = [0u8; 32];
         rand::fill(&mut cache_secret).expect("the system random generator works");
         Authenticator {
@@ -164,6 +184,7 @@ impl Authenticator {
                 ids: Default::default(),
             }),
             decoy_hash: OnceCell::new(),
+            vault,
         }
     }
 
@@ -458,30 +479,70 @@ impl Authenticator {
     async fn verify_token_inner(&self, value: &str, client: Client) -> Result<Principal> {
         // Checksum first: a forged or mistyped value costs no database access.
         let parsed = self.pat_key.parse(value).ok_or_else(bad_token)?;
-        let now = cells_store::now();
-        let key = CacheKey::Token(parsed.id);
-        let epoch = self.current_epoch();
-        let cached = epoch.and_then(|epoch| self.cached(&key, epoch));
-        let (token, user) = match cached {
-            // Expired by our view: another node may have slid it, so ask the database.
-            Some((user, Some(token))) if now <= self.usage.effective_expiry(&token) => (token, user),
-            _ => {
-                let (token, user) = self
-                    .store
-                    .find_token_and_user(parsed.id)
-                    .await?
-                    .ok_or_else(bad_token)?;
-                if let Some(epoch) = epoch
-                    && parsed.matches(&token.secret_hash)
-                {
-                    self.remember(key, &user, Some(&token), epoch);
-                }
-                (token, user)
-            }
-        };
+        let (token, user) = self.token_rows(parsed.id).await?;
         if !parsed.matches(&token.secret_hash) {
             return Err(bad_token());
         }
+        self.token_principal(token, user, client).await
+    }
+
+    /// A personal token named by its id alone, for a request whose signature was made with
+    /// the token's own S3 secret (so possession is proven). Same checks as a token value.
+    pub async fn authenticate_token_id(&self, id: Uuid, client: Client) -> Result<Principal> {
+        self.throttle.check(client.address).map_err(Error::Throttled)?;
+        let outcome = async {
+            let (token, user) = self.token_rows(id).await?;
+            if token.s3_secret.is_none() {
+                return Err(bad_token());
+            }
+            self.token_principal(token, user, client).await
+        }
+        .await;
+        if matches!(outcome, Err(Error::Unauthenticated(_))) {
+            self.throttle.failed(client.address);
+        }
+        outcome
+    }
+
+    /// The S3 secret of a token, to check a signature with; no other check and no use
+    /// recorded (nothing is proven yet). `None` for an unknown or expired token.
+    pub async fn token_s3_secret(&self, id: Uuid) -> Result<Option<String>> {
+        let sealed = match self.token_rows(id).await {
+            Ok((token, _)) if cells_store::now() <= self.usage.effective_expiry(&token) => token.s3_secret,
+            Ok(_) | Err(Error::Unauthenticated(_)) => None,
+            Err(other) => return Err(other),
+        };
+        let Some(sealed) = sealed else {
+            return Ok(None);
+        };
+        let plain = self
+            .vault
+            .unseal(&pat::s3_secret_name(id), &sealed)
+            .map_err(Error::internal)?;
+        String::from_utf8(plain).map(Some).map_err(Error::internal)
+    }
+
+    /// A token's row and its owner, from the cache when it is current.
+    async fn token_rows(&self, id: Uuid) -> Result<(Token, User)> {
+        let now = cells_store::now();
+        let key = CacheKey::Token(id);
+        let epoch = self.current_epoch();
+        match epoch.and_then(|epoch| self.cached(&key, epoch)) {
+            // Expired by our view: another node may have slid it, so ask the database.
+            Some((user, Some(token))) if now <= self.usage.effective_expiry(&token) => Ok((token, user)),
+            _ => {
+                let (token, user) = self.store.find_token_and_user(id).await?.ok_or_else(bad_token)?;
+                if let Some(epoch) = epoch {
+                    self.remember(key, &user, Some(&token), epoch);
+                }
+                Ok((token, user))
+            }
+        }
+    }
+
+    /// The checks after possession is proven: expiry, lock, scopes; the use is recorded.
+    async fn token_principal(&self, token: Token, user: User, client: Client) -> Result<Principal> {
+        let now = cells_store::now();
         if now > self.usage.effective_expiry(&token) {
             return Err(bad_token());
         }
@@ -526,9 +587,9 @@ impl Authenticator {
         Ok(Some(grants))
     }
 
-    /// Make a token for `request.user`. Returns the row and the value, which is shown once.
+    /// Make a token for `request.user`. Returns the row and the secrets, which are shown once.
     /// Every scope must name a node the user can reach now.
-    pub async fn create_token(&self, tree: &Tree, request: TokenRequest<'_>) -> Result<(Token, String)> {
+    pub async fn create_token(&self, tree: &Tree, request: TokenRequest<'_>) -> Result<(Token, MintedToken)> {
         let seconds = match request.expiry {
             Expiry::Hard(s) | Expiry::Sliding(s) => s,
         };
@@ -569,6 +630,16 @@ impl Authenticator {
         let max_expires_at = request.max_lifetime.map(|cap| now + cap);
         let expires_at = max_expires_at.map_or(expires_at, |cap| expires_at.min(cap));
         let (value, text) = self.pat_key.mint();
+        // A personal token also gets an S3 key pair of its own, so that S3 clients need not
+        // send the token itself as their access key (`pat::s3_access_key_id`).
+        let s3 = (request.kind == TokenKind::Personal).then(|| S3Key {
+            access_key_id: pat::s3_access_key_id(value.id),
+            secret: pat::mint_s3_secret(),
+        });
+        let sealed_s3 = s3.as_ref().map(|key| {
+            self.vault
+                .seal(&pat::s3_secret_name(value.id), key.secret.as_bytes())
+        });
         let token = self
             .store
             .create_token(NewToken {
@@ -582,9 +653,10 @@ impl Authenticator {
                 expires_at,
                 max_expires_at,
                 created_by: request.created_by,
+                s3_secret: sealed_s3.as_deref(),
             })
             .await?;
-        Ok((token, text))
+        Ok((token, MintedToken { value: text, s3 }))
     }
 
     /// Revoke a token: it fails on the next request, on every node.
@@ -607,6 +679,6 @@ impl Authenticator {
 }
 
 /// Three base64url parts: a JWT (ours start with `eyJ`, the encoding of `{"`).
-fn looks_like_jwt(text: &str) -> bool {
+pub fn looks_like_jwt(text: &str) -> bool {
     text.starts_with("eyJ") && text.split('.').count() == 3
 }

@@ -92,6 +92,39 @@ impl PatKey {
     }
 }
 
+/// Prefix of a token's S3 access key id: `cpak_` + the token id in 32 hex digits. It names
+/// the token without being a credential; the token's S3 secret proves possession.
+pub const S3_KEY_PREFIX: &str = "cpak_";
+
+pub fn s3_access_key_id(id: Uuid) -> String {
+    format!("{S3_KEY_PREFIX}{}", id.simple())
+}
+
+/// The token id named by an S3 access key id, if `text` is one.
+pub fn parse_s3_access_key_id(text: &str) -> Option<Uuid> {
+    let hex = text.strip_prefix(S3_KEY_PREFIX)?;
+    if hex.len() != 32
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    Uuid::parse_str(hex).ok()
+}
+
+/// A new S3 secret access key: 30 random bytes, 40 characters (the length AWS uses).
+pub fn mint_s3_secret() -> String {
+    let mut bytes = [0u8; 30];
+    rand::fill(&mut bytes).expect("the system random generator works");
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The vault name a token's S3 secret is sealed under (binds the sealed value to the token).
+pub fn s3_secret_name(id: Uuid) -> String {
+    format!("token_s3_secret:{id}")
+}
+
 /// Whether `text` claims to be a token (so a Basic-auth secret is checked as a PAT, not as a
 /// password, and a wrong one never counts toward the owner's lockout).
 pub fn looks_like_token(text: &str) -> bool {

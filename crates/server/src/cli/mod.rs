@@ -187,6 +187,9 @@ struct TokenArgs {
     /// With -a: absolute lifetime cap, however often the token is used
     #[arg(long, value_name = "DURATION", requires = "auto")]
     max_lifetime: Option<String>,
+    /// Also print the token's own S3 key pair (with -q: only "ACCESS_KEY_ID SECRET")
+    #[arg(long)]
+    s3: bool,
     /// Only print the token value
     #[arg(short = 'q', long)]
     quiet: bool,
@@ -397,7 +400,7 @@ async fn token_command(app: &SharedApp, args: TokenArgs) -> anyhow::Result<()> {
         .map(|s| Scope::parse(s))
         .collect::<Result<Vec<_>, _>>()?;
     let user = find_user(app, &login).await?;
-    let (token, value) = app
+    let (token, minted) = app
         .auth
         .create_token(
             &app.tree,
@@ -412,8 +415,14 @@ async fn token_command(app: &SharedApp, args: TokenArgs) -> anyhow::Result<()> {
             },
         )
         .await?;
+    let value = minted.value;
+    let s3 = minted.s3.context("a personal token has an S3 key pair")?;
     if args.quiet {
-        println!("{value}");
+        if args.s3 {
+            println!("{} {}", s3.access_key_id, s3.secret);
+        } else {
+            println!("{value}");
+        }
         return Ok(());
     }
     let when = http_date(token.expires_at);
@@ -429,6 +438,11 @@ async fn token_command(app: &SharedApp, args: TokenArgs) -> anyhow::Result<()> {
         "Make sure to secure it as it grants access to the user resources! (token id {})",
         token.id
     );
+    if args.s3 {
+        println!("Its own S3 key pair (the token itself, with the gateway secret, works too):");
+        println!("  AWS_ACCESS_KEY_ID={}", s3.access_key_id);
+        println!("  AWS_SECRET_ACCESS_KEY={}", s3.secret);
+    }
     Ok(())
 }
 

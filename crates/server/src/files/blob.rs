@@ -46,6 +46,9 @@ pub trait BlobStore: Send + Sync {
     async fn open(&self, id: &str, offset: u64, length: u64) -> io::Result<BlobReader>;
     /// A new blob with the same content as `id`, written as durably as `put`.
     async fn copy(&self, id: &str) -> io::Result<String>;
+    /// A new blob holding the blobs `ids` one after the other, written as durably as `put`
+    /// (an S3 multipart upload's parts). Returns its id and size; its content is not hashed.
+    async fn concat(&self, ids: &[String]) -> io::Result<(String, u64)>;
     /// Remove a blob; a missing blob is not an error.
     async fn delete(&self, id: &str) -> io::Result<()>;
     /// Remove temp files and every blob not in `keep`, when last modified before `before`
@@ -75,6 +78,24 @@ impl LocalBlobs {
         let parsed = Uuid::parse_str(id).ok()?;
         let canonical = parsed.to_string();
         Some(self.root.join(&canonical[..2]).join(canonical))
+    }
+}
+
+impl LocalBlobs {
+    /// Move a complete, synced temp file into place as blob `id`; the rename is durable only
+    /// once its directory is synced.
+    async fn install(&self, temp_path: &Path, id: &str, guard: &mut TempGuard) -> io::Result<()> {
+        let final_path = self.path_of(id).expect("a fresh uuid is a valid id");
+        let dir = final_path
+            .parent()
+            .expect("blob paths have a parent")
+            .to_path_buf();
+        tokio::fs::create_dir_all(&dir).await?;
+        tokio::fs::rename(temp_path, &final_path).await?;
+        guard.0 = None;
+        tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+            .await
+            .map_err(io::Error::other)?
     }
 }
 
@@ -116,18 +137,7 @@ impl BlobStore for LocalBlobs {
         file.write_all(&buffer).await?;
         file.sync_all().await?;
         drop(file);
-        let final_path = self.path_of(&id).expect("a fresh uuid is a valid id");
-        let dir = final_path
-            .parent()
-            .expect("blob paths have a parent")
-            .to_path_buf();
-        tokio::fs::create_dir_all(&dir).await?;
-        tokio::fs::rename(&temp_path, &final_path).await?;
-        guard.0 = None;
-        // The rename is durable only once its directory is synced.
-        tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
-            .await
-            .map_err(io::Error::other)??;
+        self.install(&temp_path, &id, &mut guard).await?;
         Ok(WrittenBlob {
             id,
             size,
@@ -161,18 +171,39 @@ impl BlobStore for LocalBlobs {
             .await?
             .sync_all()
             .await?;
-        let final_path = self.path_of(&new_id).expect("a fresh uuid is a valid id");
-        let dir = final_path
-            .parent()
-            .expect("blob paths have a parent")
-            .to_path_buf();
-        tokio::fs::create_dir_all(&dir).await?;
-        tokio::fs::rename(&temp_path, &final_path).await?;
-        guard.0 = None;
-        tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
-            .await
-            .map_err(io::Error::other)??;
+        self.install(&temp_path, &new_id, &mut guard).await?;
         Ok(new_id)
+    }
+
+    async fn concat(&self, ids: &[String]) -> io::Result<(String, u64)> {
+        let sources = ids
+            .iter()
+            .map(|id| {
+                self.path_of(id)
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "bad blob id"))
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        let new_id = Uuid::new_v4().to_string();
+        let temp_path = self.root.join("tmp").join(&new_id);
+        let mut guard = TempGuard(Some(temp_path.clone()));
+        let temp = temp_path.clone();
+        // File to file: `io::copy` lets the kernel move the bytes (copy_file_range).
+        let size = tokio::task::spawn_blocking(move || -> io::Result<u64> {
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temp)?;
+            let mut total = 0;
+            for source in sources {
+                total += io::copy(&mut std::fs::File::open(source)?, &mut out)?;
+            }
+            out.sync_all()?;
+            Ok(total)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        self.install(&temp_path, &new_id, &mut guard).await?;
+        Ok((new_id, size))
     }
 
     async fn delete(&self, id: &str) -> io::Result<()> {

@@ -10,13 +10,13 @@ pub mod path;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use cells_store::{DeadProp, NewNode, Node, NodeKind, PropChange, Store, StoreError};
+use cells_store::{Content, DeadProp, NewNode, Node, NodeKind, PropChange, Store, StoreError};
 use uuid::Uuid;
 
 use crate::auth::permission::{Access, Decision, Workspace, decide};
 use crate::auth::principal::Principal;
 use crate::error::{Error, Result};
-use blob::{BlobReader, BlobStore, ByteStream};
+use blob::{BlobReader, BlobStore, ByteStream, WrittenBlob};
 use path::{TreePath, WorkspaceName};
 
 /// A node as the caller sees it: where it is, and what it is.
@@ -49,6 +49,18 @@ impl Located {
             node: self.node().clone(),
         }
     }
+}
+
+/// Options of `Tree::write` and `Tree::commit_blob`.
+#[derive(Debug, Default)]
+pub struct Write<'a> {
+    /// Content metadata to keep with the file (JSON); `None` clears what it had.
+    pub meta: Option<&'a str>,
+    /// Create missing parent folders instead of refusing with `Conflict`.
+    pub create_parents: bool,
+    /// Hex MD5 the content must have (S3 `Content-MD5`); a mismatch stores nothing and is
+    /// `Invalid` with the field `Content-MD5`.
+    pub expect_md5: Option<String>,
 }
 
 #[derive(Clone)]
@@ -232,6 +244,29 @@ impl Tree {
         }
     }
 
+    /// Whether `principal` could write a file at `path`, creating missing parent folders on
+    /// the way: the right to write is checked where the path stops existing. Nothing is
+    /// created (an S3 multipart upload checks this when it starts).
+    pub async fn can_create_at(&self, principal: &Principal, path: &TreePath) -> Result<bool> {
+        let mut target = path.clone();
+        loop {
+            match self.locate_for_write(principal, &target).await {
+                Ok((_, Some(existing))) if existing.is_collection() && target == *path => {
+                    return Err(Error::Conflict(format!("{path} is a folder")));
+                }
+                Ok((_, Some(existing))) if !existing.is_collection() && target != *path => {
+                    return Err(Error::Conflict(format!("{target} is a file, not a folder")));
+                }
+                Ok(_) => return Ok(true),
+                Err(Error::Forbidden(_)) => return Ok(false),
+                Err(Error::Conflict(message)) if message.starts_with("folder ") => {
+                    target = target.parent().expect("a named path has a parent");
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
+
     /// A folder and the children `principal` can see, sorted by name.
     pub async fn list(&self, principal: &Principal, path: &TreePath) -> Result<(Entry, Vec<Entry>)> {
         let located = self.locate(principal, path).await?;
@@ -253,6 +288,84 @@ impl Tree {
             ids.pop();
         }
         Ok((folder, children))
+    }
+
+    /// Everything below a folder that `principal` can see, at any depth (one query). Entries
+    /// come in no particular order.
+    pub async fn list_recursive(&self, principal: &Principal, path: &TreePath) -> Result<Vec<Entry>> {
+        let located = self.locate(principal, path).await?;
+        require(self.decide(principal, &located, Access::Read), path, Access::Read)?;
+        if !located.node().is_collection() {
+            return Ok(Vec::new());
+        }
+        let mut children: std::collections::HashMap<Uuid, Vec<Node>> = std::collections::HashMap::new();
+        for node in self.store.list_subtree(located.node().id).await? {
+            if let Some(parent) = node.parent_id {
+                children.entry(parent).or_default().push(node);
+            }
+        }
+        let mut out = Vec::new();
+        // Depth first with the chain of ids the permission check needs; an invisible folder
+        // hides everything below it.
+        let mut ids = located.ids();
+        let mut stack: Vec<(usize, TreePath, Node)> = Vec::new();
+        let push_children =
+            |stack: &mut Vec<(usize, TreePath, Node)>,
+             depth: usize,
+             parent: &TreePath,
+             id: Uuid,
+             children: &mut std::collections::HashMap<Uuid, Vec<Node>>| {
+                for child in children.remove(&id).unwrap_or_default() {
+                    stack.push((depth, parent.child(&child.name), child));
+                }
+            };
+        push_children(&mut stack, ids.len(), path, located.node().id, &mut children);
+        while let Some((depth, child_path, node)) = stack.pop() {
+            ids.truncate(depth);
+            ids.push(node.id);
+            if !decide(principal, located.workspace, &ids, Access::Read).is_visible() {
+                continue;
+            }
+            if node.is_collection() {
+                push_children(&mut stack, ids.len(), &child_path, node.id, &mut children);
+            }
+            out.push(Entry {
+                path: child_path,
+                node,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Copy one file's content to `to`, replacing what is there (S3 CopyObject). The caller
+    /// must be allowed to read the source's content and to write `to`. `meta`: the copy's
+    /// metadata, `None` to keep the source's.
+    pub async fn copy_file(
+        &self,
+        principal: &Principal,
+        from: &TreePath,
+        to: &TreePath,
+        meta: Option<Option<&str>>,
+        create_parents: bool,
+    ) -> Result<Entry> {
+        let source = self.readable(principal, from).await?;
+        let Some(blob) = source.node.blob_id.as_deref() else {
+            return Err(Error::Conflict(format!("{from} is a folder")));
+        };
+        // Check the target before copying any byte.
+        let options = Write {
+            meta: meta.unwrap_or(source.node.meta.as_deref()),
+            create_parents,
+            expect_md5: None,
+        };
+        self.locate_for_write_creating(principal, to, &options).await?;
+        let copied = self.blobs.copy(blob).await?;
+        let written = WrittenBlob {
+            id: copied,
+            size: source.node.size.max(0) as u64,
+            md5: source.node.etag.clone(),
+        };
+        self.commit_blob(principal, to, written, None, &options).await
     }
 
     /// Create a folder. With `recursive`, missing parents are created too; an existing
@@ -288,6 +401,7 @@ impl Tree {
                 etag: "",
                 blob_id: None,
                 mtime: cells_store::now(),
+                meta: None,
             })
             .await;
         match created {
@@ -326,19 +440,104 @@ impl Tree {
     /// Write a file's whole content from `body`, atomically: readers see the old content
     /// until the new one is complete and durable. The node keeps its UUID when overwritten.
     pub async fn put(&self, principal: &Principal, path: &TreePath, body: ByteStream) -> Result<Entry> {
-        let (parent, existing) = self.locate_for_write(principal, path).await?;
-        if let Some(existing) = &existing
+        self.write(principal, path, body, &Write::default()).await
+    }
+
+    /// `put` with the options of object protocols (S3): metadata, and missing parent folders
+    /// created on the way (S3 keys have no folders to create first).
+    pub async fn write(
+        &self,
+        principal: &Principal,
+        path: &TreePath,
+        body: ByteStream,
+        options: &Write<'_>,
+    ) -> Result<Entry> {
+        let (parent, existing) = self.locate_for_write_creating(principal, path, options).await?;
+        let written = self.blobs.put(body).await?;
+        if let Some(expected) = &options.expect_md5
+            && !expected.eq_ignore_ascii_case(&written.md5)
+        {
+            self.forget_blobs(vec![written.id]).await;
+            return Err(Error::invalid(
+                "Content-MD5",
+                "does not match the content received",
+            ));
+        }
+        self.commit_written(path, &parent, existing, written, None, options.meta)
+            .await
+    }
+
+    /// Commit a blob written beforehand (an S3 multipart upload's concatenated parts, a copy)
+    /// as the content of `path`, with `etag` instead of the blob's MD5 when given. The blob is
+    /// deleted if the commit fails.
+    pub async fn commit_blob(
+        &self,
+        principal: &Principal,
+        path: &TreePath,
+        written: WrittenBlob,
+        etag: Option<&str>,
+        options: &Write<'_>,
+    ) -> Result<Entry> {
+        let located = self.locate_for_write_creating(principal, path, options).await;
+        let (parent, existing) = match located {
+            Ok(found) => found,
+            Err(error) => {
+                self.forget_blobs(vec![written.id]).await;
+                return Err(error);
+            }
+        };
+        self.commit_written(path, &parent, existing, written, etag, options.meta)
+            .await
+    }
+
+    async fn locate_for_write_creating(
+        &self,
+        principal: &Principal,
+        path: &TreePath,
+        options: &Write<'_>,
+    ) -> Result<(Located, Option<Node>)> {
+        let located = match self.locate_for_write(principal, path).await {
+            Err(Error::Conflict(message)) if options.create_parents && message.starts_with("folder ") => {
+                let parent = path.parent().expect("a named path has a parent");
+                self.create_folder(principal, &parent, true).await?;
+                self.locate_for_write(principal, path).await?
+            }
+            other => other?,
+        };
+        if let Some(existing) = &located.1
             && existing.is_collection()
         {
             return Err(Error::Conflict(format!("{path} is a folder")));
         }
-        let written = self.blobs.put(body).await?;
-        let size = i64::try_from(written.size).map_err(Error::internal)?;
-        let committed = self
-            .commit_content(path, &parent, existing, &written.id, size, &written.md5)
-            .await;
+        Ok(located)
+    }
+
+    async fn commit_written(
+        &self,
+        path: &TreePath,
+        parent: &Located,
+        existing: Option<Node>,
+        written: WrittenBlob,
+        etag: Option<&str>,
+        meta: Option<&str>,
+    ) -> Result<Entry> {
+        let size = match i64::try_from(written.size) {
+            Ok(size) => size,
+            Err(error) => {
+                self.forget_blobs(vec![written.id]).await;
+                return Err(Error::internal(error));
+            }
+        };
+        let content = Content {
+            blob_id: &written.id,
+            size,
+            etag: etag.unwrap_or(&written.md5),
+            mtime: cells_store::now(),
+            meta,
+        };
+        let committed = self.commit_content(path, parent, existing, content).await;
         if committed.is_err() {
-            self.forget_blobs(vec![written.id]).await;
+            self.forget_blobs(vec![written.id.clone()]).await;
         }
         committed
     }
@@ -381,18 +580,15 @@ impl Tree {
         path: &TreePath,
         parent: &Located,
         existing: Option<Node>,
-        blob_id: &str,
-        size: i64,
-        etag: &str,
+        content: Content<'_>,
     ) -> Result<Entry> {
         let name = path.name().expect("checked by locate_for_write");
-        let now = cells_store::now();
         let mut target = existing.map(|n| n.id);
         // Two attempts: a concurrent writer may create or delete the node between our look and
         // our write; the second attempt sees what it did.
         for _ in 0..2 {
             match target {
-                Some(id) => match self.store.replace_content(id, blob_id, size, etag, now).await {
+                Some(id) => match self.store.replace_content(id, content.clone()).await {
                     Ok((node, old_blob)) => {
                         self.forget_blobs(old_blob.into_iter().collect()).await;
                         return Ok(Entry {
@@ -410,10 +606,11 @@ impl Tree {
                             parent_id: parent.node().id,
                             name,
                             kind: NodeKind::Leaf,
-                            size,
-                            etag,
-                            blob_id: Some(blob_id),
-                            mtime: now,
+                            size: content.size,
+                            etag: content.etag,
+                            blob_id: Some(content.blob_id),
+                            mtime: content.mtime,
+                            meta: content.meta,
                         })
                         .await;
                     match created {
@@ -569,6 +766,7 @@ impl Tree {
                 etag: &source.etag,
                 blob_id: blob.as_deref(),
                 mtime: source.mtime,
+                meta: source.meta.as_deref(),
             })
             .await;
         let node = match node {

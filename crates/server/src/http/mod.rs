@@ -98,6 +98,8 @@ pub fn router(app: SharedApp) -> Router {
         )
         .merge(oidc_api())
         .merge(crate::dav::routes(app.clone()))
+        .merge(crate::s3::routes(app.clone()))
+        .route_service("/", root_service(app.clone()))
         .route(
             "/oidc/oauth2/sessions/logout",
             get(pages::logout).post(pages::logout_confirm),
@@ -146,6 +148,30 @@ fn oidc_api() -> Router<SharedApp> {
         .route("/oidc/oauth2/device/auth", post(oidc::device_authorization))
         .route("/oidc/userinfo", get(oidc::userinfo).post(oidc::userinfo))
         .layer(cors)
+}
+
+/// `/`: S3 when the request carries an AWS signature (ListBuckets is a signed `GET /`),
+/// otherwise not found.
+fn root_service(
+    app: SharedApp,
+) -> impl tower::Service<
+    axum::http::Request<axum::body::Body>,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<Response, std::convert::Infallible>> + Send,
+> + Clone {
+    let service = crate::s3::service(app.clone());
+    tower::service_fn(move |request: axum::http::Request<axum::body::Body>| {
+        let app = app.clone();
+        let service = service.clone();
+        async move {
+            if crate::s3::is_s3_request(&request) {
+                Ok(crate::s3::serve(app, service, request).await)
+            } else {
+                Ok(not_found().await.into_response())
+            }
+        }
+    })
 }
 
 async fn not_found() -> Error {

@@ -9,4 +9,5 @@ mod dav;
 mod oidc;
 mod oidc_rp;
 mod rest;
+mod s3;
 mod tokens;

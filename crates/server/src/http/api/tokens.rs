@@ -118,7 +118,7 @@ async fn issue(
         .iter()
         .map(|s| Scope::parse(s))
         .collect::<Result<Vec<_>>>()?;
-    let (token, value) = app
+    let (token, minted) = app
         .auth
         .create_token(
             &app.tree,
@@ -133,9 +133,13 @@ async fn issue(
             },
         )
         .await?;
-    Ok(Json(
-        json!({ "AccessToken": value, "TokenId": token.id, "ExpiresAt": token.expires_at }),
-    ))
+    let mut body = json!({ "AccessToken": minted.value, "TokenId": token.id, "ExpiresAt": token.expires_at });
+    // Beyond Cells: the token's own S3 key pair, shown once like the token.
+    if let Some(s3) = minted.s3 {
+        body["S3AccessKeyId"] = json!(s3.access_key_id);
+        body["S3SecretAccessKey"] = json!(s3.secret);
+    }
+    Ok(Json(body))
 }
 
 #[derive(Deserialize)]
@@ -163,7 +167,7 @@ pub async fn create_document(
         read: true,
         write,
     };
-    let (token, value) = app
+    let (token, minted) = app
         .auth
         .create_token(
             &app.tree,
@@ -179,7 +183,7 @@ pub async fn create_document(
         )
         .await?;
     Ok(Json(
-        json!({ "AccessToken": value, "TokenId": token.id, "ExpiresAt": token.expires_at }),
+        json!({ "AccessToken": minted.value, "TokenId": token.id, "ExpiresAt": token.expires_at }),
     ))
 }
 
