@@ -269,6 +269,28 @@ class Checks:
         uploads = self.s3.list_multipart_uploads(Bucket=BUCKET, Prefix=k).get("Uploads", [])
         assert uid not in [u["UploadId"] for u in uploads], f"upload still listed after complete: {uploads}"
 
+    def upload_part_copy(self):
+        src, dst = self.key("upc-src.bin"), self.key("upc-dst.bin")
+        body = bytes(range(256)) * (40 << 10) + b"tail"  # 10 MiB + 4 B
+        self.put(src, body)
+        uid = self.s3.create_multipart_upload(Bucket=BUCKET, Key=dst)["UploadId"]
+        parts, start = [], 0
+        for i, end in enumerate([5 << 20, len(body)], start=1):
+            r = self.s3.upload_part_copy(
+                Bucket=BUCKET,
+                Key=dst,
+                PartNumber=i,
+                UploadId=uid,
+                CopySource={"Bucket": BUCKET, "Key": src},
+                CopySourceRange=f"bytes={start}-{end - 1}",
+            )
+            want = '"%s"' % hashlib.md5(body[start:end]).hexdigest()
+            assert r["CopyPartResult"]["ETag"] == want, f"part {i} ETag {r['CopyPartResult']['ETag']}, expected {want}"
+            parts.append({"PartNumber": i, "ETag": r["CopyPartResult"]["ETag"]})
+            start = end
+        self.s3.complete_multipart_upload(Bucket=BUCKET, Key=dst, UploadId=uid, MultipartUpload={"Parts": parts})
+        assert self.get(dst) == body, "copied content differs"
+
     def multipart_abort(self):
         k = self.key("aborted.bin")
         uid = self.s3.create_multipart_upload(Bucket=BUCKET, Key=k)["UploadId"]
@@ -421,6 +443,7 @@ def main():
             ("DeleteObjects", c.delete_objects),
             ("multipart 5 MiB + 5 MiB + 1 B", c.multipart),
             ("multipart abort leaves nothing", c.multipart_abort),
+            ("UploadPartCopy with ranges", c.upload_part_copy),
             ("presigned GET without credentials", c.presigned_get),
             ("presigned PUT without credentials", c.presigned_put),
             ("expired presigned URL refused", c.presigned_expired),

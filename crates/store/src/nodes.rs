@@ -258,6 +258,13 @@ impl Store {
     /// `NotFound` if the node is gone or is a folder.
     pub async fn replace_content(&self, id: Uuid, content: Content<'_>) -> Result<(Node, Option<String>)> {
         let mut tx = self.pool().begin().await?;
+        // A write first, so SQLite takes the write lock now (waiting its turn) rather than
+        // failing with BUSY when this read transaction writes below; on PostgreSQL it locks
+        // the row.
+        sqlx::query("UPDATE nodes SET mtime = mtime WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
         let old: Option<(Option<String>,)> =
             sqlx::query_as("SELECT blob_id FROM nodes WHERE id = $1 AND kind = 'LEAF'")
                 .bind(id.to_string())
@@ -311,6 +318,11 @@ impl Store {
     /// caller to remove after the commit. Roots cannot be deleted this way.
     pub async fn delete_subtree(&self, id: Uuid) -> Result<Vec<String>> {
         let mut tx = self.pool().begin().await?;
+        // Write lock first (see `replace_content`).
+        sqlx::query("UPDATE nodes SET mtime = mtime WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
         let blobs: Vec<(String,)> = sqlx::query_as(sql!(
             "{SUBTREE} SELECT blob_id FROM nodes WHERE id IN (SELECT id FROM sub) \
              AND blob_id IS NOT NULL"

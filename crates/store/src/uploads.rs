@@ -105,11 +105,13 @@ impl Store {
         etag: &str,
     ) -> Result<Option<String>> {
         let mut tx = self.pool().begin().await?;
-        let exists: Option<(String,)> = sqlx::query_as("SELECT id FROM s3_uploads WHERE id = $1")
+        // A write first: SQLite then takes the write lock now (waiting its turn) instead of
+        // failing with BUSY when a read transaction tries to write later.
+        let exists = sqlx::query("UPDATE s3_uploads SET created_at = created_at WHERE id = $1")
             .bind(upload.to_string())
-            .fetch_optional(&mut *tx)
+            .execute(&mut *tx)
             .await?;
-        if exists.is_none() {
+        if exists.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
         let old: Option<(String,)> =
@@ -153,14 +155,12 @@ impl Store {
     /// Remove an upload and its parts. Returns the part blobs (to delete), or `NotFound`.
     pub async fn delete_upload(&self, upload: Uuid) -> Result<Vec<String>> {
         let mut tx = self.pool().begin().await?;
-        let blobs: Vec<(String,)> = sqlx::query_as("SELECT blob_id FROM s3_parts WHERE upload_id = $1")
-            .bind(upload.to_string())
-            .fetch_all(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM s3_parts WHERE upload_id = $1")
-            .bind(upload.to_string())
-            .execute(&mut *tx)
-            .await?;
+        // The write comes first (see `put_part`).
+        let blobs: Vec<(String,)> =
+            sqlx::query_as("DELETE FROM s3_parts WHERE upload_id = $1 RETURNING blob_id")
+                .bind(upload.to_string())
+                .fetch_all(&mut *tx)
+                .await?;
         let deleted = sqlx::query("DELETE FROM s3_uploads WHERE id = $1")
             .bind(upload.to_string())
             .execute(&mut *tx)

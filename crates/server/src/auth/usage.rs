@@ -172,6 +172,7 @@ mod tests {
             last_used_at: None,
             last_used_protocol: None,
             last_used_address: None,
+            s3_secret: None,
         }
     }
 

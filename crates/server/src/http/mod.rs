@@ -99,7 +99,6 @@ pub fn router(app: SharedApp) -> Router {
         .merge(oidc_api())
         .merge(crate::dav::routes(app.clone()))
         .merge(crate::s3::routes(app.clone()))
-        .route_service("/", root_service(app.clone()))
         .route(
             "/oidc/oauth2/sessions/logout",
             get(pages::logout).post(pages::logout_confirm),
@@ -113,7 +112,7 @@ pub fn router(app: SharedApp) -> Router {
         .route("/oauth2/consent", post(pages::consent_submit))
         .route("/oauth2/oob", get(pages::oob))
         .route("/oauth/oob", get(pages::oob))
-        .fallback(not_found)
+        .fallback_service(fallback_service(app.clone()))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -150,9 +149,9 @@ fn oidc_api() -> Router<SharedApp> {
         .layer(cors)
 }
 
-/// `/`: S3 when the request carries an AWS signature (ListBuckets is a signed `GET /`),
-/// otherwise not found.
-fn root_service(
+/// Anything unrouted: S3 when the request carries an AWS signature (ListBuckets is a signed
+/// `GET /`; another bucket gets S3's NoSuchBucket), otherwise not found.
+fn fallback_service(
     app: SharedApp,
 ) -> impl tower::Service<
     axum::http::Request<axum::body::Body>,

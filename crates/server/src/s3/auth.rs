@@ -83,17 +83,23 @@ impl S3Access for Access {
                 "anonymous requests are refused: sign with a token as the access key"
             ));
         };
-        let client = current_client()?;
         let access_key = credentials.access_key.clone();
-        let outcome = match pat::parse_s3_access_key_id(&access_key) {
-            Some(token_id) => self.app.auth.authenticate_token_id(token_id, client).await,
-            None => self.app.auth.authenticate_bearer(&access_key, client).await,
-        };
-        let principal = outcome.map_err(s3_error)?;
-        let _ = REQUEST.try_with(|scope| scope.authenticated.store(true, Ordering::Relaxed));
+        let principal = resolve(&self.app, &access_key).await?;
         cx.extensions_mut().insert(principal);
         Ok(())
     }
+}
+
+/// The `Principal` of an access key whose signature s3s has verified.
+pub async fn resolve(app: &SharedApp, access_key: &str) -> S3Result<Principal> {
+    let client = current_client()?;
+    let outcome = match pat::parse_s3_access_key_id(access_key) {
+        Some(token_id) => app.auth.authenticate_token_id(token_id, client).await,
+        None => app.auth.authenticate_bearer(access_key, client).await,
+    };
+    let principal = outcome.map_err(s3_error)?;
+    let _ = REQUEST.try_with(|scope| scope.authenticated.store(true, Ordering::Relaxed));
+    Ok(principal)
 }
 
 /// The caller of an operation, as `Access::check` resolved it.

@@ -803,7 +803,14 @@ impl Gateway {
         let tree = &self.app.tree;
         let entry = match tree.stat(principal, &path).await {
             Ok(entry) => entry,
-            Err(Error::NotFound(_)) => return Ok(()),
+            // Deleting a missing key succeeds, where the caller could have written it: a
+            // credential without rights there learns nothing and is refused.
+            Err(Error::NotFound(_)) => {
+                return match tree.can_create_at(principal, &path).await {
+                    Ok(true) => Ok(()),
+                    _ => Err(s3_error!(AccessDenied, "this credential may not delete {key}")),
+                };
+            }
             Err(other) => return Err(s3_error(other)),
         };
         if entry.node.is_collection() != folder || path.is_root() {

@@ -9,6 +9,7 @@
 //! the web pages).
 
 pub mod auth;
+pub mod copy;
 pub mod gateway;
 pub mod list;
 pub mod multipart;
@@ -66,7 +67,8 @@ pub fn service(app: SharedApp) -> S3Service {
 fn build(app: SharedApp) -> S3Service {
     let mut builder = S3ServiceBuilder::new(gateway::Gateway::new(app.clone()));
     builder.set_auth(auth::Keys::new(app.clone()));
-    builder.set_access(auth::Access::new(app));
+    builder.set_access(auth::Access::new(app.clone()));
+    builder.set_route(copy::CopyRoute::new(app));
     // Any bucket name parses, so that a wrong one is answered with NoSuchBucket (AWS names
     // must be 3 characters long; ours is `io`).
     builder.set_validation(AnyBucketName);
@@ -110,6 +112,11 @@ pub async fn serve(app: SharedApp, service: S3Service, request: Request<Body>) -
         error.set_status_code(StatusCode::SERVICE_UNAVAILABLE);
         return error_response(error, &request_id);
     }
+    if let Some(region) = signed_region(&parts)
+        && region != REGION
+    {
+        return wrong_region(&region, &request_id);
+    }
     let scope = Arc::new(RequestScope {
         client,
         authenticated: AtomicBool::new(false),
@@ -127,6 +134,51 @@ pub async fn serve(app: SharedApp, service: S3Service, request: Request<Body>) -
         app.auth.throttle().failed(client.address);
     }
     finish(response, &request_id)
+}
+
+/// The region a request is signed for (`Credential=KEY/DATE/REGION/s3/aws4_request`, in the
+/// header or the presigned query).
+fn signed_region(parts: &axum::http::request::Parts) -> Option<String> {
+    let from_header = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("Credential=").nth(1))
+        .map(|c| c.split([',', ' ']).next().unwrap_or_default().to_string());
+    let from_query = || {
+        parts.uri.query().and_then(|q| {
+            q.split('&')
+                .find_map(|pair| pair.strip_prefix("X-Amz-Credential="))
+                .map(|c| c.replace("%2F", "/").replace("%2f", "/"))
+        })
+    };
+    let credential = from_header.or_else(from_query)?;
+    let mut fields = credential.rsplitn(4, '/');
+    let (_request, _service, region) = (fields.next()?, fields.next()?, fields.next()?);
+    Some(region.to_string())
+}
+
+/// AWS's answer to a request signed for another region: clients such as s3cmd (whose default
+/// region is `US`) read `<Region>` and sign again.
+fn wrong_region(region: &str, request_id: &str) -> Response<Body> {
+    let escaped: String = region
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AuthorizationHeaderMalformed</Code>\
+         <Message>the region '{escaped}' is wrong; expecting '{REGION}'</Message><Region>{REGION}</Region>\
+         <RequestId>{request_id}</RequestId></Error>"
+    );
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-amz-request-id", value);
+    }
+    response
 }
 
 /// Add `x-amz-request-id`, and the request id into an error document (s3s leaves it out).
