@@ -588,7 +588,7 @@ impl Tree {
         // our write; the second attempt sees what it did.
         for _ in 0..2 {
             match target {
-                Some(id) => match self.store.replace_content(id, content.clone()).await {
+                Some(id) => match self.store.replace_content(id, content).await {
                     Ok((node, old_blob)) => {
                         self.forget_blobs(old_blob.into_iter().collect()).await;
                         return Ok(Entry {

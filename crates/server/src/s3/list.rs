@@ -68,10 +68,7 @@ pub async fn list(tree: &Tree, principal: &Principal, query: &Query<'_>) -> Resu
     let prefix = query.prefix;
     let delimiter = query.delimiter.filter(|d| !d.is_empty());
     // The folder holding every key that starts with the prefix.
-    let folder = match prefix.rfind('/') {
-        Some(at) => Some(&prefix[..at]),
-        None => None,
-    };
+    let folder = prefix.rfind('/').map(|at| &prefix[..at]);
     let mut found = Vec::new();
     match folder {
         None => {
@@ -239,7 +236,10 @@ mod tests {
         let third = paginate(all(), &query(second.next.as_deref(), 2));
         assert_eq!(keys(&third), vec!["é"]);
         assert!(!third.truncated && third.next.is_none());
-        assert!(paginate(all(), &query(Some("ü"), 2)).objects.is_empty(), "é sorts after z by bytes");
+        assert!(
+            paginate(all(), &query(Some("ü"), 2)).objects.is_empty(),
+            "é sorts after z by bytes"
+        );
     }
 
     #[test]
