@@ -164,7 +164,8 @@ cleanup_all() {
     fi
   done
   # lib.sh's cleanup (our server, the temp dir) reads the status from $? and exits with it.
-  with_status "$status"
+  # A plain with_status would trip set -e when the status is not 0.
+  with_status "$status" || cleanup
   cleanup
 }
 trap cleanup_all EXIT
