@@ -18,7 +18,7 @@ use dav_server::memls::MemLs;
 use crate::SharedApp;
 use crate::auth::principal::Principal;
 use crate::error::Error;
-use crate::files::path::TreePath;
+use crate::files::path::{TreePath, percent_decode};
 use crate::http::extract::{client_address, parse_basic};
 use fs::CellsFs;
 
@@ -70,27 +70,6 @@ fn is_clean_path(raw: &str) -> bool {
         let decoded = percent_decode(segment);
         decoded != b"." && decoded != b".." && !decoded.contains(&b'/') && !decoded.contains(&0)
     })
-}
-
-fn percent_decode(text: &str) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len() + 1
-            && let Some(value) = text
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(value);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    out
 }
 
 fn forbidden(body: &'static str) -> Response<Body> {

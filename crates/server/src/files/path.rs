@@ -122,6 +122,28 @@ impl fmt::Display for TreePath {
     }
 }
 
+/// Decode `%XX` escapes of a URL path segment (a malformed escape stays as it is).
+pub fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len() + 1
+            && let Some(value) = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(value);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
+
 /// Check one file or folder name.
 pub fn validate_name(name: &str) -> Result<&str> {
     let bad = |reason: &str| Error::invalid("name", format!("{name:?} {reason}"));

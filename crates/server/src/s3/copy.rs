@@ -6,10 +6,14 @@ use axum::http::{Extensions, HeaderMap, Method, Uri};
 use s3s::route::S3Route;
 use s3s::{Body, S3Request, S3Response, S3Result, s3_error};
 
-use super::gateway::{ObjectMeta, check_metadata, key_path, timestamp};
+use s3s::dto::{ETagCondition, Timestamp, TimestampFormat};
+
+use super::BUCKET;
+use super::gateway::{Gateway, ObjectMeta, check_copy_preconditions, check_metadata, key_path, timestamp};
 use super::s3_error;
 use crate::SharedApp;
 use crate::auth::principal::Principal;
+use crate::files::path::percent_decode;
 
 pub struct CopyRoute {
     app: SharedApp,
@@ -24,26 +28,13 @@ impl CopyRoute {
 /// The source key of an `x-amz-copy-source` naming our bucket.
 fn source_key(headers: &HeaderMap) -> Option<String> {
     let raw = headers.get("x-amz-copy-source")?.to_str().ok()?;
-    let decoded = percent_decode(raw.split('?').next()?)?;
+    let decoded = decode(raw.split('?').next()?)?;
     let inner = decoded.strip_prefix('/').unwrap_or(&decoded);
     inner.strip_prefix("io/").map(str::to_string)
 }
 
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let value = u8::from_str_radix(text.get(i + 1..i + 3)?, 16).ok()?;
-            out.push(value);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+fn decode(text: &str) -> Option<String> {
+    String::from_utf8(percent_decode(text)).ok()
 }
 
 #[async_trait::async_trait]
@@ -69,7 +60,7 @@ impl S3Route for CopyRoute {
         let principal = super::auth::principal(&req)?.clone();
         let source =
             source_key(&req.headers).ok_or_else(|| s3_error!(InvalidArgument, "bad x-amz-copy-source"))?;
-        let target = percent_decode(req.uri.path().strip_prefix("/io/").unwrap_or_default())
+        let target = decode(req.uri.path().strip_prefix("/io/").unwrap_or_default())
             .ok_or_else(|| s3_error!(InvalidURI, "the key is not valid UTF-8"))?;
         copy(&self.app, &principal, &req.headers, &source, &target).await
     }
@@ -82,8 +73,10 @@ async fn copy(
     source: &str,
     target: &str,
 ) -> S3Result<S3Response<Body>> {
-    let (from, from_folder) = key_path(source)?;
     let (to, to_folder) = key_path(target)?;
+    let (source, from_folder) = Gateway::new(app.clone())
+        .object(principal, BUCKET, source)
+        .await?;
     if from_folder || to_folder {
         return Err(s3_error!(
             InvalidRequest,
@@ -91,28 +84,31 @@ async fn copy(
         ));
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let condition = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| ETagCondition::parse_http_header(v.as_bytes()))
+            .transpose()
+            .map_err(|_| s3_error!(InvalidArgument, "{name} is not an ETag"))
+    };
+    let date = |name: &str| {
+        header(name)
+            .map(|v| Timestamp::parse(TimestampFormat::HttpDate, v))
+            .transpose()
+            .map_err(|_| s3_error!(InvalidArgument, "{name} is not an HTTP date"))
+    };
+    check_copy_preconditions(
+        &source,
+        condition("x-amz-copy-source-if-match")?.as_ref(),
+        date("x-amz-copy-source-if-unmodified-since")?.as_ref(),
+        condition("x-amz-copy-source-if-none-match")?.as_ref(),
+        date("x-amz-copy-source-if-modified-since")?.as_ref(),
+    )?;
     let replace = header("x-amz-metadata-directive").is_some_and(|d| d.eq_ignore_ascii_case("REPLACE"));
-    if from == to && !replace {
+    if source.path == to && !replace {
         return Err(s3_error!(
             InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata"
-        ));
-    }
-    let source_entry = app.tree.stat(principal, &from).await.map_err(s3_error)?;
-    if let Some(expected) = header("x-amz-copy-source-if-match")
-        && expected.trim_matches('"') != source_entry.node.etag
-    {
-        return Err(s3_error!(
-            PreconditionFailed,
-            "x-amz-copy-source-if-match did not hold"
-        ));
-    }
-    if let Some(unwanted) = header("x-amz-copy-source-if-none-match")
-        && unwanted.trim_matches('"') == source_entry.node.etag
-    {
-        return Err(s3_error!(
-            PreconditionFailed,
-            "x-amz-copy-source-if-none-match did not hold"
         ));
     }
     let new_meta = if replace {
@@ -132,7 +128,7 @@ async fn copy(
         .tree
         .copy_file(
             principal,
-            &from,
+            &source.path,
             &to,
             new_meta.as_ref().map(Option::as_deref),
             true,
@@ -140,7 +136,7 @@ async fn copy(
         .await
         .map_err(s3_error)?;
     let mut modified = Vec::new();
-    let _ = timestamp(entry.node.mtime).format(s3s::dto::TimestampFormat::DateTime, &mut modified);
+    let _ = timestamp(entry.node.mtime).format(TimestampFormat::DateTime, &mut modified);
     let xml = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CopyObjectResult><ETag>\"{}\"</ETag><LastModified>{}</LastModified></CopyObjectResult>",
         entry.node.etag,
