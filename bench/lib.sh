@@ -130,13 +130,14 @@ start_server() {
   local port code deadline
   ADMIN_PASSWORD=bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
   port=$(free_port)
+  SFTP_PORT=$(free_port)
   BASE_URL=http://127.0.0.1:$port
   SERVER_LOG=$WORK_DIR/server.log
   # Not through the cells_cli function: a backgrounded function would run in a subshell, and
   # $! would be that shell's pid. Here bash execs env, which execs cells: $! is the server.
   CELLS_ADMIN_LOGIN=$ADMIN_LOGIN CELLS_ADMIN_PASSWORD=$ADMIN_PASSWORD CELLS_LOG=${CELLS_LOG:-warn} \
     env -u CELLS_CONFIG -u CELLS_DATABASE_URL \
-    "$CELLS_BIN" --data "$DATA_DIR" start --bind "127.0.0.1:$port" >"$SERVER_LOG" 2>&1 &
+    "$CELLS_BIN" --data "$DATA_DIR" start --bind "127.0.0.1:$port" --sftp-bind "127.0.0.1:$SFTP_PORT" >"$SERVER_LOG" 2>&1 &
   SERVER_PID=$!
   deadline=$((SECONDS + ${BENCH_START_TIMEOUT:-60}))
   while ((SECONDS < deadline)); do

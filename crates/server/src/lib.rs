@@ -11,6 +11,7 @@ pub mod error;
 pub mod files;
 pub mod http;
 pub mod s3;
+pub mod sftp;
 pub mod users;
 
 use std::sync::Arc;
@@ -71,10 +72,11 @@ impl App {
     }
 }
 
-/// A bound server, ready to run: tests bind port 0 and read the address back.
+/// A bound server, ready to run: tests bind port 0 and read the addresses back.
 pub struct Server {
     pub app: SharedApp,
     pub listener: TcpListener,
+    pub sftp_listener: TcpListener,
 }
 
 impl Server {
@@ -94,7 +96,13 @@ impl Server {
         if config.external_url_is_default {
             config.external_url = format!("http://{}", listener.local_addr()?);
         }
+        let sftp_listener = TcpListener::bind(&config.sftp_bind)
+            .await
+            .with_context(|| format!("cannot listen for SFTP on {}", config.sftp_bind))?;
         let app = App::open(config).await?;
+        // Now, not at the first connection: a bad key file stops the start, and
+        // `admin sftp host-key` shows the key before anyone connects.
+        sftp::host_key(&app.config.data_dir)?;
         users::bootstrap_admin(&app).await?;
         let report = app.tree.sweep().await.context("cannot clean the blob store")?;
         if report.temp_files + report.orphan_blobs > 0 {
@@ -104,11 +112,19 @@ impl Server {
                 "removed unfinished uploads"
             );
         }
-        Ok(Server { app, listener })
+        Ok(Server {
+            app,
+            listener,
+            sftp_listener,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
         self.listener.local_addr()
+    }
+
+    pub fn sftp_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.sftp_listener.local_addr()
     }
 
     /// Serve until `shutdown` completes, then finish in-flight requests and flush token uses.
@@ -119,6 +135,8 @@ impl Server {
         let router = http::router(app.clone());
         // One plain line on stdout, for people and for scripts that started us on port 0.
         println!("cells: listening on http://{}", self.listener.local_addr()?);
+        println!("cells: sftp on {}", self.sftp_listener.local_addr()?);
+        let sftp = tokio::spawn(sftp::serve(app.clone(), self.sftp_listener));
         // TCP_NODELAY: small responses leave at once instead of waiting on delayed ACKs.
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
@@ -132,6 +150,7 @@ impl Server {
         .context("HTTP server failed")?;
         background.abort();
         watcher.abort();
+        sftp.abort();
         app.auth.flush_usage(true).await;
         app.store.close().await;
         tracing::info!("cells stopped");

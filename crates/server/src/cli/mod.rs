@@ -93,6 +93,18 @@ enum AdminCommand {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The SFTP server
+    Sftp {
+        #[command(subcommand)]
+        command: SftpCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SftpCommand {
+    /// Print the SFTP host key (OpenSSH public key line) and its SHA256 fingerprint, so that
+    /// users can pin it; generated now if the server has not started yet
+    HostKey,
 }
 
 #[derive(Subcommand, Debug)]
@@ -298,6 +310,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let outcome = keys_command(&app, command).await;
             app.store.close().await;
             outcome
+        }
+        Command::Admin {
+            command: AdminCommand::Sftp {
+                command: SftpCommand::HostKey,
+            },
+        } => {
+            // The key lives in the data dir; no database needed.
+            let config = Config::load(overrides)?;
+            let key = crate::sftp::host_key(&config.data_dir)?;
+            println!("{}", crate::sftp::public_line(&key)?);
+            println!("{}", crate::sftp::fingerprint(&key));
+            Ok(())
         }
     }
 }

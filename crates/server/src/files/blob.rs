@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -49,6 +50,14 @@ pub trait BlobStore: Send + Sync {
     /// A new blob holding the blobs `ids` one after the other, written as durably as `put`
     /// (an S3 multipart upload's parts). Returns its id and size; its content is not hashed.
     async fn concat(&self, ids: &[String]) -> io::Result<(String, u64)>;
+    /// Blob `id` as a file, for reads at any offset (SFTP).
+    async fn open_file(&self, id: &str) -> io::Result<std::fs::File>;
+    /// A new blob written at any offset (SFTP): empty, or a copy of blob `from`. Nothing of it
+    /// is visible until `finish`; dropped unfinished, it is removed.
+    async fn draft(&self, from: Option<&str>) -> io::Result<Draft>;
+    /// Make `draft` a blob, written as durably as `put`. `md5` is its hex MD5 when the caller
+    /// hashed the content on the way; otherwise it is read back and hashed here.
+    async fn finish(&self, draft: Draft, md5: Option<String>) -> io::Result<WrittenBlob>;
     /// Remove a blob; a missing blob is not an error.
     async fn delete(&self, id: &str) -> io::Result<()>;
     /// Remove temp files and every blob not in `keep`, when last modified before `before`
@@ -96,6 +105,21 @@ impl LocalBlobs {
         tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
             .await
             .map_err(io::Error::other)?
+    }
+}
+
+/// A blob being written at any offset: a temp file until `BlobStore::finish`.
+pub struct Draft {
+    file: Arc<std::fs::File>,
+    id: String,
+    path: PathBuf,
+    guard: TempGuard,
+}
+
+impl Draft {
+    /// The temp file, for `read_at` / `write_at` / `set_len` (on the blocking pool).
+    pub fn file(&self) -> &Arc<std::fs::File> {
+        &self.file
     }
 }
 
@@ -204,6 +228,81 @@ impl BlobStore for LocalBlobs {
         .map_err(io::Error::other)??;
         self.install(&temp_path, &new_id, &mut guard).await?;
         Ok((new_id, size))
+    }
+
+    async fn open_file(&self, id: &str) -> io::Result<std::fs::File> {
+        let path = self
+            .path_of(id)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "bad blob id"))?;
+        Ok(tokio::fs::File::open(path).await?.into_std().await)
+    }
+
+    async fn draft(&self, from: Option<&str>) -> io::Result<Draft> {
+        let source = from
+            .map(|id| {
+                self.path_of(id)
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "bad blob id"))
+            })
+            .transpose()?;
+        let id = Uuid::new_v4().to_string();
+        let path = self.root.join("tmp").join(&id);
+        let guard = TempGuard(Some(path.clone()));
+        let temp = path.clone();
+        let file = tokio::task::spawn_blocking(move || -> io::Result<std::fs::File> {
+            let mut file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&temp)?;
+            if let Some(source) = source {
+                io::copy(&mut std::fs::File::open(source)?, &mut file)?;
+            }
+            Ok(file)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        Ok(Draft {
+            file: Arc::new(file),
+            id,
+            path,
+            guard,
+        })
+    }
+
+    async fn finish(&self, draft: Draft, md5: Option<String>) -> io::Result<WrittenBlob> {
+        let Draft {
+            file,
+            id,
+            path,
+            mut guard,
+        } = draft;
+        let (size, md5) = tokio::task::spawn_blocking(move || -> io::Result<(u64, String)> {
+            file.sync_all()?;
+            let size = file.metadata()?.len();
+            let md5 = match md5 {
+                Some(md5) => md5,
+                None => {
+                    use std::os::unix::fs::FileExt;
+                    let mut hasher = Md5::new();
+                    let mut buffer = vec![0; READ_BUFFER];
+                    let mut offset = 0;
+                    while offset < size {
+                        let read = file.read_at(&mut buffer, offset)?;
+                        if read == 0 {
+                            break;
+                        }
+                        hasher.update(&buffer[..read]);
+                        offset += read as u64;
+                    }
+                    hex::encode(hasher.finalize())
+                }
+            };
+            Ok((size, md5))
+        })
+        .await
+        .map_err(io::Error::other)??;
+        self.install(&path, &id, &mut guard).await?;
+        Ok(WrittenBlob { id, size, md5 })
     }
 
     async fn delete(&self, id: &str) -> io::Result<()> {

@@ -1,6 +1,7 @@
-//! CopyObject, routed around s3s's parser: s3s refuses `x-amz-copy-source: io/…` because AWS
-//! bucket names have at least 3 characters, and ours is `io` (SPEC §4). The header is signed,
-//! so it cannot be rewritten; s3s still verifies the signature before this route runs.
+//! CopyObject and UploadPartCopy, routed around s3s's parser: s3s refuses
+//! `x-amz-copy-source: io/…` because AWS bucket names have at least 3 characters, and ours is
+//! `io` (SPEC §4). The header is signed, so it cannot be rewritten; s3s still verifies the
+//! signature before this route runs.
 
 use axum::http::{Extensions, HeaderMap, Method, Uri};
 use s3s::route::S3Route;
@@ -10,9 +11,10 @@ use s3s::dto::{ETagCondition, Timestamp, TimestampFormat};
 
 use super::BUCKET;
 use super::gateway::{Gateway, ObjectMeta, check_copy_preconditions, check_metadata, key_path, timestamp};
-use super::s3_error;
+use super::{multipart, s3_error};
 use crate::SharedApp;
 use crate::auth::principal::Principal;
+use crate::files::Entry;
 use crate::files::path::percent_decode;
 
 pub struct CopyRoute {
@@ -40,11 +42,8 @@ fn decode(text: &str) -> Option<String> {
 #[async_trait::async_trait]
 impl S3Route for CopyRoute {
     fn is_match(&self, method: &Method, uri: &Uri, headers: &HeaderMap, _: &mut Extensions) -> bool {
-        // UploadPartCopy (with uploadId) stays with s3s.
-        *method == Method::PUT
-            && uri.path().starts_with("/io/")
-            && !uri.query().is_some_and(|q| q.contains("uploadId="))
-            && source_key(headers).is_some()
+        // With `uploadId` and `partNumber` in the query this is UploadPartCopy, else CopyObject.
+        *method == Method::PUT && uri.path().starts_with("/io/") && source_key(headers).is_some()
     }
 
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
@@ -62,28 +61,56 @@ impl S3Route for CopyRoute {
             source_key(&req.headers).ok_or_else(|| s3_error!(InvalidArgument, "bad x-amz-copy-source"))?;
         let target = decode(req.uri.path().strip_prefix("/io/").unwrap_or_default())
             .ok_or_else(|| s3_error!(InvalidURI, "the key is not valid UTF-8"))?;
-        copy(&self.app, &principal, &req.headers, &source, &target).await
+        let upload_id = query_value(&req.uri, "uploadId");
+        let part_number = query_value(&req.uri, "partNumber");
+        match (upload_id, part_number) {
+            (None, None) => copy(&self.app, &principal, &req.headers, &source, &target).await,
+            (Some(upload_id), Some(number)) => {
+                let number = number
+                    .parse()
+                    .map_err(|_| s3_error!(InvalidArgument, "partNumber must be an integer"))?;
+                let source = readable_source(&self.app, &principal, &req.headers, &source).await?;
+                let range = req
+                    .headers
+                    .get("x-amz-copy-source-range")
+                    .and_then(|v| v.to_str().ok());
+                let (etag, modified) = multipart::upload_part_copy(
+                    &self.app, &principal, &target, &upload_id, number, &source, range,
+                )
+                .await?;
+                xml_response("CopyPartResult", &etag, modified)
+            }
+            _ => Err(s3_error!(
+                InvalidRequest,
+                "UploadPartCopy needs both uploadId and partNumber"
+            )),
+        }
     }
 }
 
-async fn copy(
+/// The decoded value of `name` in the request's query string.
+fn query_value(uri: &Uri, name: &str) -> Option<String> {
+    uri.query()?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then(|| decode(&value.replace('+', " "))).flatten()
+    })
+}
+
+/// The copy source, once the caller may read it and the `x-amz-copy-source-if-*`
+/// preconditions hold.
+async fn readable_source(
     app: &SharedApp,
     principal: &Principal,
     headers: &HeaderMap,
-    source: &str,
-    target: &str,
-) -> S3Result<S3Response<Body>> {
-    let (to, to_folder) = key_path(target)?;
-    let (source, from_folder) = Gateway::new(app.clone())
-        .object(principal, BUCKET, source)
-        .await?;
-    if from_folder || to_folder {
+    key: &str,
+) -> S3Result<Entry> {
+    let (source, folder) = Gateway::new(app.clone()).object(principal, BUCKET, key).await?;
+    if folder {
         return Err(s3_error!(
             InvalidRequest,
             "folders (keys ending in /) cannot be copied"
         ));
     }
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let condition = |name: &str| {
         headers
             .get(name)
@@ -92,7 +119,9 @@ async fn copy(
             .map_err(|_| s3_error!(InvalidArgument, "{name} is not an ETag"))
     };
     let date = |name: &str| {
-        header(name)
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
             .map(|v| Timestamp::parse(TimestampFormat::HttpDate, v))
             .transpose()
             .map_err(|_| s3_error!(InvalidArgument, "{name} is not an HTTP date"))
@@ -104,6 +133,41 @@ async fn copy(
         condition("x-amz-copy-source-if-none-match")?.as_ref(),
         date("x-amz-copy-source-if-modified-since")?.as_ref(),
     )?;
+    Ok(source)
+}
+
+/// `<CopyObjectResult>` or `<CopyPartResult>`.
+fn xml_response(element: &str, etag: &str, modified: i64) -> S3Result<S3Response<Body>> {
+    let mut date = Vec::new();
+    let _ = timestamp(modified).format(TimestampFormat::DateTime, &mut date);
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{element}><ETag>\"{etag}\"</ETag><LastModified>{}</LastModified></{element}>",
+        String::from_utf8_lossy(&date)
+    );
+    let mut response = S3Response::new(Body::from(xml));
+    response.headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/xml"),
+    );
+    Ok(response)
+}
+
+async fn copy(
+    app: &SharedApp,
+    principal: &Principal,
+    headers: &HeaderMap,
+    source: &str,
+    target: &str,
+) -> S3Result<S3Response<Body>> {
+    let (to, to_folder) = key_path(target)?;
+    if to_folder {
+        return Err(s3_error!(
+            InvalidRequest,
+            "folders (keys ending in /) cannot be copied"
+        ));
+    }
+    let source = readable_source(app, principal, headers, source).await?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let replace = header("x-amz-metadata-directive").is_some_and(|d| d.eq_ignore_ascii_case("REPLACE"));
     if source.path == to && !replace {
         return Err(s3_error!(
@@ -135,17 +199,5 @@ async fn copy(
         )
         .await
         .map_err(s3_error)?;
-    let mut modified = Vec::new();
-    let _ = timestamp(entry.node.mtime).format(TimestampFormat::DateTime, &mut modified);
-    let xml = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CopyObjectResult><ETag>\"{}\"</ETag><LastModified>{}</LastModified></CopyObjectResult>",
-        entry.node.etag,
-        String::from_utf8_lossy(&modified)
-    );
-    let mut response = S3Response::new(Body::from(xml));
-    response.headers.insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("application/xml"),
-    );
-    Ok(response)
+    xml_response("CopyObjectResult", &entry.node.etag, entry.node.mtime)
 }

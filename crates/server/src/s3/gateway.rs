@@ -725,7 +725,14 @@ impl S3 for Gateway {
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        multipart::upload_part_copy(self, req).await
+        // As for copy_object: copies from `io` are served by the copy route.
+        check_bucket(&req.input.bucket)?;
+        let (source_bucket, _) = copy_source(&req.input.copy_source)?;
+        check_bucket(source_bucket)?;
+        Err(s3_error!(
+            InternalError,
+            "copies within {BUCKET} are served by the copy route"
+        ))
     }
 
     async fn complete_multipart_upload(

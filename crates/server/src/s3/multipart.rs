@@ -9,18 +9,19 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use tokio_util::io::ReaderStream;
 use uuid::Uuid;
 
+use super::BUCKET;
 use super::auth::principal;
 use super::gateway::{
-    Gateway, ObjectMeta, check_bucket, check_copy_preconditions, check_metadata, content_md5, copy_source,
-    etag, key_path, timestamp, upload_body, write_error,
+    Gateway, ObjectMeta, check_bucket, check_metadata, content_md5, etag, key_path, timestamp, upload_body,
+    write_error,
 };
 use super::s3_error;
 use crate::SharedApp;
 use crate::auth::principal::Principal;
 use crate::error::Error;
-use crate::files::Write;
 use crate::files::blob::WrittenBlob;
 use crate::files::path::TreePath;
+use crate::files::{Entry, Write};
 use cells_store::Upload;
 
 /// Part numbers S3 accepts.
@@ -190,53 +191,36 @@ fn copy_range(range: Option<&str>, size: u64) -> S3Result<(u64, u64)> {
     Ok((first, last - first + 1))
 }
 
+/// UploadPartCopy: part `number` of upload `upload_id` for `key` becomes `range` of `source`
+/// (already checked readable by the copy route). Returns the part's MD5 and date.
 pub async fn upload_part_copy(
-    gateway: &Gateway,
-    req: S3Request<UploadPartCopyInput>,
-) -> S3Result<S3Response<UploadPartCopyOutput>> {
-    let principal = principal(&req)?.clone();
-    let input = req.input;
-    let number = part_number(input.part_number)?;
-    let upload = find(gateway, &principal, &input.bucket, &input.key, &input.upload_id).await?;
-    check_writable(gateway, &principal, &input.key).await?;
-    let (source_bucket, source_key) = copy_source(&input.copy_source)?;
-    check_bucket(source_bucket)?;
-    let (source_path, folder) = key_path(source_key)?;
-    if folder {
-        return Err(s3_error!(InvalidRequest, "folders cannot be copied"));
-    }
-    let tree = &gateway.app.tree;
-    let source = tree.readable(&principal, &source_path).await.map_err(s3_error)?;
-    check_copy_preconditions(
-        &source,
-        input.copy_source_if_match.as_ref(),
-        input.copy_source_if_unmodified_since.as_ref(),
-        input.copy_source_if_none_match.as_ref(),
-        input.copy_source_if_modified_since.as_ref(),
-    )?;
+    app: &SharedApp,
+    principal: &Principal,
+    key: &str,
+    upload_id: &str,
+    number: i32,
+    source: &Entry,
+    range: Option<&str>,
+) -> S3Result<(String, i64)> {
+    let gateway = Gateway::new(app.clone());
+    let number = part_number(number)?;
+    let upload = find(&gateway, principal, BUCKET, key, upload_id).await?;
+    check_writable(&gateway, principal, key).await?;
     let Some(blob) = source.node.blob_id.as_deref() else {
-        return Err(s3_error!(InvalidRequest, "{source_key} is a folder"));
+        return Err(s3_error!(InvalidRequest, "the copy source is a folder"));
     };
-    let (offset, length) = copy_range(input.copy_source_range.as_deref(), source.node.size.max(0) as u64)?;
-    let reader = tree
-        .blobs()
+    let (offset, length) = copy_range(range, source.node.size.max(0) as u64)?;
+    let blobs = app.tree.blobs();
+    let reader = blobs
         .open(blob, offset, length)
         .await
         .map_err(|e| s3_error(e.into()))?;
-    let written = tree
-        .blobs()
+    let written = blobs
         .put(Box::pin(ReaderStream::with_capacity(reader, 1 << 20)))
         .await
         .map_err(|e| s3_error(e.into()))?;
-    record_part(gateway, &upload, number, &written).await?;
-    Ok(S3Response::new(UploadPartCopyOutput {
-        copy_part_result: Some(CopyPartResult {
-            e_tag: Some(etag(&written.md5)),
-            last_modified: Some(timestamp(cells_store::now())),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }))
+    record_part(&gateway, &upload, number, &written).await?;
+    Ok((written.md5, cells_store::now()))
 }
 
 /// The S3 ETag of a multipart object: MD5 of the concatenated binary MD5s of its parts.

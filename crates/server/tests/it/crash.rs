@@ -23,7 +23,14 @@ struct Running {
 fn start(data: &Path, db: &Db) -> Running {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cells"));
     command
-        .args(["start", "--bind", "127.0.0.1:0", "--data"])
+        .args([
+            "start",
+            "--bind",
+            "127.0.0.1:0",
+            "--sftp-bind",
+            "127.0.0.1:0",
+            "--data",
+        ])
         .arg(data)
         .env("CELLS_ADMIN_LOGIN", ADMIN)
         .env("CELLS_ADMIN_PASSWORD", ADMIN_PASSWORD)

@@ -355,6 +355,7 @@ pub fn test_config(db: &Db, data: &Path) -> Config {
     let mut config = Config::load(Overrides {
         data_dir: Some(PathBuf::from(data)),
         bind: Some("127.0.0.1:0".into()),
+        sftp_bind: Some("127.0.0.1:0".into()),
         database_url: db.database_url(data),
         ..Overrides::default()
     })

@@ -1,0 +1,235 @@
+//! SFTP on its own port (2022 by default): russh carries SSH and password authentication,
+//! `session` speaks SFTP version 3 on the `sftp` subsystem. Nothing else is offered: no shell,
+//! no exec, no port forwarding.
+//!
+//! The password is checked by `Authenticator::authenticate_password`, as WebDAV's Basic
+//! password: the user's password, or a personal or OAuth access token of that login, with the
+//! same cache, lockout and per-address throttling.
+
+pub mod packet;
+pub mod session;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use russh::keys::ssh_key::LineEnding;
+use russh::keys::ssh_key::private::Ed25519Keypair;
+use russh::keys::{HashAlg, PrivateKey};
+use russh::server::{Auth, Msg, Session};
+use russh::{Channel, ChannelId, MethodKind, MethodSet};
+use tokio::net::TcpListener;
+
+use crate::SharedApp;
+use crate::auth::Client;
+use crate::auth::principal::Principal;
+use session::Login;
+
+/// The host key, in OpenSSH format, in the data dir.
+pub const HOST_KEY_FILE: &str = "sftp_host_ed25519_key";
+
+/// The server's Ed25519 host key: read from the data dir, or generated there on first start
+/// (owner-only permissions). It must stay stable: clients pin it.
+pub fn host_key(data_dir: &Path) -> anyhow::Result<PrivateKey> {
+    let path = data_dir.join(HOST_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => PrivateKey::from_openssh(text)
+            .with_context(|| format!("cannot read the host key {}", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let mut seed = [0u8; 32];
+            aws_lc_rs::rand::fill(&mut seed).map_err(|_| anyhow::anyhow!("no randomness"))?;
+            let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+            let text = key.to_openssh(LineEnding::LF)?;
+            write_private(&path, text.as_bytes())
+                .with_context(|| format!("cannot write the host key {}", path.display()))?;
+            tracing::info!(fingerprint = %fingerprint(&key), "generated the SFTP host key");
+            Ok(key)
+        }
+        Err(error) => Err(error).with_context(|| format!("cannot read the host key {}", path.display())),
+    }
+}
+
+/// Create `path` with mode 0600 and `content`, durably, failing if it exists (two nodes
+/// starting at once must not overwrite each other's key).
+fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(content)?;
+    file.sync_all()
+}
+
+/// `SHA256:…`, as `ssh-keygen -l` and OpenSSH's first-connection prompt show it.
+pub fn fingerprint(key: &PrivateKey) -> String {
+    key.public_key().fingerprint(HashAlg::Sha256).to_string()
+}
+
+/// The public key line for `known_hosts` / `authorized_keys` style pinning.
+pub fn public_line(key: &PrivateKey) -> anyhow::Result<String> {
+    Ok(key.public_key().to_openssh()?)
+}
+
+fn ssh_config(key: PrivateKey) -> Arc<russh::server::Config> {
+    let mut methods = MethodSet::empty();
+    methods.push(MethodKind::Password);
+    Arc::new(russh::server::Config {
+        server_id: russh::SshId::Standard(format!("SSH-2.0-cells_{}", env!("CARGO_PKG_VERSION")).into()),
+        methods,
+        // A failed password costs the guesser this long; the throttle and lockout do the rest.
+        auth_rejection_time: Duration::from_millis(300),
+        // OpenSSH probes with "none" first: answer that at once.
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        keys: vec![key],
+        // Large windows and packets keep bulk transfers from stalling on flow control.
+        window_size: 16 << 20,
+        maximum_packet_size: 65535,
+        inactivity_timeout: Some(Duration::from_secs(3600)),
+        keepalive_interval: Some(Duration::from_secs(60)),
+        nodelay: true,
+        ..Default::default()
+    })
+}
+
+/// Accept SSH connections on `listener` until the task is dropped.
+pub async fn serve(app: SharedApp, listener: TcpListener) -> anyhow::Result<()> {
+    let config = ssh_config(host_key(&app.config.data_dir)?);
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and the like: wait instead of spinning.
+                tracing::warn!(%error, "sftp: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = socket.set_nodelay(true);
+        let handler = Connection {
+            app: app.clone(),
+            peer,
+            login: None,
+            channels: HashMap::new(),
+        };
+        let config = config.clone();
+        tokio::spawn(async move {
+            match russh::server::run_stream(config, socket, handler).await {
+                Ok(session) => {
+                    if let Err(error) = session.await {
+                        tracing::debug!(%error, %peer, "sftp: connection ended");
+                    }
+                }
+                Err(error) => tracing::debug!(%error, %peer, "sftp: handshake failed"),
+            }
+        });
+    }
+}
+
+/// One SSH connection.
+struct Connection {
+    app: SharedApp,
+    peer: SocketAddr,
+    /// Set once a password was accepted.
+    login: Option<(Login, Principal)>,
+    /// Session channels opened and not yet given a subsystem.
+    channels: HashMap<ChannelId, Channel<Msg>>,
+}
+
+impl Connection {
+    fn client(&self) -> Client {
+        Client {
+            protocol: "sftp",
+            address: self.peer.ip(),
+        }
+    }
+}
+
+impl russh::server::Handler for Connection {
+    type Error = russh::Error;
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        let client = self.client();
+        match self.app.auth.authenticate_password(user, password, client).await {
+            Ok(principal) => {
+                let login = Login {
+                    login: user.to_string(),
+                    secret: password.to_string(),
+                    client,
+                };
+                self.login = Some((login, principal));
+                Ok(Auth::Accept)
+            }
+            Err(error) => {
+                // The login is the user's to know; the password is never logged.
+                tracing::info!(login = user, peer = %self.peer, %error, "sftp: login refused");
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.login.is_some() && self.channels.len() < 8 {
+            self.channels.insert(channel.id(), channel);
+            reply.accept().await;
+        } else {
+            reply.reject(russh::ChannelOpenFailure::ResourceShortage).await;
+        }
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let opened = self.channels.remove(&channel);
+        match (name, opened, &self.login) {
+            ("sftp", Some(opened), Some((login, principal))) => {
+                session.channel_success(channel)?;
+                let app = self.app.clone();
+                let login = Login {
+                    login: login.login.clone(),
+                    secret: login.secret.clone(),
+                    client: login.client,
+                };
+                let principal = principal.clone();
+                let peer = self.peer;
+                tokio::spawn(async move {
+                    let stream = opened.into_stream();
+                    if let Err(error) = session::run(app, login, principal, stream).await {
+                        tracing::debug!(%error, %peer, "sftp: session ended");
+                    }
+                });
+            }
+            _ => session.channel_failure(channel)?,
+        }
+        Ok(())
+    }
+
+    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,838 @@
+//! One SFTP session: packets read off the SSH channel, answered in order against the file
+//! tree as the session's credential sees it. Requests are handled one at a time; clients
+//! pipeline them (OpenSSH keeps 64 in flight), so the channel stays full.
+//!
+//! Every request first re-checks the login's credential (a cache hit, about a microsecond):
+//! a token revoked, a password changed or an account locked while a session is open is
+//! refused on the session's next request, which ends the session.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use md5::{Digest, Md5};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+
+use super::packet::{self, Attrs, Code, Name, Request};
+use crate::SharedApp;
+use crate::auth::Client;
+use crate::auth::principal::Principal;
+use crate::error::Error;
+use crate::files::blob::Draft;
+use crate::files::path::TreePath;
+use crate::files::{Entry, Write};
+
+/// Open handles per session; more is refused with a clear status (OpenSSH's client keeps a
+/// few; a client holding hundreds is leaking them).
+pub const MAX_HANDLES: usize = 256;
+/// Directory entries per READDIR reply.
+const NAMES_PER_READDIR: usize = 128;
+/// Replies are sent once this much is waiting, or when no request is waiting.
+const FLUSH_AT: usize = 512 * 1024;
+
+/// Who the session runs as: the login and secret it authenticated with, re-checked on every
+/// request.
+pub struct Login {
+    pub login: String,
+    pub secret: String,
+    pub client: Client,
+}
+
+/// What a path names: the root that lists the workspaces, or a place in the tree.
+enum Target {
+    Root,
+    Tree(TreePath),
+}
+
+enum Handle {
+    Read {
+        entry: Box<Entry>,
+        file: Arc<std::fs::File>,
+    },
+    Write(Box<Upload>),
+    Dir {
+        names: VecDeque<Name>,
+    },
+}
+
+/// A file opened for writing: a draft blob committed on CLOSE.
+struct Upload {
+    path: TreePath,
+    draft: Draft,
+    size: u64,
+    append: bool,
+    /// MD5 of bytes `0..hashed`, while every write so far continued the last one (the usual
+    /// case); `None` once a write lands elsewhere, and the draft is hashed again on close.
+    md5: Option<Md5>,
+    hashed: u64,
+    /// A modification time set through FSETSTAT, applied after the commit.
+    mtime: Option<i64>,
+}
+
+struct Session {
+    app: SharedApp,
+    login: Login,
+    principal: Principal,
+    handles: HashMap<u32, Handle>,
+    next_handle: u32,
+    out: BytesMut,
+}
+
+/// Serve one SFTP session on `stream` until the client closes it or its credential stops
+/// being valid.
+pub async fn run<S>(app: SharedApp, login: Login, principal: Principal, stream: S) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Send,
+{
+    let (reader, mut writer) = tokio::io::split(stream);
+    let mut reader = BufReader::with_capacity(2 * packet::MAX_PACKET, reader);
+    let mut session = Session {
+        app,
+        login,
+        principal,
+        handles: HashMap::new(),
+        next_handle: 1,
+        out: BytesMut::with_capacity(FLUSH_AT * 2),
+    };
+    let mut initialized = false;
+    loop {
+        let len = match reader.read_u32().await {
+            Ok(len) => len as usize,
+            Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(error) => return Err(error),
+        };
+        let go_on = if len == 0 {
+            // Not even a type byte: nothing to answer, nothing to trust after it.
+            false
+        } else if len > packet::MAX_PACKET {
+            session.oversized(&mut reader, len).await?
+        } else {
+            let mut body = BytesMut::zeroed(len);
+            reader.read_exact(&mut body).await?;
+            let kind = body[0];
+            let body = body.freeze().slice(1..);
+            if !initialized {
+                initialized = kind == packet::INIT;
+                session.init(kind, body)
+            } else {
+                session.handle(kind, body).await
+            }
+        };
+        if !go_on {
+            writer.write_all(&session.out).await?;
+            break;
+        }
+        if session.out.len() >= FLUSH_AT || reader.buffer().is_empty() {
+            writer.write_all(&session.out).await?;
+            writer.flush().await?;
+            session.out.clear();
+        }
+    }
+    writer.flush().await?;
+    let _ = writer.shutdown().await;
+    Ok(())
+}
+
+impl Session {
+    /// The first packet: INIT, answered with our version and extensions; anything else ends
+    /// the session (§4).
+    fn init(&mut self, kind: u8, body: Bytes) -> bool {
+        if kind != packet::INIT || Request::parse(kind, body).is_err() {
+            return false;
+        }
+        packet::version(
+            &mut self.out,
+            &[("posix-rename@openssh.com", b"1"), ("limits@openssh.com", b"1")],
+        );
+        true
+    }
+
+    /// A packet longer than we accept: skip it (bounded memory) and answer BAD_MESSAGE, so
+    /// the client learns why.
+    async fn oversized<R: AsyncRead + Unpin>(&mut self, reader: &mut R, len: usize) -> io::Result<bool> {
+        let mut head = [0u8; 5];
+        reader.read_exact(&mut head).await?;
+        let id = u32::from_be_bytes([head[1], head[2], head[3], head[4]]);
+        let rest = (len - head.len()) as u64;
+        let skipped = tokio::io::copy(&mut reader.take(rest), &mut tokio::io::sink()).await?;
+        if skipped < rest {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let message = format!(
+            "packet of {len} bytes is larger than the {} accepted",
+            packet::MAX_PACKET
+        );
+        packet::status(&mut self.out, id, Code::BadMessage, &message);
+        Ok(true)
+    }
+
+    /// Answer one request; `false` ends the session.
+    async fn handle(&mut self, kind: u8, body: Bytes) -> bool {
+        let request = match Request::parse(kind, body) {
+            Ok(request) => request,
+            Err(malformed) => {
+                let id = malformed.id.unwrap_or(0);
+                packet::status(&mut self.out, id, Code::BadMessage, "malformed packet");
+                return true;
+            }
+        };
+        let id = request_id(&request);
+        if let Err(error) = self.recheck().await {
+            let message = format!("{error}; this session is closed");
+            packet::status(&mut self.out, id, Code::PermissionDenied, &message);
+            return false;
+        }
+        if let Err(error) = self.answer(request).await {
+            let (code, message) = status_of(&error);
+            packet::status(&mut self.out, id, code, &message);
+        }
+        true
+    }
+
+    /// The credential the session opened with, checked again (see the module docs).
+    async fn recheck(&mut self) -> crate::error::Result<()> {
+        let login = &self.login;
+        self.principal = self
+            .app
+            .auth
+            .authenticate_password(&login.login, &login.secret, login.client)
+            .await?;
+        Ok(())
+    }
+
+    async fn answer(&mut self, request: Request) -> crate::error::Result<()> {
+        match request {
+            Request::Init { .. } => Err(Error::invalid("INIT", "was already sent")),
+            Request::Open { id, path, flags, .. } => {
+                let target = self.target(&path)?;
+                let handle = self.open(target, flags).await?;
+                let number = self.add_handle(handle)?;
+                packet::handle(&mut self.out, id, number.to_string().as_bytes());
+                Ok(())
+            }
+            Request::Close { id, handle } => {
+                let handle = self
+                    .handles
+                    .remove(&parse_handle(&handle)?)
+                    .ok_or_else(bad_handle)?;
+                if let Handle::Write(upload) = handle {
+                    self.commit(*upload).await?;
+                }
+                self.ok(id)
+            }
+            Request::Read {
+                id,
+                handle,
+                offset,
+                len,
+            } => self.read(id, &handle, offset, len).await,
+            Request::Write {
+                id,
+                handle,
+                offset,
+                data,
+            } => {
+                self.write(&handle, offset, data).await?;
+                self.ok(id)
+            }
+            Request::Stat { id, path } | Request::Lstat { id, path } => {
+                let attrs = match self.target(&path)? {
+                    Target::Root => self.root_attrs(),
+                    Target::Tree(path) => attrs_of(&self.app.tree.stat(&self.principal, &path).await?),
+                };
+                packet::attrs(&mut self.out, id, &attrs);
+                Ok(())
+            }
+            Request::Fstat { id, handle } => {
+                let attrs = match self.handles.get(&parse_handle(&handle)?).ok_or_else(bad_handle)? {
+                    Handle::Read { entry, .. } => attrs_of(entry),
+                    Handle::Write(upload) => Attrs {
+                        size: Some(upload.size),
+                        permissions: Some(FILE_MODE),
+                        times: Some(times(upload.mtime.unwrap_or_else(cells_store::now))),
+                        ..Attrs::default()
+                    },
+                    Handle::Dir { .. } => self.root_attrs(),
+                };
+                packet::attrs(&mut self.out, id, &attrs);
+                Ok(())
+            }
+            Request::Setstat { id, path, attrs } => {
+                match self.target(&path)? {
+                    Target::Root => {}
+                    Target::Tree(path) => self.setstat(&path, &attrs).await?,
+                }
+                self.ok(id)
+            }
+            Request::Fsetstat { id, handle, attrs } => {
+                let number = parse_handle(&handle)?;
+                match self.handles.get_mut(&number).ok_or_else(bad_handle)? {
+                    Handle::Write(upload) => {
+                        if let Some((_, mtime)) = attrs.times {
+                            upload.mtime = Some(i64::from(mtime));
+                        }
+                        if let Some(size) = attrs.size {
+                            let file = upload.draft.file().clone();
+                            blocking(move || file.set_len(size)).await?;
+                            upload.size = size;
+                            upload.md5 = None;
+                        }
+                    }
+                    Handle::Read { entry, .. } => {
+                        let path = entry.path.clone();
+                        self.setstat(&path, &attrs).await?;
+                    }
+                    Handle::Dir { .. } => {}
+                }
+                self.ok(id)
+            }
+            Request::Opendir { id, path } => {
+                let names = self.list(self.target(&path)?).await?;
+                let number = self.add_handle(Handle::Dir { names: names.into() })?;
+                packet::handle(&mut self.out, id, number.to_string().as_bytes());
+                Ok(())
+            }
+            Request::Readdir { id, handle } => {
+                let number = parse_handle(&handle)?;
+                let Some(Handle::Dir { names }) = self.handles.get_mut(&number) else {
+                    return Err(bad_handle());
+                };
+                if names.is_empty() {
+                    packet::status(&mut self.out, id, Code::Eof, "end of folder");
+                } else {
+                    let batch: Vec<Name> = names.drain(..names.len().min(NAMES_PER_READDIR)).collect();
+                    packet::names(&mut self.out, id, &batch);
+                }
+                Ok(())
+            }
+            Request::Remove { id, path } => {
+                let path = self.tree_path(&path)?;
+                let entry = self.app.tree.stat(&self.principal, &path).await?;
+                if entry.node.is_collection() {
+                    return Err(Error::Conflict(format!("{path} is a folder; use rmdir")));
+                }
+                self.app.tree.delete(&self.principal, &path).await?;
+                self.ok(id)
+            }
+            Request::Mkdir { id, path } => {
+                let path = self.tree_path(&path)?;
+                self.app.tree.create_folder(&self.principal, &path, false).await?;
+                self.ok(id)
+            }
+            Request::Rmdir { id, path } => {
+                let path = self.tree_path(&path)?;
+                let (folder, children) = self.app.tree.list(&self.principal, &path).await?;
+                if !folder.node.is_collection() {
+                    return Err(Error::Conflict(format!("{path} is not a folder")));
+                }
+                if !children.is_empty() {
+                    return Err(Error::Conflict(format!("folder {path} is not empty")));
+                }
+                self.app.tree.delete(&self.principal, &path).await?;
+                self.ok(id)
+            }
+            Request::Realpath { id, path } => {
+                let path = normalize(&path)?;
+                let name = Name {
+                    filename: path.clone(),
+                    longname: path,
+                    attrs: Attrs::default(),
+                };
+                packet::names(&mut self.out, id, &[name]);
+                Ok(())
+            }
+            Request::Rename { id, from, to } => {
+                // Version 3 rename refuses an existing target (as OpenSSH's server does).
+                let (from, to) = (self.tree_path(&from)?, self.tree_path(&to)?);
+                self.app.tree.rename(&self.principal, &from, &to).await?;
+                self.ok(id)
+            }
+            Request::Readlink { id } | Request::Symlink { id } => {
+                packet::status(
+                    &mut self.out,
+                    id,
+                    Code::OpUnsupported,
+                    "symbolic links are not supported",
+                );
+                Ok(())
+            }
+            Request::Extended { id, name, data } => self.extended(id, &name, data).await,
+            Request::Unknown { id } => {
+                packet::status(&mut self.out, id, Code::OpUnsupported, "unknown request type");
+                Ok(())
+            }
+        }
+    }
+
+    async fn extended(&mut self, id: u32, name: &[u8], data: Bytes) -> crate::error::Result<()> {
+        match name {
+            b"posix-rename@openssh.com" => {
+                let (from, to) =
+                    Request::two_paths(data).ok_or_else(|| Error::invalid("posix-rename", "malformed"))?;
+                let (from, to) = (self.tree_path(&from)?, self.tree_path(&to)?);
+                self.posix_rename(&from, &to).await?;
+                self.ok(id)
+            }
+            b"limits@openssh.com" => {
+                // max packet, max read, max write, max open handles (PROTOCOL §4.8).
+                let mut reply = Vec::with_capacity(32);
+                for value in [
+                    packet::MAX_PACKET as u64,
+                    u64::from(packet::MAX_DATA),
+                    u64::from(packet::MAX_DATA),
+                    MAX_HANDLES as u64,
+                ] {
+                    reply.extend_from_slice(&value.to_be_bytes());
+                }
+                packet::extended_reply(&mut self.out, id, &reply);
+                Ok(())
+            }
+            _ => {
+                let message = format!("extension {:?} is not supported", String::from_utf8_lossy(name));
+                packet::status(&mut self.out, id, Code::OpUnsupported, &message);
+                Ok(())
+            }
+        }
+    }
+
+    fn ok(&mut self, id: u32) -> crate::error::Result<()> {
+        packet::status(&mut self.out, id, Code::Ok, "ok");
+        Ok(())
+    }
+
+    fn add_handle(&mut self, handle: Handle) -> crate::error::Result<u32> {
+        if self.handles.len() >= MAX_HANDLES {
+            return Err(Error::Conflict(format!(
+                "too many open handles (at most {MAX_HANDLES}); close some first"
+            )));
+        }
+        // Numbers are never reused, so a handle used after its CLOSE is refused.
+        let number = self.next_handle;
+        self.next_handle = self.next_handle.wrapping_add(1);
+        self.handles.insert(number, handle);
+        Ok(number)
+    }
+
+    fn target(&self, path: &[u8]) -> crate::error::Result<Target> {
+        let path = normalize(path)?;
+        if path == "/" {
+            return Ok(Target::Root);
+        }
+        Ok(Target::Tree(TreePath::parse(&path)?))
+    }
+
+    fn tree_path(&self, path: &[u8]) -> crate::error::Result<TreePath> {
+        match self.target(path)? {
+            Target::Root => Err(Error::Forbidden(
+                "/ lists the workspaces and cannot change".into(),
+            )),
+            Target::Tree(path) => Ok(path),
+        }
+    }
+
+    fn root_attrs(&self) -> Attrs {
+        Attrs {
+            size: Some(0),
+            permissions: Some(FOLDER_MODE),
+            times: Some(times(self.app.started_at)),
+            ..Attrs::default()
+        }
+    }
+
+    async fn open(&self, target: Target, flags: u32) -> crate::error::Result<Handle> {
+        let Target::Tree(path) = target else {
+            return Err(Error::Conflict("/ is a folder".into()));
+        };
+        let tree = &self.app.tree;
+        if flags & packet::OPEN_WRITE == 0 {
+            let entry = tree.readable(&self.principal, &path).await?;
+            let Some(blob) = entry.node.blob_id.as_deref() else {
+                return Err(Error::Conflict(format!("{path} is a folder")));
+            };
+            let file = tree.blobs().open_file(blob).await?;
+            return Ok(Handle::Read {
+                entry: Box::new(entry),
+                file: Arc::new(file),
+            });
+        }
+        let existing = match tree.stat(&self.principal, &path).await {
+            Ok(entry) => Some(entry),
+            Err(Error::NotFound(_)) => None,
+            Err(other) => return Err(other),
+        };
+        match &existing {
+            Some(entry) if entry.node.is_collection() => {
+                return Err(Error::Conflict(format!("{path} is a folder")));
+            }
+            Some(_) if flags & packet::OPEN_CREATE != 0 && flags & packet::OPEN_EXCLUSIVE != 0 => {
+                return Err(Error::Conflict(format!("{path} already exists")));
+            }
+            None if flags & packet::OPEN_CREATE == 0 => {
+                return Err(Error::NotFound(format!("{path} does not exist")));
+            }
+            _ => {}
+        }
+        if !tree.can_write_at(&self.principal, &path).await? {
+            return Err(Error::Forbidden(format!("this credential may not write {path}")));
+        }
+        // Without TRUNCATE the file keeps its content and the client writes into it.
+        let keep = existing
+            .as_ref()
+            .filter(|_| flags & packet::OPEN_TRUNCATE == 0)
+            .and_then(|entry| entry.node.blob_id.clone());
+        let draft = tree.blobs().draft(keep.as_deref()).await?;
+        let size = if keep.is_some() {
+            existing.map_or(0, |e| e.node.size.max(0) as u64)
+        } else {
+            0
+        };
+        Ok(Handle::Write(Box::new(Upload {
+            path,
+            draft,
+            size,
+            append: flags & packet::OPEN_APPEND != 0,
+            md5: (size == 0).then(Md5::new),
+            hashed: 0,
+            mtime: None,
+        })))
+    }
+
+    async fn read(&mut self, id: u32, handle: &[u8], offset: u64, len: u32) -> crate::error::Result<()> {
+        let (file, size) = match self.handles.get(&parse_handle(handle)?).ok_or_else(bad_handle)? {
+            Handle::Read { entry, file, .. } => (file.clone(), entry.node.size.max(0) as u64),
+            Handle::Write(upload) => (upload.draft.file().clone(), upload.size),
+            Handle::Dir { .. } => return Err(Error::Conflict("this handle is a folder".into())),
+        };
+        if offset >= size {
+            packet::status(&mut self.out, id, Code::Eof, "end of file");
+            return Ok(());
+        }
+        let len = (len.min(packet::MAX_DATA) as u64).min(size - offset) as usize;
+        let reply = blocking(move || {
+            let mut reply = BytesMut::with_capacity(len + 16);
+            packet::data(&mut reply, id, len, |buf| read_full(&file, buf, offset))?;
+            Ok(reply)
+        })
+        .await?;
+        self.out.extend_from_slice(&reply);
+        Ok(())
+    }
+
+    async fn write(&mut self, handle: &[u8], offset: u64, data: Bytes) -> crate::error::Result<()> {
+        let number = parse_handle(handle)?;
+        let Some(Handle::Write(upload)) = self.handles.get_mut(&number) else {
+            return Err(match self.handles.get(&number) {
+                None => bad_handle(),
+                Some(_) => Error::Forbidden("this handle was not opened for writing".into()),
+            });
+        };
+        let offset = if upload.append { upload.size } else { offset };
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or_else(|| Error::invalid("offset", "is too large"))?;
+        let file = upload.draft.file().clone();
+        // Hash on the way when this write continues the hashed prefix.
+        let mut md5 = upload.md5.take().filter(|_| offset == upload.hashed);
+        md5 = blocking(move || {
+            file.write_all_at(&data, offset)?;
+            if let Some(md5) = md5.as_mut() {
+                md5.update(&data);
+            }
+            Ok(md5)
+        })
+        .await?;
+        if md5.is_some() {
+            upload.hashed = end;
+        }
+        upload.md5 = md5;
+        upload.size = upload.size.max(end);
+        Ok(())
+    }
+
+    /// CLOSE of a written file: the draft becomes the file's content, atomically.
+    async fn commit(&self, upload: Upload) -> crate::error::Result<()> {
+        let Upload {
+            path,
+            draft,
+            size,
+            md5,
+            hashed,
+            mtime,
+            ..
+        } = upload;
+        let md5 = md5
+            .filter(|_| hashed == size)
+            .map(|md5| hex::encode(md5.finalize()));
+        let tree = &self.app.tree;
+        let written = tree.blobs().finish(draft, md5).await?;
+        tree.commit_blob(&self.principal, &path, written, None, &Write::default())
+            .await?;
+        if let Some(mtime) = mtime {
+            tree.set_mtime(&self.principal, &path, mtime).await?;
+        }
+        Ok(())
+    }
+
+    /// SETSTAT: the modification time, and a new size (truncate or extend); permissions and
+    /// owners have no meaning here and are accepted as they are.
+    async fn setstat(&self, path: &TreePath, attrs: &Attrs) -> crate::error::Result<()> {
+        let tree = &self.app.tree;
+        if let Some(size) = attrs.size {
+            let entry = tree.stat(&self.principal, path).await?;
+            if entry.node.is_collection() {
+                return Err(Error::Conflict(format!("{path} is a folder")));
+            }
+            if size != entry.node.size.max(0) as u64 {
+                if !tree.can_write_at(&self.principal, path).await? {
+                    return Err(Error::Forbidden(format!("this credential may not write {path}")));
+                }
+                let draft = tree.blobs().draft(entry.node.blob_id.as_deref()).await?;
+                let file = draft.file().clone();
+                blocking(move || file.set_len(size)).await?;
+                let written = tree.blobs().finish(draft, None).await?;
+                tree.commit_blob(&self.principal, path, written, None, &Write::default())
+                    .await?;
+            }
+        }
+        if let Some((_, mtime)) = attrs.times {
+            tree.set_mtime(&self.principal, path, i64::from(mtime)).await?;
+        }
+        Ok(())
+    }
+
+    /// posix-rename@openssh.com: like RENAME, but an existing file at `to` is replaced.
+    async fn posix_rename(&self, from: &TreePath, to: &TreePath) -> crate::error::Result<()> {
+        let tree = &self.app.tree;
+        match tree.rename(&self.principal, from, to).await {
+            Err(Error::Conflict(message)) if message.ends_with("already exists") => {
+                let source = tree.stat(&self.principal, from).await?;
+                let target = tree.stat(&self.principal, to).await?;
+                if source.node.is_collection() || target.node.is_collection() {
+                    return Err(Error::Conflict(message));
+                }
+                if !tree.can_write(&self.principal, from).await? {
+                    return Err(Error::Forbidden(format!("this credential may not move {from}")));
+                }
+                // Not one transaction: between the two steps `to` is briefly absent.
+                tree.delete(&self.principal, to).await?;
+                tree.rename(&self.principal, from, to).await?;
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
+    async fn list(&self, target: Target) -> crate::error::Result<Vec<Name>> {
+        let now = cells_store::now();
+        let entries = match target {
+            Target::Root => self.app.tree.workspaces(&self.principal).await?,
+            Target::Tree(path) => {
+                let (folder, children) = self.app.tree.list(&self.principal, &path).await?;
+                if !folder.node.is_collection() {
+                    return Err(Error::Conflict(format!("{path} is not a folder")));
+                }
+                children
+            }
+        };
+        Ok(entries
+            .iter()
+            .map(|entry| {
+                let filename = entry
+                    .path
+                    .name()
+                    .unwrap_or(entry.path.workspace.as_str())
+                    .to_string();
+                let attrs = attrs_of(entry);
+                Name {
+                    longname: longname(&filename, &attrs, &self.principal.login, now),
+                    filename,
+                    attrs,
+                }
+            })
+            .collect())
+    }
+}
+
+const FILE_MODE: u32 = 0o100_644;
+const FOLDER_MODE: u32 = 0o040_755;
+
+fn times(mtime: i64) -> (u32, u32) {
+    let t = mtime.clamp(0, i64::from(u32::MAX)) as u32;
+    (t, t)
+}
+
+fn attrs_of(entry: &Entry) -> Attrs {
+    let folder = entry.node.is_collection();
+    Attrs {
+        size: Some(if folder { 0 } else { entry.node.size.max(0) as u64 }),
+        permissions: Some(if folder { FOLDER_MODE } else { FILE_MODE }),
+        times: Some(times(entry.node.mtime)),
+        ..Attrs::default()
+    }
+}
+
+/// An `ls -l` line, which OpenSSH's client prints as is.
+fn longname(name: &str, attrs: &Attrs, owner: &str, now: i64) -> String {
+    let folder = attrs.permissions == Some(FOLDER_MODE);
+    let mode = if folder { "drwxr-xr-x" } else { "-rw-r--r--" };
+    let mtime = attrs.times.map_or(0, |(_, m)| i64::from(m));
+    let date = time::OffsetDateTime::from_unix_timestamp(mtime).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS[usize::from(u8::from(date.month())) - 1];
+    // As ls: the time of day within six months, the year otherwise.
+    let when = if (now - mtime).abs() < 182 * 24 * 3600 {
+        format!("{:02}:{:02}", date.hour(), date.minute())
+    } else {
+        format!(" {}", date.year())
+    };
+    format!(
+        "{mode}    1 {owner:<8} {owner:<8} {size:>8} {month} {day:>2} {when} {name}",
+        size = attrs.size.unwrap_or(0),
+        day = date.day(),
+    )
+}
+
+/// An SFTP path made absolute (relative paths start at `/`) with `.` and `..` resolved;
+/// `..` never goes above `/`.
+fn normalize(path: &[u8]) -> crate::error::Result<String> {
+    let text = std::str::from_utf8(path).map_err(|_| Error::invalid("path", "is not UTF-8"))?;
+    let mut parts: Vec<&str> = Vec::new();
+    for segment in text.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            name => parts.push(name),
+        }
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+fn parse_handle(handle: &[u8]) -> crate::error::Result<u32> {
+    std::str::from_utf8(handle)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(bad_handle)
+}
+
+fn bad_handle() -> Error {
+    Error::invalid("handle", "is not open (never opened, or already closed)")
+}
+
+fn request_id(request: &Request) -> u32 {
+    match request {
+        Request::Init { .. } => 0,
+        Request::Open { id, .. }
+        | Request::Close { id, .. }
+        | Request::Read { id, .. }
+        | Request::Write { id, .. }
+        | Request::Lstat { id, .. }
+        | Request::Fstat { id, .. }
+        | Request::Setstat { id, .. }
+        | Request::Fsetstat { id, .. }
+        | Request::Opendir { id, .. }
+        | Request::Readdir { id, .. }
+        | Request::Remove { id, .. }
+        | Request::Mkdir { id, .. }
+        | Request::Rmdir { id, .. }
+        | Request::Realpath { id, .. }
+        | Request::Stat { id, .. }
+        | Request::Rename { id, .. }
+        | Request::Readlink { id }
+        | Request::Symlink { id }
+        | Request::Extended { id, .. }
+        | Request::Unknown { id } => *id,
+    }
+}
+
+/// An error in SFTP terms (§7): the status code and a message for the user.
+fn status_of(error: &Error) -> (Code, String) {
+    let code = match error {
+        Error::NotFound(_) => Code::NoSuchFile,
+        Error::Conflict(message) if message.starts_with("folder ") && message.ends_with("does not exist") => {
+            Code::NoSuchFile
+        }
+        Error::Forbidden(_) | Error::Unauthenticated(_) | Error::Locked | Error::Throttled(_) => {
+            Code::PermissionDenied
+        }
+        Error::Internal(cause) => {
+            tracing::warn!(error = %cause, "sftp request failed");
+            Code::Failure
+        }
+        _ => Code::Failure,
+    };
+    (code, error.to_string())
+}
+
+/// Run file I/O on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> crate::error::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(Error::internal)?
+        .map_err(Error::internal)
+}
+
+/// Fill `buf` from `offset`, short only at the end of the file.
+fn read_full(file: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64)? {
+            0 => break,
+            read => filled += read,
+        }
+    }
+    Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_dots_and_never_climb_above_the_root() {
+        assert_eq!(normalize(b".").unwrap(), "/");
+        assert_eq!(normalize(b"").unwrap(), "/");
+        assert_eq!(normalize(b"personal-files/a/../b").unwrap(), "/personal-files/b");
+        assert_eq!(normalize(b"/../../etc/passwd").unwrap(), "/etc/passwd");
+        assert_eq!(normalize(b"//personal-files//./x/").unwrap(), "/personal-files/x");
+        assert!(normalize(b"/\xff").is_err());
+    }
+
+    #[test]
+    fn longname_looks_like_ls() {
+        let attrs = Attrs {
+            size: Some(1234),
+            permissions: Some(FILE_MODE),
+            times: Some((0, 1_700_000_000)),
+            ..Attrs::default()
+        };
+        let line = longname("a.txt", &attrs, "admin", 1_700_000_100);
+        assert_eq!(
+            line,
+            "-rw-r--r--    1 admin    admin        1234 Nov 14 22:13 a.txt"
+        );
+        let old = longname("a.txt", &attrs, "admin", 1_800_000_000);
+        assert!(old.ends_with("Nov 14  2023 a.txt"), "{old}");
+    }
+
+    #[test]
+    fn errors_map_to_sftp_codes() {
+        assert_eq!(status_of(&Error::NotFound("x".into())).0, Code::NoSuchFile);
+        assert_eq!(
+            status_of(&Error::Conflict("folder personal-files/a does not exist".into())).0,
+            Code::NoSuchFile
+        );
+        assert_eq!(
+            status_of(&Error::Forbidden("no".into())).0,
+            Code::PermissionDenied
+        );
+        assert_eq!(status_of(&Error::Conflict("exists".into())).0, Code::Failure);
+    }
+}
