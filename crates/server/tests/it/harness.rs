@@ -112,6 +112,8 @@ pub struct TestApp {
     dir: Option<TempDir>,
     pub data: PathBuf,
     pub base: String,
+    /// Where the SFTP server listens.
+    pub sftp: std::net::SocketAddr,
     pub app: SharedApp,
     pub http: Client,
     stop: Option<oneshot::Sender<()>>,
@@ -160,6 +162,7 @@ impl TestApp {
         }
         .expect("server starts");
         let base = format!("http://{}", server.local_addr().expect("bound"));
+        let sftp = server.sftp_addr().expect("bound");
         let app = server.app.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {
@@ -170,6 +173,7 @@ impl TestApp {
             dir: None,
             data,
             base,
+            sftp,
             app,
             http: Client::new(),
             stop: Some(stop),

@@ -10,4 +10,5 @@ mod oidc;
 mod oidc_rp;
 mod rest;
 mod s3;
+mod sftp;
 mod tokens;
