@@ -14,6 +14,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use md5::{Digest, Md5};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::packet::{self, Attrs, Code, Name, Request};
 use crate::SharedApp;
@@ -31,6 +33,10 @@ pub const MAX_HANDLES: usize = 256;
 const NAMES_PER_READDIR: usize = 128;
 /// Replies are sent once this much is waiting, or when no request is waiting.
 const FLUSH_AT: usize = 512 * 1024;
+/// Requests read ahead of the one being answered: at most this many, of at most this many
+/// bytes in all (OpenSSH's client keeps 64 requests of up to 255 KiB in flight).
+const QUEUED_PACKETS: usize = 1024;
+const QUEUED_BYTES: usize = 16 << 20;
 
 /// Who the session runs as: the login and secret it authenticated with, re-checked on every
 /// request.
@@ -80,14 +86,35 @@ struct Session {
     out: BytesMut,
 }
 
+/// What the reader task hands over.
+enum Incoming {
+    Packet {
+        kind: u8,
+        body: Bytes,
+        /// Its share of `QUEUED_BYTES`, given back once it has been answered.
+        _permit: OwnedSemaphorePermit,
+    },
+    /// A packet longer than `MAX_PACKET`, skipped whole (bounded memory): its id and length.
+    Oversized { id: u32, len: usize },
+    /// A zero length: not even a type byte, nothing to answer and nothing to trust after it.
+    Garbage,
+}
+
 /// Serve one SFTP session on `stream` until the client closes it or its credential stops
 /// being valid.
+///
+/// Packets are read by a task of their own, so that the channel is always drained: russh
+/// stops reading the connection (window adjustments included) when a channel's queue is
+/// full, so a server that stopped reading while it waited to write (the client's window
+/// full of large READ replies) would wait forever.
 pub async fn run<S>(app: SharedApp, login: Login, principal: Principal, stream: S) -> io::Result<()>
 where
-    S: AsyncRead + AsyncWrite + Send,
+    S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (reader, mut writer) = tokio::io::split(stream);
-    let mut reader = BufReader::with_capacity(2 * packet::MAX_PACKET, reader);
+    let (sender, mut incoming) = mpsc::channel(QUEUED_PACKETS);
+    let budget = Arc::new(Semaphore::new(QUEUED_BYTES));
+    let reading = tokio::spawn(read_packets(reader, sender, budget));
     let mut session = Session {
         app,
         login,
@@ -97,45 +124,109 @@ where
         out: BytesMut::with_capacity(FLUSH_AT * 2),
     };
     let mut initialized = false;
+    let outcome = async {
+        loop {
+            let next = match incoming.try_recv() {
+                Ok(next) => next,
+                Err(TryRecvError::Empty) => {
+                    // Nothing else waiting: send what is ready before waiting for more.
+                    session.flush(&mut writer).await?;
+                    match incoming.recv().await {
+                        Some(next) => next,
+                        None => break,
+                    }
+                }
+                Err(TryRecvError::Disconnected) => break,
+            };
+            let go_on = match next {
+                Incoming::Garbage => false,
+                Incoming::Oversized { id, len } => {
+                    let message = format!(
+                        "packet of {len} bytes is larger than the {} accepted",
+                        packet::MAX_PACKET
+                    );
+                    packet::status(&mut session.out, id, Code::BadMessage, &message);
+                    true
+                }
+                Incoming::Packet { kind, body, .. } if !initialized => {
+                    initialized = true;
+                    session.init(kind, body)
+                }
+                Incoming::Packet { kind, body, .. } => session.handle(kind, body).await,
+            };
+            if !go_on {
+                break;
+            }
+            if session.out.len() >= FLUSH_AT {
+                session.flush(&mut writer).await?;
+            }
+        }
+        session.flush(&mut writer).await
+    }
+    .await;
+    reading.abort();
+    let _ = writer.shutdown().await;
+    outcome
+}
+
+/// Read packets off the channel into `sender`, until the client closes it.
+async fn read_packets<R: AsyncRead + Unpin>(
+    reader: R,
+    sender: mpsc::Sender<Incoming>,
+    budget: Arc<Semaphore>,
+) -> io::Result<()> {
+    let mut reader = BufReader::with_capacity(packet::MAX_PACKET, reader);
     loop {
         let len = match reader.read_u32().await {
             Ok(len) => len as usize,
-            Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(error) => return Err(error),
         };
-        let go_on = if len == 0 {
-            // Not even a type byte: nothing to answer, nothing to trust after it.
-            false
+        let next = if len == 0 {
+            Incoming::Garbage
         } else if len > packet::MAX_PACKET {
-            session.oversized(&mut reader, len).await?
+            let mut head = [0u8; 5];
+            reader.read_exact(&mut head).await?;
+            let id = u32::from_be_bytes([head[1], head[2], head[3], head[4]]);
+            let rest = (len - head.len()) as u64;
+            let skipped = tokio::io::copy(&mut (&mut reader).take(rest), &mut tokio::io::sink()).await?;
+            if skipped < rest {
+                return Ok(());
+            }
+            Incoming::Oversized { id, len }
         } else {
+            let permit = budget
+                .clone()
+                .acquire_many_owned(len as u32)
+                .await
+                .map_err(io::Error::other)?;
             let mut body = BytesMut::zeroed(len);
             reader.read_exact(&mut body).await?;
             let kind = body[0];
-            let body = body.freeze().slice(1..);
-            if !initialized {
-                initialized = kind == packet::INIT;
-                session.init(kind, body)
-            } else {
-                session.handle(kind, body).await
+            Incoming::Packet {
+                kind,
+                body: body.freeze().slice(1..),
+                _permit: permit,
             }
         };
-        if !go_on {
-            writer.write_all(&session.out).await?;
-            break;
-        }
-        if session.out.len() >= FLUSH_AT || reader.buffer().is_empty() {
-            writer.write_all(&session.out).await?;
-            writer.flush().await?;
-            session.out.clear();
+        let last = matches!(next, Incoming::Garbage);
+        if sender.send(next).await.is_err() || last {
+            return Ok(());
         }
     }
-    writer.flush().await?;
-    let _ = writer.shutdown().await;
-    Ok(())
 }
 
 impl Session {
+    /// Send the replies written so far.
+    async fn flush<W: AsyncWrite + Unpin>(&mut self, writer: &mut W) -> io::Result<()> {
+        if !self.out.is_empty() {
+            writer.write_all(&self.out).await?;
+            writer.flush().await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
     /// The first packet: INIT, answered with our version and extensions; anything else ends
     /// the session (§4).
     fn init(&mut self, kind: u8, body: Bytes) -> bool {
@@ -147,25 +238,6 @@ impl Session {
             &[("posix-rename@openssh.com", b"1"), ("limits@openssh.com", b"1")],
         );
         true
-    }
-
-    /// A packet longer than we accept: skip it (bounded memory) and answer BAD_MESSAGE, so
-    /// the client learns why.
-    async fn oversized<R: AsyncRead + Unpin>(&mut self, reader: &mut R, len: usize) -> io::Result<bool> {
-        let mut head = [0u8; 5];
-        reader.read_exact(&mut head).await?;
-        let id = u32::from_be_bytes([head[1], head[2], head[3], head[4]]);
-        let rest = (len - head.len()) as u64;
-        let skipped = tokio::io::copy(&mut reader.take(rest), &mut tokio::io::sink()).await?;
-        if skipped < rest {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        let message = format!(
-            "packet of {len} bytes is larger than the {} accepted",
-            packet::MAX_PACKET
-        );
-        packet::status(&mut self.out, id, Code::BadMessage, &message);
-        Ok(true)
     }
 
     /// Answer one request; `false` ends the session.
