@@ -18,10 +18,7 @@ passed=0
 
 echo "== rclone: 1,000 small files and a ${big_mb} MiB file"
 mkdir -p "$work/up" "$work/down"
-for d in $(seq 0 9); do
-    mkdir -p "$work/up/dir$d"
-    for f in $(seq 0 99); do printf 'file %s/%s\n' "$d" "$f" >"$work/up/dir$d/f$f.txt"; done
-done
+small_tree "$work/up"
 head -c "${big_mb}M" /dev/urandom >"$work/up/big.bin"
 export RCLONE_CONFIG_CELLS_TYPE=webdav
 export RCLONE_CONFIG_CELLS_URL="http://127.0.0.1:$port/dav"

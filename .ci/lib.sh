@@ -27,3 +27,12 @@ start_cells() { # LABEL
     done
     token=$("$bin" admin user token -u admin -e 2h -l "$1" -q --data "$work/data")
 }
+
+# small_tree DIR: the 1,000 small files every rclone check copies (10 folders of 100).
+small_tree() {
+    local d f
+    for d in $(seq 0 9); do
+        mkdir -p "$1/dir$d"
+        for f in $(seq 0 99); do printf 'file %s/%s\n' "$d" "$f" >"$1/dir$d/f$f.txt"; done
+    done
+}

@@ -317,10 +317,7 @@ rclone_sync() {
 
 echo "== rclone: 1,000 small files and a ${big_mb} MiB file"
 mkdir -p "$work/up" "$work/down"
-for d in $(seq 0 9); do
-    mkdir -p "$work/up/dir$d"
-    for f in $(seq 0 99); do printf 'file %s/%s\n' "$d" "$f" >"$work/up/dir$d/f$f.txt"; done
-done
+small_tree "$work/up"
 head -c "${big_mb}M" /dev/urandom >"$work/up/big.bin"
 check "rclone: copy up, check, copy down (1,000 files + ${big_mb} MiB)" rclone_sync
 rm -rf "$work/up" "$work/down"

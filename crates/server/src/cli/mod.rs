@@ -319,8 +319,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // The key lives in the data dir; no database needed.
             let config = Config::load(overrides)?;
             let key = crate::sftp::host_key(&config.data_dir)?;
-            println!("{}", crate::sftp::public_line(&key)?);
-            println!("{}", crate::sftp::fingerprint(&key));
+            // Written, not println!: `… | head -n 1` closing the pipe is no error.
+            let text = format!(
+                "{}\n{}\n",
+                crate::sftp::public_line(&key)?,
+                crate::sftp::fingerprint(&key)
+            );
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
             Ok(())
         }
     }

@@ -95,17 +95,24 @@ impl LocalBlobs {
     /// once its directory is synced.
     async fn install(&self, temp_path: &Path, id: &str, guard: &mut TempGuard) -> io::Result<()> {
         let final_path = self.path_of(id).expect("a fresh uuid is a valid id");
-        let dir = final_path
-            .parent()
-            .expect("blob paths have a parent")
-            .to_path_buf();
-        tokio::fs::create_dir_all(&dir).await?;
-        tokio::fs::rename(temp_path, &final_path).await?;
-        guard.0 = None;
-        tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+        let temp = temp_path.to_path_buf();
+        let installed = tokio::task::spawn_blocking(move || install_blocking(&temp, &final_path))
             .await
-            .map_err(io::Error::other)?
+            .map_err(io::Error::other)?;
+        // Renamed or not, the temp path is gone or is the guard's to remove.
+        if installed.is_ok() {
+            guard.0 = None;
+        }
+        installed
     }
+}
+
+/// `install`, on the calling (blocking) thread: one hop to the blocking pool, not three.
+fn install_blocking(temp: &Path, final_path: &Path) -> io::Result<()> {
+    let dir = final_path.parent().expect("blob paths have a parent");
+    std::fs::create_dir_all(dir)?;
+    std::fs::rename(temp, final_path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// A blob being written at any offset: a temp file until `BlobStore::finish`.
@@ -276,6 +283,8 @@ impl BlobStore for LocalBlobs {
             path,
             mut guard,
         } = draft;
+        let final_path = self.path_of(&id).expect("a fresh uuid is a valid id");
+        // Sync, hash if needed, and install in one hop to the blocking pool.
         let (size, md5) = tokio::task::spawn_blocking(move || -> io::Result<(u64, String)> {
             file.sync_all()?;
             let size = file.metadata()?.len();
@@ -297,11 +306,12 @@ impl BlobStore for LocalBlobs {
                     hex::encode(hasher.finalize())
                 }
             };
+            install_blocking(&path, &final_path)?;
             Ok((size, md5))
         })
         .await
         .map_err(io::Error::other)??;
-        self.install(&path, &id, &mut guard).await?;
+        guard.0 = None;
         Ok(WrittenBlob { id, size, md5 })
     }
 

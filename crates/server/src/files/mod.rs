@@ -236,9 +236,22 @@ impl Tree {
     /// Whether `principal` may write a file at `path` (overwrite it, or create it in its
     /// folder). A missing folder is `NotFound`.
     pub async fn can_write_at(&self, principal: &Principal, path: &TreePath) -> Result<bool> {
-        match self.locate_for_write(principal, path).await {
+        match self.write_target(principal, path).await {
             Ok(_) => Ok(true),
             Err(Error::Forbidden(_)) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// What is at `path` now (a file, a folder, or nothing), once `principal` may write a file
+    /// there (`Forbidden` otherwise): one lookup for SFTP's OPEN. A missing folder on the way
+    /// is `NotFound`.
+    pub async fn write_target(&self, principal: &Principal, path: &TreePath) -> Result<Option<Entry>> {
+        match self.locate_for_write(principal, path).await {
+            Ok((_, existing)) => Ok(existing.map(|node| Entry {
+                path: path.clone(),
+                node,
+            })),
             Err(Error::Conflict(message)) if message.starts_with("folder ") => Err(Error::NotFound(message)),
             Err(other) => Err(other),
         }

@@ -529,9 +529,12 @@ impl Session {
                 file: Arc::new(file),
             });
         }
-        let existing = match tree.stat(&self.principal, &path).await {
-            Ok(entry) => Some(entry),
-            Err(Error::NotFound(_)) => None,
+        // One lookup: whether this credential may write there, and what is there now.
+        let existing = match tree.write_target(&self.principal, &path).await {
+            Ok(existing) => existing,
+            Err(Error::Forbidden(_)) => {
+                return Err(Error::Forbidden(format!("this credential may not write {path}")));
+            }
             Err(other) => return Err(other),
         };
         match &existing {
@@ -545,9 +548,6 @@ impl Session {
                 return Err(Error::NotFound(format!("{path} does not exist")));
             }
             _ => {}
-        }
-        if !tree.can_write_at(&self.principal, &path).await? {
-            return Err(Error::Forbidden(format!("this credential may not write {path}")));
         }
         // Without TRUNCATE the file keeps its content and the client writes into it.
         let keep = existing

@@ -429,6 +429,88 @@ async fn s3_multipart_upload(db: Db) {
     )
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+
+    // UploadPartCopy: two ranges of the completed object become the parts of another.
+    let target = "/io/personal-files/big/copied.bin";
+    let (_, created) = signed(&app, &token, GATEWAY_SECRET, "POST", target, "uploads=", &[], b"").await;
+    let id = between(&created, "<UploadId>", "</UploadId>");
+    let mut parts = String::new();
+    for (n, range) in [(1, "bytes=0-5242879"), (2, "bytes=5242880-10485760")] {
+        let headers = [
+            ("x-amz-copy-source", "io/personal-files/big/multi.bin"),
+            ("x-amz-copy-source-range", range),
+        ];
+        let query = format!("partNumber={n}&uploadId={id}");
+        let (status, text) = signed(&app, &token, GATEWAY_SECRET, "PUT", target, &query, &headers, b"").await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        assert!(text.contains("<CopyPartResult>"), "{text}");
+        let etag = between(&text, "<ETag>", "</ETag>");
+        parts.push_str(&format!(
+            "<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"
+        ));
+    }
+    // A range past the end of the source is refused.
+    let headers = [
+        ("x-amz-copy-source", "io/personal-files/big/multi.bin"),
+        ("x-amz-copy-source-range", "bytes=0-20000000"),
+    ];
+    let query = format!("partNumber=3&uploadId={id}");
+    let (status, text) = signed(&app, &token, GATEWAY_SECRET, "PUT", target, &query, &headers, b"").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("InvalidArgument"), "{text}");
+    let complete = format!("<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>");
+    let query = format!("uploadId={id}");
+    let (status, text) = signed(
+        &app,
+        &token,
+        GATEWAY_SECRET,
+        "POST",
+        target,
+        &query,
+        &[],
+        complete.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let copied = s3
+        .get(&p("personal-files/big/copied.bin"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(copied.len() == (10 << 20) + 1 && copied.iter().all(|b| *b == b'x'));
+    // Another user's token cannot copy parts out of this user's files.
+    let (_, created) = signed(
+        &app,
+        &other,
+        GATEWAY_SECRET,
+        "POST",
+        "/io/personal-files/mine.bin",
+        "uploads=",
+        &[],
+        b"",
+    )
+    .await;
+    let other_id = between(&created, "<UploadId>", "</UploadId>");
+    let headers = [("x-amz-copy-source", "io/personal-files/big/multi.bin")];
+    let query = format!("partNumber=1&uploadId={other_id}");
+    let (status, text) = signed(
+        &app,
+        &other,
+        GATEWAY_SECRET,
+        "PUT",
+        "/io/personal-files/mine.bin",
+        &query,
+        &headers,
+        b"",
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "other's personal-files has no big/multi.bin: {text}"
+    );
 }
 
 async fn s3_presigned_and_revoked(db: Db) {
