@@ -161,6 +161,27 @@ async fn sftp_logins_and_files(db: Db) {
     assert!(by_token.fs.read("/personal-files/d/big.bin").await.unwrap() == content);
     assert_eq!(by_token.names("/personal-files/d").await.unwrap(), ["big.bin"]);
 
+    // A thousand small files up, listed, and back.
+    by_token.fs.create_dir("/personal-files/many").await.unwrap();
+    for i in 0..1000 {
+        let path = format!("/personal-files/many/f{i:04}.txt");
+        by_token
+            .put(&path, format!("small file {i}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    let names = by_token.names("/personal-files/many").await.unwrap();
+    assert_eq!(names.len(), 1000);
+    assert_eq!(names[0], "f0000.txt");
+    for i in 0..1000 {
+        let content = by_token
+            .fs
+            .read(format!("/personal-files/many/f{i:04}.txt"))
+            .await
+            .unwrap();
+        assert_eq!(content, format!("small file {i}\n").as_bytes());
+    }
+
     // Overwriting keeps the node; writing at an offset without TRUNCATE edits in place;
     // APPEND adds at the end.
     by_token
@@ -241,7 +262,10 @@ async fn sftp_logins_and_files(db: Db) {
     // Cleaning up: remove, then rmdir.
     by_jwt.fs.remove_file("/personal-files/d/big.bin").await.unwrap();
     by_jwt.fs.remove_dir("/personal-files/d").await.unwrap();
-    assert_eq!(by_jwt.names("/personal-files").await.unwrap(), ["other.txt"]);
+    assert_eq!(
+        by_jwt.names("/personal-files").await.unwrap(),
+        ["many", "other.txt"]
+    );
 }
 
 async fn sftp_refuses_bad_credentials_and_locks(db: Db) {
