@@ -77,6 +77,10 @@ pub(crate) fn on_conflict(error: sqlx::Error) -> StoreError {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite has one writer at a time. This process's writers take turns here instead of
+    /// racing for the database lock, where the losers sleep in SQLite's busy handler (steps of
+    /// 1 to 100 ms). Other processes (the CLI) still wait through `busy_timeout`.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -116,7 +120,11 @@ impl Store {
         if backend == Backend::Sqlite {
             sqlx::raw_sql("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            writer: Default::default(),
+        };
         migrate::run(&store).await?;
         Ok(store)
     }
@@ -127,6 +135,15 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// This process's turn to write, held until the write commits (SQLite only: PostgreSQL
+    /// locks rows, not the database).
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.writer.lock().await),
+            Backend::Postgres => None,
+        }
     }
 
     /// True when the database answers a trivial query.

@@ -233,6 +233,7 @@ impl Store {
 
     /// Insert a node; `Conflict` when the parent already has a child of that name.
     pub async fn create_node(&self, new: NewNode<'_>) -> Result<Node> {
+        let _turn = self.write_turn().await;
         let row: NodeRow = sqlx::query_as(sql!(
             "INSERT INTO nodes (id, parent_id, name, kind, size, mtime, etag, blob_id, owner_id, \
              created_at, meta) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10) RETURNING {COLUMNS}"
@@ -257,6 +258,7 @@ impl Store {
     /// Returns the updated node and the blob it replaced (to delete after the commit).
     /// `NotFound` if the node is gone or is a folder.
     pub async fn replace_content(&self, id: Uuid, content: Content<'_>) -> Result<(Node, Option<String>)> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
         // A write first, so SQLite takes the write lock now (waiting its turn) rather than
         // failing with BUSY when this read transaction writes below; on PostgreSQL it locks
@@ -291,6 +293,7 @@ impl Store {
 
     /// Move and/or rename a node. The caller makes sure `new_parent` is not inside the node.
     pub async fn move_node(&self, id: Uuid, new_parent: Uuid, new_name: &str) -> Result<Node> {
+        let _turn = self.write_turn().await;
         let row: Option<NodeRow> = sqlx::query_as(sql!(
             "UPDATE nodes SET parent_id = $2, name = $3 WHERE id = $1 AND parent_id IS NOT NULL \
              RETURNING {COLUMNS}"
@@ -306,6 +309,7 @@ impl Store {
 
     /// Set a node's modification time (seconds).
     pub async fn set_mtime(&self, id: Uuid, mtime: i64) -> Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE nodes SET mtime = $2 WHERE id = $1")
             .bind(id.to_string())
             .bind(mtime)
@@ -317,6 +321,7 @@ impl Store {
     /// Delete a node and everything below it. Returns the blob ids they referenced, for the
     /// caller to remove after the commit. Roots cannot be deleted this way.
     pub async fn delete_subtree(&self, id: Uuid) -> Result<Vec<String>> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
         // Write lock first (see `replace_content`).
         sqlx::query("UPDATE nodes SET mtime = mtime WHERE id = $1")
