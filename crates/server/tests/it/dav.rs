@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::backend_tests;
 use crate::harness::{ADMIN, ADMIN_PASSWORD, Auth, Db, TestApp};
-use crate::scope_matrix::{self, Driver, FIXTURE, SCOPED};
+use crate::scope_matrix::{self, Driver};
 
 backend_tests!(
     dav_auth_and_shared_tree,
@@ -358,22 +358,7 @@ async fn dav_hostile_names(db: Db) {
 
 async fn dav_scope_matrix(db: Db, permission: &str) {
     let app = TestApp::spawn(db).await;
-    app.create_user("owner", "owner-password", "standard").await;
-    let owner = Auth::basic("owner", "owner-password");
-    for path in FIXTURE {
-        match path.strip_suffix('/') {
-            Some(folder) => assert_eq!(app.mkdir(&owner, folder).await, StatusCode::OK),
-            None => assert_eq!(
-                app.put(&owner, path, format!("content of {path}")).await,
-                StatusCode::CREATED
-            ),
-        }
-    }
-    let scoped = app.uuid(&owner, SCOPED).await;
-    let token = app.token(
-        "owner",
-        &["-e", "1h", "-s", &format!("node:{scoped}:{permission}")],
-    );
+    let token = scope_matrix::owner_token(&app, permission).await;
     let dav = Dav {
         app: &app,
         auth: Auth::basic("owner", &token),
@@ -400,8 +385,12 @@ async fn dav_scope_matrix(db: Db, permission: &str) {
     } else {
         assert_eq!(status, StatusCode::FORBIDDEN, "r may not lock");
         assert_eq!(
-            app.put(&owner, "personal-files/a/inner.txt", "owner still writes")
-                .await,
+            app.put(
+                &Auth::basic("owner", "owner-password"),
+                "personal-files/a/inner.txt",
+                "owner still writes"
+            )
+            .await,
             StatusCode::OK
         );
     }

@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 
 use crate::backend_tests;
 use crate::harness::{Auth, Db, TestApp};
-use crate::scope_matrix::{self, Driver, FIXTURE, SCOPED};
+use crate::scope_matrix::{self, Driver};
 
 backend_tests!(
     s3_token_as_access_key,
@@ -756,22 +756,7 @@ impl Driver for S3Driver<'_> {
 
 async fn s3_scope_matrix(db: Db, permission: &str) {
     let app = TestApp::spawn(db).await;
-    app.create_user("owner", "owner-password", "standard").await;
-    let owner = Auth::basic("owner", "owner-password");
-    for path in FIXTURE {
-        match path.strip_suffix('/') {
-            Some(folder) => assert_eq!(app.mkdir(&owner, folder).await, StatusCode::OK),
-            None => assert_eq!(
-                app.put(&owner, path, format!("content of {path}")).await,
-                StatusCode::CREATED
-            ),
-        }
-    }
-    let scoped = app.uuid(&owner, SCOPED).await;
-    let token = app.token(
-        "owner",
-        &["-e", "1h", "-s", &format!("node:{scoped}:{permission}")],
-    );
+    let token = scope_matrix::owner_token(&app, permission).await;
     let driver = S3Driver {
         app: &app,
         s3: client(&app, &token, GATEWAY_SECRET),

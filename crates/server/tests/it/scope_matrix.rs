@@ -5,6 +5,10 @@
 
 use std::fmt;
 
+use reqwest::StatusCode;
+
+use crate::harness::{Auth, TestApp};
+
 /// One operation, by workspace path.
 #[derive(Debug, Clone)]
 pub enum Op {
@@ -167,4 +171,29 @@ pub async fn run<D: Driver>(driver: &D, write: bool) {
         if write { "rw" } else { "r" },
         wrong.join("\n  ")
     );
+}
+
+/// Create the fixture as `owner`, and return the UUID of the scoped folder.
+pub async fn fixture(app: &TestApp, owner: &Auth) -> String {
+    for path in FIXTURE {
+        match path.strip_suffix('/') {
+            Some(folder) => assert_eq!(app.mkdir(owner, folder).await, StatusCode::OK, "{folder}"),
+            None => assert_eq!(
+                app.put(owner, path, format!("content of {path}")).await,
+                StatusCode::CREATED
+            ),
+        }
+    }
+    app.uuid(owner, SCOPED).await
+}
+
+/// A new standard user `owner` with the fixture, and a token of theirs scoped
+/// `node:<SCOPED>:<permission>` for an hour.
+pub async fn owner_token(app: &TestApp, permission: &str) -> String {
+    app.create_user("owner", "owner-password", "standard").await;
+    let scoped = fixture(app, &Auth::basic("owner", "owner-password")).await;
+    app.token(
+        "owner",
+        &["-e", "1h", "-s", &format!("node:{scoped}:{permission}")],
+    )
 }

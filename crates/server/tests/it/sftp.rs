@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::backend_tests;
 use crate::harness::{ADMIN, ADMIN_PASSWORD, Auth, Db, TestApp};
-use crate::scope_matrix::{self, Driver, FIXTURE, SCOPED};
+use crate::scope_matrix::{self, Driver};
 
 backend_tests!(
     sftp_logins_and_files,
@@ -351,22 +351,7 @@ impl Driver for SftpDriver {
 
 async fn sftp_scope_matrix(db: Db, permission: &str) {
     let app = TestApp::spawn(db).await;
-    app.create_user("owner", "owner-password", "standard").await;
-    let owner = Auth::basic("owner", "owner-password");
-    for path in FIXTURE {
-        match path.strip_suffix('/') {
-            Some(folder) => assert_eq!(app.mkdir(&owner, folder).await, StatusCode::OK),
-            None => assert_eq!(
-                app.put(&owner, path, format!("content of {path}")).await,
-                StatusCode::CREATED
-            ),
-        }
-    }
-    let scoped = app.uuid(&owner, SCOPED).await;
-    let token = app.token(
-        "owner",
-        &["-e", "1h", "-s", &format!("node:{scoped}:{permission}")],
-    );
+    let token = scope_matrix::owner_token(&app, permission).await;
     let driver = SftpDriver(sftp(&app, "owner", &token).await.expect("scoped token login"));
     scope_matrix::run(&driver, permission == "rw").await;
     // The root shows only the workspace leading to the scope.

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::backend_tests;
 use crate::harness::{ADMIN, Auth, Db, TestApp};
-use crate::scope_matrix::{self, Driver, FIXTURE, SCOPED};
+use crate::scope_matrix::{self, Driver, SCOPED, fixture};
 
 backend_tests!(
     seed_flow_with_the_cli,
@@ -121,20 +121,6 @@ async fn auto_refresh_slides_and_survives_restart(db: Db) {
         app.stat(&capped_auth, "personal-files").await.0,
         StatusCode::UNAUTHORIZED
     );
-}
-
-/// Create the matrix fixture as the owner, and return the UUID of the scoped folder.
-async fn fixture(app: &TestApp, owner: &Auth) -> String {
-    for path in FIXTURE {
-        match path.strip_suffix('/') {
-            Some(folder) => assert_eq!(app.mkdir(owner, folder).await, StatusCode::OK, "{folder}"),
-            None => assert_eq!(
-                app.put(owner, path, format!("content of {path}")).await,
-                StatusCode::CREATED
-            ),
-        }
-    }
-    app.uuid(owner, SCOPED).await
 }
 
 /// The scope matrix over REST.
