@@ -1,7 +1,7 @@
 //! `Principal`: who is calling, through which credential, with which token restrictions.
 //!
-//! Every protocol's credential (Basic password, PAT, later OAuth tokens, SigV4 keys, SFTP
-//! passwords, session cookies) becomes one of these before anything touches the file tree.
+//! Every protocol's credential (Basic password, PAT, OAuth access token, SigV4 key, SFTP
+//! password, browser session cookie) becomes one of these before anything touches the tree.
 
 use cells_store::{Profile, User};
 use uuid::Uuid;
@@ -18,6 +18,10 @@ pub enum Via {
     /// An OAuth access token of our provider, from this grant.
     AccessToken {
         grant_id: Uuid,
+    },
+    /// A browser session cookie of the web pages (signed in with the password).
+    Session {
+        session_id: Uuid,
     },
 }
 
@@ -59,7 +63,7 @@ impl Principal {
     pub fn token_id(&self) -> Option<Uuid> {
         match self.via {
             Via::PersonalToken { token_id } => Some(token_id),
-            Via::Password | Via::AccessToken { .. } => None,
+            Via::Password | Via::AccessToken { .. } | Via::Session { .. } => None,
         }
     }
 }

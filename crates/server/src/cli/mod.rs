@@ -572,7 +572,7 @@ async fn node_command(app: &SharedApp, command: NodeCommand) -> anyhow::Result<(
 }
 
 async fn client_command(app: &SharedApp, command: ClientCommand) -> anyhow::Result<()> {
-    use crate::auth::oidc::clients::{Source, describe_alg, parse_client_file};
+    use crate::auth::oidc::clients::{describe_alg, parse_client_file};
     match command {
         ClientCommand::List => {
             println!(
@@ -580,11 +580,7 @@ async fn client_command(app: &SharedApp, command: ClientCommand) -> anyhow::Resu
                 "CLIENT ID", "SOURCE", "TYPE", "ID ALG", "GRANT TYPES"
             );
             for client in app.oidc.clients.list().await? {
-                let source = match client.source {
-                    Source::Default => "default",
-                    Source::Config => "config",
-                    Source::Database => "added",
-                };
+                let source = client.source.as_str();
                 let kind = if client.is_public() {
                     "public"
                 } else {

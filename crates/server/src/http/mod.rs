@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod oidc;
 pub mod pages;
+pub mod session;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, header};
@@ -112,6 +113,7 @@ pub fn router(app: SharedApp) -> Router {
         .route("/oauth2/consent", post(pages::consent_submit))
         .route("/oauth2/oob", get(pages::oob))
         .route("/oauth/oob", get(pages::oob))
+        .merge(crate::console::routes())
         .fallback_service(fallback_service(app.clone()))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -150,7 +152,8 @@ fn oidc_api() -> Router<SharedApp> {
 }
 
 /// Anything unrouted: S3 when the request carries an AWS signature (ListBuckets is a signed
-/// `GET /`; another bucket gets S3's NoSuchBucket), otherwise not found.
+/// `GET /`; another bucket gets S3's NoSuchBucket), the web console for a browser's `GET /`,
+/// otherwise not found.
 fn fallback_service(
     app: SharedApp,
 ) -> impl tower::Service<
@@ -166,6 +169,8 @@ fn fallback_service(
         async move {
             if crate::s3::is_s3_request(&request) {
                 Ok(crate::s3::serve(app, service, request).await)
+            } else if request.uri().path() == "/" && request.method() == Method::GET {
+                Ok(crate::console::home().await)
             } else {
                 Ok(not_found().await.into_response())
             }

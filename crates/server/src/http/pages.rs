@@ -2,8 +2,7 @@
 //! page `/oauth2/login`, consent `/oauth2/consent`, and the code display `/oauth2/oob`
 //! (also `/oauth/oob`, the spelling of seed 002).
 //!
-//! Server-rendered, no JavaScript. Every form carries a CSRF token that must equal the
-//! `cells_csrf` cookie (double submit; the cookie is `SameSite=Strict`, `HttpOnly`). The
+//! Server-rendered, no JavaScript. Every form carries a CSRF token (`http::session`). The
 //! authorization request travels sealed (AES-GCM under the master key) in `login_challenge`,
 //! so it cannot be altered between the authorize call and the login. Pages refuse framing.
 
@@ -13,24 +12,19 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cells_store::User;
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use crate::SharedApp;
 use crate::auth::Client;
 use crate::auth::oidc::clients::OAuthClient;
 use crate::auth::oidc::grant::{self, AuthRequest};
-use crate::auth::oidc::random_token;
 use crate::error::Error;
+use crate::http::session::{
+    csrf_ok, csrf_token, expired_session_cookie, open_session, session_user, set_cookie, with_csrf_cookie,
+};
 
-const CSRF_COOKIE: &str = "cells_csrf";
-pub const SESSION_COOKIE: &str = "cells_session";
-/// How long a browser login lasts.
-const SESSION_SECONDS: i64 = 14 * 24 * 3600;
 /// How long the login page accepts an authorization request.
 const CHALLENGE_SECONDS: i64 = 15 * 60;
 
@@ -85,67 +79,6 @@ fn error_page(status: StatusCode, message: &str) -> Response {
         "Error",
         &format!("<h1>Cannot continue</h1><p class=\"error\">{}</p>", esc(message)),
     )
-}
-
-fn secure_flag(app: &SharedApp) -> &'static str {
-    if app.config.external_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    }
-}
-
-fn set_cookie(response: &mut Response, value: String) {
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        response.headers_mut().append(header::SET_COOKIE, value);
-    }
-}
-
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
-}
-
-/// `<session id>.<HMAC of it>`: a cookie that cannot be forged without the server's key.
-fn session_cookie_value(app: &SharedApp, id: Uuid) -> String {
-    let tag = aws_lc_rs::hmac::sign(&app.session_key, id.to_string().as_bytes());
-    format!("{id}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
-}
-
-/// The user of a valid browser session, with the session's id and login time.
-pub async fn session_user(app: &SharedApp, headers: &HeaderMap) -> Result<Option<(User, Uuid, i64)>, Error> {
-    let Some(value) = cookie(headers, SESSION_COOKIE) else {
-        return Ok(None);
-    };
-    let Some((id, tag)) = value.split_once('.') else {
-        return Ok(None);
-    };
-    let Ok(id) = Uuid::parse_str(id) else {
-        return Ok(None);
-    };
-    let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else {
-        return Ok(None);
-    };
-    if aws_lc_rs::hmac::verify(&app.session_key, id.to_string().as_bytes(), &tag).is_err() {
-        return Ok(None);
-    }
-    let now = cells_store::now();
-    let Some(session) = app.store.find_session(id).await? else {
-        return Ok(None);
-    };
-    if session.revoked_at.is_some() || session.expires_at < now {
-        return Ok(None);
-    }
-    match app.store.find_user(session.user_id).await? {
-        Some(user) if !user.locked => Ok(Some((user, session.id, session.auth_time))),
-        _ => Ok(None),
-    }
 }
 
 fn seal_request(app: &SharedApp, request: &AuthRequest) -> String {
@@ -361,35 +294,6 @@ async fn continue_as(
             redirect_with(&request.redirect_uri, &params)
         }
         Err(error) => error_page(StatusCode::INTERNAL_SERVER_ERROR, &error.description),
-    }
-}
-
-/// The CSRF token of this browser, and the cookie to set when it is new.
-fn csrf_token(headers: &HeaderMap) -> (String, bool) {
-    match cookie(headers, CSRF_COOKIE) {
-        Some(value) if value.len() == 43 => (value.to_string(), false),
-        _ => (random_token(), true),
-    }
-}
-
-fn with_csrf_cookie(app: &SharedApp, mut response: Response, token: &str, is_new: bool) -> Response {
-    if is_new {
-        // One path for every page's token, so a browser never holds two `cells_csrf` cookies.
-        let value = format!(
-            "{CSRF_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{}",
-            secure_flag(app)
-        );
-        set_cookie(&mut response, value);
-    }
-    response
-}
-
-fn csrf_ok(headers: &HeaderMap, presented: Option<&str>) -> bool {
-    match (cookie(headers, CSRF_COOKIE), presented) {
-        (Some(expected), Some(presented)) if !expected.is_empty() => {
-            expected.as_bytes().ct_eq(presented.as_bytes()).into()
-        }
-        _ => false,
     }
 }
 
@@ -616,22 +520,6 @@ pub async fn oob(Query(query): Query<OobQuery>) -> Response {
         esc(&code)
     );
     page(StatusCode::OK, "Authorization code", &body)
-}
-
-/// Open a browser session for `user` (after a password check on our pages): its id, login
-/// time, and the `Set-Cookie` value that carries it.
-async fn open_session(app: &SharedApp, user: &User) -> Result<(Uuid, i64, String), Error> {
-    let now = cells_store::now();
-    let session = app
-        .store
-        .create_session(user.id, now, now + SESSION_SECONDS)
-        .await?;
-    let cookie = format!(
-        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_SECONDS}{}",
-        session_cookie_value(app, session.id),
-        secure_flag(app)
-    );
-    Ok((session.id, now, cookie))
 }
 
 #[derive(Deserialize)]
@@ -982,11 +870,7 @@ async fn finish_logout(
             "<h1>Signed out</h1><p>You are signed out.</p>",
         ),
     };
-    let cookie = format!(
-        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
-        secure_flag(app)
-    );
-    set_cookie(&mut response, cookie);
+    set_cookie(&mut response, expired_session_cookie(app));
     response
 }
 
@@ -1000,16 +884,5 @@ mod tests {
             esc("<script>alert('x')</script>&\""),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
         );
-    }
-
-    #[test]
-    fn cookies_are_found_by_exact_name() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::COOKIE,
-            HeaderValue::from_static("a=1; cells_csrf_x=2; cells_csrf=3"),
-        );
-        assert_eq!(cookie(&headers, "cells_csrf"), Some("3"));
-        assert_eq!(cookie(&headers, "b"), None);
     }
 }

@@ -96,14 +96,13 @@ async fn s3_token_as_access_key(db: Db) {
             "{key}"
         );
     }
-    // ListBuckets is a signed GET / (and an unsigned GET / is not S3).
+    // ListBuckets is a signed GET / (an unsigned GET / is the web console's sign-in).
     let (status, text) = signed(&app, &token, GATEWAY_SECRET, "GET", "/", "", &[], b"").await;
     assert_eq!(status, StatusCode::OK, "{text}");
     assert!(text.contains("<Name>io</Name>"), "{text}");
-    assert_eq!(
-        app.http.get(app.url("/")).send().await.unwrap().status(),
-        StatusCode::NOT_FOUND
-    );
+    let page = app.http.get(app.url("/")).send().await.unwrap();
+    assert_eq!(page.url().path(), "/login");
+    assert!(!page.text().await.unwrap().contains("ListAllMyBucketsResult"));
     // Another bucket does not exist.
     let (status, text) = signed(&app, &token, GATEWAY_SECRET, "GET", "/other", "", &[], b"").await;
     assert_eq!(status, StatusCode::NOT_FOUND);

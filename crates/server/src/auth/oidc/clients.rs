@@ -33,6 +33,17 @@ pub enum Source {
     Database,
 }
 
+impl Source {
+    /// How listings name it: built in, from `pydio.json`, or added with the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Default => "default",
+            Source::Config => "config",
+            Source::Database => "added",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct OAuthClient {
     pub id: String,
