@@ -379,20 +379,24 @@ async fn child_action(
     let tree = &browser.app.tree;
     let principal = &browser.principal;
     let folder_href = href(folder, true);
-    let target = folder.child(validate_name(name.trim())?);
     match action {
         Some("mkdir") => {
-            tree.create_folder(principal, &target, false).await?;
-            Ok(format!("{folder_href}?info={}", encode_component(name.trim())))
+            // A typed name: surrounding spaces are a slip of the keyboard.
+            let name = validate_name(name.trim())?;
+            tree.create_folder(principal, &folder.child(name), false).await?;
+            Ok(format!("{folder_href}?info={}", encode_component(name)))
         }
+        // An existing child's name comes back exactly as the page had it.
         Some("rename") => {
+            let target = folder.child(validate_name(name)?);
             let new_name = new_name.unwrap_or_default();
             let new_name = validate_name(new_name.trim())?;
             tree.rename(principal, &target, &folder.child(new_name)).await?;
             Ok(format!("{folder_href}?info={}", encode_component(new_name)))
         }
         Some("delete") => {
-            tree.delete(principal, &target).await?;
+            tree.delete(principal, &folder.child(validate_name(name)?))
+                .await?;
             Ok(folder_href)
         }
         _ => Err(Error::invalid("action", "must be mkdir, rename or delete")),

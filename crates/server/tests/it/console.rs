@@ -598,6 +598,24 @@ async fn hostile_text_is_inert(db: Db) {
         html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
         "{html}"
     );
+
+    // A name the page got back exactly: surrounding spaces are kept, not trimmed away.
+    assert_eq!(
+        app.put(&auth, "personal-files/%20spaced%20", "x").await,
+        StatusCode::CREATED
+    );
+    let deleted = mallory
+        .submit(
+            "/files/personal-files/",
+            "/files/personal-files/",
+            &[("action", "delete"), ("name", " spaced ")],
+        )
+        .await;
+    assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.stat(&auth, "personal-files/ spaced ").await.0,
+        StatusCode::NOT_FOUND
+    );
     app.stop().await;
 }
 
