@@ -123,6 +123,7 @@ check(r.status === 401, `WebDAV with the token under another login is refused ($
 // 4. Revoke it in the page (with its confirmation); it is refused at once.
 await desk.getByRole('link', { name: 'Done' }).click();
 await desk.waitForURL('**/admin/people/carol/tokens');
+await shoot(desk, 'desktop-person-tokens-list');
 const row = desk.locator('tr', { hasText: 'e2e sync' });
 check((await row.textContent()).includes('personal-files/projects (read and write)'), 'the scope is shown as a path');
 check((await row.textContent()).includes('Auto refresh'), 'the expiration model is shown');
