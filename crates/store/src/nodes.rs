@@ -115,6 +115,15 @@ pub struct Content<'a> {
 
 const COLUMNS: &str = "id, parent_id, name, kind, size, mtime, etag, blob_id, owner_id, meta";
 
+/// `COLUMNS` of the `nodes` table in a query that joins others.
+fn qualified_columns() -> String {
+    COLUMNS
+        .split(", ")
+        .map(|c| format!("nodes.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The ids of a node and of everything below it.
 const SUBTREE: &str = "WITH RECURSIVE sub(id) AS (SELECT id FROM nodes WHERE id = $1 \
                        UNION ALL SELECT n.id FROM nodes n JOIN sub ON n.parent_id = sub.id)";
@@ -169,22 +178,34 @@ impl Store {
     /// Walk `names` down from `root`. Returns the nodes found, root first; the walk stops at the
     /// first missing name, so a result shorter than `names.len() + 1` means "not found there".
     pub async fn walk(&self, root: &Node, names: &[&str]) -> Result<Vec<Node>> {
-        let mut conn = self.pool().acquire().await?;
         let mut chain = Vec::with_capacity(names.len() + 1);
         chain.push(root.clone());
+        if names.is_empty() {
+            return Ok(chain);
+        }
+        // One round trip for the whole path: the wanted names by depth, followed from the
+        // root as far as they exist.
+        let wanted = (0..names.len())
+            .map(|i| format!("({}, CAST(${} AS TEXT))", i + 1, i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let query = sql!(
+            "WITH RECURSIVE wanted(depth, name) AS (VALUES {wanted}), \
+             walk(depth, id) AS ( \
+                SELECT 0, CAST($1 AS TEXT) \
+                UNION ALL SELECT walk.depth + 1, nodes.id FROM walk \
+                JOIN wanted ON wanted.depth = walk.depth + 1 \
+                JOIN nodes ON nodes.parent_id = walk.id AND nodes.name = wanted.name) \
+             SELECT {} FROM walk JOIN nodes ON nodes.id = walk.id \
+             WHERE walk.depth > 0 ORDER BY walk.depth",
+            qualified_columns()
+        );
+        let mut statement = sqlx::query_as::<_, NodeRow>(query).bind(root.id.to_string());
         for name in names {
-            let parent = chain.last().map(|n: &Node| n.id).unwrap_or(root.id);
-            let row: Option<NodeRow> = sqlx::query_as(sql!(
-                "SELECT {COLUMNS} FROM nodes WHERE parent_id = $1 AND name = $2"
-            ))
-            .bind(parent.to_string())
-            .bind(*name)
-            .fetch_optional(&mut *conn)
-            .await?;
-            match row {
-                Some(row) => chain.push(row.try_into()?),
-                None => break,
-            }
+            statement = statement.bind(*name);
+        }
+        for row in statement.fetch_all(self.pool()).await? {
+            chain.push(row.try_into()?);
         }
         Ok(chain)
     }
@@ -197,11 +218,7 @@ impl Store {
                 UNION ALL SELECT n.id, n.parent_id, up.depth + 1 FROM nodes n \
                 JOIN up ON n.id = up.parent_id) \
              SELECT {} FROM nodes JOIN up ON nodes.id = up.id ORDER BY up.depth DESC",
-            COLUMNS
-                .split(", ")
-                .map(|c| format!("nodes.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            qualified_columns()
         ))
         .bind(id.to_string())
         .fetch_all(self.pool())
@@ -254,6 +271,32 @@ impl Store {
         row.try_into()
     }
 
+    /// `replace_content` in one statement, when the file still holds `expected` (the blob the
+    /// caller read): `None` when it no longer does (moved on, deleted, or a folder now), and
+    /// the caller then takes the transactional way.
+    pub async fn replace_content_if(
+        &self,
+        id: Uuid,
+        expected: &str,
+        content: Content<'_>,
+    ) -> Result<Option<Node>> {
+        let _turn = self.write_turn().await;
+        let row: Option<NodeRow> = sqlx::query_as(sql!(
+            "UPDATE nodes SET blob_id = $2, size = $3, etag = $4, mtime = $5, meta = $6 \
+             WHERE id = $1 AND kind = 'LEAF' AND blob_id = $7 RETURNING {COLUMNS}"
+        ))
+        .bind(id.to_string())
+        .bind(content.blob_id)
+        .bind(content.size)
+        .bind(content.etag)
+        .bind(content.mtime)
+        .bind(content.meta)
+        .bind(expected)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(Node::try_from).transpose()
+    }
+
     /// Point an existing file at new content (and its metadata, `None` clearing the old).
     /// Returns the updated node and the blob it replaced (to delete after the commit).
     /// `NotFound` if the node is gone or is a folder.
@@ -262,16 +305,13 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         // A write first, so SQLite takes the write lock now (waiting its turn) rather than
         // failing with BUSY when this read transaction writes below; on PostgreSQL it locks
-        // the row.
-        sqlx::query("UPDATE nodes SET mtime = mtime WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        let old: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT blob_id FROM nodes WHERE id = $1 AND kind = 'LEAF'")
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
+        // the row. It changes nothing, so it returns the blob being replaced.
+        let old: Option<(Option<String>,)> = sqlx::query_as(
+            "UPDATE nodes SET mtime = mtime WHERE id = $1 AND kind = 'LEAF' RETURNING blob_id",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some((old_blob,)) = old else {
             return Err(StoreError::NotFound);
         };

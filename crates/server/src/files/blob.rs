@@ -107,11 +107,25 @@ impl LocalBlobs {
     }
 }
 
+async fn create_temp(path: &Path) -> io::Result<tokio::fs::File> {
+    tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .await
+}
+
 /// `install`, on the calling (blocking) thread: one hop to the blocking pool, not three.
 fn install_blocking(temp: &Path, final_path: &Path) -> io::Result<()> {
     let dir = final_path.parent().expect("blob paths have a parent");
-    std::fs::create_dir_all(dir)?;
-    std::fs::rename(temp, final_path)?;
+    // The blob's folder exists but for the first blob of its prefix.
+    if let Err(error) = std::fs::rename(temp, final_path) {
+        if error.kind() != io::ErrorKind::NotFound {
+            return Err(error);
+        }
+        std::fs::create_dir_all(dir)?;
+        std::fs::rename(temp, final_path)?;
+    }
     std::fs::File::open(dir)?.sync_all()
 }
 
@@ -147,28 +161,52 @@ impl BlobStore for LocalBlobs {
         let id = Uuid::new_v4().to_string();
         let temp_path = self.root.join("tmp").join(&id);
         let mut guard = TempGuard(Some(temp_path.clone()));
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp_path)
-            .await?;
         let mut md5 = Md5::new();
         let mut size = 0u64;
-        let mut buffer = BytesMut::with_capacity(WRITE_BUFFER);
+        let mut buffer = BytesMut::new();
+        // Opened once the body outgrows the buffer: a small body is written whole below.
+        let mut file: Option<tokio::fs::File> = None;
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
             md5.update(&chunk);
             size += chunk.len() as u64;
             buffer.extend_from_slice(&chunk);
             if buffer.len() >= WRITE_BUFFER {
-                file.write_all(&buffer).await?;
+                let open = match file.as_mut() {
+                    Some(open) => open,
+                    None => file.insert(create_temp(&temp_path).await?),
+                };
+                open.write_all(&buffer).await?;
                 buffer.clear();
             }
         }
-        file.write_all(&buffer).await?;
-        file.sync_all().await?;
-        drop(file);
-        self.install(&temp_path, &id, &mut guard).await?;
+        match file {
+            Some(mut file) => {
+                file.write_all(&buffer).await?;
+                file.sync_all().await?;
+                drop(file);
+                self.install(&temp_path, &id, &mut guard).await?;
+            }
+            None => {
+                // Create, write, sync and install in one trip to the blocking pool.
+                let final_path = self.path_of(&id).expect("a fresh uuid is a valid id");
+                let temp = temp_path.clone();
+                tokio::task::spawn_blocking(move || -> io::Result<()> {
+                    use std::io::Write as _;
+                    let mut file = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&temp)?;
+                    file.write_all(&buffer)?;
+                    file.sync_all()?;
+                    drop(file);
+                    install_blocking(&temp, &final_path)
+                })
+                .await
+                .map_err(io::Error::other)??;
+                guard.0 = None;
+            }
+        }
         Ok(WrittenBlob {
             id,
             size,
@@ -180,6 +218,19 @@ impl BlobStore for LocalBlobs {
         let path = self
             .path_of(id)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "bad blob id"))?;
+        if length <= READ_BUFFER as u64 {
+            // A small read in one trip to the blocking pool, instead of one per open, read
+            // and end of file.
+            let data = tokio::task::spawn_blocking(move || -> io::Result<Vec<u8>> {
+                use std::os::unix::fs::FileExt;
+                let mut data = vec![0; length as usize];
+                std::fs::File::open(path)?.read_exact_at(&mut data, offset)?;
+                Ok(data)
+            })
+            .await
+            .map_err(io::Error::other)??;
+            return Ok(Box::pin(io::Cursor::new(data)));
+        }
         let mut file = tokio::fs::File::open(path).await?;
         if offset > 0 {
             file.seek(io::SeekFrom::Start(offset)).await?;

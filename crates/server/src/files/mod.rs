@@ -561,15 +561,26 @@ impl Tree {
         principal: &Principal,
         path: &TreePath,
     ) -> Result<(Located, Option<Node>)> {
-        let Some(name) = path.name() else {
+        if path.is_root() {
             return Err(Error::Conflict(format!("{path} is a workspace, not a file")));
-        };
+        }
         let parent_path = path.parent().expect("a named path has a parent");
-        let parent = self.locate(principal, &parent_path).await.map_err(|e| match e {
-            Error::NotFound(_) => Error::Conflict(format!("folder {parent_path} does not exist")),
-            other => other,
-        })?;
-        let existing = self.store.walk(parent.node(), &[name]).await?.get(1).cloned();
+        // One walk down to the file itself: the parent, and whatever is there now.
+        let root = self.root(principal, path.workspace).await?;
+        let mut chain = self.store.walk(&root, &path.name_refs()).await?;
+        let existing = if chain.len() == path.names.len() + 1 {
+            chain.pop()
+        } else {
+            None
+        };
+        if chain.len() != path.names.len() {
+            return Err(Error::Conflict(format!("folder {parent_path} does not exist")));
+        }
+        let parent = Located {
+            workspace: workspace_of(&root),
+            path: parent_path.clone(),
+            chain,
+        };
         match &existing {
             Some(node) => {
                 let mut ids = parent.ids();
@@ -596,6 +607,17 @@ impl Tree {
         content: Content<'_>,
     ) -> Result<Entry> {
         let name = path.name().expect("checked by locate_for_write");
+        // The usual overwrite: the file still has the content we saw, swapped in one statement.
+        if let Some(node) = &existing
+            && let Some(old_blob) = node.blob_id.as_deref()
+            && let Some(updated) = self.store.replace_content_if(node.id, old_blob, content).await?
+        {
+            self.forget_blobs(vec![old_blob.to_string()]).await;
+            return Ok(Entry {
+                path: path.clone(),
+                node: updated,
+            });
+        }
         let mut target = existing.map(|n| n.id);
         // Two attempts: a concurrent writer may create or delete the node between our look and
         // our write; the second attempt sees what it did.

@@ -17,6 +17,7 @@ backend_tests!(
     concurrent_failures_are_counted_exactly,
     openapi_lists_every_route,
     copies_are_deep_and_independent,
+    concurrent_overwrites_keep_one_file,
 );
 
 async fn folders_keep_their_uuid(db: Db) {
@@ -670,4 +671,38 @@ async fn copies_are_deep_and_independent(db: Db) {
     let blobs = app.app.store.referenced_blobs().await.unwrap();
     let unique: std::collections::HashSet<_> = blobs.iter().collect();
     assert_eq!(unique.len(), blobs.len(), "no two nodes share a blob");
+}
+
+/// Many writers on one file at once: each write wins whole or not at all, the file keeps its
+/// UUID, and every replaced blob is deleted (an overwrite swaps the content in one statement
+/// when nobody else changed it, and takes the transactional way when someone did).
+async fn concurrent_overwrites_keep_one_file(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let admin = Auth::admin();
+    assert_eq!(
+        app.put(&admin, "personal-files/hot.txt", "v-start").await,
+        StatusCode::CREATED
+    );
+    let uuid = app.uuid(&admin, "personal-files/hot.txt").await;
+    let writes = (0..12).map(|i| {
+        let request = app
+            .request(Method::PUT, "/a/content/personal-files/hot.txt", &admin)
+            .body(format!("v-{i:02}"));
+        async move { request.send().await.unwrap().status() }
+    });
+    let statuses = futures_util::future::join_all(writes).await;
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
+    let (status, content) = app.read(&admin, "personal-files/hot.txt").await;
+    assert_eq!(status, StatusCode::OK);
+    let content = String::from_utf8(content).unwrap();
+    assert!(content.starts_with("v-") && content.len() == 4, "{content}");
+    assert_eq!(app.uuid(&admin, "personal-files/hot.txt").await, uuid);
+    let referenced = app.app.store.referenced_blobs().await.unwrap();
+    let on_disk: usize = std::fs::read_dir(app.data.join("blobs"))
+        .unwrap()
+        .flatten()
+        .filter(|shard| shard.file_name() != "tmp" && shard.path().is_dir())
+        .map(|shard| std::fs::read_dir(shard.path()).unwrap().count())
+        .sum();
+    assert_eq!(on_disk, referenced.len(), "no replaced blob is left behind");
 }
