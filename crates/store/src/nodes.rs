@@ -227,25 +227,82 @@ impl Store {
     }
 
     pub async fn list_children(&self, parent: Uuid) -> Result<Vec<Node>> {
-        let rows: Vec<NodeRow> = sqlx::query_as(sql!(
-            "SELECT {COLUMNS} FROM nodes WHERE parent_id = $1 ORDER BY name"
-        ))
-        .bind(parent.to_string())
-        .fetch_all(self.pool())
-        .await?;
-        convert(rows)
+        let mut nodes = self
+            .nodes_as_json("FROM nodes WHERE parent_id = $1", parent)
+            .await?;
+        nodes.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        Ok(nodes)
     }
 
     /// Every node below `id` (not `id` itself), in no particular order: one query for a
     /// recursive listing.
     pub async fn list_subtree(&self, id: Uuid) -> Result<Vec<Node>> {
-        let rows: Vec<NodeRow> = sqlx::query_as(sql!(
-            "{SUBTREE} SELECT {COLUMNS} FROM nodes WHERE id IN (SELECT id FROM sub) AND id <> $1"
-        ))
-        .bind(id.to_string())
-        .fetch_all(self.pool())
-        .await?;
-        convert(rows)
+        self.nodes_as_json(
+            &format!("{SUBTREE} SELECT {{}} FROM nodes WHERE id IN (SELECT id FROM sub) AND id <> $1"),
+            id,
+        )
+        .await
+    }
+
+    /// The nodes a listing query selects, fetched as one JSON array in one row: a folder of
+    /// 10,000 files costs one row through the driver instead of 10,000 (each row crosses
+    /// threads in sqlx's SQLite driver). `from` is the query after its select list, or a whole
+    /// query with `{}` where the select list goes; `$1` is `id`.
+    async fn nodes_as_json(&self, from: &str, id: Uuid) -> Result<Vec<Node>> {
+        let fields = COLUMNS
+            .split(", ")
+            .map(|c| format!("nodes.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // The one difference between the backends here: the names of the JSON functions.
+        let select = match self.backend() {
+            crate::Backend::Sqlite => format!("json_group_array(json_array({fields}))"),
+            crate::Backend::Postgres => format!("CAST(json_agg(json_build_array({fields})) AS TEXT)"),
+        };
+        let query = if from.contains("{}") {
+            from.replacen("{}", &select, 1)
+        } else {
+            format!("SELECT {select} {from}")
+        };
+        let (json,): (Option<String>,) = sqlx::query_as(sqlx::AssertSqlSafe(query))
+            .bind(id.to_string())
+            .fetch_one(self.pool())
+            .await?;
+        let Some(json) = json else {
+            return Ok(Vec::new()); // PostgreSQL aggregates no row to NULL
+        };
+        type Fields = (
+            String,
+            Option<String>,
+            String,
+            String,
+            i64,
+            i64,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Fields> = serde_json::from_str(&json)
+            .map_err(|e| StoreError::Database(sqlx::Error::Decode(format!("a node listing: {e}").into())))?;
+        rows.into_iter()
+            .map(
+                |(id, parent_id, name, kind, size, mtime, etag, blob_id, owner_id, meta)| {
+                    Node::try_from(NodeRow {
+                        id,
+                        parent_id,
+                        name,
+                        kind,
+                        size,
+                        mtime,
+                        etag,
+                        blob_id,
+                        owner_id,
+                        meta,
+                    })
+                },
+            )
+            .collect()
     }
 
     /// Insert a node; `Conflict` when the parent already has a child of that name.

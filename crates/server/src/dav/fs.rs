@@ -483,7 +483,12 @@ impl GuardedFileSystem<Principal> for CellsFs {
                     xml: do_content.then(|| p.xml.into_bytes()),
                 })
                 .collect();
-            out.push(uuid_prop(&entry, do_content));
+            // `oc:id` is named in PROPNAME answers, and sent when asked for (`get_prop`); an
+            // ALLPROP leaves it out, as RFC 4918 §9.1 allows for live properties it does not
+            // define: dav-server would parse it back for every entry of a listing.
+            if !do_content {
+                out.push(uuid_prop(&entry, false));
+            }
             Ok(out)
         }
         .boxed()
