@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use md5::{Digest, Md5};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
 use uuid::Uuid;
 
 /// The body of an upload, whatever protocol it came from.
@@ -107,12 +107,88 @@ impl LocalBlobs {
     }
 }
 
-async fn create_temp(path: &Path) -> io::Result<tokio::fs::File> {
-    tokio::fs::OpenOptions::new()
+/// Create `path` with `data`, synced.
+fn write_whole(path: &Path, data: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(path)
-        .await
+        .open(path)?;
+    file.write_all(data)?;
+    file.sync_all()
+}
+
+/// What the blob writer receives: data, then `End` once the whole body came. A body that
+/// breaks off never sends `End`, and the writer then installs nothing.
+enum Written {
+    Data(Bytes),
+    End,
+}
+
+/// A large blob's writer on the blocking pool: it hashes and writes each megabyte while the
+/// request task receives the next (two cores instead of one), then syncs and installs the
+/// blob. At most `WRITER_QUEUE` megabytes wait in between.
+struct Writer {
+    sender: tokio::sync::mpsc::Sender<Written>,
+    task: tokio::task::JoinHandle<io::Result<Md5>>,
+}
+
+const WRITER_QUEUE: usize = 4;
+
+impl Writer {
+    fn start(temp: PathBuf, final_path: PathBuf) -> Writer {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Written>(WRITER_QUEUE);
+        let task = tokio::task::spawn_blocking(move || -> io::Result<Md5> {
+            let written = (|| -> io::Result<Md5> {
+                use std::io::Write as _;
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&temp)?;
+                let mut md5 = Md5::new();
+                loop {
+                    match receiver.blocking_recv() {
+                        Some(Written::Data(data)) => {
+                            md5.update(&data);
+                            file.write_all(&data)?;
+                        }
+                        Some(Written::End) => break,
+                        None => return Err(io::Error::other("the upload broke off")),
+                    }
+                }
+                file.sync_all()?;
+                drop(file);
+                install_blocking(&temp, &final_path)?;
+                Ok(md5)
+            })();
+            if written.is_err() {
+                let _ = std::fs::remove_file(&temp);
+            }
+            written
+        });
+        Writer { sender, task }
+    }
+
+    /// Hand over data; a writer that stopped (a disk error) is reported by `finish`.
+    async fn send(&mut self, message: Written) -> io::Result<()> {
+        if self.sender.send(message).await.is_err() {
+            return Err(self.failure().await);
+        }
+        Ok(())
+    }
+
+    async fn finish(self) -> io::Result<Md5> {
+        drop(self.sender);
+        self.task.await.map_err(io::Error::other)?
+    }
+
+    async fn failure(&mut self) -> io::Error {
+        match (&mut self.task).await {
+            Ok(Err(error)) => error,
+            Ok(Ok(_)) => io::Error::other("the blob writer stopped early"),
+            Err(error) => io::Error::other(error),
+        }
+    }
 }
 
 /// `install`, on the calling (blocking) thread: one hop to the blocking pool, not three.
@@ -160,53 +236,50 @@ impl BlobStore for LocalBlobs {
     async fn put(&self, mut body: ByteStream) -> io::Result<WrittenBlob> {
         let id = Uuid::new_v4().to_string();
         let temp_path = self.root.join("tmp").join(&id);
+        let final_path = self.path_of(&id).expect("a fresh uuid is a valid id");
         let mut guard = TempGuard(Some(temp_path.clone()));
-        let mut md5 = Md5::new();
         let mut size = 0u64;
         let mut buffer = BytesMut::new();
-        // Opened once the body outgrows the buffer: a small body is written whole below.
-        let mut file: Option<tokio::fs::File> = None;
+        // Started once the body outgrows the buffer: a writer on the blocking pool that hashes
+        // and writes while the next megabytes arrive.
+        let mut writer: Option<Writer> = None;
         while let Some(chunk) = body.next().await {
-            let chunk = chunk?;
-            md5.update(&chunk);
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(error) => {
+                    // Nothing is installed; wait until the writer has removed its temp file.
+                    if let Some(writer) = writer {
+                        let _ = writer.finish().await;
+                    }
+                    return Err(error);
+                }
+            };
             size += chunk.len() as u64;
             buffer.extend_from_slice(&chunk);
             if buffer.len() >= WRITE_BUFFER {
-                let open = match file.as_mut() {
-                    Some(open) => open,
-                    None => file.insert(create_temp(&temp_path).await?),
-                };
-                open.write_all(&buffer).await?;
-                buffer.clear();
+                let writer =
+                    writer.get_or_insert_with(|| Writer::start(temp_path.clone(), final_path.clone()));
+                writer.send(Written::Data(buffer.split().freeze())).await?;
             }
         }
-        match file {
-            Some(mut file) => {
-                file.write_all(&buffer).await?;
-                file.sync_all().await?;
-                drop(file);
-                self.install(&temp_path, &id, &mut guard).await?;
+        let md5 = match writer {
+            Some(mut writer) => {
+                writer.send(Written::Data(buffer.freeze())).await?;
+                writer.send(Written::End).await?;
+                writer.finish().await?
             }
-            None => {
-                // Create, write, sync and install in one trip to the blocking pool.
-                let final_path = self.path_of(&id).expect("a fresh uuid is a valid id");
-                let temp = temp_path.clone();
-                tokio::task::spawn_blocking(move || -> io::Result<()> {
-                    use std::io::Write as _;
-                    let mut file = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .open(&temp)?;
-                    file.write_all(&buffer)?;
-                    file.sync_all()?;
-                    drop(file);
-                    install_blocking(&temp, &final_path)
-                })
-                .await
-                .map_err(io::Error::other)??;
-                guard.0 = None;
-            }
-        }
+            // A small body: hash, create, write, sync and install in one blocking call.
+            None => tokio::task::spawn_blocking(move || -> io::Result<Md5> {
+                let mut md5 = Md5::new();
+                md5.update(&buffer);
+                write_whole(&temp_path, &buffer)?;
+                install_blocking(&temp_path, &final_path)?;
+                Ok(md5)
+            })
+            .await
+            .map_err(io::Error::other)??,
+        };
+        guard.0 = None;
         Ok(WrittenBlob {
             id,
             size,
@@ -498,5 +571,49 @@ mod tests {
         ]));
         assert!(blobs.put(body).await.is_err());
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    /// A large body goes through the writer on the blocking pool: whole, it is installed
+    /// with the right hash; broken off after megabytes, nothing is left, not even a temp file.
+    #[tokio::test]
+    async fn large_bodies_are_written_alongside_and_abandoned_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = LocalBlobs::open(dir.path()).unwrap();
+        let megabyte = Bytes::from(vec![7u8; 1 << 20]);
+        let whole: Vec<io::Result<Bytes>> = (0..5).map(|_| Ok(megabyte.clone())).collect();
+        let written = blobs
+            .put(Box::pin(futures_util::stream::iter(whole)))
+            .await
+            .unwrap();
+        assert_eq!(written.size, 5 << 20);
+        let mut md5 = Md5::new();
+        for _ in 0..5 {
+            md5.update(&megabyte);
+        }
+        assert_eq!(written.md5, hex::encode(md5.finalize()));
+        assert_eq!(
+            std::fs::read(blobs.path_of(&written.id).unwrap()).unwrap().len(),
+            5 << 20
+        );
+
+        let mut broken: Vec<io::Result<Bytes>> = (0..3).map(|_| Ok(megabyte.clone())).collect();
+        broken.push(Err(io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            "client went away",
+        )));
+        assert!(
+            blobs
+                .put(Box::pin(futures_util::stream::iter(broken)))
+                .await
+                .is_err()
+        );
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        let shards = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name() != "tmp")
+            .map(|e| std::fs::read_dir(e.path()).unwrap().count())
+            .sum::<usize>();
+        assert_eq!(shards, 1, "only the whole blob is installed");
     }
 }
