@@ -429,7 +429,7 @@ await step('9 device authorization grant', async () => {
   needs(config, 'discovery');
   const device = withEndpoint(config, 'device_authorization_endpoint', `${ISSUER}/oauth2/device/auth`,
     DEVICE_ID, { token_endpoint_auth_method: 'none' }, client.None());
-  const started = await client.initiateDeviceAuthorization(device, { scope: 'openid offline' });
+  const started = await client.initiateDeviceAuthorization(device, { scope: 'openid profile offline' });
   check(started.user_code && started.device_code, 'no user_code or device_code');
   check(started.verification_uri === `${BASE}/oauth2/device`,
     `verification_uri ${started.verification_uri} ≠ ${BASE}/oauth2/device`);

@@ -83,7 +83,7 @@ cat >"$data/pydio.json" <<EOF
           "client_id": "rp-device",
           "client_name": "openid-client conformance device",
           "grant_types": ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
-          "scope": "openid offline",
+          "scope": "openid profile offline",
           "token_endpoint_auth_method": "none"
         }
       ]

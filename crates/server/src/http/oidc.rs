@@ -352,15 +352,10 @@ pub async fn userinfo(State(app): State<SharedApp>, headers: HeaderMap) -> Respo
         Ok(_) => return refuse("the user is gone or locked"),
         Err(error) => return OAuthError::server_error(error).into_response(),
     };
-    let mut info =
-        json!({ "sub": user.id.to_string(), "name": user.login, "preferred_username": user.login });
-    if !user.email.is_empty() {
-        info["email"] = Value::String(user.email);
-    }
-    if !user.display_name.is_empty() {
-        info["given_name"] = Value::String(user.display_name);
-    }
-    no_store(info)
+    no_store(Value::Object(crate::auth::oidc::user_claims(
+        &user,
+        &claims.scope,
+    )))
 }
 
 #[derive(Deserialize)]

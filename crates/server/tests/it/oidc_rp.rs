@@ -74,6 +74,7 @@ async fn openidconnect_crate_end_to_end(db: Db) {
             Nonce::new_random,
         )
         .add_scope(Scope::new("offline".into()))
+        .add_scope(Scope::new("profile".into()))
         .set_pkce_challenge(challenge)
         .url();
     let browser = browser();

@@ -548,7 +548,7 @@ async fn issue_tokens(
     let scopes: Vec<&str> = scope.split_whitespace().collect();
     if scopes.contains(&"openid") {
         body["id_token"] =
-            Value::String(oidc.issue_id_token(user, client, nonce, auth_time, session, &access)?);
+            Value::String(oidc.issue_id_token(user, client, scope, nonce, auth_time, session, &access)?);
     }
     if (scopes.contains(&"offline") || scopes.contains(&"offline_access"))
         && client.allows_grant("refresh_token")

@@ -273,12 +273,14 @@ impl Oidc {
         Some((aud, sid))
     }
 
-    /// An ID token (OIDC Core §2) for `user`, signed as the client asked.
+    /// An ID token (OIDC Core §2) for `user`, signed as the client asked, with the claims the
+    /// granted `scope` allows.
     #[allow(clippy::too_many_arguments)]
     pub fn issue_id_token(
         &self,
         user: &User,
         client: &clients::OAuthClient,
+        scope: &str,
         nonce: Option<&str>,
         auth_time: i64,
         session: Option<Uuid>,
@@ -299,23 +301,16 @@ impl Oidc {
         };
         let hash = digest::digest(digest_alg, access_token.as_bytes());
         let at_hash = URL_SAFE_NO_PAD.encode(&hash.as_ref()[..hash.as_ref().len() / 2]);
-        let mut claims = serde_json::json!({
-            "iss": self.issuer,
-            "sub": user.id.to_string(),
-            "aud": client.id,
-            "exp": now + self.lifespans.id,
-            "iat": now,
-            "auth_time": auth_time,
-            "at_hash": at_hash,
-            "name": user.login,
-            "preferred_username": user.login,
-        });
-        if !user.email.is_empty() {
-            claims["email"] = Value::String(user.email.clone());
-        }
-        if !user.display_name.is_empty() {
-            claims["given_name"] = Value::String(user.display_name.clone());
-        }
+        let mut claims = user_claims(user, scope);
+        claims.extend([
+            ("iss".to_string(), Value::String(self.issuer.clone())),
+            ("aud".to_string(), Value::String(client.id.clone())),
+            ("exp".to_string(), Value::from(now + self.lifespans.id)),
+            ("iat".to_string(), Value::from(now)),
+            ("auth_time".to_string(), Value::from(auth_time)),
+            ("at_hash".to_string(), Value::String(at_hash)),
+        ]);
+        let mut claims = Value::Object(claims);
         if let Some(nonce) = nonce {
             claims["nonce"] = Value::String(nonce.to_string());
         }
@@ -382,5 +377,61 @@ impl Oidc {
             "claims_parameter_supported": false,
             "authorization_response_iss_parameter_supported": false,
         })
+    }
+}
+
+/// The claims about `user` that `scope` grants (OIDC Core §5.4), for the ID token and userinfo:
+/// `sub` always; `name`, `preferred_username` (the login) and `given_name` (the display name)
+/// with `profile`, or with Cells' own `pydio` scope, whose clients read the login from `name`;
+/// `email` with `email`.
+pub fn user_claims(user: &User, scope: &str) -> serde_json::Map<String, Value> {
+    let scopes: Vec<&str> = scope.split_whitespace().collect();
+    let mut claims = serde_json::Map::new();
+    claims.insert("sub".into(), Value::String(user.id.to_string()));
+    if scopes.contains(&"profile") || scopes.contains(&"pydio") {
+        claims.insert("name".into(), Value::String(user.login.clone()));
+        claims.insert("preferred_username".into(), Value::String(user.login.clone()));
+        if !user.display_name.is_empty() {
+            claims.insert("given_name".into(), Value::String(user.display_name.clone()));
+        }
+    }
+    if scopes.contains(&"email") && !user.email.is_empty() {
+        claims.insert("email".into(), Value::String(user.email.clone()));
+    }
+    claims
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_follow_the_granted_scopes() {
+        let user = User {
+            id: Uuid::nil(),
+            login: "alice".into(),
+            display_name: "Alice A".into(),
+            email: "alice@example.org".into(),
+            profile: cells_store::Profile::Standard,
+            password_hash: String::new(),
+            locked: false,
+            failed_logins: 0,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let keys = |scope: &str| {
+            let mut keys: Vec<String> = user_claims(&user, scope).keys().cloned().collect();
+            keys.sort();
+            keys
+        };
+        assert_eq!(keys("openid"), ["sub"]);
+        assert_eq!(keys("openid email"), ["email", "sub"]);
+        assert_eq!(
+            keys("openid profile"),
+            ["given_name", "name", "preferred_username", "sub"]
+        );
+        assert_eq!(user_claims(&user, "openid pydio")["name"], "alice");
+        let all = keys("openid email profile pydio offline");
+        assert!(all.contains(&"email".to_string()) && all.contains(&"name".to_string()));
     }
 }
