@@ -5,6 +5,7 @@
 #     ls, rename, get it back (same SHA-256), rm; the same short session with the password and
 #     with an OAuth access token (the JWT of POST /a/frontend/session);
 #   - a wrong password and another user's token are refused;
+#   - OpenSSH sftp with a registered Ed25519 key (cells admin user add-key), then removed;
 #   - rclone's SFTP backend copies 1,000 small files and the large file up and back, with
 #     `rclone check` clean and identical trees.
 # SFTP_BIG_MB sets the large file's size (default 1024). The last line is
@@ -100,6 +101,24 @@ refused() {
     printf 'ls\n' | sftp_as other other-password-123 >/dev/null
 }
 
+# A registered Ed25519 key logs in with OpenSSH's own key authentication (no password), and
+# stops working once removed.
+key_session() {
+    ssh-keygen -q -t ed25519 -N '' -C 'ci@cells' -f "$work/id_ed25519"
+    "$bin" admin user add-key -u admin --file "$work/id_ed25519.pub" --data "$work/data" >/dev/null
+    local by_key=(sftp -P "$sftp_port" -i "$work/id_ed25519" -o IdentitiesOnly=yes -o BatchMode=yes
+        -o PasswordAuthentication=no -o KbdInteractiveAuthentication=no -o StrictHostKeyChecking=yes
+        -o UserKnownHostsFile="$work/known_hosts" -o ConnectTimeout=10 -b - admin@127.0.0.1)
+    printf 'hello from a key\n' >"$work/files/key.txt"
+    printf 'put %s personal-files/key.txt\nget personal-files/key.txt %s\nrm personal-files/key.txt\n' \
+        "$work/files/key.txt" "$work/files/key.back" | "${by_key[@]}" >"$work/key.log"
+    cmp "$work/files/key.txt" "$work/files/key.back"
+    local fingerprint
+    fingerprint=$(ssh-keygen -l -E sha256 -f "$work/id_ed25519.pub" | awk '{print $2}')
+    "$bin" admin user remove-key -u admin "$fingerprint" --data "$work/data" >/dev/null
+    ! printf 'ls\n' | "${by_key[@]}" >/dev/null 2>&1
+}
+
 rclone_copy() {
     local start end
     mkdir -p "$work/up" "$work/down"
@@ -135,6 +154,7 @@ check "sftp with a PAT: put ${big_mb} MiB, ls, rename, get (same SHA-256), rm" o
 check "sftp with the password: put, ls, get, rm" short_session admin "$admin_password" password
 check "sftp with an OAuth access token: put, ls, get, rm" oauth_session
 check "wrong password and another user's token refused" refused
+check "sftp with a registered Ed25519 key (add-key), refused once removed" key_session
 echo "== rclone SFTP backend"
 check "rclone: 1,000 files and ${big_mb} MiB up, check, down" rclone_copy
 check "server log has no panic and no error" server_log_clean

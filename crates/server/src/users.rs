@@ -4,7 +4,7 @@
 //! user's rights change, drops their cached credentials and waits for the change to reach
 //! every server (`Authenticator::settle`) before it returns.
 
-use cells_store::{NewUser, Profile, StoreError, User};
+use cells_store::{NewUser, Profile, SshKey, StoreError, User};
 
 use crate::App;
 use crate::error::{Error, Result};
@@ -120,6 +120,56 @@ pub async fn delete_user(app: &App, user: &User) -> Result<()> {
             tracing::warn!(%blob, %error, "could not delete a blob of a deleted user");
         }
     }
+    Ok(())
+}
+
+/// Register an SSH public key (an OpenSSH `.pub` line) for `user`'s SFTP logins. Ed25519 and
+/// ECDSA keys only: the SSH server verifies no RSA signatures.
+pub async fn add_ssh_key(app: &App, user: &User, line: &str) -> Result<SshKey> {
+    use russh::keys::{Algorithm, HashAlg, PublicKey};
+    let key = PublicKey::from_openssh(line.trim())
+        .map_err(|e| Error::invalid("key", format!("not an OpenSSH public key line: {e}")))?;
+    match key.algorithm() {
+        Algorithm::Ed25519 | Algorithm::Ecdsa { .. } => {}
+        other => {
+            return Err(Error::invalid(
+                "key",
+                format!(
+                    "{} keys are not accepted; use an Ed25519 key (ssh-keygen -t ed25519)",
+                    other.as_str()
+                ),
+            ));
+        }
+    }
+    let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+    let comment = key.comment().to_string();
+    check_text("comment", &comment)?;
+    let mut bare = key.clone();
+    bare.set_comment("");
+    let public = bare.to_openssh().map_err(Error::internal)?;
+    app.store
+        .add_ssh_key(user.id, &fingerprint, public.trim(), &comment)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                Error::Conflict(format!("{} already has the key {fingerprint}", user.login))
+            }
+            other => other.into(),
+        })
+}
+
+/// Remove one of `user`'s SSH keys by fingerprint; sessions opened with it end at their next
+/// request, on every node.
+pub async fn remove_ssh_key(app: &App, user: &User, fingerprint: &str) -> Result<()> {
+    app.store
+        .delete_ssh_key(user.id, fingerprint)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => Error::NotFound(format!("{} has no key {fingerprint}", user.login)),
+            other => other.into(),
+        })?;
+    app.auth.forget_user(user.id);
+    app.auth.settle().await;
     Ok(())
 }
 

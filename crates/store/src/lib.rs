@@ -19,6 +19,7 @@ pub mod nodes;
 pub mod oauth;
 pub mod props;
 pub mod settings;
+pub mod ssh_keys;
 pub mod tokens;
 pub mod uploads;
 pub mod users;
@@ -36,6 +37,7 @@ pub use oauth::{
     RefreshToken, Rotation, SigningKey,
 };
 pub use props::{DeadProp, PropChange};
+pub use ssh_keys::SshKey;
 pub use tokens::{NewToken, Token, TokenKind, TokenUse};
 pub use uploads::{Part, Upload};
 pub use users::{FailureCount, NewUser, Profile, User};

@@ -31,6 +31,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(3, "0003_auth_epoch"),
     migration!(4, "0004_oauth"),
     migration!(5, "0005_s3"),
+    migration!(6, "0006_ssh_keys"),
 ];
 
 /// Any number, the same on every node: the key of the PostgreSQL advisory lock.

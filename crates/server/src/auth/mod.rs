@@ -3,6 +3,7 @@
 //! - `authenticate_password(login, secret)`: Basic-auth protocols (REST, WebDAV, SFTP). The
 //!   secret is the user's password or a personal access token of that same login.
 //! - `authenticate_bearer(token)`: `Authorization: Bearer` (PATs).
+//! - `authenticate_ssh_key(login, fingerprint)`: SFTP public-key logins.
 //!
 //! Verified credentials are cached in memory (a keyed hash of login and password, or a token
 //! id, mapped to the user and token rows), so a request usually costs no Argon2id check and
@@ -72,6 +73,8 @@ enum CacheKey {
     Token(Uuid),
     /// A user named by an access token.
     User(Uuid),
+    /// Keyed hash of login ‖ 0 ‖ SSH key fingerprint.
+    SshKey([u8; 32]),
 }
 
 /// Grants revoked recently enough for their access tokens to be unexpired, as of an epoch.
@@ -220,6 +223,39 @@ impl Authenticator {
         }
         let user = self.verify_password(login, secret, client).await?;
         Ok(Principal::from_user(&user, Via::Password, None))
+    }
+
+    /// An SSH public key of `login` (SFTP), by its `SHA256:` fingerprint; russh has checked
+    /// the signature that proves the client holds the private key. A key that is not
+    /// registered is no guess at a secret (clients offer each key they have), so it counts
+    /// toward neither the lockout nor the throttle.
+    pub async fn authenticate_ssh_key(
+        &self,
+        login: &str,
+        fingerprint: &str,
+        client: Client,
+    ) -> Result<Principal> {
+        self.throttle.check(client.address).map_err(Error::Throttled)?;
+        let cache_key = CacheKey::SshKey(self.cache_key(login, fingerprint));
+        let epoch = self.current_epoch();
+        let user = match epoch.and_then(|epoch| self.cached(&cache_key, epoch)) {
+            Some((user, _)) => user,
+            None => {
+                let refused = || Error::Unauthenticated("this key is not registered for this login".into());
+                let user = self.store.find_user_by_login(login).await?.ok_or_else(refused)?;
+                if self.store.find_ssh_key(user.id, fingerprint).await?.is_none() {
+                    return Err(refused());
+                }
+                if let Some(epoch) = epoch {
+                    self.remember(cache_key, &user, None, epoch);
+                }
+                user
+            }
+        };
+        if user.locked {
+            return Err(Error::Locked);
+        }
+        Ok(Principal::from_user(&user, Via::SshKey, None))
     }
 
     /// `Authorization: Bearer` credentials.

@@ -23,6 +23,8 @@ pub enum Via {
     Session {
         session_id: Uuid,
     },
+    /// An SSH public key registered for the user (SFTP).
+    SshKey,
 }
 
 /// A token scope resolved against the tree: the scoped node and its ancestors, root first.
@@ -63,7 +65,7 @@ impl Principal {
     pub fn token_id(&self) -> Option<Uuid> {
         match self.via {
             Via::PersonalToken { token_id } => Some(token_id),
-            Via::Password | Via::AccessToken { .. } | Via::Session { .. } => None,
+            Via::Password | Via::AccessToken { .. } | Via::Session { .. } | Via::SshKey => None,
         }
     }
 }

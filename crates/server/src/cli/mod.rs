@@ -167,6 +167,25 @@ enum UserCommand {
     },
     /// Generate a personal access token (or `token list`, `token revoke ID`)
     Token(TokenArgs),
+    /// Register an SSH public key for SFTP logins (an OpenSSH .pub line: Ed25519 or ECDSA)
+    AddKey {
+        #[arg(short = 'u', long = "user")]
+        login: String,
+        /// The public key file (`-` reads standard input)
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
+    /// List a user's SSH keys
+    ListKeys {
+        #[arg(short = 'u', long = "user")]
+        login: String,
+    },
+    /// Remove an SSH key by its fingerprint (SHA256:…)
+    RemoveKey {
+        #[arg(short = 'u', long = "user")]
+        login: String,
+        fingerprint: String,
+    },
 }
 
 /// Generate a personal authentication token for a user.
@@ -395,6 +414,33 @@ async fn user_command(app: &SharedApp, command: UserCommand) -> anyhow::Result<(
             println!("Unlocked {login}");
         }
         UserCommand::Token(args) => token_command(app, args).await?,
+        UserCommand::AddKey { login, file } => {
+            let user = find_user(app, &login).await?;
+            let line = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?
+            };
+            let key = users::add_ssh_key(app, &user, &line).await?;
+            println!("Added the key {} for {login}", key.fingerprint);
+        }
+        UserCommand::ListKeys { login } => {
+            let user = find_user(app, &login).await?;
+            println!("{:<52} {:<30} COMMENT", "FINGERPRINT", "ADDED");
+            for key in app.store.list_ssh_keys(user.id).await? {
+                println!(
+                    "{:<52} {:<30} {}",
+                    key.fingerprint,
+                    http_date(key.created_at),
+                    key.comment
+                );
+            }
+        }
+        UserCommand::RemoveKey { login, fingerprint } => {
+            let user = find_user(app, &login).await?;
+            users::remove_ssh_key(app, &user, &fingerprint).await?;
+            println!("Removed the key {fingerprint} of {login}");
+        }
     }
     Ok(())
 }

@@ -4,7 +4,8 @@
 //!
 //! The password is checked by `Authenticator::authenticate_password`, as WebDAV's Basic
 //! password: the user's password, or a personal or OAuth access token of that login, with the
-//! same cache, lockout and per-address throttling.
+//! same cache, lockout and per-address throttling. A public key logs in when it is registered
+//! for the login (`cells admin user add-key`), through `Authenticator::authenticate_ssh_key`.
 
 pub mod packet;
 pub mod session;
@@ -19,14 +20,14 @@ use anyhow::Context;
 use russh::keys::ssh_key::LineEnding;
 use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::{HashAlg, PrivateKey};
-use russh::server::{Auth, Msg, Session};
+use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, MethodKind, MethodSet};
 use tokio::net::TcpListener;
 
 use crate::SharedApp;
 use crate::auth::Client;
 use crate::auth::principal::Principal;
-use session::Login;
+use session::{Credential, Login};
 
 /// The host key, in OpenSSH format, in the data dir.
 pub const HOST_KEY_FILE: &str = "sftp_host_ed25519_key";
@@ -79,6 +80,7 @@ pub fn public_line(key: &PrivateKey) -> anyhow::Result<String> {
 fn ssh_config(key: PrivateKey) -> Arc<russh::server::Config> {
     let mut methods = MethodSet::empty();
     methods.push(MethodKind::Password);
+    methods.push(MethodKind::PublicKey);
     Arc::new(russh::server::Config {
         server_id: russh::SshId::Standard(format!("SSH-2.0-cells_{}", env!("CARGO_PKG_VERSION")).into()),
         methods,
@@ -159,7 +161,7 @@ impl russh::server::Handler for Connection {
             Ok(principal) => {
                 let login = Login {
                     login: user.to_string(),
-                    secret: password.to_string(),
+                    credential: Credential::Secret(password.to_string()),
                     client,
                 };
                 self.login = Some((login, principal));
@@ -168,6 +170,51 @@ impl russh::server::Handler for Connection {
             Err(error) => {
                 // The login is the user's to know; the password is never logged.
                 tracing::info!(login = user, peer = %self.peer, %error, "sftp: login refused");
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    /// Would this key do? (RFC 4252 §7: the client asks before it signs.)
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        let fingerprint = offer.public_key.fingerprint(HashAlg::Sha256).to_string();
+        match self
+            .app
+            .auth
+            .authenticate_ssh_key(user, &fingerprint, self.client())
+            .await
+        {
+            Ok(_) => Ok(Auth::Accept),
+            Err(_) => Ok(Auth::reject()),
+        }
+    }
+
+    /// The client signed with the key (russh checked the signature): log in if the key is
+    /// registered for `user`.
+    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
+        let client = self.client();
+        let fingerprint = key.public_key.fingerprint(HashAlg::Sha256).to_string();
+        match self
+            .app
+            .auth
+            .authenticate_ssh_key(user, &fingerprint, client)
+            .await
+        {
+            Ok(principal) => {
+                let login = Login {
+                    login: user.to_string(),
+                    credential: Credential::SshKey(fingerprint),
+                    client,
+                };
+                self.login = Some((login, principal));
+                Ok(Auth::Accept)
+            }
+            Err(error) => {
+                tracing::info!(login = user, peer = %self.peer, %fingerprint, %error, "sftp: key refused");
                 Ok(Auth::reject())
             }
         }
@@ -199,11 +246,7 @@ impl russh::server::Handler for Connection {
             ("sftp", Some(opened), Some((login, principal))) => {
                 session.channel_success(channel)?;
                 let app = self.app.clone();
-                let login = Login {
-                    login: login.login.clone(),
-                    secret: login.secret.clone(),
-                    client: login.client,
-                };
+                let login = login.clone();
                 let principal = principal.clone();
                 let peer = self.peer;
                 tokio::spawn(async move {

@@ -38,12 +38,21 @@ const FLUSH_AT: usize = 512 * 1024;
 const QUEUED_PACKETS: usize = 1024;
 const QUEUED_BYTES: usize = 16 << 20;
 
-/// Who the session runs as: the login and secret it authenticated with, re-checked on every
-/// request.
+/// Who the session runs as: the login and the credential it authenticated with, re-checked
+/// on every request.
+#[derive(Clone)]
 pub struct Login {
     pub login: String,
-    pub secret: String,
+    pub credential: Credential,
     pub client: Client,
+}
+
+#[derive(Clone)]
+pub enum Credential {
+    /// The password, or a personal or OAuth access token of the login.
+    Secret(String),
+    /// A registered SSH public key, by fingerprint.
+    SshKey(String),
 }
 
 /// What a path names: the root that lists the workspaces, or a place in the tree.
@@ -266,11 +275,17 @@ impl Session {
     /// The credential the session opened with, checked again (see the module docs).
     async fn recheck(&mut self) -> crate::error::Result<()> {
         let login = &self.login;
-        self.principal = self
-            .app
-            .auth
-            .authenticate_password(&login.login, &login.secret, login.client)
-            .await?;
+        let auth = &self.app.auth;
+        self.principal = match &login.credential {
+            Credential::Secret(secret) => {
+                auth.authenticate_password(&login.login, secret, login.client)
+                    .await?
+            }
+            Credential::SshKey(fingerprint) => {
+                auth.authenticate_ssh_key(&login.login, fingerprint, login.client)
+                    .await?
+            }
+        };
         Ok(())
     }
 

@@ -24,6 +24,7 @@ backend_tests!(
     sftp_scope_matrix_read_only,
     sftp_scope_matrix_read_write,
     sftp_protocol_abuse,
+    sftp_public_key_logins,
 );
 
 /// Accepts the server's key, remembering its fingerprint.
@@ -73,6 +74,32 @@ async fn ssh(app: &TestApp, login: &str, secret: &str) -> Option<Ssh> {
         channel,
         fingerprint,
     })
+}
+
+/// An SFTP session opened with a public key; `None` when the key is refused.
+async fn sftp_with_key(app: &TestApp, login: &str, key: &russh::keys::PrivateKey) -> Option<Sftp> {
+    let seen = Arc::new(Mutex::new(None));
+    let config = Arc::new(client::Config::default());
+    let mut handle = client::connect(config, app.sftp, Client { seen })
+        .await
+        .expect("SSH handshake");
+    let key = russh::keys::PrivateKeyWithHashAlg::new(Arc::new(key.clone()), None);
+    let auth = handle
+        .authenticate_publickey(login, key)
+        .await
+        .expect("public key exchange");
+    if !auth.success() {
+        return None;
+    }
+    let channel = handle.channel_open_session().await.expect("session channel");
+    channel
+        .request_subsystem(true, "sftp")
+        .await
+        .expect("sftp subsystem");
+    let fs = SftpSession::new(channel.into_stream())
+        .await
+        .expect("SFTP version exchange");
+    Some(Sftp { _ssh: handle, fs })
 }
 
 /// An SFTP session; the SSH handle lives as long as it does.
@@ -554,4 +581,86 @@ async fn sftp_protocol_abuse(db: Db) {
     let (status, _) = app.get("/healthz", &Auth::None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(sftp(&app, ADMIN, ADMIN_PASSWORD).await.is_some());
+}
+
+/// Public-key logins: a key registered with `cells admin user add-key` logs its user in; an
+/// unregistered key, the key under another login, a removed key or a locked user do not, and
+/// removing the key ends the session it opened at its next request.
+async fn sftp_public_key_logins(db: Db) {
+    use russh::keys::PrivateKey;
+    use russh::keys::ssh_key::private::Ed25519Keypair;
+    let app = TestApp::spawn(db).await;
+    app.create_user("bob", "bob-password", "standard").await;
+    let key = PrivateKey::from(Ed25519Keypair::from_seed(&[7; 32]));
+    let other = PrivateKey::from(Ed25519Keypair::from_seed(&[8; 32]));
+    let fingerprint = key.public_key().fingerprint(HashAlg::Sha256).to_string();
+    let file = app.data.join("laptop.pub");
+    let mut public = key.public_key().clone();
+    public.set_comment("admin@laptop");
+    std::fs::write(&file, public.to_openssh().unwrap()).unwrap();
+    let file = file.to_str().unwrap();
+
+    assert!(
+        sftp_with_key(&app, ADMIN, &key).await.is_none(),
+        "not registered yet"
+    );
+    let added = app.cli_ok(&["admin", "user", "add-key", "-u", ADMIN, "--file", file]);
+    assert!(added.contains(&fingerprint), "{added}");
+    let listed = app.cli_ok(&["admin", "user", "list-keys", "-u", ADMIN]);
+    assert!(
+        listed.contains(&fingerprint) && listed.contains("admin@laptop"),
+        "{listed}"
+    );
+    let again = app.cli(&["admin", "user", "add-key", "-u", ADMIN, "--file", file]);
+    assert!(!again.status.success(), "the same key twice is refused");
+    let garbage = app.data.join("garbage.pub");
+    std::fs::write(&garbage, "ssh-ed25519 not-base64 x").unwrap();
+    let refused = app.cli(&[
+        "admin",
+        "user",
+        "add-key",
+        "-u",
+        ADMIN,
+        "--file",
+        garbage.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not an OpenSSH public key"));
+
+    let session = sftp_with_key(&app, ADMIN, &key).await.expect("the key logs in");
+    session
+        .put("/personal-files/by-key.txt", b"signed in with a key")
+        .await
+        .unwrap();
+    assert_eq!(
+        app.read(&Auth::admin(), "personal-files/by-key.txt").await.1,
+        b"signed in with a key"
+    );
+    assert!(sftp_with_key(&app, ADMIN, &other).await.is_none(), "another key");
+    assert!(
+        sftp_with_key(&app, "bob", &key).await.is_none(),
+        "admin's key as bob"
+    );
+
+    // Removing the key ends its session at the next request, and its logins.
+    app.cli_ok(&["admin", "user", "remove-key", "-u", ADMIN, &fingerprint]);
+    let cut = session.fs.read("/personal-files/by-key.txt").await.unwrap_err();
+    assert!(
+        matches!(&cut, SftpError::Status(s) if s.status_code == Code::PermissionDenied),
+        "{cut}"
+    );
+    assert!(sftp_with_key(&app, ADMIN, &key).await.is_none());
+
+    // A locked user's key is refused too.
+    app.cli_ok(&["admin", "user", "add-key", "-u", "bob", "--file", file]);
+    assert!(sftp_with_key(&app, "bob", &key).await.is_some());
+    let (status, _) = app
+        .request(reqwest::Method::PUT, "/a/user/bob", &Auth::admin())
+        .json(&json!({"Locked": true}))
+        .send()
+        .await
+        .map(|r| (r.status(), ()))
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert!(sftp_with_key(&app, "bob", &key).await.is_none(), "locked");
 }
