@@ -170,7 +170,7 @@ async fn watch_auth_epoch(app: SharedApp) {
 }
 
 /// Periodic work: write coalesced token uses; hourly, prune what expired (tokens, keys, OAuth
-/// state, abandoned S3 uploads).
+/// state, WebDAV locks, abandoned S3 uploads).
 async fn background_jobs(app: SharedApp) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut last_prune = 0i64;
@@ -190,6 +190,11 @@ async fn background_jobs(app: SharedApp) {
                 Ok(true) => tracing::info!("rotated the signing keys (scheduled)"),
                 Ok(false) => {}
                 Err(error) => tracing::warn!(%error, "could not rotate the signing keys"),
+            }
+            match app.store.prune_dav_locks(now).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "pruned expired WebDAV locks"),
+                Err(error) => tracing::warn!(%error, "could not prune expired WebDAV locks"),
             }
             match s3::multipart::expire(&app).await {
                 Ok(0) => {}

@@ -13,6 +13,7 @@ macro_rules! sql {
     };
 }
 
+pub mod dav_locks;
 pub mod device;
 mod migrate;
 pub mod nodes;
@@ -30,6 +31,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use dav_locks::StoredLock;
 pub use device::{DeviceCode, DeviceStatus};
 pub use nodes::{Content, NewNode, Node, NodeKind};
 pub use oauth::{

@@ -32,6 +32,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_oauth"),
     migration!(5, "0005_s3"),
     migration!(6, "0006_ssh_keys"),
+    migration!(7, "0007_dav_locks"),
 ];
 
 /// Any number, the same on every node: the key of the PostgreSQL advisory lock.

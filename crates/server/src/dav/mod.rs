@@ -2,10 +2,11 @@
 //!
 //! Authentication is HTTP Basic, realm `Cells DAV`: the password is the user's password, or a
 //! personal access token or OAuth access token of that same login, all checked by
-//! `Authenticator::authenticate_password` (cache, lockout, throttling included). Locks are
-//! kept in memory (one node); properties are stored per node in the database.
+//! `Authenticator::authenticate_password` (cache, lockout, throttling included). Locks
+//! (`locks`) and properties are stored in the database, so every node sees them.
 
 pub mod fs;
+pub mod locks;
 
 use std::convert::Infallible;
 
@@ -13,7 +14,6 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, Response, StatusCode, header};
 use dav_server::DavHandler;
-use dav_server::memls::MemLs;
 
 use crate::SharedApp;
 use crate::auth::principal::Principal;
@@ -27,15 +27,14 @@ const REALM: &str = "Basic realm=\"Cells DAV\"";
 /// Routes `/dav`, `/dav/` and `/dav/…` (mounted as services: nesting would strip the prefix
 /// dav-server needs to see).
 pub fn routes(app: SharedApp) -> Router<SharedApp> {
-    // Locks live as long as the server; the filesystem is made per request (it caches what
-    // one request has already checked).
-    let locks = MemLs::new();
+    // The filesystem and the lock system are made per request (each caches what one request
+    // has already read); the locks themselves are in the database, seen by every node.
     let service = tower::service_fn(move |request: Request<Body>| {
         let app = app.clone();
         let handler: DavHandler<Principal> = DavHandler::builder()
             .filesystem(Box::new(CellsFs::new(app.clone())))
-            .locksystem(locks.clone())
-            .strip_prefix("/dav")
+            .locksystem(locks::DbLocks::new(app.store.clone()))
+            .strip_prefix(locks::PREFIX)
             // Large reads: a GET of a big file is a few syscalls per MiB, not hundreds.
             .read_buf_size(1 << 20)
             .build_handler();

@@ -14,6 +14,7 @@ backend_tests!(
     dav_scope_matrix_read_only,
     dav_scope_matrix_read_write,
     dav_many_files_and_a_large_one,
+    dav_locks_hold_on_every_node,
 );
 
 fn method(name: &str) -> Method {
@@ -479,4 +480,99 @@ async fn dav_many_files_and_a_large_one(db: Db) {
         StatusCode::NO_CONTENT
     );
     assert_eq!(app.uuid(&Auth::admin(), "personal-files/large.bin").await, uuid);
+}
+
+/// A lock taken through one node holds on another node of the same database: a write there
+/// without the lock token is refused (423), with it (an `If` header) it passes; UNLOCK on the
+/// second node frees the file for the first. A lock also times out.
+async fn dav_locks_hold_on_every_node(db: Db) {
+    let node_a = TestApp::spawn(db).await;
+    let node_b = node_a.sibling().await;
+    let token = node_a.token(ADMIN, &["-e", "1h"]);
+    let on_a = Dav {
+        app: &node_a,
+        auth: Auth::basic(ADMIN, &token),
+    };
+    let on_b = Dav {
+        app: &node_b,
+        auth: Auth::basic(ADMIN, &token),
+    };
+    assert_eq!(
+        node_a.put(&Auth::admin(), "common-files/shared.odt", "v1").await,
+        StatusCode::CREATED
+    );
+    let lockinfo = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>alice's laptop</D:owner></D:lockinfo>"#;
+    let locked = on_a
+        .request("LOCK", "common-files/shared.odt")
+        .header("Depth", "0")
+        .header("Timeout", "Second-600")
+        .body(lockinfo)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(locked.status(), StatusCode::OK);
+    let lock_token = locked.headers()["lock-token"].to_str().unwrap().to_string();
+
+    let put = |dav: &Dav<'_>, body: &'static str, token: Option<&str>| {
+        let mut request = dav.request("PUT", "common-files/shared.odt").body(body);
+        if let Some(token) = token {
+            request = request.header("If", format!("({token})"));
+        }
+        request.send()
+    };
+    assert_eq!(
+        put(&on_b, "v2", None).await.unwrap().status(),
+        StatusCode::LOCKED,
+        "locked on the other node"
+    );
+    let discovered = on_b
+        .request("PROPFIND", "common-files/shared.odt")
+        .header("Depth", "0")
+        .body(r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:lockdiscovery/></D:prop></D:propfind>"#)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        discovered.contains("alice's laptop"),
+        "the owner is seen from the other node: {discovered}"
+    );
+    assert!(
+        put(&on_b, "v3", Some(&lock_token))
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let unlocked = on_b
+        .request("UNLOCK", "common-files/shared.odt")
+        .header("Lock-Token", lock_token.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unlocked.status(), StatusCode::NO_CONTENT);
+    assert!(
+        put(&on_a, "v4", None).await.unwrap().status().is_success(),
+        "unlocked everywhere"
+    );
+
+    // A lock that is not refreshed times out.
+    let short = on_a
+        .request("LOCK", "common-files/shared.odt")
+        .header("Depth", "0")
+        .header("Timeout", "Second-1")
+        .body(lockinfo)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(short.status(), StatusCode::OK);
+    assert_eq!(put(&on_b, "v5", None).await.unwrap().status(), StatusCode::LOCKED);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert!(
+        put(&on_b, "v6", None).await.unwrap().status().is_success(),
+        "the lock timed out"
+    );
+    node_b.stop_sibling().await;
 }
