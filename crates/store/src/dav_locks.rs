@@ -9,6 +9,7 @@ use crate::{Result, Store, now};
 #[derive(Debug, Clone, FromRow)]
 struct LockRow {
     token: String,
+    namespace: String,
     path: String,
     principal: Option<String>,
     owner: Option<String>,
@@ -23,6 +24,8 @@ struct LockRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredLock {
     pub token: String,
+    /// A user id for a path in personal files (each user's own), `""` for common files.
+    pub namespace: String,
     /// URL-encoded, below the WebDAV prefix.
     pub path: String,
     pub principal: Option<String>,
@@ -42,6 +45,7 @@ impl From<LockRow> for StoredLock {
     fn from(row: LockRow) -> StoredLock {
         StoredLock {
             token: row.token,
+            namespace: row.namespace,
             path: row.path,
             principal: row.principal,
             owner: row.owner,
@@ -54,25 +58,31 @@ impl From<LockRow> for StoredLock {
     }
 }
 
-const COLUMNS: &str = "token, path, principal, owner, timeout_seconds, expires_at, shared, deep, created_at";
+const COLUMNS: &str =
+    "token, namespace, path, principal, owner, timeout_seconds, expires_at, shared, deep, created_at";
+
+/// The live locks a user's requests can meet: theirs, and those on the common files.
+const LIVE: &str = "(namespace = '' OR namespace = $2) AND (expires_at IS NULL OR expires_at > $1) \
+                    ORDER BY created_at, token";
 
 impl Store {
-    /// Every lock that has not expired, oldest first.
-    pub async fn live_dav_locks(&self) -> Result<Vec<StoredLock>> {
-        let rows: Vec<LockRow> = sqlx::query_as(sql!(
-            "SELECT {COLUMNS} FROM dav_locks WHERE expires_at IS NULL OR expires_at > $1 \
-             ORDER BY created_at, token"
-        ))
-        .bind(now())
-        .fetch_all(self.pool())
-        .await?;
+    /// The locks of `user`'s view that have not expired (theirs, and those on the common
+    /// files), oldest first.
+    pub async fn live_dav_locks(&self, user: &str) -> Result<Vec<StoredLock>> {
+        let rows: Vec<LockRow> = sqlx::query_as(sql!("SELECT {COLUMNS} FROM dav_locks WHERE {LIVE}"))
+            .bind(now())
+            .bind(user)
+            .fetch_all(self.pool())
+            .await?;
         Ok(rows.into_iter().map(StoredLock::from).collect())
     }
 
-    /// Take `lock` if `conflict` finds nothing against it among the live locks, read in the
-    /// same turn (no other node takes a lock in between). Returns the conflicting lock.
+    /// Take `lock` for `user` if `conflict` finds nothing against it among the live locks
+    /// of their view, read in the same turn (no other node takes a lock in between). Returns
+    /// the conflicting lock.
     pub async fn add_dav_lock(
         &self,
+        user: &str,
         lock: &StoredLock,
         conflict: impl FnOnce(&[StoredLock]) -> Option<StoredLock>,
     ) -> Result<Option<StoredLock>> {
@@ -81,21 +91,20 @@ impl Store {
         sqlx::query("UPDATE dav_lock_turn SET n = n + 1 WHERE id = 1")
             .execute(&mut *tx)
             .await?;
-        let rows: Vec<LockRow> = sqlx::query_as(sql!(
-            "SELECT {COLUMNS} FROM dav_locks WHERE expires_at IS NULL OR expires_at > $1 \
-             ORDER BY created_at, token"
-        ))
-        .bind(now())
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows: Vec<LockRow> = sqlx::query_as(sql!("SELECT {COLUMNS} FROM dav_locks WHERE {LIVE}"))
+            .bind(now())
+            .bind(user)
+            .fetch_all(&mut *tx)
+            .await?;
         let live: Vec<StoredLock> = rows.into_iter().map(StoredLock::from).collect();
         if let Some(conflicting) = conflict(&live) {
             return Ok(Some(conflicting));
         }
         sqlx::query(sql!(
-            "INSERT INTO dav_locks ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "INSERT INTO dav_locks ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         ))
         .bind(&lock.token)
+        .bind(&lock.namespace)
         .bind(&lock.path)
         .bind(lock.principal.as_deref())
         .bind(lock.owner.as_deref())

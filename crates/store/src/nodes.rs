@@ -249,11 +249,7 @@ impl Store {
     /// threads in sqlx's SQLite driver). `from` is the query after its select list, or a whole
     /// query with `{}` where the select list goes; `$1` is `id`.
     async fn nodes_as_json(&self, from: &str, id: Uuid) -> Result<Vec<Node>> {
-        let fields = COLUMNS
-            .split(", ")
-            .map(|c| format!("nodes.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let fields = qualified_columns();
         // The one difference between the backends here: the names of the JSON functions.
         let select = match self.backend() {
             crate::Backend::Sqlite => format!("json_group_array(json_array({fields}))"),

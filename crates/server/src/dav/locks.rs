@@ -2,9 +2,13 @@
 //! by one node holds on every node. Which locks conflict follows dav-server's own in-memory
 //! lock system (`MemLs`), over a flat list of locks instead of a tree; unlike it, locks time out.
 //!
-//! One `DbLocks` serves one request: the live locks are read once, when first needed, and kept
-//! current with what the request itself locks and unlocks. Taking a lock reads them again in
-//! the store's one-at-a-time turn, so two nodes never grant conflicting locks.
+//! One `DbLocks` serves one request of one user: the live locks are read once, when first
+//! needed, and kept current with what the request itself locks and unlocks. Taking a lock reads
+//! them again in the store's one-at-a-time turn, so two nodes never grant conflicting locks.
+//!
+//! `/personal-files` is each user's own tree, so a lock there belongs to its user's namespace
+//! and meets only that user's requests; locks on `/common-files` are shared by everyone. (A
+//! lock on the top level `/` is in the user's namespace too: it covers their view only.)
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,6 +19,8 @@ use dav_server::ls::{DavLock, DavLockSystem, LsFuture};
 use futures_util::FutureExt;
 use uuid::Uuid;
 use xmltree::Element;
+
+use crate::files::path::WorkspaceName;
 
 /// Where WebDAV is mounted: lock paths are stored below it.
 pub const PREFIX: &str = "/dav";
@@ -30,6 +36,8 @@ struct Held {
 #[derive(Clone)]
 pub struct DbLocks {
     store: Store,
+    /// The user whose request this is: the namespace of their personal files' locks.
+    user: String,
     /// The live locks as this request sees them; `None` until first needed.
     held: Arc<tokio::sync::Mutex<Option<Vec<Held>>>>,
 }
@@ -41,11 +49,20 @@ impl std::fmt::Debug for DbLocks {
 }
 
 impl DbLocks {
-    pub fn new(store: Store) -> Box<DbLocks> {
+    pub fn new(store: Store, user: Uuid) -> Box<DbLocks> {
         Box::new(DbLocks {
             store,
+            user: user.to_string(),
             held: Arc::default(),
         })
+    }
+
+    /// Where a lock on `segs` lives: the shared common files, or this user's own view.
+    fn namespace_of(&self, segs: &[Vec<u8>]) -> &str {
+        match segs.first() {
+            Some(first) if first.as_slice() == WorkspaceName::CommonFiles.as_str().as_bytes() => "",
+            _ => &self.user,
+        }
     }
 
     /// The live locks, read on first use. A database failure is `Err`: callers refuse what
@@ -53,14 +70,14 @@ impl DbLocks {
     async fn held(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Vec<Held>>>, ()> {
         let mut held = self.held.lock().await;
         if held.is_none() {
-            *held = Some(live(&self.store).await?);
+            *held = Some(live(&self.store, &self.user).await?);
         }
         Ok(held)
     }
 }
 
-async fn live(store: &Store) -> Result<Vec<Held>, ()> {
-    match store.live_dav_locks().await {
+async fn live(store: &Store, user: &str) -> Result<Vec<Held>, ()> {
+    match store.live_dav_locks(user).await {
         Ok(locks) => Ok(locks.into_iter().filter_map(held_of).collect()),
         Err(error) => {
             tracing::error!(%error, "could not read the WebDAV locks");
@@ -98,13 +115,14 @@ fn held_of(stored: StoredLock) -> Option<Held> {
     Some(Held { lock, segs, stored })
 }
 
-fn stored_of(lock: &DavLock) -> StoredLock {
+fn stored_of(lock: &DavLock, namespace: &str) -> StoredLock {
     let owner = lock.owner.as_deref().and_then(owner_xml);
     let micros = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64);
     StoredLock {
         token: lock.token.clone(),
+        namespace: namespace.to_string(),
         path: lock.path.as_url_string(),
         principal: lock.principal.clone(),
         owner,
@@ -139,9 +157,17 @@ fn owner_of(xml: &str) -> Option<Element> {
 
 /// The locks on `segs` and on its ancestors, root first, oldest first at each level.
 fn along<'a>(held: &'a [Held], segs: &[Vec<u8>]) -> Vec<&'a Held> {
-    let mut found: Vec<&Held> = held.iter().filter(|h| segs.starts_with(&h.segs)).collect();
-    found.sort_by_key(|h| (h.segs.len(), h.stored.created_at));
-    found
+    in_order(held.iter().filter(|h| segs.starts_with(&h.segs)).collect())
+}
+
+/// The locks on `segs` and below it, in the same order.
+fn below<'a>(held: &'a [Held], segs: &[Vec<u8>]) -> Vec<&'a Held> {
+    in_order(held.iter().filter(|h| h.segs.starts_with(segs)).collect())
+}
+
+fn in_order(mut locks: Vec<&Held>) -> Vec<&Held> {
+    locks.sort_by_key(|h| (h.segs.len(), h.stored.created_at));
+    locks
 }
 
 /// Whether a lock on the way to `segs` (a deep one above it, any one on it) is in the way:
@@ -187,9 +213,7 @@ fn check_from_path(
     tokens: &[String],
     shared_ok: bool,
 ) -> Result<(), DavLock> {
-    let mut below: Vec<&Held> = held.iter().filter(|h| h.segs.starts_with(segs)).collect();
-    below.sort_by_key(|h| (h.segs.len(), h.stored.created_at));
-    for h in below {
+    for h in below(held, segs) {
         let lock = &h.lock;
         if (!lock.shared || !shared_ok)
             && (!tokens.contains(&lock.token)
@@ -222,11 +246,11 @@ impl DavLockSystem for DbLocks {
             deep,
         };
         async move {
-            let stored = stored_of(&lock);
             let segs = segs_of(&lock.path);
+            let stored = stored_of(&lock, self.namespace_of(&segs));
             let outcome = self
                 .store
-                .add_dav_lock(&stored, |live| {
+                .add_dav_lock(&self.user, &stored, |live| {
                     let held: Vec<Held> = live.iter().cloned().filter_map(held_of).collect();
                     let conflict = check_to_path(&held, &segs, None, true, &[], shared)
                         .and_then(|()| match deep {
@@ -366,10 +390,9 @@ impl DavLockSystem for DbLocks {
         let segs = segs_of(path);
         async move {
             // Read afresh: a lock taken below by another node meanwhile goes too.
-            let live = live(&self.store).await?;
-            let tokens: Vec<String> = live
-                .iter()
-                .filter(|h| h.segs.starts_with(&segs))
+            let live = live(&self.store, &self.user).await?;
+            let tokens: Vec<String> = below(&live, &segs)
+                .into_iter()
                 .map(|h| h.lock.token.clone())
                 .collect();
             if let Err(error) = self.store.delete_dav_locks(&tokens).await {
@@ -407,7 +430,7 @@ mod tests {
             shared,
             deep,
         };
-        let stored = stored_of(&lock);
+        let stored = stored_of(&lock, "");
         held_of(stored).unwrap()
     }
 

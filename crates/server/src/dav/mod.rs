@@ -27,18 +27,9 @@ const REALM: &str = "Basic realm=\"Cells DAV\"";
 /// Routes `/dav`, `/dav/` and `/dav/…` (mounted as services: nesting would strip the prefix
 /// dav-server needs to see).
 pub fn routes(app: SharedApp) -> Router<SharedApp> {
-    // The filesystem and the lock system are made per request (each caches what one request
-    // has already read); the locks themselves are in the database, seen by every node.
     let service = tower::service_fn(move |request: Request<Body>| {
         let app = app.clone();
-        let handler: DavHandler<Principal> = DavHandler::builder()
-            .filesystem(Box::new(CellsFs::new(app.clone())))
-            .locksystem(locks::DbLocks::new(app.store.clone()))
-            .strip_prefix(locks::PREFIX)
-            // Large reads: a GET of a big file is a few syscalls per MiB, not hundreds.
-            .read_buf_size(1 << 20)
-            .build_handler();
-        async move { Ok::<_, Infallible>(serve(app, handler, request).await) }
+        async move { Ok::<_, Infallible>(serve(app, request).await) }
     });
     Router::new()
         .route_service("/dav", service.clone())
@@ -153,7 +144,7 @@ fn bad_request(message: &str) -> Response<Body> {
     response
 }
 
-async fn serve(app: SharedApp, handler: DavHandler<Principal>, request: Request<Body>) -> Response<Body> {
+async fn serve(app: SharedApp, request: Request<Body>) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let destination_ok = parts
         .headers
@@ -213,6 +204,15 @@ async fn serve(app: SharedApp, handler: DavHandler<Principal>, request: Request<
     } else {
         body
     };
+    // The filesystem and the lock system are made per request (each caches what one request
+    // has already read); the locks themselves are in the database, seen by every node.
+    let handler: DavHandler<Principal> = DavHandler::builder()
+        .filesystem(Box::new(CellsFs::new(app.clone())))
+        .locksystem(locks::DbLocks::new(app.store.clone(), principal.user_id))
+        .strip_prefix(locks::PREFIX)
+        // Large reads: a GET of a big file is a few syscalls per MiB, not hundreds.
+        .read_buf_size(1 << 20)
+        .build_handler();
     let request = Request::from_parts(parts, body);
     let response = handler
         .handle_guarded(request, principal.login.clone(), principal)

@@ -574,5 +574,83 @@ async fn dav_locks_hold_on_every_node(db: Db) {
         put(&on_b, "v6", None).await.unwrap().status().is_success(),
         "the lock timed out"
     );
+
+    // /personal-files is each user's own: alice's lock there is nothing to bob, whose
+    // personal-files/notes.txt is another file, nor does he see it.
+    node_a.create_user("alice", "alice-password", "standard").await;
+    node_a.create_user("bob", "bob-password", "standard").await;
+    let alice = Dav {
+        app: &node_a,
+        auth: Auth::basic("alice", "alice-password"),
+    };
+    let bob = Dav {
+        app: &node_b,
+        auth: Auth::basic("bob", "bob-password"),
+    };
+    for dav in [&alice, &bob] {
+        let made = dav
+            .request("PUT", "personal-files/notes.txt")
+            .body("mine")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(made.status(), StatusCode::CREATED);
+    }
+    let lock = |dav: &Dav<'_>, path: &str| {
+        dav.request("LOCK", path)
+            .header("Depth", "0")
+            .header("Timeout", "Second-600")
+            .body(lockinfo)
+            .send()
+    };
+    assert_eq!(
+        lock(&alice, "personal-files/notes.txt").await.unwrap().status(),
+        StatusCode::OK
+    );
+    let written = bob
+        .request("PUT", "personal-files/notes.txt")
+        .body("still mine")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        written.status().is_success(),
+        "bob's own file is not alice's: {}",
+        written.status()
+    );
+    let seen = bob
+        .request("PROPFIND", "personal-files/notes.txt")
+        .header("Depth", "0")
+        .body(r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:lockdiscovery/></D:prop></D:propfind>"#)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!seen.contains("alice's laptop"), "{seen}");
+    let again = alice
+        .request("PUT", "personal-files/notes.txt")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        again.status(),
+        StatusCode::LOCKED,
+        "alice's lock holds for alice's file"
+    );
+    // The common files are everyone's: a lock there holds for every user.
+    assert_eq!(
+        lock(&alice, "common-files/shared.odt").await.unwrap().status(),
+        StatusCode::OK
+    );
+    let blocked = bob
+        .request("PUT", "common-files/shared.odt")
+        .body("bob")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blocked.status(), StatusCode::LOCKED);
     node_b.stop_sibling().await;
 }

@@ -63,11 +63,7 @@ async fn ssh(app: &TestApp, login: &str, secret: &str) -> Option<Ssh> {
     if !auth.success() {
         return None;
     }
-    let channel = handle.channel_open_session().await.expect("session channel");
-    channel
-        .request_subsystem(true, "sftp")
-        .await
-        .expect("sftp subsystem");
+    let channel = sftp_channel(&handle).await;
     let fingerprint = seen.lock().unwrap().clone();
     Some(Ssh {
         handle,
@@ -91,15 +87,21 @@ async fn sftp_with_key(app: &TestApp, login: &str, key: &russh::keys::PrivateKey
     if !auth.success() {
         return None;
     }
+    let channel = sftp_channel(&handle).await;
+    let fs = SftpSession::new(channel.into_stream())
+        .await
+        .expect("SFTP version exchange");
+    Some(Sftp { _ssh: handle, fs })
+}
+
+/// A session channel of a logged-in connection, with the sftp subsystem started.
+async fn sftp_channel(handle: &client::Handle<Client>) -> russh::Channel<client::Msg> {
     let channel = handle.channel_open_session().await.expect("session channel");
     channel
         .request_subsystem(true, "sftp")
         .await
         .expect("sftp subsystem");
-    let fs = SftpSession::new(channel.into_stream())
-        .await
-        .expect("SFTP version exchange");
-    Some(Sftp { _ssh: handle, fs })
+    channel
 }
 
 /// An SFTP session; the SSH handle lives as long as it does.
