@@ -13,7 +13,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use tokio_util::io::ReaderStream;
 
-use super::{Browser, Nav, Notice, encode_component, format_size, format_time, redirect};
+use super::{Browser, ConfirmPage, Nav, Notice, encode_component, format_size, format_time, redirect};
 use crate::SharedApp;
 use crate::auth::principal::Principal;
 use crate::error::{Error, Result};
@@ -87,18 +87,6 @@ struct FilesPage {
     rows: Vec<Row>,
     details: Option<Details>,
     notice: Option<Notice>,
-}
-
-#[derive(Template)]
-#[template(path = "console/confirm.html")]
-pub struct ConfirmPage {
-    pub nav: Nav,
-    pub title: String,
-    pub message: String,
-    pub action: String,
-    pub fields: Vec<(String, String)>,
-    pub button: String,
-    pub cancel_href: String,
 }
 
 #[derive(Deserialize, Default)]

@@ -158,6 +158,19 @@ struct ErrorPage {
     message: String,
 }
 
+/// "Are you sure?" before an action that cannot be undone: a form that posts `fields`.
+#[derive(Template)]
+#[template(path = "console/confirm.html")]
+pub struct ConfirmPage {
+    pub nav: Nav,
+    pub title: String,
+    pub message: String,
+    pub action: String,
+    pub fields: Vec<(String, String)>,
+    pub button: String,
+    pub cancel_href: String,
+}
+
 /// A message at the top of a page after an action.
 pub struct Notice {
     pub is_error: bool,

@@ -12,9 +12,8 @@ use axum::routing::get;
 use cells_store::{Profile, User};
 use serde::Deserialize;
 
-use super::files::ConfirmPage;
 use super::tokens::{self, Owner, PersonTabs, TokensQuery};
-use super::{Browser, Nav, Notice, encode_component, format_time, redirect};
+use super::{Browser, ConfirmPage, Nav, Notice, encode_component, format_time, redirect};
 use crate::SharedApp;
 use crate::error::{Error, Result};
 use crate::users::{self, UserSpec};

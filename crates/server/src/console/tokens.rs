@@ -14,8 +14,7 @@ use cells_store::{Token, TokenKind, User};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::files::ConfirmPage;
-use super::{Browser, Nav, Notice, format_duration, format_time, redirect};
+use super::{Browser, ConfirmPage, Nav, Notice, format_duration, format_time, redirect};
 use crate::SharedApp;
 use crate::auth::principal::{Principal, Via};
 use crate::auth::scope::Scope;
