@@ -7,7 +7,7 @@
 //
 // Env: BASE (server URL), ADMIN, PASSWORD, SCREENSHOTS (folder), CHROMIUM (binary).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
 const base = process.env.BASE;
@@ -167,6 +167,17 @@ check(r.status === 200 && r.body === content, `the upload is there over WebDAV (
 r = curl('-u', `carol:${userPassword}`, '-X', 'PROPFIND', '-H', 'Depth: 0', `${base}/dav/personal-files/${encodeURIComponent('from browser é.txt')}`,
   '--data', '<propfind xmlns="DAV:" xmlns:oc="http://owncloud.org/ns"><prop><oc:id/></prop></propfind>');
 check(r.body.includes(uuid), 'the details panel shows the UUID WebDAV reports');
+// Carol registers an SSH key for SFTP by pasting its line.
+execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'carol@laptop', '-f', `${shots}/carol_key`]);
+const keyLine = readFileSync(`${shots}/carol_key.pub`, 'utf8');
+rmSync(`${shots}/carol_key`);
+await user.getByRole('link', { name: 'SSH keys' }).click();
+await user.waitForURL('**/keys');
+await user.fill('#key', keyLine);
+await Promise.all([user.waitForURL('**/keys?done=added'), user.click('#new-key button[type=submit]')]);
+check((await user.textContent('table.keys')).includes('carol@laptop'), 'the SSH key is listed');
+await shoot(user, 'carol-keys');
+
 expectRefusal = true;
 const adminPage = await user.goto(`${base}/admin/people`);
 check(adminPage.status() === 403, `a standard user gets 403 on People (${adminPage.status()})`);
@@ -192,12 +203,14 @@ const details = await newPage({ width: 390, height: 844 }, 'phone-carol');
 await signIn(details, 'carol', userPassword, 'phone-carol');
 await details.goto(`${base}/files/personal-files/?info=${encodeURIComponent('from browser é.txt')}`);
 await shoot(details, 'phone-details');
+await details.goto(`${base}/keys`);
+await shoot(details, 'phone-keys');
 
 // 7. Load times of every page, warm (the stylesheet and script cached, as in use).
 const timed = await newPage({ width: 1280, height: 800 }, 'timed');
 await signIn(timed, admin, adminPassword, 'timed');
 const loads = [];
-for (const path of ['/files/', '/files/personal-files/', '/files/common-files/', '/tokens', '/admin/people',
+for (const path of ['/files/', '/files/personal-files/', '/files/common-files/', '/tokens', '/keys', '/admin/people',
   '/admin/people/carol', '/admin/people/carol/tokens', '/admin/clients', '/login']) {
   for (let run = 0; run < 2; run++) {
     await timed.goto(`${base}${path}`);

@@ -11,6 +11,7 @@
 
 mod clients;
 mod files;
+mod keys;
 mod people;
 mod tokens;
 
@@ -44,6 +45,7 @@ pub fn routes() -> Router<SharedApp> {
         .route("/static/console.js", get(script))
         .merge(files::routes())
         .merge(tokens::routes())
+        .merge(keys::routes())
         .merge(people::routes())
         .route("/admin/clients", get(clients::list))
 }

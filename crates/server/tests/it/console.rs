@@ -18,7 +18,8 @@ backend_tests!(
     sign_in_files_and_tokens,
     people_and_isolation,
     hostile_text_is_inert,
-    sign_out_and_shared_session
+    sign_out_and_shared_session,
+    ssh_keys_page
 );
 
 /// A browser signed in to the console.
@@ -648,5 +649,55 @@ async fn sign_out_and_shared_session(db: Db) {
     assert_eq!(location(&out), "/login");
     let response = admin.client.get(app.url("/files/")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    app.stop().await;
+}
+
+/// "SSH keys": a user adds a key by pasting its line, sees only their own keys, and removes
+/// one after a confirmation; a forged form changes nothing.
+async fn ssh_keys_page(db: Db) {
+    use russh::keys::PrivateKey;
+    use russh::keys::ssh_key::private::Ed25519Keypair;
+    let app = TestApp::spawn(db).await;
+    app.create_user("carol", "carol-password", "standard").await;
+    let key = PrivateKey::from(Ed25519Keypair::from_seed(&[9; 32]));
+    let mut public = key.public_key().clone();
+    public.set_comment("carol@laptop");
+    let line = public.to_openssh().unwrap();
+    let fingerprint = key
+        .public_key()
+        .fingerprint(russh::keys::HashAlg::Sha256)
+        .to_string();
+
+    let carol = Page::sign_in(&app, "carol", "carol-password").await;
+    let forged = carol.forge("/keys", &[("key", &line)]).await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let bad = carol
+        .submit("/keys", "/keys", &[("key", "ssh-rsa not-a-key")])
+        .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let added = carol.submit("/keys", "/keys", &[("key", &line)]).await;
+    assert_eq!(added.status(), StatusCode::SEE_OTHER);
+    let (_, page) = carol.get("/keys").await;
+    assert!(
+        page.contains(&fingerprint) && page.contains("carol@laptop"),
+        "{page}"
+    );
+    let listed = app.cli_ok(&["admin", "user", "list-keys", "-u", "carol"]);
+    assert!(listed.contains(&fingerprint));
+
+    let admin = Page::sign_in(&app, ADMIN, ADMIN_PASSWORD).await;
+    let (_, theirs) = admin.get("/keys").await;
+    assert!(!theirs.contains(&fingerprint), "each user sees their own keys");
+
+    let confirm = format!("/keys/remove?fingerprint={}", urlencode(&fingerprint));
+    let (status, html) = carol.get(&confirm).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Remove the key"));
+    let removed = carol
+        .submit(&confirm, "/keys/remove", &[("fingerprint", &fingerprint)])
+        .await;
+    assert_eq!(removed.status(), StatusCode::SEE_OTHER);
+    let listed = app.cli_ok(&["admin", "user", "list-keys", "-u", "carol"]);
+    assert!(!listed.contains(&fingerprint));
     app.stop().await;
 }
