@@ -34,7 +34,16 @@ impl Db {
     /// A fresh PostgreSQL database, or `None` (and a "skipped" line) without one.
     pub async fn postgres() -> Option<Db> {
         let Ok(admin_url) = std::env::var("CELLS_TEST_DATABASE_URL") else {
-            eprintln!("skipped: PostgreSQL variant (set CELLS_TEST_DATABASE_URL to run it)");
+            // Once, and straight to the terminal: the test harness hides what tests print.
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "skipped: the PostgreSQL variants of the integration tests \
+                     (set CELLS_TEST_DATABASE_URL to run them)"
+                );
+            });
             return None;
         };
         let name = format!("cells_test_{}", uuid::Uuid::new_v4().simple());
