@@ -212,20 +212,24 @@ await signIn(timed, admin, adminPassword, 'timed');
 const loads = [];
 for (const path of ['/files/', '/files/personal-files/', '/files/common-files/', '/tokens', '/keys', '/admin/people',
   '/admin/people/carol', '/admin/people/carol/tokens', '/admin/clients', '/login']) {
-  for (let run = 0; run < 2; run++) {
+  // One warm-up load, then the median of three.
+  const runs = [];
+  for (let run = 0; run < 4; run++) {
     await timed.goto(`${base}${path}`);
     const t = await timed.evaluate(() => {
       const [nav] = performance.getEntriesByType('navigation');
       return { server: Math.round(nav.responseEnd - nav.requestStart), load: Math.round(nav.loadEventEnd - nav.startTime) };
     });
-    if (run === 1) loads.push({ path, ...t });
+    if (run > 0) runs.push(t);
   }
+  runs.sort((a, b) => a.load - b.load);
+  loads.push({ path, ...runs[1] });
 }
 
 await browser.close();
 
 for (const problem of problems) check(false, problem);
-console.log('\npage load times, warm (ms; request to last byte, and navigation start to load event):');
+console.log('\npage load times, warm, median of 3 (ms; request to last byte, and navigation start to load event):');
 for (const { path, server, load } of loads) console.log(`  ${path.padEnd(28)} ${String(server).padStart(4)} ${String(load).padStart(5)}`);
 const slowest = Math.max(...loads.map((t) => t.load));
 console.log(`slowest page load: ${slowest} ms (target: under 100 ms)`);
