@@ -482,6 +482,19 @@ async fn dav_many_files_and_a_large_one(db: Db) {
     assert_eq!(app.uuid(&Auth::admin(), "personal-files/large.bin").await, uuid);
 }
 
+/// The `DAV:lockdiscovery` of a resource, as XML text.
+async fn lock_discovery(dav: &Dav<'_>, path: &str) -> String {
+    dav.request("PROPFIND", path)
+        .header("Depth", "0")
+        .body(r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:lockdiscovery/></D:prop></D:propfind>"#)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// A lock taken through one node holds on another node of the same database: a write there
 /// without the lock token is refused (423), with it (an `If` header) it passes; UNLOCK on the
 /// second node frees the file for the first. A lock also times out.
@@ -525,16 +538,7 @@ async fn dav_locks_hold_on_every_node(db: Db) {
         StatusCode::LOCKED,
         "locked on the other node"
     );
-    let discovered = on_b
-        .request("PROPFIND", "common-files/shared.odt")
-        .header("Depth", "0")
-        .body(r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:lockdiscovery/></D:prop></D:propfind>"#)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let discovered = lock_discovery(&on_b, "common-files/shared.odt").await;
     assert!(
         discovered.contains("alice's laptop"),
         "the owner is seen from the other node: {discovered}"
@@ -618,16 +622,7 @@ async fn dav_locks_hold_on_every_node(db: Db) {
         "bob's own file is not alice's: {}",
         written.status()
     );
-    let seen = bob
-        .request("PROPFIND", "personal-files/notes.txt")
-        .header("Depth", "0")
-        .body(r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:lockdiscovery/></D:prop></D:propfind>"#)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let seen = lock_discovery(&bob, "personal-files/notes.txt").await;
     assert!(!seen.contains("alice's laptop"), "{seen}");
     let again = alice
         .request("PUT", "personal-files/notes.txt")
