@@ -104,6 +104,10 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx pings every connection it hands out by default: for SQLite that is one more
+            // trip to the connection's worker thread per statement, for a file that cannot hang
+            // up. A PostgreSQL connection can (a server restart), so it keeps the ping there.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
