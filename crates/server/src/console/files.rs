@@ -11,7 +11,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
-use tokio_util::io::ReaderStream;
 
 use super::{Browser, ConfirmPage, Nav, Notice, encode_component, format_size, format_time, redirect};
 use crate::SharedApp;
@@ -260,7 +259,7 @@ async fn confirm_delete(browser: &Browser, folder: &TreePath, name: &str) -> Res
 
 /// A file as a download: never rendered by the browser as a page of this site.
 async fn download(browser: &Browser, path: &TreePath) -> Result<Response> {
-    let (entry, reader) = browser.app.tree.open(&browser.principal, path, None).await?;
+    let (entry, body) = browser.app.tree.open(&browser.principal, path, None).await?;
     let name = display_name(&entry);
     let ascii: String = name
         .chars()
@@ -276,7 +275,7 @@ async fn download(browser: &Browser, path: &TreePath) -> Result<Response> {
         "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
         encode_component(&name)
     );
-    let mut response = Response::new(Body::from_stream(ReaderStream::with_capacity(reader, 256 * 1024)));
+    let mut response = Response::new(Body::from_stream(body));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

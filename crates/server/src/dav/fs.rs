@@ -16,9 +16,8 @@ use dav_server::fs::{
     DavDirEntry, DavFile, DavMetaData, DavProp, FsError, FsFuture, FsResult, FsStream, GuardedFileSystem,
     OpenOptions, ReadDirMeta,
 };
-use futures_util::FutureExt;
+use futures_util::{FutureExt, StreamExt};
 use http::StatusCode;
-use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -26,7 +25,7 @@ use crate::SharedApp;
 use crate::auth::principal::Principal;
 use crate::error::Error;
 use crate::files::Entry;
-use crate::files::blob::BlobReader;
+use crate::files::blob::DownloadStream;
 use crate::files::path::TreePath;
 
 /// Namespace of our own live properties (the node UUID), as ownCloud clients expect it.
@@ -217,7 +216,8 @@ impl GuardedFileSystem<Principal> for CellsFs {
                 app: self.app.clone(),
                 entry,
                 offset: 0,
-                reader: None,
+                body: None,
+                chunk: Bytes::new(),
             }) as Box<dyn DavFile>)
         }
         .boxed()
@@ -547,7 +547,9 @@ struct ReadFile {
     app: SharedApp,
     entry: Entry,
     offset: u64,
-    reader: Option<BlobReader>,
+    /// The content from `offset`, and what is left of the chunk it last gave.
+    body: Option<DownloadStream>,
+    chunk: Bytes,
 }
 
 impl std::fmt::Debug for ReadFile {
@@ -576,25 +578,27 @@ impl DavFile for ReadFile {
             if self.offset >= size || count == 0 {
                 return Ok(Bytes::new());
             }
-            if self.reader.is_none() {
+            if self.body.is_none() {
                 let blob = self.entry.node.blob_id.as_deref().ok_or(FsError::Forbidden)?;
-                let reader = self
+                let body = self
                     .app
                     .tree
                     .blobs()
-                    .open(blob, self.offset, size - self.offset)
+                    .stream(blob, self.offset, size - self.offset)
                     .await;
-                self.reader = Some(reader.map_err(|_| FsError::GeneralFailure)?);
+                self.body = Some(body.map_err(|_| FsError::GeneralFailure)?);
             }
-            let reader = self.reader.as_mut().expect("opened above");
-            let mut buffer = vec![0u8; count.min(1 << 20)];
-            let n = reader
-                .read(&mut buffer)
-                .await
-                .map_err(|_| FsError::GeneralFailure)?;
-            buffer.truncate(n);
-            self.offset += n as u64;
-            Ok(Bytes::from(buffer))
+            if self.chunk.is_empty() {
+                let body = self.body.as_mut().expect("opened above");
+                self.chunk = match body.next().await {
+                    Some(chunk) => chunk.map_err(|_| FsError::GeneralFailure)?,
+                    None => return Ok(Bytes::new()),
+                };
+            }
+            // Never more than asked: dav-server sends what it gets as the requested range.
+            let part = self.chunk.split_to(count.min(self.chunk.len()));
+            self.offset += part.len() as u64;
+            Ok(part)
         }
         .boxed()
     }
@@ -612,7 +616,8 @@ impl DavFile for ReadFile {
             }
             if target as u64 != self.offset {
                 self.offset = target as u64;
-                self.reader = None;
+                self.body = None;
+                self.chunk = Bytes::new();
             }
             Ok(self.offset)
         }

@@ -1,9 +1,11 @@
 //! File content: immutable blobs behind a small trait (local disk now, an object store later).
 //!
-//! A blob is written to a temp file, fsynced, then renamed into place; only after that does
-//! the caller commit the node row that points at it. So a crash at any moment leaves either the
-//! old content or the new, never half a file. A blob no row points at (a crash between the
-//! rename and the commit) is removed by `sweep` at the next start.
+//! A blob is written and fsynced under a new id before the caller commits the node row that
+//! points at it. So a crash at any moment leaves either the old content or the new, never half
+//! a file. A blob no row points at (a crash before the commit) is removed by `sweep` at the next
+//! start. Large uploads, copies and concatenations are written to a temp file and renamed into
+//! place; small uploads and SFTP drafts are written at their final path directly, which no row
+//! can name before the commit: one fsync instead of a rename and a synced directory.
 
 use std::collections::HashSet;
 use std::io;
@@ -21,6 +23,8 @@ use uuid::Uuid;
 
 /// The body of an upload, whatever protocol it came from.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+/// A download: a blob's content, or a range of it, as chunks to send as they are.
+pub type DownloadStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + Sync>>;
 /// A blob's content, or a range of it.
 pub type BlobReader = Pin<Box<dyn AsyncRead + Send + Sync>>;
 
@@ -45,6 +49,8 @@ pub trait BlobStore: Send + Sync {
     async fn put(&self, body: ByteStream) -> io::Result<WrittenBlob>;
     /// Read `length` bytes from `offset` (the whole blob with `offset` 0 and `length` = size).
     async fn open(&self, id: &str, offset: u64, length: u64) -> io::Result<BlobReader>;
+    /// The same bytes as `open`, as chunks to send as they are (downloads).
+    async fn stream(&self, id: &str, offset: u64, length: u64) -> io::Result<DownloadStream>;
     /// A new blob with the same content as `id`, written as durably as `put`.
     async fn copy(&self, id: &str) -> io::Result<String>;
     /// A new blob holding the blobs `ids` one after the other, written as durably as `put`
@@ -107,15 +113,142 @@ impl LocalBlobs {
     }
 }
 
-/// Create `path` with `data`, synced.
-fn write_whole(path: &Path, data: &[u8]) -> io::Result<()> {
+/// `length` bytes of the file at `path` from `offset`: from the page cache on this thread when
+/// they are all there, else in one trip to the blocking pool (not one per open, read and end
+/// of file).
+async fn read_small(path: PathBuf, offset: u64, length: u64) -> io::Result<Vec<u8>> {
+    if length <= CACHED_READ as u64
+        && let Some(data) = read_cached(&path, offset, length as usize)
+    {
+        return Ok(data);
+    }
+    tokio::task::spawn_blocking(move || -> io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let mut data = vec![0; length as usize];
+        std::fs::File::open(path)?.read_exact_at(&mut data, offset)?;
+        Ok(data)
+    })
+    .await
+    .map_err(io::Error::other)?
+}
+
+/// Reads up to this size are tried from the page cache on the async thread.
+const CACHED_READ: usize = 64 * 1024;
+
+/// The read of `read_small` when the kernel can serve it without waiting for the disk: the path
+/// resolved from the dentry cache alone (`RESOLVE_CACHED`, Linux 5.12) and the bytes from the
+/// page cache alone (`RWF_NOWAIT`, Linux 4.14). `None` for anything else (not cached, an older
+/// kernel, a short file): the caller then reads on the blocking pool, which reports errors.
+/// A request task never blocks on the disk, and a hot small file costs no thread hand-off.
+fn read_cached(path: &Path, offset: u64, length: usize) -> Option<Vec<u8>> {
+    use rustix::fs::{CWD, Mode, OFlags, ResolveFlags, openat2};
+    use rustix::io::{ReadWriteFlags, preadv2};
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+    let fd = openat2(CWD, path, flags, Mode::empty(), ResolveFlags::CACHED).ok()?;
+    let mut data = vec![0; length];
+    let mut done = 0;
+    while done < length {
+        let mut buffer = [io::IoSliceMut::new(&mut data[done..])];
+        let at = offset + done as u64;
+        match preadv2(&fd, &mut buffer, at, ReadWriteFlags::NOWAIT) {
+            Ok(0) | Err(_) => return None,
+            Ok(read) => done += read,
+        }
+    }
+    Some(data)
+}
+
+/// Downloads are read and sent in chunks this large.
+const SEND_CHUNK: usize = 1 << 20;
+
+/// `length` bytes of `file` from `offset`, each chunk read in the blocking pool while the one
+/// before it is sent: one read straight into the buffer that goes out, with no copy between
+/// (a `BufReader` over `tokio::fs::File` copies every byte twice before it is sent).
+fn read_chunks(file: std::fs::File, offset: u64, length: u64) -> DownloadStream {
+    fn read_chunk(
+        file: Arc<std::fs::File>,
+        at: u64,
+        len: usize,
+    ) -> tokio::task::JoinHandle<io::Result<Bytes>> {
+        tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let mut chunk = vec![0; len];
+            file.read_exact_at(&mut chunk, at)?;
+            Ok(Bytes::from(chunk))
+        })
+    }
+    struct Chunks {
+        file: Arc<std::fs::File>,
+        /// Where the chunk after `ahead` starts, and where the range ends.
+        at: u64,
+        end: u64,
+        ahead: Option<tokio::task::JoinHandle<io::Result<Bytes>>>,
+    }
+    impl Chunks {
+        fn read_next(&mut self) {
+            self.ahead = (self.at < self.end).then(|| {
+                let len = (self.end - self.at).min(SEND_CHUNK as u64) as usize;
+                let handle = read_chunk(self.file.clone(), self.at, len);
+                self.at += len as u64;
+                handle
+            });
+        }
+    }
+    let mut start = Chunks {
+        file: Arc::new(file),
+        at: offset,
+        end: offset.saturating_add(length),
+        ahead: None,
+    };
+    start.read_next();
+    Box::pin(futures_util::stream::unfold(start, |mut chunks| async move {
+        let chunk = match chunks.ahead.take()?.await {
+            Ok(Ok(chunk)) => chunk,
+            Ok(Err(error)) => return Some((Err(error), chunks)),
+            Err(error) => return Some((Err(io::Error::other(error)), chunks)),
+        };
+        chunks.read_next();
+        Some((Ok(chunk), chunks))
+    }))
+}
+
+/// Create the new blob file `path` (and its folder, for the first blob of its prefix), for
+/// writing in place.
+fn create_in_place(path: &Path, read: bool) -> io::Result<std::fs::File> {
+    let open = || {
+        std::fs::OpenOptions::new()
+            .read(read)
+            .write(true)
+            .create_new(true)
+            .open(path)
+    };
+    match open() {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(path.parent().expect("blob paths have a parent"))?;
+            open()
+        }
+        other => other,
+    }
+}
+
+/// Sync the folder of the blob file `path`, so that its new name survives a crash (on ext4 the
+/// file's own fsync already did, and this costs little).
+fn sync_folder_of(path: &Path) -> io::Result<()> {
+    std::fs::File::open(path.parent().expect("blob paths have a parent"))?.sync_all()
+}
+
+/// Write the new blob file `path` with `data`, in place and synced; on failure nothing is left.
+fn write_in_place(path: &Path, data: &[u8]) -> io::Result<()> {
     use std::io::Write as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)?;
-    file.write_all(data)?;
-    file.sync_all()
+    let mut file = create_in_place(path, false)?;
+    let written = file
+        .write_all(data)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| sync_folder_of(path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    written
 }
 
 /// What the blob writer receives: data, then `End` once the whole body came. A body that
@@ -205,7 +338,7 @@ fn install_blocking(temp: &Path, final_path: &Path) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// A blob being written at any offset: a temp file until `BlobStore::finish`.
+/// A blob being written at any offset: a file no row names until `BlobStore::finish`.
 pub struct Draft {
     file: Arc<std::fs::File>,
     id: String,
@@ -268,12 +401,11 @@ impl BlobStore for LocalBlobs {
                 writer.send(Written::End).await?;
                 writer.finish().await?
             }
-            // A small body: hash, create, write, sync and install in one blocking call.
+            // A small body: hash, write in place and sync in one blocking call.
             None => tokio::task::spawn_blocking(move || -> io::Result<Md5> {
                 let mut md5 = Md5::new();
                 md5.update(&buffer);
-                write_whole(&temp_path, &buffer)?;
-                install_blocking(&temp_path, &final_path)?;
+                write_in_place(&final_path, &buffer)?;
                 Ok(md5)
             })
             .await
@@ -292,16 +424,7 @@ impl BlobStore for LocalBlobs {
             .path_of(id)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "bad blob id"))?;
         if length <= READ_BUFFER as u64 {
-            // A small read in one trip to the blocking pool, instead of one per open, read
-            // and end of file.
-            let data = tokio::task::spawn_blocking(move || -> io::Result<Vec<u8>> {
-                use std::os::unix::fs::FileExt;
-                let mut data = vec![0; length as usize];
-                std::fs::File::open(path)?.read_exact_at(&mut data, offset)?;
-                Ok(data)
-            })
-            .await
-            .map_err(io::Error::other)??;
+            let data = read_small(path, offset, length).await?;
             return Ok(Box::pin(io::Cursor::new(data)));
         }
         let mut file = tokio::fs::File::open(path).await?;
@@ -310,6 +433,20 @@ impl BlobStore for LocalBlobs {
         }
         let reader = tokio::io::BufReader::with_capacity(READ_BUFFER, file.take(length));
         Ok(Box::pin(reader))
+    }
+
+    async fn stream(&self, id: &str, offset: u64, length: u64) -> io::Result<DownloadStream> {
+        let path = self
+            .path_of(id)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "bad blob id"))?;
+        if length <= READ_BUFFER as u64 {
+            let data = Bytes::from(read_small(path, offset, length).await?);
+            return Ok(Box::pin(futures_util::stream::iter([Ok(data)])));
+        }
+        let file = tokio::task::spawn_blocking(move || std::fs::File::open(path))
+            .await
+            .map_err(io::Error::other)??;
+        Ok(read_chunks(file, offset, length))
     }
 
     async fn copy(&self, id: &str) -> io::Result<String> {
@@ -376,15 +513,12 @@ impl BlobStore for LocalBlobs {
             })
             .transpose()?;
         let id = Uuid::new_v4().to_string();
-        let path = self.root.join("tmp").join(&id);
+        // Written in place: no row can name this id before `finish` returns it.
+        let path = self.path_of(&id).expect("a fresh uuid is a valid id");
         let guard = TempGuard(Some(path.clone()));
         let temp = path.clone();
         let file = tokio::task::spawn_blocking(move || -> io::Result<std::fs::File> {
-            let mut file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&temp)?;
+            let mut file = create_in_place(&temp, true)?;
             if let Some(source) = source {
                 io::copy(&mut std::fs::File::open(source)?, &mut file)?;
             }
@@ -407,8 +541,7 @@ impl BlobStore for LocalBlobs {
             path,
             mut guard,
         } = draft;
-        let final_path = self.path_of(&id).expect("a fresh uuid is a valid id");
-        // Sync, hash if needed, and install in one hop to the blocking pool.
+        // Sync and hash if needed in one hop to the blocking pool.
         let (size, md5) = tokio::task::spawn_blocking(move || -> io::Result<(u64, String)> {
             file.sync_all()?;
             let size = file.metadata()?.len();
@@ -430,7 +563,7 @@ impl BlobStore for LocalBlobs {
                     hex::encode(hasher.finalize())
                 }
             };
-            install_blocking(&path, &final_path)?;
+            sync_folder_of(&path)?;
             Ok((size, md5))
         })
         .await
@@ -573,6 +706,102 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
     }
 
+    /// Files under the blob root other than temp files: installed blobs and drafts.
+    fn blob_files(root: &Path) -> usize {
+        std::fs::read_dir(root)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name() != "tmp")
+            .map(|e| std::fs::read_dir(e.path()).unwrap().count())
+            .sum()
+    }
+
+    /// A draft is written in place: finished, it is a blob with its content hashed; dropped
+    /// unfinished (a client gone mid-write), nothing of it is left.
+    #[tokio::test]
+    async fn drafts_become_blobs_or_nothing() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = LocalBlobs::open(dir.path()).unwrap();
+        let base = blobs
+            .put(bytes_stream(Bytes::from_static(b"hello world")))
+            .await
+            .unwrap();
+
+        let draft = blobs.draft(Some(&base.id)).await.unwrap();
+        draft.file().write_all_at(b"W", 6).unwrap();
+        let written = blobs.finish(draft, None).await.unwrap();
+        assert_eq!(written.size, 11);
+        assert_eq!(written.md5, hex::encode(Md5::digest(b"hello World")));
+        let all = read_all(blobs.open(&written.id, 0, 11).await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(all, b"hello World");
+        let base_now = read_all(blobs.open(&base.id, 0, 11).await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(base_now, b"hello world", "the draft's source is untouched");
+        assert_eq!(blob_files(dir.path()), 2);
+
+        let abandoned = blobs.draft(None).await.unwrap();
+        abandoned.file().write_all_at(b"half", 0).unwrap();
+        drop(abandoned);
+        assert_eq!(blob_files(dir.path()), 2, "an unfinished draft leaves nothing");
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    /// A hot small file is read on the calling thread; what the fast path cannot serve
+    /// (missing, shorter than asked) is left to the blocking pool, which reports it.
+    #[test]
+    fn cached_reads_serve_only_what_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hot");
+        std::fs::write(&path, b"hello world").unwrap();
+        assert_eq!(read_cached(&path, 6, 5).as_deref(), Some(&b"world"[..]));
+        assert_eq!(read_cached(&path, 6, 6), None, "past the end");
+        assert_eq!(read_cached(&dir.path().join("missing"), 0, 1), None);
+    }
+
+    /// Downloads in chunks: the whole blob and a range give exactly the bytes asked for.
+    #[tokio::test]
+    async fn streams_give_exact_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = LocalBlobs::open(dir.path()).unwrap();
+        let content: Vec<u8> = (0..(3 * SEND_CHUNK + 12345)).map(|i| (i % 251) as u8).collect();
+        let written = blobs
+            .put(bytes_stream(Bytes::from(content.clone())))
+            .await
+            .unwrap();
+        let collect = |offset: u64, length: u64| {
+            let blobs = &blobs;
+            let id = written.id.clone();
+            async move {
+                let mut stream = blobs.stream(&id, offset, length).await.unwrap();
+                let mut out = Vec::new();
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.unwrap();
+                    assert!(chunk.len() <= SEND_CHUNK.max(READ_BUFFER));
+                    out.extend_from_slice(&chunk);
+                }
+                out
+            }
+        };
+        assert_eq!(collect(0, content.len() as u64).await, content);
+        let (offset, length) = (SEND_CHUNK as u64 - 7, SEND_CHUNK as u64 + 100);
+        assert_eq!(
+            collect(offset, length).await,
+            &content[offset as usize..(offset + length) as usize]
+        );
+        assert_eq!(collect(5, 10).await, &content[5..15]);
+        // A node claiming more than the blob holds is an error, not short or garbage content.
+        let mut beyond = blobs.stream(&written.id, 1, content.len() as u64).await.unwrap();
+        let mut failed = false;
+        while let Some(chunk) = beyond.next().await {
+            failed |= chunk.is_err();
+        }
+        assert!(failed);
+    }
+
     /// A large body goes through the writer on the blocking pool: whole, it is installed
     /// with the right hash; broken off after megabytes, nothing is left, not even a temp file.
     #[tokio::test]
@@ -608,12 +837,6 @@ mod tests {
                 .is_err()
         );
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
-        let shards = std::fs::read_dir(dir.path())
-            .unwrap()
-            .flatten()
-            .filter(|e| e.file_name() != "tmp")
-            .map(|e| std::fs::read_dir(e.path()).unwrap().count())
-            .sum::<usize>();
-        assert_eq!(shards, 1, "only the whole blob is installed");
+        assert_eq!(blob_files(dir.path()), 1, "only the whole blob is installed");
     }
 }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::auth::permission::{Access, Decision, Workspace, decide};
 use crate::auth::principal::Principal;
 use crate::error::{Error, Result};
-use blob::{BlobReader, BlobStore, ByteStream, WrittenBlob};
+use blob::{BlobStore, ByteStream, DownloadStream, WrittenBlob};
 use path::{TreePath, WorkspaceName};
 
 /// A node as the caller sees it: where it is, and what it is.
@@ -678,15 +678,15 @@ impl Tree {
         principal: &Principal,
         path: &TreePath,
         range: Option<(u64, u64)>,
-    ) -> Result<(Entry, BlobReader)> {
+    ) -> Result<(Entry, DownloadStream)> {
         let entry = self.readable(principal, path).await?;
         let Some(blob_id) = entry.node.blob_id.clone() else {
             return Err(Error::Conflict(format!("{path} is a folder")));
         };
         let size = entry.node.size as u64;
         let (offset, length) = range.unwrap_or((0, size));
-        let reader = self.blobs.open(&blob_id, offset, length).await?;
-        Ok((entry, reader))
+        let body = self.blobs.stream(&blob_id, offset, length).await?;
+        Ok((entry, body))
     }
 
     /// Delete a file or a folder with everything below it.

@@ -11,7 +11,6 @@ use futures_util::StreamExt;
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use serde::{Deserialize, Serialize};
-use tokio_util::io::ReaderStream;
 
 use super::auth::principal;
 use super::list::{self, MAX_KEYS, Query};
@@ -560,14 +559,14 @@ impl S3 for Gateway {
         };
         let body = match &entry.node.blob_id {
             Some(blob) if length > 0 => {
-                let reader = self
+                let body = self
                     .app
                     .tree
                     .blobs()
-                    .open(blob, start, length)
+                    .stream(blob, start, length)
                     .await
                     .map_err(|e| s3_error(e.into()))?;
-                StreamingBlob::wrap(ReaderStream::with_capacity(reader, 256 * 1024))
+                StreamingBlob::wrap(body)
             }
             _ => StreamingBlob::wrap(futures_util::stream::empty::<Result<bytes::Bytes, io::Error>>()),
         };

@@ -6,7 +6,6 @@
 use md5::Digest;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
-use tokio_util::io::ReaderStream;
 use uuid::Uuid;
 
 use super::BUCKET;
@@ -211,14 +210,11 @@ pub async fn upload_part_copy(
     };
     let (offset, length) = copy_range(range, source.node.size.max(0) as u64)?;
     let blobs = app.tree.blobs();
-    let reader = blobs
-        .open(blob, offset, length)
+    let source = blobs
+        .stream(blob, offset, length)
         .await
         .map_err(|e| s3_error(e.into()))?;
-    let written = blobs
-        .put(Box::pin(ReaderStream::with_capacity(reader, 1 << 20)))
-        .await
-        .map_err(|e| s3_error(e.into()))?;
+    let written = blobs.put(source).await.map_err(|e| s3_error(e.into()))?;
     record_part(&gateway, &upload, number, &written).await?;
     Ok((written.md5, cells_store::now()))
 }

@@ -11,7 +11,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::TryStreamExt;
-use tokio_util::io::ReaderStream;
 
 use super::node_json;
 use crate::SharedApp;
@@ -68,8 +67,8 @@ async fn download(
         Some(text) => parse_range(text, size)?,
         None => None,
     };
-    let (entry, reader) = app.tree.open(&principal, &path, range).await?;
-    let mut response = Response::new(Body::from_stream(ReaderStream::with_capacity(reader, 256 * 1024)));
+    let (entry, body) = app.tree.open(&principal, &path, range).await?;
+    let mut response = Response::new(Body::from_stream(body));
     let headers = response.headers_mut();
     let length = range.map_or(size, |(_, length)| length);
     headers.insert(
