@@ -158,22 +158,27 @@ fn read_cached(path: &Path, offset: u64, length: usize) -> Option<Vec<u8>> {
     Some(data)
 }
 
-/// Downloads are read and sent in chunks this large.
+/// Downloads are read and sent in chunks this large (on this machine 512 KiB and 4 MiB were
+/// both slower: the chunk is read into and sent from a cache-sized buffer).
 const SEND_CHUNK: usize = 1 << 20;
 
 /// `length` bytes of `file` from `offset`, each chunk read in the blocking pool while the one
 /// before it is sent: one read straight into the buffer that goes out, with no copy between
 /// (a `BufReader` over `tokio::fs::File` copies every byte twice before it is sent).
 fn read_chunks(file: std::fs::File, offset: u64, length: u64) -> DownloadStream {
-    fn read_chunk(
-        file: Arc<std::fs::File>,
-        at: u64,
-        len: usize,
-    ) -> tokio::task::JoinHandle<io::Result<Bytes>> {
+    fn read_chunk(file: Arc<std::fs::File>, len: usize) -> tokio::task::JoinHandle<io::Result<Bytes>> {
         tokio::task::spawn_blocking(move || {
-            use std::os::unix::fs::FileExt;
-            let mut chunk = vec![0; len];
-            file.read_exact_at(&mut chunk, at)?;
+            use std::io::Read;
+            // Each read starts once the one before has been taken, so the file's own position
+            // is where this chunk starts; `read_to_end` fills the buffer without zeroing it.
+            let mut chunk = Vec::with_capacity(len);
+            (&*file).take(len as u64).read_to_end(&mut chunk)?;
+            if chunk.len() < len {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the blob is shorter than its node says",
+                ));
+            }
             Ok(Bytes::from(chunk))
         })
     }
@@ -188,7 +193,7 @@ fn read_chunks(file: std::fs::File, offset: u64, length: u64) -> DownloadStream 
         fn read_next(&mut self) {
             self.ahead = (self.at < self.end).then(|| {
                 let len = (self.end - self.at).min(SEND_CHUNK as u64) as usize;
-                let handle = read_chunk(self.file.clone(), self.at, len);
+                let handle = read_chunk(self.file.clone(), len);
                 self.at += len as u64;
                 handle
             });
@@ -443,9 +448,14 @@ impl BlobStore for LocalBlobs {
             let data = Bytes::from(read_small(path, offset, length).await?);
             return Ok(Box::pin(futures_util::stream::iter([Ok(data)])));
         }
-        let file = tokio::task::spawn_blocking(move || std::fs::File::open(path))
-            .await
-            .map_err(io::Error::other)??;
+        let file = tokio::task::spawn_blocking(move || -> io::Result<std::fs::File> {
+            use std::io::Seek;
+            let mut file = std::fs::File::open(path)?;
+            file.seek(io::SeekFrom::Start(offset))?;
+            Ok(file)
+        })
+        .await
+        .map_err(io::Error::other)??;
         Ok(read_chunks(file, offset, length))
     }
 
