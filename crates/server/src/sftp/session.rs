@@ -22,7 +22,7 @@ use crate::SharedApp;
 use crate::auth::Client;
 use crate::auth::principal::Principal;
 use crate::error::Error;
-use crate::files::blob::Draft;
+use crate::files::blob::{BlobStore, Draft, bytes_stream};
 use crate::files::path::TreePath;
 use crate::files::{Entry, Write};
 
@@ -72,10 +72,10 @@ enum Handle {
     },
 }
 
-/// A file opened for writing: a draft blob committed on CLOSE.
+/// A file opened for writing: its content committed on CLOSE.
 struct Upload {
     path: TreePath,
-    draft: Draft,
+    content: Written,
     size: u64,
     append: bool,
     /// MD5 of bytes `0..hashed`, while every write so far continued the last one (the usual
@@ -86,12 +86,61 @@ struct Upload {
     mtime: Option<i64>,
 }
 
+/// Where the bytes written to an open file are.
+enum Written {
+    /// In memory, while every write continued the one before from offset 0 and they add up
+    /// to at most `MEMORY_UPLOAD`: the usual small file, one or a few WRITEs long, stored on
+    /// CLOSE in one hop to the blob store, with no draft file made and written first.
+    Memory(BytesMut),
+    /// In a draft blob, written at any offset.
+    Draft(Draft),
+}
+
+/// The most an upload keeps in memory before it moves to a draft file, and the most all the
+/// uploads of a session keep (so `MAX_HANDLES` open files cost no more than this).
+const MEMORY_UPLOAD: usize = 256 * 1024;
+const SESSION_MEMORY: usize = 1024 * 1024;
+
+impl Upload {
+    fn in_memory(&self) -> usize {
+        match &self.content {
+            Written::Memory(buffer) => buffer.len(),
+            Written::Draft(_) => 0,
+        }
+    }
+
+    /// The draft file, made now from what is in memory if the upload is still there; the
+    /// hash of the bytes so far carries over.
+    async fn draft_file(&mut self, blobs: &Arc<dyn BlobStore>) -> crate::error::Result<Arc<std::fs::File>> {
+        // The buffer stays until the draft holds its bytes: a failure here loses nothing.
+        let data = match &self.content {
+            Written::Draft(draft) => return Ok(draft.file().clone()),
+            Written::Memory(buffer) => Bytes::copy_from_slice(buffer),
+        };
+        let draft = blobs.draft(None).await?;
+        let file = draft.file().clone();
+        let target = file.clone();
+        let md5 = blocking(move || {
+            target.write_all_at(&data, 0)?;
+            let mut md5 = Md5::new();
+            md5.update(&data);
+            Ok((md5, data.len() as u64))
+        })
+        .await?;
+        (self.md5, self.hashed) = (Some(md5.0), md5.1);
+        self.content = Written::Draft(draft);
+        Ok(file)
+    }
+}
+
 struct Session {
     app: SharedApp,
     login: Login,
     principal: Principal,
     handles: HashMap<u32, Handle>,
     next_handle: u32,
+    /// Bytes of all this session's uploads held in memory, at most `SESSION_MEMORY`.
+    in_memory: usize,
     out: BytesMut,
 }
 
@@ -130,6 +179,7 @@ where
         principal,
         handles: HashMap::new(),
         next_handle: 1,
+        in_memory: 0,
         out: BytesMut::with_capacity(FLUSH_AT * 2),
     };
     let mut initialized = false;
@@ -305,6 +355,7 @@ impl Session {
                     .remove(&parse_handle(&handle)?)
                     .ok_or_else(bad_handle)?;
                 if let Handle::Write(upload) = handle {
+                    self.in_memory -= upload.in_memory();
                     self.commit(*upload).await?;
                 }
                 self.ok(id)
@@ -361,7 +412,9 @@ impl Session {
                             upload.mtime = Some(i64::from(mtime));
                         }
                         if let Some(size) = attrs.size {
-                            let file = upload.draft.file().clone();
+                            let freed = upload.in_memory();
+                            let file = upload.draft_file(self.app.tree.blobs()).await?;
+                            self.in_memory -= freed;
                             blocking(move || file.set_len(size)).await?;
                             upload.size = size;
                             upload.md5 = None;
@@ -569,15 +622,17 @@ impl Session {
             .as_ref()
             .filter(|_| flags & packet::OPEN_TRUNCATE == 0)
             .and_then(|entry| entry.node.blob_id.clone());
-        let draft = tree.blobs().draft(keep.as_deref()).await?;
-        let size = if keep.is_some() {
-            existing.map_or(0, |e| e.node.size.max(0) as u64)
-        } else {
-            0
+        let (content, size) = match keep {
+            Some(blob) => {
+                let draft = tree.blobs().draft(Some(&blob)).await?;
+                let size = existing.map_or(0, |e| e.node.size.max(0) as u64);
+                (Written::Draft(draft), size)
+            }
+            None => (Written::Memory(BytesMut::new()), 0),
         };
         Ok(Handle::Write(Box::new(Upload {
             path,
-            draft,
+            content,
             size,
             append: flags & packet::OPEN_APPEND != 0,
             md5: (size == 0).then(Md5::new),
@@ -589,7 +644,25 @@ impl Session {
     async fn read(&mut self, id: u32, handle: &[u8], offset: u64, len: u32) -> crate::error::Result<()> {
         let (file, size) = match self.handles.get(&parse_handle(handle)?).ok_or_else(bad_handle)? {
             Handle::Read { entry, file, .. } => (file.clone(), entry.node.size.max(0) as u64),
-            Handle::Write(upload) => (upload.draft.file().clone(), upload.size),
+            Handle::Write(upload) => match &upload.content {
+                Written::Memory(buffer) => {
+                    let start = (offset as usize).min(buffer.len());
+                    let end = start
+                        .saturating_add(len.min(packet::MAX_DATA) as usize)
+                        .min(buffer.len());
+                    if start == end {
+                        packet::status(&mut self.out, id, Code::Eof, "end of file");
+                    } else {
+                        let data = &buffer[start..end];
+                        let _ = packet::data(&mut self.out, id, data.len(), |out| {
+                            out.copy_from_slice(data);
+                            Ok::<_, std::convert::Infallible>(data.len())
+                        });
+                    }
+                    return Ok(());
+                }
+                Written::Draft(draft) => (draft.file().clone(), upload.size),
+            },
             Handle::Dir { .. } => return Err(Error::Conflict("this handle is a folder".into())),
         };
         if offset >= size {
@@ -619,7 +692,19 @@ impl Session {
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or_else(|| Error::invalid("offset", "is too large"))?;
-        let file = upload.draft.file().clone();
+        if let Written::Memory(buffer) = &mut upload.content
+            && offset == buffer.len() as u64
+            && end <= MEMORY_UPLOAD as u64
+            && self.in_memory + data.len() <= SESSION_MEMORY
+        {
+            buffer.extend_from_slice(&data);
+            self.in_memory += data.len();
+            upload.size = end;
+            return Ok(());
+        }
+        let freed = upload.in_memory();
+        let file = upload.draft_file(self.app.tree.blobs()).await?;
+        self.in_memory -= freed;
         // Hash on the way when this write continues the hashed prefix.
         let mut md5 = upload.md5.take().filter(|_| offset == upload.hashed);
         md5 = blocking(move || {
@@ -638,24 +723,33 @@ impl Session {
         Ok(())
     }
 
-    /// CLOSE of a written file: the draft becomes the file's content, atomically.
+    /// CLOSE of a written file: what was written becomes the file's content, atomically.
     async fn commit(&self, upload: Upload) -> crate::error::Result<()> {
         let Upload {
             path,
-            draft,
+            content,
             size,
             md5,
             hashed,
             mtime,
             ..
         } = upload;
-        let md5 = md5
-            .filter(|_| hashed == size)
-            .map(|md5| hex::encode(md5.finalize()));
         let tree = &self.app.tree;
-        let written = tree.blobs().finish(draft, md5).await?;
-        tree.commit_blob(&self.principal, &path, written, None, &Write::default())
-            .await?;
+        match content {
+            Written::Memory(buffer) => {
+                let body = bytes_stream(buffer.freeze());
+                tree.write(&self.principal, &path, body, &Write::default())
+                    .await?;
+            }
+            Written::Draft(draft) => {
+                let md5 = md5
+                    .filter(|_| hashed == size)
+                    .map(|md5| hex::encode(md5.finalize()));
+                let written = tree.blobs().finish(draft, md5).await?;
+                tree.commit_blob(&self.principal, &path, written, None, &Write::default())
+                    .await?;
+            }
+        }
         if let Some(mtime) = mtime {
             tree.set_mtime(&self.principal, &path, mtime).await?;
         }
