@@ -62,6 +62,9 @@ pub enum StoreError {
     BadUrl(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The write ran, but the transaction it was committed in failed (see `group_write`).
+    #[error("the commit failed: {0}")]
+    Commit(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -85,6 +88,37 @@ pub struct Store {
     /// racing for the database lock, where the losers sleep in SQLite's busy handler (steps of
     /// 1 to 100 ms). Other processes (the CLI) still wait through `busy_timeout`.
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Writes waiting for the next group commit (SQLite; see `group_write`).
+    queued: std::sync::Arc<Queued>,
+}
+
+#[derive(Default)]
+struct Queued(std::sync::Mutex<Vec<Job>>);
+
+impl std::fmt::Debug for Queued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let waiting = self.0.lock().map_or(0, |jobs| jobs.len());
+        write!(f, "Queued({waiting} writes)")
+    }
+}
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// A write queued for a group commit: it runs in the batch's transaction and gives back whether
+/// that transaction is still sound (its statement succeeded, or failed on a constraint, which
+/// SQLite rolls back alone), and what to tell its caller once the commit's outcome is known.
+type Job = Box<dyn for<'c> FnOnce(&'c mut sqlx::AnyConnection) -> BoxFuture<'c, (bool, Reply)> + Send>;
+type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
+
+/// Whether a failed statement left the transaction as it was: SQLite undoes a statement that
+/// breaks a constraint and keeps the transaction; after other errors (I/O, a full disk) it may
+/// have rolled the whole transaction back.
+fn keeps_transaction<T>(result: &Result<T>) -> bool {
+    match result {
+        Ok(_) | Err(StoreError::Conflict(_) | StoreError::NotFound) => true,
+        Err(StoreError::Database(sqlx::Error::Database(db))) => db.kind() != sqlx::error::ErrorKind::Other,
+        Err(_) => false,
+    }
 }
 
 impl Store {
@@ -132,6 +166,7 @@ impl Store {
             pool,
             backend,
             writer: Default::default(),
+            queued: Default::default(),
         };
         migrate::run(&store).await?;
         Ok(store)
@@ -154,6 +189,56 @@ impl Store {
         }
     }
 
+    /// Run the single-statement write `op`, durably, and return its result.
+    ///
+    /// On SQLite every commit waits for an fsync of the log, one commit at a time, so concurrent
+    /// writers would each pay a whole fsync in turn. Here they queue instead: whoever gets the
+    /// write turn runs every queued write in one transaction and commits them with one fsync
+    /// (a group commit), and each caller gets its own result once that commit is durable. A
+    /// lone writer commits alone, as before. The batch runs in its own task, so a caller that
+    /// goes away never leaves a half-run batch. PostgreSQL groups commits itself.
+    pub(crate) async fn group_write<T, F>(&self, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut sqlx::AnyConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
+        if self.backend == Backend::Postgres {
+            let mut conn = self.pool.acquire().await?;
+            return op(&mut conn).await;
+        }
+        let (sender, mut receiver) = tokio::sync::oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |conn| {
+            Box::pin(async move {
+                let result = op(conn).await;
+                let sound = keeps_transaction(&result);
+                let reply: Reply = Box::new(move |commit_error: Option<&str>| {
+                    let result = match (result, commit_error) {
+                        (Ok(_), Some(error)) => Err(StoreError::Commit(error.to_string())),
+                        (result, _) => result,
+                    };
+                    let _ = sender.send(result);
+                });
+                (sound, reply)
+            })
+        });
+        self.queued.0.lock().unwrap_or_else(|e| e.into_inner()).push(job);
+        let dropped = || StoreError::Commit("the batch holding this write could not start".into());
+        tokio::select! {
+            biased;
+            answer = &mut receiver => return answer.map_err(|_| dropped())?,
+            turn = self.writer.clone().lock_owned() => {
+                let jobs = std::mem::take(&mut *self.queued.0.lock().unwrap_or_else(|e| e.into_inner()));
+                let pool = self.pool.clone();
+                let batch = tokio::spawn(async move {
+                    run_batch(&pool, jobs).await;
+                    drop(turn);
+                });
+                let _ = batch.await;
+            }
+        }
+        receiver.await.map_err(|_| dropped())?
+    }
+
     /// True when the database answers a trivial query.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
@@ -170,6 +255,42 @@ impl Store {
     /// Close the pool, waiting for connections in use to come back.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// One group commit (see `Store::group_write`): `jobs` in one transaction, then each told the
+/// outcome. A job that leaves the transaction unsound ends the batch: it is rolled back, every
+/// job that ran is told it failed, and the ones after it are dropped (their callers see the
+/// batch could not run), so nobody is told a write is durable unless it is.
+async fn run_batch(pool: &AnyPool, jobs: Vec<Job>) {
+    if jobs.is_empty() {
+        return;
+    }
+    let mut tx = match pool.begin().await {
+        Ok(tx) => tx,
+        Err(error) => {
+            tracing::warn!(%error, writes = jobs.len(), "could not start a group commit");
+            return;
+        }
+    };
+    let mut replies = Vec::with_capacity(jobs.len());
+    let mut sound = true;
+    for job in jobs {
+        if !sound {
+            break;
+        }
+        let (keeps, reply) = job(&mut tx).await;
+        sound = keeps;
+        replies.push(reply);
+    }
+    let outcome = if sound {
+        tx.commit().await.err().map(|e| e.to_string())
+    } else {
+        let _ = tx.rollback().await;
+        Some("a write in the same transaction failed; nothing of it was kept".to_string())
+    };
+    for reply in replies {
+        reply(outcome.as_deref());
     }
 }
 

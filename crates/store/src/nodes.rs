@@ -303,24 +303,33 @@ impl Store {
 
     /// Insert a node; `Conflict` when the parent already has a child of that name.
     pub async fn create_node(&self, new: NewNode<'_>) -> Result<Node> {
-        let _turn = self.write_turn().await;
-        let row: NodeRow = sqlx::query_as(sql!(
-            "INSERT INTO nodes (id, parent_id, name, kind, size, mtime, etag, blob_id, owner_id, \
-             created_at, meta) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10) RETURNING {COLUMNS}"
-        ))
-        .bind(Uuid::new_v4().to_string())
-        .bind(new.parent_id.to_string())
-        .bind(new.name)
-        .bind(new.kind.as_str())
-        .bind(new.size)
-        .bind(new.mtime)
-        .bind(new.etag)
-        .bind(new.blob_id)
-        .bind(now())
-        .bind(new.meta)
-        .fetch_one(self.pool())
-        .await
-        .map_err(on_conflict)?;
+        let (parent_id, name, kind) = (new.parent_id.to_string(), new.name.to_string(), new.kind);
+        let (size, mtime, etag) = (new.size, new.mtime, new.etag.to_string());
+        let (blob_id, meta) = (new.blob_id.map(str::to_string), new.meta.map(str::to_string));
+        let row: NodeRow = self
+            .group_write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query_as(sql!(
+                        "INSERT INTO nodes (id, parent_id, name, kind, size, mtime, etag, blob_id, \
+                         owner_id, created_at, meta) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10) RETURNING {COLUMNS}"
+                    ))
+                    .bind(Uuid::new_v4().to_string())
+                    .bind(parent_id)
+                    .bind(name)
+                    .bind(kind.as_str())
+                    .bind(size)
+                    .bind(mtime)
+                    .bind(etag)
+                    .bind(blob_id)
+                    .bind(now())
+                    .bind(meta)
+                    .fetch_one(conn)
+                    .await
+                    .map_err(on_conflict)
+                })
+            })
+            .await?;
         row.try_into()
     }
 
@@ -333,20 +342,36 @@ impl Store {
         expected: &str,
         content: Content<'_>,
     ) -> Result<Option<Node>> {
-        let _turn = self.write_turn().await;
-        let row: Option<NodeRow> = sqlx::query_as(sql!(
-            "UPDATE nodes SET blob_id = $2, size = $3, etag = $4, mtime = $5, meta = $6 \
-             WHERE id = $1 AND kind = 'LEAF' AND blob_id = $7 RETURNING {COLUMNS}"
-        ))
-        .bind(id.to_string())
-        .bind(content.blob_id)
-        .bind(content.size)
-        .bind(content.etag)
-        .bind(content.mtime)
-        .bind(content.meta)
-        .bind(expected)
-        .fetch_optional(self.pool())
-        .await?;
+        let (blob_id, size, etag) = (
+            content.blob_id.to_string(),
+            content.size,
+            content.etag.to_string(),
+        );
+        let (mtime, meta, expected) = (
+            content.mtime,
+            content.meta.map(str::to_string),
+            expected.to_string(),
+        );
+        let row: Option<NodeRow> = self
+            .group_write(move |conn| {
+                Box::pin(async move {
+                    let row = sqlx::query_as(sql!(
+                        "UPDATE nodes SET blob_id = $2, size = $3, etag = $4, mtime = $5, meta = $6 \
+                         WHERE id = $1 AND kind = 'LEAF' AND blob_id = $7 RETURNING {COLUMNS}"
+                    ))
+                    .bind(id.to_string())
+                    .bind(blob_id)
+                    .bind(size)
+                    .bind(etag)
+                    .bind(mtime)
+                    .bind(meta)
+                    .bind(expected)
+                    .fetch_optional(conn)
+                    .await?;
+                    Ok(row)
+                })
+            })
+            .await?;
         row.map(Node::try_from).transpose()
     }
 

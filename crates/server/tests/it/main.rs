@@ -12,4 +12,5 @@ mod oidc_rp;
 mod rest;
 mod s3;
 mod sftp;
+mod store;
 mod tokens;

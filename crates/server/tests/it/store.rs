@@ -1,0 +1,91 @@
+//! The store under concurrent writers: group commits give every writer its own result.
+
+use cells_store::{Content, NewNode, NodeKind, StoreError};
+use uuid::Uuid;
+
+use crate::backend_tests;
+use crate::harness::{Db, TestApp};
+
+backend_tests!(group_commits_give_each_writer_its_own_result);
+
+/// Writers that run in one batch (on SQLite) or side by side (on PostgreSQL) each see their
+/// own outcome: one creation per name wins and the others are told it exists, a creation
+/// under a missing folder fails without taking the others down, and every overwrite of the
+/// winners lands.
+async fn group_commits_give_each_writer_its_own_result(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let store = app.app.store.clone();
+    let root = store.ensure_root("common-files", None).await.unwrap();
+    let missing = Uuid::new_v4();
+
+    let creations = (0..64).map(|i| {
+        let store = store.clone();
+        // 48 writers on 16 names (three each), and 16 under a folder that does not exist.
+        let (parent, name) = if i < 48 {
+            (root.id, format!("n{:02}", i % 16))
+        } else {
+            (missing, format!("orphan{i}"))
+        };
+        tokio::spawn(async move {
+            let blob = format!("blob-{i}");
+            let created = store
+                .create_node(NewNode {
+                    parent_id: parent,
+                    name: &name,
+                    kind: NodeKind::Leaf,
+                    size: 1,
+                    etag: "e1",
+                    blob_id: Some(&blob),
+                    mtime: 1,
+                    meta: None,
+                })
+                .await;
+            (i, created)
+        })
+    });
+    let mut winners = Vec::new();
+    let (mut conflicts, mut refused) = (0, 0);
+    for task in futures_util::future::join_all(creations).await {
+        match task.unwrap() {
+            (i, Ok(node)) => {
+                assert!(i < 48, "a node was made under a missing folder");
+                winners.push(node);
+            }
+            (i, Err(StoreError::Conflict(_))) if i < 48 => conflicts += 1,
+            (i, Err(error)) => {
+                assert!(i >= 48, "writer {i} failed: {error}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((winners.len(), conflicts, refused), (16, 32, 16));
+    let children = store.list_children(root.id).await.unwrap();
+    assert_eq!(children.len(), 16);
+
+    let overwrites = winners.iter().map(|node| {
+        let store = store.clone();
+        let (id, old) = (node.id, node.blob_id.clone().unwrap());
+        tokio::spawn(async move {
+            let blob = format!("{old}-v2");
+            let content = Content {
+                blob_id: &blob,
+                size: 2,
+                etag: "e2",
+                mtime: 2,
+                meta: None,
+            };
+            let swapped = store.replace_content_if(id, &old, content).await.unwrap();
+            // The same swap again finds the new blob in place and changes nothing.
+            let again = store.replace_content_if(id, &old, content).await.unwrap();
+            (swapped, again)
+        })
+    });
+    for task in futures_util::future::join_all(overwrites).await {
+        let (swapped, again) = task.unwrap();
+        let node = swapped.expect("the swap lands");
+        assert_eq!((node.size, node.etag.as_str()), (2, "e2"));
+        assert!(again.is_none());
+    }
+    let children = store.list_children(root.id).await.unwrap();
+    assert!(children.iter().all(|n| n.etag == "e2"), "{children:?}");
+}
