@@ -195,8 +195,10 @@ impl Store {
     /// writers would each pay a whole fsync in turn. Here they queue instead: whoever gets the
     /// write turn runs every queued write in one transaction and commits them with one fsync
     /// (a group commit), and each caller gets its own result once that commit is durable. A
-    /// lone writer commits alone, as before. The batch runs in its own task, so a caller that
-    /// goes away never leaves a half-run batch. PostgreSQL groups commits itself.
+    /// lone writer commits alone, as before. PostgreSQL groups commits itself.
+    ///
+    /// The write runs in its own task: a caller that goes away (a client hung up) neither
+    /// leaves a half-run batch nor a queued write that would land only with a later one.
     pub(crate) async fn group_write<T, F>(&self, op: F) -> Result<T>
     where
         T: Send + 'static,
@@ -206,6 +208,17 @@ impl Store {
             let mut conn = self.pool.acquire().await?;
             return op(&mut conn).await;
         }
+        let store = self.clone();
+        tokio::spawn(async move { store.queue_write(op).await })
+            .await
+            .map_err(|e| StoreError::Commit(e.to_string()))?
+    }
+
+    async fn queue_write<T, F>(&self, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut sqlx::AnyConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
         let (sender, mut receiver) = tokio::sync::oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |conn| {
             Box::pin(async move {
@@ -226,14 +239,10 @@ impl Store {
         tokio::select! {
             biased;
             answer = &mut receiver => return answer.map_err(|_| dropped())?,
-            turn = self.writer.clone().lock_owned() => {
+            turn = self.writer.lock() => {
                 let jobs = std::mem::take(&mut *self.queued.0.lock().unwrap_or_else(|e| e.into_inner()));
-                let pool = self.pool.clone();
-                let batch = tokio::spawn(async move {
-                    run_batch(&pool, jobs).await;
-                    drop(turn);
-                });
-                let _ = batch.await;
+                run_batch(&self.pool, jobs).await;
+                drop(turn);
             }
         }
         receiver.await.map_err(|_| dropped())?
