@@ -299,7 +299,6 @@ async fn download(browser: &Browser, path: &TreePath) -> Result<Response> {
 
 #[derive(Deserialize)]
 struct ActionForm {
-    csrf: Option<String>,
     action: Option<String>,
     name: Option<String>,
     new_name: Option<String>,
@@ -334,9 +333,7 @@ async fn act(browser: Browser, Path(raw): Path<String>, request: Request) -> Res
             return folder_page(&browser, &path, None, notice, status).await;
         }
         let body: Bytes = read_limited(request.into_body()).await?.into();
-        let form: ActionForm =
-            serde_urlencoded::from_bytes(&body).map_err(|_| Error::invalid("form", "malformed"))?;
-        browser.check_csrf(&headers, form.csrf.as_deref())?;
+        let form: ActionForm = browser.read_form(&headers, &body)?;
         let name = form.name.unwrap_or_default();
         match child_action(&browser, &path, form.action.as_deref(), &name, form.new_name).await {
             Ok(location) => Ok(redirect(&location)),

@@ -86,16 +86,13 @@ async fn list(browser: Browser, Query(query): Query<ListQuery>) -> Response {
 
 #[derive(Deserialize)]
 struct AddForm {
-    csrf: Option<String>,
     key: Option<String>,
 }
 
 /// `POST /keys`: add the pasted key.
 async fn add(browser: Browser, headers: HeaderMap, body: Bytes) -> Response {
     let page = async {
-        let form: AddForm =
-            serde_urlencoded::from_bytes(&body).map_err(|_| Error::invalid("form", "malformed"))?;
-        browser.check_csrf(&headers, form.csrf.as_deref())?;
+        let form: AddForm = browser.read_form(&headers, &body)?;
         let key = form.key.unwrap_or_default();
         match users::add_ssh_key(&browser.app, &browser.user, &key).await {
             Ok(_) => Ok(redirect("/keys?done=added")),
@@ -148,16 +145,13 @@ async fn confirm_remove(browser: Browser, Query(query): Query<RemoveQuery>) -> R
 
 #[derive(Deserialize)]
 struct RemoveForm {
-    csrf: Option<String>,
     fingerprint: Option<String>,
 }
 
 /// `POST /keys/remove`.
 async fn remove(browser: Browser, headers: HeaderMap, body: Bytes) -> Response {
     let page = async {
-        let form: RemoveForm =
-            serde_urlencoded::from_bytes(&body).map_err(|_| Error::invalid("form", "malformed"))?;
-        browser.check_csrf(&headers, form.csrf.as_deref())?;
+        let form: RemoveForm = browser.read_form(&headers, &body)?;
         let fingerprint = form.fingerprint.unwrap_or_default();
         users::remove_ssh_key(&browser.app, &browser.user, &fingerprint).await?;
         Ok(redirect("/keys?done=removed"))

@@ -99,6 +99,19 @@ impl Browser {
         }
     }
 
+    /// A posted form, read once its CSRF token is this browser's (a forged form is refused
+    /// before any of its fields is looked at).
+    fn read_form<T: serde::de::DeserializeOwned>(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<T, Error> {
+        let malformed = |_| Error::invalid("form", "malformed");
+        let token: CsrfForm = serde_urlencoded::from_bytes(body).map_err(malformed)?;
+        self.check_csrf(headers, token.csrf.as_deref())?;
+        serde_urlencoded::from_bytes(body).map_err(malformed)
+    }
+
     /// Refuse a form whose CSRF token is not this browser's.
     fn check_csrf(&self, headers: &HeaderMap, presented: Option<&str>) -> Result<(), Error> {
         if csrf_ok(headers, presented) {
@@ -442,9 +455,7 @@ struct CsrfForm {
 /// `POST /logout`: end this browser's session (and the grants it gave), everywhere.
 async fn logout(State(app): State<SharedApp>, browser: Browser, headers: HeaderMap, body: Bytes) -> Response {
     let page = async {
-        let form: CsrfForm =
-            serde_urlencoded::from_bytes(&body).map_err(|_| Error::invalid("form", "malformed"))?;
-        browser.check_csrf(&headers, form.csrf.as_deref())?;
+        browser.read_form::<CsrfForm>(&headers, &body)?;
         if let Via::Session { session_id } = browser.principal.via {
             match app.store.revoke_session(session_id).await {
                 Ok(()) | Err(cells_store::StoreError::NotFound) => {}

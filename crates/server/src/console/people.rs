@@ -139,7 +139,6 @@ async fn list(browser: Browser, Query(query): Query<ListQuery>) -> Response {
 
 #[derive(Deserialize)]
 struct CreateForm {
-    csrf: Option<String>,
     login: Option<String>,
     password: Option<String>,
     display_name: Option<String>,
@@ -155,9 +154,7 @@ fn parse_profile(text: &str) -> Result<Profile> {
 async fn create(browser: Browser, headers: HeaderMap, body: Bytes) -> Response {
     let page = async {
         browser.require_admin()?;
-        let form: CreateForm =
-            serde_urlencoded::from_bytes(&body).map_err(|_| Error::invalid("form", "malformed"))?;
-        browser.check_csrf(&headers, form.csrf.as_deref())?;
+        let form: CreateForm = browser.read_form(&headers, &body)?;
         let typed = NewPerson {
             login: form.login.unwrap_or_default().trim().to_string(),
             display_name: form.display_name.unwrap_or_default().trim().to_string(),
@@ -253,7 +250,6 @@ async fn person(browser: Browser, Path(login): Path<String>, Query(query): Query
 
 #[derive(Deserialize)]
 struct UpdateForm {
-    csrf: Option<String>,
     action: Option<String>,
     display_name: Option<String>,
     email: Option<String>,
@@ -265,9 +261,7 @@ struct UpdateForm {
 async fn update(browser: Browser, Path(login): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let page = async {
         let user = target(&browser, &login).await?;
-        let form: UpdateForm =
-            serde_urlencoded::from_bytes(&body).map_err(|_| Error::invalid("form", "malformed"))?;
-        browser.check_csrf(&headers, form.csrf.as_deref())?;
+        let form: UpdateForm = browser.read_form(&headers, &body)?;
         let href = person_href(&user.login);
         let is_self = user.id == browser.user.id;
         let done = async {

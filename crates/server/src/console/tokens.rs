@@ -257,7 +257,6 @@ pub async fn show(browser: &Browser, owner: &Owner<'_>, query: TokensQuery) -> R
 
 #[derive(Deserialize)]
 struct CreateForm {
-    csrf: Option<String>,
     label: Option<String>,
     model: Option<String>,
     amount: Option<String>,
@@ -273,9 +272,7 @@ pub async fn create(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response> {
-    let form: CreateForm =
-        serde_urlencoded::from_bytes(body).map_err(|_| Error::invalid("form", "malformed"))?;
-    browser.check_csrf(headers, form.csrf.as_deref())?;
+    let form: CreateForm = browser.read_form(headers, body)?;
     let typed = TokenForm {
         label: form.label.unwrap_or_default().trim().to_string(),
         model: form.model.unwrap_or_default(),
@@ -416,9 +413,7 @@ pub async fn revoke(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response> {
-    let form: super::CsrfForm =
-        serde_urlencoded::from_bytes(body).map_err(|_| Error::invalid("form", "malformed"))?;
-    browser.check_csrf(headers, form.csrf.as_deref())?;
+    browser.read_form::<super::CsrfForm>(headers, body)?;
     let token = owned_token(browser, owner, id).await?;
     browser.app.auth.revoke_token(token.id).await?;
     Ok(redirect(&format!("{}?done=revoked", owner.base)))

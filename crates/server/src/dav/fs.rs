@@ -588,8 +588,9 @@ impl DavFile for ReadFile {
                     .await;
                 self.body = Some(body.map_err(|_| FsError::GeneralFailure)?);
             }
-            if self.chunk.is_empty() {
-                let body = self.body.as_mut().expect("opened above");
+            if self.chunk.is_empty()
+                && let Some(body) = self.body.as_mut()
+            {
                 self.chunk = match body.next().await {
                     Some(chunk) => chunk.map_err(|_| FsError::GeneralFailure)?,
                     None => return Ok(Bytes::new()),
