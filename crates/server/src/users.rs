@@ -115,11 +115,7 @@ pub async fn delete_user(app: &App, user: &User) -> Result<()> {
     app.auth.forget_user(user.id);
     app.tree.forget_root(user.id);
     app.auth.settle().await;
-    for blob in blobs {
-        if let Err(error) = app.tree.blobs().delete(&blob).await {
-            tracing::warn!(%blob, %error, "could not delete a blob of a deleted user");
-        }
-    }
+    app.tree.forget_blobs(blobs).await;
     Ok(())
 }
 

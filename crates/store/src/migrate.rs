@@ -33,6 +33,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(5, "0005_s3"),
     migration!(6, "0006_ssh_keys"),
     migration!(7, "0007_dav_locks"),
+    migration!(8, "0008_inline_content"),
 ];
 
 /// Any number, the same on every node: the key of the PostgreSQL advisory lock.

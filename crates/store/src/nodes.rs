@@ -4,6 +4,7 @@
 //! with `owner_id` set). Rename and move change `parent_id`/`name` only, so a node's UUID never
 //! changes. Names are unique per parent (exact bytes, no case folding); the caller validates them.
 
+use bytes::Bytes;
 use sqlx::FromRow;
 use uuid::Uuid;
 
@@ -36,6 +37,9 @@ struct NodeRow {
     blob_id: Option<String>,
     owner_id: Option<String>,
     meta: Option<String>,
+    /// Selected by single-node lookups only (see `Node::data`).
+    #[sqlx(default)]
+    data: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +56,10 @@ pub struct Node {
     pub owner_id: Option<Uuid>,
     /// A file's content metadata (S3 `Content-Type`, `x-amz-meta-*`) as JSON, when given.
     pub meta: Option<String>,
+    /// A small file's content, kept in its row instead of a blob, when the query that found
+    /// the node read it: `walk` does (one trip for the path and the bytes of a small file),
+    /// listings and writes do not (`find_data` reads it then).
+    pub data: Option<Bytes>,
 }
 
 impl Node {
@@ -88,6 +96,7 @@ impl TryFrom<NodeRow> for Node {
             etag: row.etag,
             blob_id: row.blob_id,
             meta: row.meta,
+            data: row.data.map(Bytes::from),
         })
     }
 }
@@ -101,6 +110,8 @@ pub struct NewNode<'a> {
     pub blob_id: Option<&'a str>,
     pub mtime: i64,
     pub meta: Option<&'a str>,
+    /// The content itself, for a small file kept in its row.
+    pub data: Option<&'a [u8]>,
 }
 
 /// New content for an existing file.
@@ -111,6 +122,8 @@ pub struct Content<'a> {
     pub etag: &'a str,
     pub mtime: i64,
     pub meta: Option<&'a str>,
+    /// The content itself, for a small file kept in its row; `None` clears what it had.
+    pub data: Option<&'a [u8]>,
 }
 
 const COLUMNS: &str = "id, parent_id, name, kind, size, mtime, etag, blob_id, owner_id, meta";
@@ -196,7 +209,7 @@ impl Store {
                 UNION ALL SELECT walk.depth + 1, nodes.id FROM walk \
                 JOIN wanted ON wanted.depth = walk.depth + 1 \
                 JOIN nodes ON nodes.parent_id = walk.id AND nodes.name = wanted.name) \
-             SELECT {} FROM walk JOIN nodes ON nodes.id = walk.id \
+             SELECT {}, nodes.data FROM walk JOIN nodes ON nodes.id = walk.id \
              WHERE walk.depth > 0 ORDER BY walk.depth",
             qualified_columns()
         );
@@ -295,6 +308,7 @@ impl Store {
                         blob_id,
                         owner_id,
                         meta,
+                        data: None,
                     })
                 },
             )
@@ -306,13 +320,14 @@ impl Store {
         let (parent_id, name, kind) = (new.parent_id.to_string(), new.name.to_string(), new.kind);
         let (size, mtime, etag) = (new.size, new.mtime, new.etag.to_string());
         let (blob_id, meta) = (new.blob_id.map(str::to_string), new.meta.map(str::to_string));
+        let data = new.data.map(<[u8]>::to_vec);
         let row: NodeRow = self
             .group_write(move |conn| {
                 Box::pin(async move {
                     sqlx::query_as(sql!(
                         "INSERT INTO nodes (id, parent_id, name, kind, size, mtime, etag, blob_id, \
-                         owner_id, created_at, meta) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10) RETURNING {COLUMNS}"
+                         owner_id, created_at, meta, data) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, $11) RETURNING {COLUMNS}"
                     ))
                     .bind(Uuid::new_v4().to_string())
                     .bind(parent_id)
@@ -324,6 +339,7 @@ impl Store {
                     .bind(blob_id)
                     .bind(now())
                     .bind(meta)
+                    .bind(data)
                     .fetch_one(conn)
                     .await
                     .map_err(on_conflict)
@@ -352,12 +368,13 @@ impl Store {
             content.meta.map(str::to_string),
             expected.to_string(),
         );
+        let data = content.data.map(<[u8]>::to_vec);
         let row: Option<NodeRow> = self
             .group_write(move |conn| {
                 Box::pin(async move {
                     let row = sqlx::query_as(sql!(
-                        "UPDATE nodes SET blob_id = $2, size = $3, etag = $4, mtime = $5, meta = $6 \
-                         WHERE id = $1 AND kind = 'LEAF' AND blob_id = $7 RETURNING {COLUMNS}"
+                        "UPDATE nodes SET blob_id = $2, size = $3, etag = $4, mtime = $5, meta = $6, \
+                         data = $8 WHERE id = $1 AND kind = 'LEAF' AND blob_id = $7 RETURNING {COLUMNS}"
                     ))
                     .bind(id.to_string())
                     .bind(blob_id)
@@ -366,6 +383,7 @@ impl Store {
                     .bind(mtime)
                     .bind(meta)
                     .bind(expected)
+                    .bind(data)
                     .fetch_optional(conn)
                     .await?;
                     Ok(row)
@@ -394,8 +412,8 @@ impl Store {
             return Err(StoreError::NotFound);
         };
         let row: NodeRow = sqlx::query_as(sql!(
-            "UPDATE nodes SET blob_id = $2, size = $3, etag = $4, mtime = $5, meta = $6 WHERE id = $1 \
-             RETURNING {COLUMNS}"
+            "UPDATE nodes SET blob_id = $2, size = $3, etag = $4, mtime = $5, meta = $6, data = $7 \
+             WHERE id = $1 RETURNING {COLUMNS}"
         ))
         .bind(id.to_string())
         .bind(content.blob_id)
@@ -403,10 +421,23 @@ impl Store {
         .bind(content.etag)
         .bind(content.mtime)
         .bind(content.meta)
+        .bind(content.data)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok((row.try_into()?, old_blob))
+    }
+
+    /// The content kept in the row of file `id`, while its content is still `blob_id` (the
+    /// one the caller saw): `None` once it has changed, or when it is a blob's.
+    pub async fn find_data(&self, id: Uuid, blob_id: &str) -> Result<Option<Bytes>> {
+        let row: Option<(Option<Vec<u8>>,)> =
+            sqlx::query_as("SELECT data FROM nodes WHERE id = $1 AND blob_id = $2")
+                .bind(id.to_string())
+                .bind(blob_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.and_then(|(data,)| data).map(Bytes::from))
     }
 
     /// Move and/or rename a node. The caller makes sure `new_parent` is not inside the node.
@@ -484,10 +515,12 @@ impl Store {
         Ok(total)
     }
 
-    /// Every blob id a node or an S3 upload part refers to: what the blob store must keep.
+    /// Every blob id a node or an S3 upload part refers to: what the blob store must keep
+    /// (a node whose content is in its row refers to no blob).
     pub async fn referenced_blobs(&self) -> Result<Vec<String>> {
         let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT blob_id FROM nodes WHERE blob_id IS NOT NULL UNION ALL SELECT blob_id FROM s3_parts",
+            "SELECT blob_id FROM nodes WHERE blob_id IS NOT NULL AND data IS NULL \
+             UNION ALL SELECT blob_id FROM s3_parts",
         )
         .fetch_all(self.pool())
         .await?;

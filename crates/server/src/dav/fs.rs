@@ -579,12 +579,13 @@ impl DavFile for ReadFile {
                 return Ok(Bytes::new());
             }
             if self.body.is_none() {
-                let blob = self.entry.node.blob_id.as_deref().ok_or(FsError::Forbidden)?;
+                if self.entry.node.is_collection() {
+                    return Err(FsError::Forbidden);
+                }
                 let body = self
                     .app
                     .tree
-                    .blobs()
-                    .stream(blob, self.offset, size - self.offset)
+                    .stream_content(&self.entry.node, self.offset, size - self.offset)
                     .await;
                 self.body = Some(body.map_err(|_| FsError::GeneralFailure)?);
             }

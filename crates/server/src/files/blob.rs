@@ -35,6 +35,8 @@ pub struct WrittenBlob {
     pub size: u64,
     /// Hex MD5 of the content: the ETag (as S3 computes it for single-part objects).
     pub md5: String,
+    /// The content itself when it is kept in the node's row (`files::inline`), not a blob.
+    pub inline: Option<Bytes>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -421,6 +423,7 @@ impl BlobStore for LocalBlobs {
             id,
             size,
             md5: hex::encode(md5.finalize()),
+            inline: None,
         })
     }
 
@@ -579,7 +582,12 @@ impl BlobStore for LocalBlobs {
         .await
         .map_err(io::Error::other)??;
         guard.0 = None;
-        Ok(WrittenBlob { id, size, md5 })
+        Ok(WrittenBlob {
+            id,
+            size,
+            md5,
+            inline: None,
+        })
     }
 
     async fn delete(&self, id: &str) -> io::Result<()> {

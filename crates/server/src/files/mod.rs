@@ -5,18 +5,20 @@
 //! they never join user input onto a filesystem path and never decide permissions themselves.
 
 pub mod blob;
+pub mod inline;
 pub mod path;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use cells_store::{Content, DeadProp, NewNode, Node, NodeKind, PropChange, Store, StoreError};
 use uuid::Uuid;
 
 use crate::auth::permission::{Access, Decision, Workspace, decide};
 use crate::auth::principal::Principal;
 use crate::error::{Error, Result};
-use blob::{BlobStore, ByteStream, DownloadStream, WrittenBlob};
+use blob::{BlobStore, ByteStream, DownloadStream, Draft, WrittenBlob};
 use path::{TreePath, WorkspaceName};
 
 /// A node as the caller sees it: where it is, and what it is.
@@ -362,9 +364,9 @@ impl Tree {
         create_parents: bool,
     ) -> Result<Entry> {
         let source = self.readable(principal, from).await?;
-        let Some(blob) = source.node.blob_id.as_deref() else {
+        if source.node.is_collection() {
             return Err(Error::Conflict(format!("{from} is a folder")));
-        };
+        }
         // Check the target before copying any byte.
         let options = Write {
             meta: meta.unwrap_or(source.node.meta.as_deref()),
@@ -372,12 +374,7 @@ impl Tree {
             expect_md5: None,
         };
         self.locate_for_write_creating(principal, to, &options).await?;
-        let copied = self.blobs.copy(blob).await?;
-        let written = WrittenBlob {
-            id: copied,
-            size: source.node.size.max(0) as u64,
-            md5: source.node.etag.clone(),
-        };
+        let written = self.copy_content(&source.node).await?;
         self.commit_blob(principal, to, written, None, &options).await
     }
 
@@ -415,6 +412,7 @@ impl Tree {
                 blob_id: None,
                 mtime: cells_store::now(),
                 meta: None,
+                data: None,
             })
             .await;
         match created {
@@ -466,7 +464,10 @@ impl Tree {
         options: &Write<'_>,
     ) -> Result<Entry> {
         let (parent, existing) = self.locate_for_write_creating(principal, path, options).await?;
-        let written = self.blobs.put(body).await?;
+        let written = match inline::take(body).await? {
+            inline::Body::Small(data) => inline::written(data),
+            inline::Body::Large(body) => self.blobs.put(body).await?,
+        };
         if let Some(expected) = &options.expect_md5
             && !expected.eq_ignore_ascii_case(&written.md5)
         {
@@ -547,6 +548,7 @@ impl Tree {
             etag: etag.unwrap_or(&written.md5),
             mtime: cells_store::now(),
             meta,
+            data: written.inline.as_deref(),
         };
         let committed = self.commit_content(path, parent, existing, content).await;
         if committed.is_err() {
@@ -646,6 +648,7 @@ impl Tree {
                             blob_id: Some(content.blob_id),
                             mtime: content.mtime,
                             meta: content.meta,
+                            data: content.data,
                         })
                         .await;
                     match created {
@@ -680,13 +683,82 @@ impl Tree {
         range: Option<(u64, u64)>,
     ) -> Result<(Entry, DownloadStream)> {
         let entry = self.readable(principal, path).await?;
-        let Some(blob_id) = entry.node.blob_id.clone() else {
+        if entry.node.is_collection() {
             return Err(Error::Conflict(format!("{path} is a folder")));
-        };
+        }
         let size = entry.node.size as u64;
         let (offset, length) = range.unwrap_or((0, size));
-        let body = self.blobs.stream(&blob_id, offset, length).await?;
+        let body = self.stream_content(&entry.node, offset, length).await?;
         Ok((entry, body))
+    }
+
+    /// `length` bytes of file `node`'s content from `offset`, as a download. The caller has
+    /// checked that it may read them (`readable`).
+    pub async fn stream_content(&self, node: &Node, offset: u64, length: u64) -> Result<DownloadStream> {
+        let Some(blob) = node.blob_id.as_deref() else {
+            return Err(Error::Conflict(format!("{} is a folder", node.name)));
+        };
+        match self.inline_data(node).await? {
+            Some(data) => Ok(inline::stream(&data, offset, length)?),
+            None => Ok(self.blobs.stream(blob, offset, length).await?),
+        }
+    }
+
+    /// The content of file `node` when it is kept in its row (`inline`); `None` when it is a
+    /// blob's (or `node` is a folder). Read from the database unless the lookup that found
+    /// `node` brought it along.
+    pub async fn inline_data(&self, node: &Node) -> Result<Option<Bytes>> {
+        let Some(blob) = node.blob_id.as_deref().filter(|blob| inline::is_inline(blob)) else {
+            return Ok(None);
+        };
+        if let Some(data) = &node.data {
+            return Ok(Some(data.clone()));
+        }
+        match self.store.find_data(node.id, blob).await? {
+            Some(data) => Ok(Some(data)),
+            // Overwritten or deleted since the caller looked it up.
+            None => Err(Error::Conflict(format!(
+                "{} changed while it was being read; retry",
+                node.name
+            ))),
+        }
+    }
+
+    /// A new, independent copy of file `node`'s content, as durable as an upload and with
+    /// the same ETag: the blob copied, or the row's bytes carried over.
+    async fn copy_content(&self, node: &Node) -> Result<WrittenBlob> {
+        let Some(blob) = node.blob_id.as_deref() else {
+            return Err(Error::Conflict(format!("{} is a folder", node.name)));
+        };
+        let (id, inline) = match self.inline_data(node).await? {
+            Some(data) => (inline::new_id(), Some(data)),
+            None => (self.blobs.copy(blob).await?, None),
+        };
+        Ok(WrittenBlob {
+            id,
+            size: node.size.max(0) as u64,
+            md5: node.etag.clone(),
+            inline,
+        })
+    }
+
+    /// A draft (SFTP's writes at any offset) holding file `node`'s content, or an empty one.
+    pub async fn draft_of(&self, node: Option<&Node>) -> Result<Draft> {
+        let Some(node) = node else {
+            return Ok(self.blobs.draft(None).await?);
+        };
+        let Some(data) = self.inline_data(node).await? else {
+            return Ok(self.blobs.draft(node.blob_id.as_deref()).await?);
+        };
+        let draft = self.blobs.draft(None).await?;
+        let file = draft.file().clone();
+        tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            file.write_all_at(&data, 0)
+        })
+        .await
+        .map_err(Error::internal)??;
+        Ok(draft)
     }
 
     /// Delete a file or a folder with everything below it.
@@ -787,8 +859,8 @@ impl Tree {
         name: &str,
         created: &mut Vec<Uuid>,
     ) -> Result<Node> {
-        let blob = match &source.blob_id {
-            Some(blob) => Some(self.blobs.copy(blob).await?),
+        let content = match &source.blob_id {
+            Some(_) => Some(self.copy_content(source).await?),
             None => None,
         };
         let node = self
@@ -799,15 +871,17 @@ impl Tree {
                 kind: source.kind,
                 size: source.size,
                 etag: &source.etag,
-                blob_id: blob.as_deref(),
+                blob_id: content.as_ref().map(|c| c.id.as_str()),
                 mtime: source.mtime,
                 meta: source.meta.as_deref(),
+                data: content.as_ref().and_then(|c| c.inline.as_deref()),
             })
             .await;
         let node = match node {
             Ok(node) => node,
             Err(error) => {
-                self.forget_blobs(blob.into_iter().collect()).await;
+                self.forget_blobs(content.into_iter().map(|c| c.id).collect())
+                    .await;
                 return Err(error.into());
             }
         };
@@ -881,9 +955,10 @@ impl Tree {
         })
     }
 
-    /// Remove blobs no node points at any more. Failures are logged: `sweep` catches them.
-    async fn forget_blobs(&self, ids: Vec<String>) {
-        for id in ids {
+    /// Remove blobs no node points at any more (content kept in a row went with it). Failures
+    /// are logged: `sweep` catches them.
+    pub async fn forget_blobs(&self, ids: Vec<String>) {
+        for id in ids.into_iter().filter(|id| !inline::is_inline(id)) {
             if let Err(error) = self.blobs.delete(&id).await {
                 tracing::warn!(blob = %id, %error, "could not delete an unused blob");
             }

@@ -558,14 +558,13 @@ impl S3 for Gateway {
             None => (0, size, None),
         };
         let body = match &entry.node.blob_id {
-            Some(blob) if length > 0 => {
+            Some(_) if length > 0 => {
                 let body = self
                     .app
                     .tree
-                    .blobs()
-                    .stream(blob, start, length)
+                    .stream_content(&entry.node, start, length)
                     .await
-                    .map_err(|e| s3_error(e.into()))?;
+                    .map_err(s3_error)?;
                 StreamingBlob::wrap(body)
             }
             _ => StreamingBlob::wrap(futures_util::stream::empty::<Result<bytes::Bytes, io::Error>>()),

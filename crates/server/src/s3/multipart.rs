@@ -205,16 +205,21 @@ pub async fn upload_part_copy(
     let number = part_number(number)?;
     let upload = find(&gateway, principal, BUCKET, key, upload_id).await?;
     check_writable(&gateway, principal, key).await?;
-    let Some(blob) = source.node.blob_id.as_deref() else {
+    if source.node.is_collection() {
         return Err(s3_error!(InvalidRequest, "the copy source is a folder"));
-    };
+    }
     let (offset, length) = copy_range(range, source.node.size.max(0) as u64)?;
-    let blobs = app.tree.blobs();
-    let source = blobs
-        .stream(blob, offset, length)
+    let source = app
+        .tree
+        .stream_content(&source.node, offset, length)
+        .await
+        .map_err(s3_error)?;
+    let written = app
+        .tree
+        .blobs()
+        .put(source)
         .await
         .map_err(|e| s3_error(e.into()))?;
-    let written = blobs.put(source).await.map_err(|e| s3_error(e.into()))?;
     record_part(&gateway, &upload, number, &written).await?;
     Ok((written.md5, cells_store::now()))
 }
@@ -298,6 +303,7 @@ pub async fn complete(
         id,
         size,
         md5: object_etag.clone(),
+        inline: None,
     };
     let entry = app
         .tree

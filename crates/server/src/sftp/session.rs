@@ -62,14 +62,17 @@ enum Target {
 }
 
 enum Handle {
-    Read {
-        entry: Box<Entry>,
-        file: Arc<std::fs::File>,
-    },
+    Read { entry: Box<Entry>, content: Stored },
     Write(Box<Upload>),
-    Dir {
-        names: VecDeque<Name>,
-    },
+    Dir { names: VecDeque<Name> },
+}
+
+/// Where a file opened for reading has its content.
+enum Stored {
+    /// A blob file, read at any offset.
+    File(Arc<std::fs::File>),
+    /// A small file's content, kept in its row (`files::inline`) and read at OPEN.
+    Memory(Bytes),
 }
 
 /// A file opened for writing: its content committed on CLOSE.
@@ -591,10 +594,13 @@ impl Session {
             let Some(blob) = entry.node.blob_id.as_deref() else {
                 return Err(Error::Conflict(format!("{path} is a folder")));
             };
-            let file = tree.blobs().open_file(blob).await?;
+            let content = match tree.inline_data(&entry.node).await? {
+                Some(data) => Stored::Memory(data),
+                None => Stored::File(Arc::new(tree.blobs().open_file(blob).await?)),
+            };
             return Ok(Handle::Read {
                 entry: Box::new(entry),
-                file: Arc::new(file),
+                content,
             });
         }
         // One lookup: whether this credential may write there, and what is there now.
@@ -618,15 +624,11 @@ impl Session {
             _ => {}
         }
         // Without TRUNCATE the file keeps its content and the client writes into it.
-        let keep = existing
-            .as_ref()
-            .filter(|_| flags & packet::OPEN_TRUNCATE == 0)
-            .and_then(|entry| entry.node.blob_id.clone());
+        let keep = existing.filter(|_| flags & packet::OPEN_TRUNCATE == 0);
         let (content, size) = match keep {
-            Some(blob) => {
-                let draft = tree.blobs().draft(Some(&blob)).await?;
-                let size = existing.map_or(0, |e| e.node.size.max(0) as u64);
-                (Written::Draft(draft), size)
+            Some(entry) => {
+                let draft = tree.draft_of(Some(&entry.node)).await?;
+                (Written::Draft(draft), entry.node.size.max(0) as u64)
             }
             None => (Written::Memory(BytesMut::new()), 0),
         };
@@ -643,22 +645,16 @@ impl Session {
 
     async fn read(&mut self, id: u32, handle: &[u8], offset: u64, len: u32) -> crate::error::Result<()> {
         let (file, size) = match self.handles.get(&parse_handle(handle)?).ok_or_else(bad_handle)? {
-            Handle::Read { entry, file, .. } => (file.clone(), entry.node.size.max(0) as u64),
+            Handle::Read { entry, content } => match content {
+                Stored::File(file) => (file.clone(), entry.node.size.max(0) as u64),
+                Stored::Memory(data) => {
+                    reply_from_memory(&mut self.out, id, data, offset, len);
+                    return Ok(());
+                }
+            },
             Handle::Write(upload) => match &upload.content {
                 Written::Memory(buffer) => {
-                    let start = (offset as usize).min(buffer.len());
-                    let end = start
-                        .saturating_add(len.min(packet::MAX_DATA) as usize)
-                        .min(buffer.len());
-                    if start == end {
-                        packet::status(&mut self.out, id, Code::Eof, "end of file");
-                    } else {
-                        let data = &buffer[start..end];
-                        let _ = packet::data(&mut self.out, id, data.len(), |out| {
-                            out.copy_from_slice(data);
-                            Ok::<_, std::convert::Infallible>(data.len())
-                        });
-                    }
+                    reply_from_memory(&mut self.out, id, buffer, offset, len);
                     return Ok(());
                 }
                 Written::Draft(draft) => (draft.file().clone(), upload.size),
@@ -769,7 +765,7 @@ impl Session {
                 if !tree.can_write_at(&self.principal, path).await? {
                     return Err(Error::Forbidden(format!("this credential may not write {path}")));
                 }
-                let draft = tree.blobs().draft(entry.node.blob_id.as_deref()).await?;
+                let draft = tree.draft_of(Some(&entry.node)).await?;
                 let file = draft.file().clone();
                 blocking(move || file.set_len(size)).await?;
                 let written = tree.blobs().finish(draft, None).await?;
@@ -958,6 +954,24 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(Error::internal)?
         .map_err(Error::internal)
+}
+
+/// Answer READ `id` of `len` bytes from `offset` out of `content` held in memory: DATA, or
+/// EOF from its end on.
+fn reply_from_memory(out: &mut BytesMut, id: u32, content: &[u8], offset: u64, len: u32) {
+    let start = usize::try_from(offset).unwrap_or(usize::MAX).min(content.len());
+    let end = start
+        .saturating_add(len.min(packet::MAX_DATA) as usize)
+        .min(content.len());
+    if start == end {
+        packet::status(out, id, Code::Eof, "end of file");
+        return;
+    }
+    let data = &content[start..end];
+    let _ = packet::data(out, id, data.len(), |buf| {
+        buf.copy_from_slice(data);
+        Ok::<_, std::convert::Infallible>(data.len())
+    });
 }
 
 /// Fill `buf` from `offset`, short only at the end of the file.

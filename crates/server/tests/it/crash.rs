@@ -1,5 +1,6 @@
-//! Crash safety with the real binary: SIGKILL during a large upload loses nothing committed,
-//! shows no partial file, and the next start removes the unfinished blob and any orphan.
+//! Crash safety with the real binary: SIGKILL during a large upload loses nothing committed
+//! (a blob file or a small file kept in its row), shows no partial file, and the next start
+//! removes the unfinished blob and any orphan.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -88,6 +89,12 @@ async fn sigkill_during_upload_loses_nothing(db: Db) {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
+    let note = put(&server.base, "personal-files/note.txt")
+        .body("kept in the database row")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(note.status(), StatusCode::CREATED);
 
     // A large upload, sent slowly in 1 MiB chunks, killed after about 20 MiB.
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
@@ -140,7 +147,7 @@ async fn sigkill_during_upload_loses_nothing(db: Db) {
         .collect();
     assert_eq!(
         names,
-        ["personal-files/earlier.bin"],
+        ["personal-files/earlier.bin", "personal-files/note.txt"],
         "no partial file is visible"
     );
     assert_eq!(count_files(&temp), 0, "the unfinished temp file is gone");
@@ -162,6 +169,16 @@ async fn sigkill_during_upload_loses_nothing(db: Db) {
         back.as_ref() == earlier.as_slice(),
         "the earlier file reads back intact"
     );
+    let note = http
+        .get(format!("{}/a/content/personal-files/note.txt", server.base))
+        .basic_auth(ADMIN, Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(note, "kept in the database row");
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }

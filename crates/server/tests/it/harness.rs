@@ -220,6 +220,16 @@ impl TestApp {
         TestApp::spawn_in(db, dir).await
     }
 
+    /// Blob files on disk, temp files excluded (small files are kept in their rows instead).
+    pub fn blob_files(&self) -> usize {
+        std::fs::read_dir(self.data.join("blobs"))
+            .expect("the blob folder")
+            .flatten()
+            .filter(|shard| shard.file_name() != "tmp" && shard.path().is_dir())
+            .map(|shard| std::fs::read_dir(shard.path()).expect("a blob shard").count())
+            .sum()
+    }
+
     /// An HTTP client whose requests come from another loopback address (for throttling).
     pub fn client_from(&self, address: &str) -> Client {
         Client::builder()

@@ -18,6 +18,7 @@ backend_tests!(
     openapi_lists_every_route,
     copies_are_deep_and_independent,
     concurrent_overwrites_keep_one_file,
+    small_files_live_in_their_row,
 );
 
 async fn folders_keep_their_uuid(db: Db) {
@@ -675,7 +676,9 @@ async fn copies_are_deep_and_independent(db: Db) {
 
 /// Many writers on one file at once: each write wins whole or not at all, the file keeps its
 /// UUID, and every replaced blob is deleted (an overwrite swaps the content in one statement
-/// when nobody else changed it, and takes the transactional way when someone did).
+/// when nobody else changed it, and takes the transactional way when someone did). Half the
+/// writes are small (kept in the row), half large (blob files), so the content moves between
+/// the two as the writes land.
 async fn concurrent_overwrites_keep_one_file(db: Db) {
     let app = TestApp::spawn(db).await;
     let admin = Auth::admin();
@@ -687,7 +690,7 @@ async fn concurrent_overwrites_keep_one_file(db: Db) {
     let writes = (0..12).map(|i| {
         let request = app
             .request(Method::PUT, "/a/content/personal-files/hot.txt", &admin)
-            .body(format!("v-{i:02}"));
+            .body(format!("v-{i:02}").repeat(if i % 2 == 0 { 1 } else { 20_000 }));
         async move { request.send().await.unwrap().status() }
     });
     let statuses = futures_util::future::join_all(writes).await;
@@ -695,14 +698,129 @@ async fn concurrent_overwrites_keep_one_file(db: Db) {
     let (status, content) = app.read(&admin, "personal-files/hot.txt").await;
     assert_eq!(status, StatusCode::OK);
     let content = String::from_utf8(content).unwrap();
-    assert!(content.starts_with("v-") && content.len() == 4, "{content}");
+    let whole = content.len() == 4 || content == content[..4].repeat(20_000);
+    assert!(
+        content.starts_with("v-") && whole,
+        "{}",
+        &content[..content.len().min(40)]
+    );
     assert_eq!(app.uuid(&admin, "personal-files/hot.txt").await, uuid);
     let referenced = app.app.store.referenced_blobs().await.unwrap();
-    let on_disk: usize = std::fs::read_dir(app.data.join("blobs"))
-        .unwrap()
-        .flatten()
-        .filter(|shard| shard.file_name() != "tmp" && shard.path().is_dir())
-        .map(|shard| std::fs::read_dir(shard.path()).unwrap().count())
-        .sum();
-    assert_eq!(on_disk, referenced.len(), "no replaced blob is left behind");
+    assert_eq!(
+        app.blob_files(),
+        referenced.len(),
+        "no replaced blob is left behind"
+    );
+}
+
+/// Files up to 64 KiB are kept in their node's row, larger ones as blob files, and every way in
+/// and out treats both alike: whole and ranged reads, the boundary size, empty files,
+/// overwrites from one kind to the other (the replaced blob deleted), copies, deletes, and a
+/// restart (the start-up sweep keeps what rows refer to).
+async fn small_files_live_in_their_row(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let admin = Auth::admin();
+    let limit = 64 * 1024;
+    let small: Vec<u8> = (0..limit).map(|i| (i % 251) as u8).collect();
+    let large: Vec<u8> = (0..=limit).map(|i| (i % 241) as u8).collect();
+    let read = |path: &'static str| {
+        let app = &app;
+        async move {
+            let (status, body) = app.read(&Auth::admin(), path).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            body
+        }
+    };
+
+    assert_eq!(
+        app.put(&admin, "personal-files/small.bin", small.clone()).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.put(&admin, "personal-files/empty.bin", Vec::new()).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(app.blob_files(), 0, "64 KiB and less stay in the database");
+    assert_eq!(read("personal-files/small.bin").await, small);
+    assert!(read("personal-files/empty.bin").await.is_empty());
+    let ranged = app
+        .request(Method::GET, "/a/content/personal-files/small.bin", &admin)
+        .header("Range", "bytes=1000-1999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ranged.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(ranged.bytes().await.unwrap(), &small[1000..2000]);
+    let (_, stat) = app.stat(&admin, "personal-files/small.bin").await;
+    assert_eq!(stat["Nodes"][0]["Size"], json!(limit.to_string()));
+
+    assert_eq!(
+        app.put(&admin, "personal-files/large.bin", large.clone()).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(app.blob_files(), 1, "one byte more is a blob file");
+    assert_eq!(read("personal-files/large.bin").await, large);
+
+    // Overwrites in both directions; the file keeps its UUID and the replaced blob goes.
+    let uuid = app.uuid(&admin, "personal-files/small.bin").await;
+    assert_eq!(
+        app.put(&admin, "personal-files/small.bin", large.clone()).await,
+        StatusCode::OK
+    );
+    assert_eq!(app.blob_files(), 2);
+    assert_eq!(read("personal-files/small.bin").await, large);
+    assert_eq!(
+        app.put(&admin, "personal-files/small.bin", small.clone()).await,
+        StatusCode::OK
+    );
+    assert_eq!(app.blob_files(), 1, "the blob it replaced is deleted");
+    assert_eq!(read("personal-files/small.bin").await, small);
+    assert_eq!(app.uuid(&admin, "personal-files/small.bin").await, uuid);
+
+    // A folder holding both kinds, copied: the copies are independent of their sources.
+    assert_eq!(app.mkdir(&admin, "personal-files/both").await, StatusCode::OK);
+    for (from, to) in [("small.bin", "both/small.bin"), ("large.bin", "both/large.bin")] {
+        let (status, _) = app
+            .post(
+                "/a/tree/copy",
+                &admin,
+                json!({"From": format!("personal-files/{from}"), "To": format!("personal-files/{to}")}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{from}");
+    }
+    let (status, _) = app
+        .post(
+            "/a/tree/copy",
+            &admin,
+            json!({"From": "personal-files/both", "To": "personal-files/again"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(app.blob_files(), 3, "each large copy has a blob of its own");
+    assert_eq!(
+        app.put(&admin, "personal-files/small.bin", b"changed".to_vec())
+            .await,
+        StatusCode::OK
+    );
+    assert_eq!(read("personal-files/both/small.bin").await, small);
+    assert_eq!(read("personal-files/again/small.bin").await, small);
+    assert_eq!(read("personal-files/again/large.bin").await, large);
+
+    let (status, _) = app
+        .post(
+            "/a/tree/delete",
+            &admin,
+            json!({"Nodes": [{"Path": "personal-files/both"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(app.blob_files(), 2);
+
+    let app = app.restart().await;
+    assert_eq!(app.blob_files(), 2, "the sweep keeps every blob a row refers to");
+    let (status, body) = app.read(&Auth::admin(), "personal-files/again/small.bin").await;
+    assert_eq!((status, body), (StatusCode::OK, small));
+    let (status, body) = app.read(&Auth::admin(), "personal-files/small.bin").await;
+    assert_eq!((status, body), (StatusCode::OK, b"changed".to_vec()));
 }

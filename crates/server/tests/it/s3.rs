@@ -353,7 +353,7 @@ async fn s3_multipart_upload(db: Db) {
     let admin = app.app.store.find_user_by_login("admin").await.unwrap().unwrap();
     assert!(app.app.store.list_uploads(admin.id).await.unwrap().is_empty());
     assert_eq!(
-        blob_files(&app),
+        app.blob_files(),
         1,
         "only the completed object's blob; no part is kept"
     );
@@ -429,14 +429,27 @@ async fn s3_multipart_upload(db: Db) {
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 
-    // UploadPartCopy: two ranges of the completed object become the parts of another.
+    // UploadPartCopy: two ranges of the completed object become the parts of another, and a
+    // range of a small object (kept in its row, not a blob) the last part.
+    s3.put(
+        &p("personal-files/big/tail.txt"),
+        PutPayload::from_static(b"tail"),
+    )
+    .await
+    .unwrap();
     let target = "/io/personal-files/big/copied.bin";
     let (_, created) = signed(&app, &token, GATEWAY_SECRET, "POST", target, "uploads=", &[], b"").await;
     let id = between(&created, "<UploadId>", "</UploadId>");
     let mut parts = String::new();
-    for (n, range) in [(1, "bytes=0-5242879"), (2, "bytes=5242880-10485760")] {
+    let sources = [
+        (1, "big/multi.bin", "bytes=0-5242879"),
+        (2, "big/multi.bin", "bytes=5242880-10485760"),
+        (3, "big/tail.txt", "bytes=1-2"),
+    ];
+    for (n, source, range) in sources {
+        let source = format!("io/personal-files/{source}");
         let headers = [
-            ("x-amz-copy-source", "io/personal-files/big/multi.bin"),
+            ("x-amz-copy-source", source.as_str()),
             ("x-amz-copy-source-range", range),
         ];
         let query = format!("partNumber={n}&uploadId={id}");
@@ -453,7 +466,7 @@ async fn s3_multipart_upload(db: Db) {
         ("x-amz-copy-source", "io/personal-files/big/multi.bin"),
         ("x-amz-copy-source-range", "bytes=0-20000000"),
     ];
-    let query = format!("partNumber=3&uploadId={id}");
+    let query = format!("partNumber=4&uploadId={id}");
     let (status, text) = signed(&app, &token, GATEWAY_SECRET, "PUT", target, &query, &headers, b"").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
     assert!(text.contains("InvalidArgument"), "{text}");
@@ -478,7 +491,9 @@ async fn s3_multipart_upload(db: Db) {
         .bytes()
         .await
         .unwrap();
-    assert!(copied.len() == (10 << 20) + 1 && copied.iter().all(|b| *b == b'x'));
+    let (head, tail) = copied.split_at(copied.len() - 2);
+    assert!(head.len() == (10 << 20) + 1 && head.iter().all(|b| *b == b'x'));
+    assert_eq!(tail, b"ai");
     // Another user's token cannot copy parts out of this user's files.
     let (_, created) = signed(
         &app,
@@ -786,17 +801,6 @@ async fn s3_scope_matrix_read_write(db: Db) {
 
 async fn exists(app: &TestApp, token: &str) -> bool {
     app.stat(&Auth::bearer(token), "personal-files/bad.txt").await.0 == StatusCode::OK
-}
-
-/// Blob files on disk (temp files excluded).
-fn blob_files(app: &TestApp) -> usize {
-    let root = app.data.join("blobs");
-    std::fs::read_dir(&root)
-        .unwrap()
-        .flatten()
-        .filter(|shard| shard.file_name() != "tmp" && shard.path().is_dir())
-        .map(|shard| std::fs::read_dir(shard.path()).unwrap().count())
-        .sum()
 }
 
 // --- A minimal SigV4 signer (AWS Signature Version 4, header form) for hand-made requests.

@@ -38,6 +38,7 @@ async fn group_commits_give_each_writer_its_own_result(db: Db) {
                     blob_id: Some(&blob),
                     mtime: 1,
                     meta: None,
+                    data: Some(b"v1"),
                 })
                 .await;
             (i, created)
@@ -62,7 +63,17 @@ async fn group_commits_give_each_writer_its_own_result(db: Db) {
     let children = store.list_children(root.id).await.unwrap();
     assert_eq!(children.len(), 16);
 
-    let overwrites = winners.iter().map(|node| {
+    // Content kept in the row comes with a walk to the file, and by id while it is current.
+    let first = &winners[0];
+    let walked = store.walk(&root, &[first.name.as_str()]).await.unwrap();
+    assert_eq!(walked[1].data.as_deref(), Some(&b"v1"[..]));
+    assert_eq!(children[0].data, None, "listings do not carry content");
+    let old_blob = first.blob_id.as_deref().unwrap();
+    let data = store.find_data(first.id, old_blob).await.unwrap();
+    assert_eq!(data.as_deref(), Some(&b"v1"[..]));
+
+    // Half the overwrites keep content in the row, half point at a blob (clearing it).
+    let overwrites = winners.iter().enumerate().map(|(i, node)| {
         let store = store.clone();
         let (id, old) = (node.id, node.blob_id.clone().unwrap());
         tokio::spawn(async move {
@@ -73,6 +84,7 @@ async fn group_commits_give_each_writer_its_own_result(db: Db) {
                 etag: "e2",
                 mtime: 2,
                 meta: None,
+                data: (i % 2 == 0).then_some(&b"v2"[..]),
             };
             let swapped = store.replace_content_if(id, &old, content).await.unwrap();
             // The same swap again finds the new blob in place and changes nothing.
@@ -88,4 +100,11 @@ async fn group_commits_give_each_writer_its_own_result(db: Db) {
     }
     let children = store.list_children(root.id).await.unwrap();
     assert!(children.iter().all(|n| n.etag == "e2"), "{children:?}");
+    for (i, node) in winners.iter().enumerate() {
+        let old = node.blob_id.as_deref().unwrap();
+        assert_eq!(store.find_data(node.id, old).await.unwrap(), None, "stale");
+        let current = store.find_data(node.id, &format!("{old}-v2")).await.unwrap();
+        let expected = (i % 2 == 0).then_some(&b"v2"[..]);
+        assert_eq!(current.as_deref(), expected);
+    }
 }
