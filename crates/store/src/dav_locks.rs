@@ -4,7 +4,7 @@
 
 use sqlx::FromRow;
 
-use crate::{Result, Store, now};
+use crate::{Result, Returned, Store, now};
 
 #[derive(Debug, Clone, FromRow)]
 struct LockRow {
@@ -134,8 +134,9 @@ impl Store {
         .bind(token)
         .bind(timeout_seconds)
         .bind(expires_at)
-        .fetch_optional(self.pool())
-        .await?;
+        .fetch_all(self.pool())
+        .await?
+        .optional_row();
         Ok(row.map(StoredLock::from))
     }
 

@@ -79,6 +79,33 @@ pub(crate) fn on_conflict(error: sqlx::Error) -> StoreError {
     StoreError::Database(error)
 }
 
+/// The rows of a write with `RETURNING`, read with `fetch_all`, never `fetch_one` or
+/// `fetch_optional`, wherever the write may run outside a transaction.
+///
+/// Outside a transaction the database commits a write when its statement ends, and those two
+/// hand the first row back before that: sqlx resets a SQLite statement once it has the row and
+/// drops any error of the commit that runs then (a full disk, an I/O error), and a PostgreSQL
+/// row arrives before the server has committed. A write that was not kept would look kept.
+/// `fetch_all` runs the statement to its end, where a failed commit is an error.
+pub(crate) trait Returned<T> {
+    /// The one row of a write that always returns one (an INSERT).
+    fn row(self) -> Result<T>;
+    /// The row of a write that returns at most one (an UPDATE of one key).
+    fn optional_row(self) -> Option<T>;
+}
+
+impl<T> Returned<T> for Vec<T> {
+    fn row(self) -> Result<T> {
+        self.into_iter()
+            .next()
+            .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
+    }
+
+    fn optional_row(self) -> Option<T> {
+        self.into_iter().next()
+    }
+}
+
 /// A pool of connections to the cells database.
 #[derive(Clone, Debug)]
 pub struct Store {

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use crate::{Result, Store, StoreError, now, on_conflict};
+use crate::{Result, Returned, Store, StoreError, now, on_conflict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeKind {
@@ -340,9 +340,10 @@ impl Store {
                     .bind(now())
                     .bind(meta)
                     .bind(data)
-                    .fetch_one(conn)
+                    .fetch_all(conn)
                     .await
-                    .map_err(on_conflict)
+                    .map_err(on_conflict)?
+                    .row()
                 })
             })
             .await?;
@@ -384,8 +385,9 @@ impl Store {
                     .bind(meta)
                     .bind(expected)
                     .bind(data)
-                    .fetch_optional(conn)
-                    .await?;
+                    .fetch_all(conn)
+                    .await?
+                    .optional_row();
                     Ok(row)
                 })
             })
@@ -450,9 +452,10 @@ impl Store {
         .bind(id.to_string())
         .bind(new_parent.to_string())
         .bind(new_name)
-        .fetch_optional(self.pool())
+        .fetch_all(self.pool())
         .await
-        .map_err(on_conflict)?;
+        .map_err(on_conflict)?
+        .optional_row();
         row.ok_or(StoreError::NotFound)?.try_into()
     }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use crate::{Result, Store, StoreError, bump_epoch, now, on_conflict};
+use crate::{Result, Returned, Store, StoreError, bump_epoch, now, on_conflict};
 
 /// A column read back as something it can never have been written as.
 fn corrupt(table: &str, column: &str, key: &str) -> StoreError {
@@ -485,9 +485,10 @@ impl Store {
         .bind(i64::from(new.skip_consent))
         .bind(now())
         .bind(join_list(new.post_logout_redirect_uris))
-        .fetch_one(self.pool())
+        .fetch_all(self.pool())
         .await
-        .map_err(on_conflict)?;
+        .map_err(on_conflict)?
+        .row()?;
         Ok(row.into())
     }
 
@@ -547,9 +548,10 @@ impl Store {
         .bind(user_id.to_string())
         .bind(auth_time)
         .bind(expires_at)
-        .fetch_one(self.pool())
+        .fetch_all(self.pool())
         .await
-        .map_err(on_conflict)?;
+        .map_err(on_conflict)?
+        .row()?;
         row.try_into()
     }
 
@@ -605,9 +607,10 @@ impl Store {
         .bind(scope)
         .bind(session_id.map(|s| s.to_string()))
         .bind(now())
-        .fetch_one(self.pool())
+        .fetch_all(self.pool())
         .await
-        .map_err(on_conflict)?;
+        .map_err(on_conflict)?
+        .row()?;
         row.try_into()
     }
 
@@ -682,8 +685,9 @@ impl Store {
         ))
         .bind(code_hash)
         .bind(now)
-        .fetch_optional(self.pool())
-        .await?;
+        .fetch_all(self.pool())
+        .await?
+        .optional_row();
         if let Some(row) = used {
             return Ok(Redemption::Redeemed(row.try_into()?));
         }
@@ -729,8 +733,9 @@ impl Store {
         ))
         .bind(token_hash)
         .bind(now)
-        .fetch_optional(self.pool())
-        .await?;
+        .fetch_all(self.pool())
+        .await?
+        .optional_row();
         if let Some(row) = rotated {
             return Ok(Rotation::Rotated(row.try_into()?));
         }

@@ -5,7 +5,7 @@
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use crate::{Result, Store, StoreError, bump_epoch, now, on_conflict};
+use crate::{Result, Returned, Store, StoreError, bump_epoch, now, on_conflict};
 
 #[derive(Debug, Clone, FromRow)]
 struct SshKeyRow {
@@ -68,9 +68,10 @@ impl Store {
         .bind(public_key)
         .bind(comment)
         .bind(now())
-        .fetch_one(self.pool())
+        .fetch_all(self.pool())
         .await
-        .map_err(on_conflict)?;
+        .map_err(on_conflict)?
+        .row()?;
         row.try_into()
     }
 

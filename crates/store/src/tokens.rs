@@ -7,7 +7,7 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use crate::users::User;
-use crate::{Result, Store, StoreError, bump_epoch, now, on_conflict};
+use crate::{Result, Returned, Store, StoreError, bump_epoch, now, on_conflict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
@@ -146,9 +146,10 @@ impl Store {
         .bind(now())
         .bind(new.created_by)
         .bind(new.s3_secret)
-        .fetch_one(self.pool())
+        .fetch_all(self.pool())
         .await
-        .map_err(on_conflict)?;
+        .map_err(on_conflict)?
+        .row()?;
         row.try_into()
     }
 

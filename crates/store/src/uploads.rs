@@ -7,7 +7,7 @@
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use crate::{Result, Store, StoreError, now};
+use crate::{Result, Returned, Store, StoreError, now};
 
 #[derive(Debug, Clone, FromRow)]
 struct UploadRow {
@@ -69,8 +69,9 @@ impl Store {
         .bind(object_key)
         .bind(meta)
         .bind(now())
-        .fetch_one(self.pool())
-        .await?;
+        .fetch_all(self.pool())
+        .await?
+        .row()?;
         row.try_into()
     }
 

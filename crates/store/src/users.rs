@@ -6,7 +6,7 @@
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use crate::{Result, Store, StoreError, bump_epoch, now, on_conflict};
+use crate::{Result, Returned, Store, StoreError, bump_epoch, now, on_conflict};
 
 /// What a user may do beyond their own files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,9 +119,10 @@ impl Store {
         .bind(new.profile.as_str())
         .bind(new.password_hash)
         .bind(at)
-        .fetch_one(self.pool())
+        .fetch_all(self.pool())
         .await
-        .map_err(on_conflict)?;
+        .map_err(on_conflict)?
+        .row()?;
         row.try_into()
     }
 

@@ -6,7 +6,10 @@ use uuid::Uuid;
 use crate::backend_tests;
 use crate::harness::{Db, TestApp};
 
-backend_tests!(group_commits_give_each_writer_its_own_result);
+backend_tests!(
+    group_commits_give_each_writer_its_own_result,
+    failed_commits_of_lone_writes_are_errors,
+);
 
 /// Writers that run in one batch (on SQLite) or side by side (on PostgreSQL) each see their
 /// own outcome: one creation per name wins and the others are told it exists, a creation
@@ -107,4 +110,58 @@ async fn group_commits_give_each_writer_its_own_result(db: Db) {
         let expected = (i % 2 == 0).then_some(&b"v2"[..]);
         assert_eq!(current.as_deref(), expected);
     }
+}
+
+/// Why the store reads the rows of a write that may run outside a transaction with `fetch_all`
+/// (`cells_store`'s `Returned`): such a write commits when its statement ends, and a commit that
+/// fails (here a deferred foreign key, checked at commit) is then an error with nothing kept.
+/// `fetch_one` hands back the row first: on SQLite it answers `Ok` for a write that was not
+/// kept, since sqlx drops the error of the reset that commits.
+async fn failed_commits_of_lone_writes_are_errors(db: Db) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir().unwrap();
+    let url = match &db {
+        Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
+        Db::Postgres { url, .. } => url.clone(),
+    };
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    if matches!(db, Db::Sqlite) {
+        sqlx::raw_sql("PRAGMA foreign_keys = ON")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    sqlx::raw_sql(
+        "CREATE TABLE parents (id TEXT PRIMARY KEY); \
+         CREATE TABLE children (id TEXT PRIMARY KEY, \
+             parent_id TEXT REFERENCES parents(id) DEFERRABLE INITIALLY DEFERRED)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let orphan = "INSERT INTO children (id, parent_id) VALUES ($1, 'missing') RETURNING id";
+
+    let read_all: Result<Vec<(String,)>, _> = sqlx::query_as(orphan).bind("a").fetch_all(&mut conn).await;
+    assert!(read_all.is_err(), "the failed commit is reported: {read_all:?}");
+    assert_eq!(kept(&mut conn).await, 0);
+
+    if matches!(db, Db::Sqlite) {
+        let read_one: Result<(String,), _> = sqlx::query_as(orphan).bind("b").fetch_one(&mut conn).await;
+        assert!(read_one.is_ok(), "fetch_one answers before the commit");
+        assert_eq!(
+            kept(&mut conn).await,
+            0,
+            "and the write it answered for is not there"
+        );
+    }
+}
+
+/// Rows in the `children` table of `failed_commits_of_lone_writes_are_errors`.
+async fn kept(conn: &mut sqlx::AnyConnection) -> i64 {
+    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM children")
+        .fetch_one(conn)
+        .await
+        .unwrap();
+    count
 }
