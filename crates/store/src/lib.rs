@@ -299,7 +299,20 @@ impl Store {
 /// job that ran is told it failed, and the ones after it are dropped (their callers see the
 /// batch could not run), so nobody is told a write is durable unless it is.
 async fn run_batch(pool: &AnyPool, jobs: Vec<Job>) {
-    if jobs.is_empty() {
+    if jobs.len() <= 1 {
+        // A lone write is its own transaction: its statement commits as it ends, and its rows
+        // are read to that end (`Returned`), so BEGIN and COMMIT would only be two more trips
+        // to the connection's worker thread.
+        let Some(job) = jobs.into_iter().next() else {
+            return;
+        };
+        match pool.acquire().await {
+            Ok(mut conn) => {
+                let (_, reply) = job(&mut conn).await;
+                reply(None);
+            }
+            Err(error) => tracing::warn!(%error, "could not start a write"),
+        }
         return;
     }
     let mut tx = match pool.begin().await {
