@@ -57,8 +57,8 @@ pub struct Node {
     /// A file's content metadata (S3 `Content-Type`, `x-amz-meta-*`) as JSON, when given.
     pub meta: Option<String>,
     /// A small file's content, kept in its row instead of a blob, when the query that found
-    /// the node read it: `walk` does (one trip for the path and the bytes of a small file),
-    /// listings and writes do not (`find_data` reads it then).
+    /// the node read it: `walk` does (one trip for the path and the bytes of a small file);
+    /// `walk_to_write`, listings and writes do not (`find_data` reads it then).
     pub data: Option<Bytes>,
 }
 
@@ -191,6 +191,16 @@ impl Store {
     /// Walk `names` down from `root`. Returns the nodes found, root first; the walk stops at the
     /// first missing name, so a result shorter than `names.len() + 1` means "not found there".
     pub async fn walk(&self, root: &Node, names: &[&str]) -> Result<Vec<Node>> {
+        self.walk_reading(root, names, true).await
+    }
+
+    /// `walk` without the content kept in the rows (`Node::data` stays `None`), for a writer
+    /// that is about to replace it.
+    pub async fn walk_to_write(&self, root: &Node, names: &[&str]) -> Result<Vec<Node>> {
+        self.walk_reading(root, names, false).await
+    }
+
+    async fn walk_reading(&self, root: &Node, names: &[&str], with_data: bool) -> Result<Vec<Node>> {
         let mut chain = Vec::with_capacity(names.len() + 1);
         chain.push(root.clone());
         if names.is_empty() {
@@ -209,9 +219,10 @@ impl Store {
                 UNION ALL SELECT walk.depth + 1, nodes.id FROM walk \
                 JOIN wanted ON wanted.depth = walk.depth + 1 \
                 JOIN nodes ON nodes.parent_id = walk.id AND nodes.name = wanted.name) \
-             SELECT {}, nodes.data FROM walk JOIN nodes ON nodes.id = walk.id \
+             SELECT {}{} FROM walk JOIN nodes ON nodes.id = walk.id \
              WHERE walk.depth > 0 ORDER BY walk.depth",
-            qualified_columns()
+            qualified_columns(),
+            if with_data { ", nodes.data" } else { "" }
         );
         let mut statement = sqlx::query_as::<_, NodeRow>(query).bind(root.id.to_string());
         for name in names {

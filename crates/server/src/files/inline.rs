@@ -49,12 +49,14 @@ pub async fn take(mut body: ByteStream) -> io::Result<Body> {
             return Ok(Body::Large(Box::pin(head.chain(body))));
         }
     }
-    Ok(Body::Small(match read.len() {
-        0 => Bytes::new(),
-        1 => read.pop().expect("one chunk"),
-        _ => {
+    let mut chunks = read.into_iter();
+    Ok(Body::Small(match (chunks.next(), chunks.len()) {
+        (None, _) => Bytes::new(),
+        (Some(only), 0) => only,
+        (Some(first), _) => {
             let mut joined = BytesMut::with_capacity(size);
-            for chunk in read {
+            joined.extend_from_slice(&first);
+            for chunk in chunks {
                 joined.extend_from_slice(&chunk);
             }
             joined.freeze()

@@ -569,7 +569,7 @@ impl Tree {
         let parent_path = path.parent().expect("a named path has a parent");
         // One walk down to the file itself: the parent, and whatever is there now.
         let root = self.root(principal, path.workspace).await?;
-        let mut chain = self.store.walk(&root, &path.name_refs()).await?;
+        let mut chain = self.store.walk_to_write(&root, &path.name_refs()).await?;
         let existing = if chain.len() == path.names.len() + 1 {
             chain.pop()
         } else {
@@ -659,7 +659,7 @@ impl Tree {
                             });
                         }
                         Err(StoreError::Conflict(_)) => {
-                            let again = self.store.walk(parent.node(), &[name]).await?;
+                            let again = self.store.walk_to_write(parent.node(), &[name]).await?;
                             match again.get(1) {
                                 Some(node) if !node.is_collection() => target = Some(node.id),
                                 _ => return Err(Error::Conflict(format!("{path} is a folder"))),
