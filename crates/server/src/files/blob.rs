@@ -6,6 +6,14 @@
 //! start. Large uploads, copies and concatenations are written to a temp file and renamed into
 //! place; small uploads and SFTP drafts are written at their final path directly, which no row
 //! can name before the commit: one fsync instead of a rename and a synced directory.
+//!
+//! Because a blob never changes once written, a concatenation (an S3 multipart upload's parts)
+//! and a copy copy no bytes: they are a *parts folder*, `parts:<uuid>`, of hard links to the
+//! source files, whose contents follow one another in the order of their names. Completing a
+//! 1 GiB upload is then a few hundred links, not 1 GiB written and fsynced again. A parts
+//! folder's files are opened one at a time as a read reaches them, so a read that outlives
+//! the folder (its node overwritten meanwhile) fails where a single file's open descriptor
+//! would still serve the old content.
 
 use std::collections::HashSet;
 use std::io;
@@ -58,8 +66,8 @@ pub trait BlobStore: Send + Sync {
     /// A new blob holding the blobs `ids` one after the other, written as durably as `put`
     /// (an S3 multipart upload's parts). Returns its id and size; its content is not hashed.
     async fn concat(&self, ids: &[String]) -> io::Result<(String, u64)>;
-    /// Blob `id` as a file, for reads at any offset (SFTP).
-    async fn open_file(&self, id: &str) -> io::Result<std::fs::File>;
+    /// Blob `id` for reads at any offset (SFTP).
+    async fn open_file(&self, id: &str) -> io::Result<BlobFile>;
     /// A new blob written at any offset (SFTP): empty, or a copy of blob `from`. Nothing of it
     /// is visible until `finish`; dropped unfinished, it is removed.
     async fn draft(&self, from: Option<&str>) -> io::Result<Draft>;
@@ -96,22 +104,210 @@ impl LocalBlobs {
         let canonical = parsed.to_string();
         Some(self.root.join(&canonical[..2]).join(canonical))
     }
+
+    /// What blob `id` is on disk.
+    fn locate(&self, id: &str) -> io::Result<Location> {
+        let bad = || io::Error::new(io::ErrorKind::NotFound, "bad blob id");
+        match id.strip_prefix(PARTS_ID) {
+            Some(uuid) => {
+                let canonical = Uuid::parse_str(uuid).map_err(|_| bad())?.to_string();
+                let name = format!("{canonical}{PARTS_SUFFIX}");
+                Ok(Location::Parts(self.root.join(&canonical[..2]).join(name)))
+            }
+            None => self.path_of(id).map(Location::File).ok_or_else(bad),
+        }
+    }
+
+    /// A new parts folder holding the contents of `sources` one after the other; its id and
+    /// size.
+    async fn link(&self, sources: Vec<Location>) -> io::Result<(String, u64)> {
+        let uuid = Uuid::new_v4().to_string();
+        let name = format!("{uuid}{PARTS_SUFFIX}");
+        let temp = self.root.join("tmp").join(&name);
+        let final_dir = self.root.join(&uuid[..2]).join(name);
+        let size = tokio::task::spawn_blocking(move || link_parts(&sources, &temp, &final_dir))
+            .await
+            .map_err(io::Error::other)??;
+        Ok((format!("{PARTS_ID}{uuid}"), size))
+    }
 }
 
-impl LocalBlobs {
-    /// Move a complete, synced temp file into place as blob `id`; the rename is durable only
-    /// once its directory is synced.
-    async fn install(&self, temp_path: &Path, id: &str, guard: &mut TempGuard) -> io::Result<()> {
-        let final_path = self.path_of(id).expect("a fresh uuid is a valid id");
-        let temp = temp_path.to_path_buf();
-        let installed = tokio::task::spawn_blocking(move || install_blocking(&temp, &final_path))
-            .await
-            .map_err(io::Error::other)?;
-        // Renamed or not, the temp path is gone or is the guard's to remove.
-        if installed.is_ok() {
-            guard.0 = None;
+/// Ids of parts folders start with this; the folder is `<2 hex>/<uuid>.parts`.
+const PARTS_ID: &str = "parts:";
+const PARTS_SUFFIX: &str = ".parts";
+
+/// What a blob id names on disk.
+enum Location {
+    /// One file with the whole content.
+    File(PathBuf),
+    /// A parts folder: hard links to blob files, in the order of their names.
+    Parts(PathBuf),
+}
+
+impl Location {
+    /// The files that hold this blob's content, in order, with their sizes.
+    fn files(&self) -> io::Result<Vec<(PathBuf, u64)>> {
+        match self {
+            Location::File(path) => Ok(vec![(path.clone(), std::fs::metadata(path)?.len())]),
+            Location::Parts(dir) => {
+                let mut names = std::fs::read_dir(dir)?
+                    .map(|entry| entry.map(|entry| entry.file_name()))
+                    .collect::<io::Result<Vec<_>>>()?;
+                // The names are zero-padded positions.
+                names.sort();
+                names
+                    .into_iter()
+                    .map(|name| {
+                        let path = dir.join(name);
+                        let size = std::fs::metadata(&path)?.len();
+                        Ok((path, size))
+                    })
+                    .collect()
+            }
         }
-        installed
+    }
+}
+
+/// Build the parts folder `final_dir`: hard links to the files of `sources` in order, made in
+/// `temp`, synced, then renamed into place (and that rename synced), so that a crash leaves
+/// the whole folder or none of it. Nothing is left behind on failure.
+fn link_parts(sources: &[Location], temp: &Path, final_dir: &Path) -> io::Result<u64> {
+    let built = (|| -> io::Result<u64> {
+        std::fs::create_dir(temp)?;
+        let mut size = 0;
+        let mut index = 0usize;
+        for source in sources {
+            for (file, length) in source.files()? {
+                let link = temp.join(format!("{index:08}"));
+                // Where the file system refuses (no hard links there, or too many to one
+                // file: EMLINK), the bytes are copied and synced instead.
+                if std::fs::hard_link(&file, &link).is_err() {
+                    let mut copy = std::fs::File::create_new(&link)?;
+                    io::copy(&mut std::fs::File::open(&file)?, &mut copy)?;
+                    copy.sync_all()?;
+                }
+                size += length;
+                index += 1;
+            }
+        }
+        std::fs::File::open(temp)?.sync_all()?;
+        install_blocking(temp, final_dir)?;
+        Ok(size)
+    })();
+    if built.is_err() {
+        let _ = std::fs::remove_dir_all(temp);
+    }
+    built
+}
+
+/// The pieces of a content made of `files` that hold `length` bytes from `offset`: each a
+/// file, where to start in it and how much to read. An error when the files end before.
+fn pieces(files: Vec<(PathBuf, u64)>, offset: u64, length: u64) -> io::Result<Vec<(PathBuf, u64, u64)>> {
+    let end = offset.saturating_add(length);
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for (path, size) in files {
+        let part_end = start + size;
+        if part_end > offset && start < end {
+            let from = offset.max(start) - start;
+            let to = end.min(part_end) - start;
+            pieces.push((path, from, to - from));
+        }
+        start = part_end;
+    }
+    if start < end {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the blob is shorter than its node says",
+        ));
+    }
+    Ok(pieces)
+}
+
+/// `pieces` read one after the other, each file opened when the one before is done.
+fn read_pieces(pieces: Vec<(PathBuf, u64, u64)>) -> DownloadStream {
+    type State = (std::vec::IntoIter<(PathBuf, u64, u64)>, Option<DownloadStream>);
+    let start: State = (pieces.into_iter(), None);
+    Box::pin(futures_util::stream::unfold(
+        start,
+        |(mut pieces, mut current)| async move {
+            loop {
+                if let Some(stream) = current.as_mut() {
+                    match stream.next().await {
+                        Some(Ok(chunk)) => return Some((Ok(chunk), (pieces, current))),
+                        // The download ends with its first error.
+                        Some(Err(error)) => return Some((Err(error), (Vec::new().into_iter(), None))),
+                        None => {}
+                    }
+                }
+                let (path, offset, length) = pieces.next()?;
+                match open_at(path, offset).await {
+                    Ok(file) => current = Some(read_chunks(file, offset, length)),
+                    Err(error) => return Some((Err(error), (Vec::new().into_iter(), None))),
+                }
+            }
+        },
+    ))
+}
+
+/// The file at `path`, positioned at `offset`.
+async fn open_at(path: PathBuf, offset: u64) -> io::Result<std::fs::File> {
+    tokio::task::spawn_blocking(move || -> io::Result<std::fs::File> {
+        use std::io::Seek;
+        let mut file = std::fs::File::open(path)?;
+        file.seek(io::SeekFrom::Start(offset))?;
+        Ok(file)
+    })
+    .await
+    .map_err(io::Error::other)?
+}
+
+/// A blob opened for reads at any offset (SFTP): one file, or the files of a parts folder.
+pub struct BlobFile(Opened);
+
+enum Opened {
+    One(Arc<std::fs::File>),
+    Parts {
+        /// Each file, where its content starts in the blob, and its size.
+        parts: Vec<(PathBuf, u64, u64)>,
+        /// The part read last, kept open for the next read (reads are mostly in order).
+        current: std::sync::Mutex<Option<(usize, Arc<std::fs::File>)>>,
+    },
+}
+
+impl From<Arc<std::fs::File>> for BlobFile {
+    fn from(file: Arc<std::fs::File>) -> BlobFile {
+        BlobFile(Opened::One(file))
+    }
+}
+
+impl BlobFile {
+    /// Like `FileExt::read_at`: up to `buf.len()` bytes from `offset` (fewer where a part
+    /// ends), 0 at the end. Blocking: call it on the blocking pool.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let (parts, current) = match &self.0 {
+            Opened::One(file) => return file.read_at(buf, offset),
+            Opened::Parts { parts, current } => (parts, current),
+        };
+        let index = parts.partition_point(|(_, start, size)| start + size <= offset);
+        let Some((path, start, size)) = parts.get(index) else {
+            return Ok(0);
+        };
+        let file = {
+            let mut current = current.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            match &*current {
+                Some((open, file)) if *open == index => file.clone(),
+                _ => {
+                    let file = Arc::new(std::fs::File::open(path)?);
+                    *current = Some((index, file.clone()));
+                    file
+                }
+            }
+        };
+        let within = offset - start;
+        let wanted = buf.len().min((size - within) as usize);
+        file.read_at(&mut buf[..wanted], within)
     }
 }
 
@@ -428,9 +624,13 @@ impl BlobStore for LocalBlobs {
     }
 
     async fn open(&self, id: &str, offset: u64, length: u64) -> io::Result<BlobReader> {
-        let path = self
-            .path_of(id)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "bad blob id"))?;
+        let path = match self.locate(id)? {
+            Location::File(path) => path,
+            Location::Parts(_) => {
+                let stream = self.stream(id, offset, length).await?;
+                return Ok(Box::pin(tokio_util::io::StreamReader::new(stream)));
+            }
+        };
         if length <= READ_BUFFER as u64 {
             let data = read_small(path, offset, length).await?;
             return Ok(Box::pin(io::Cursor::new(data)));
@@ -444,9 +644,15 @@ impl BlobStore for LocalBlobs {
     }
 
     async fn stream(&self, id: &str, offset: u64, length: u64) -> io::Result<DownloadStream> {
-        let path = self
-            .path_of(id)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "bad blob id"))?;
+        let path = match self.locate(id)? {
+            Location::File(path) => path,
+            parts @ Location::Parts(_) => {
+                let pieces = tokio::task::spawn_blocking(move || pieces(parts.files()?, offset, length))
+                    .await
+                    .map_err(io::Error::other)??;
+                return Ok(read_pieces(pieces));
+            }
+        };
         if length <= READ_BUFFER as u64 {
             let data = Bytes::from(read_small(path, offset, length).await?);
             return Ok(Box::pin(futures_util::stream::iter([Ok(data)])));
@@ -463,68 +669,47 @@ impl BlobStore for LocalBlobs {
     }
 
     async fn copy(&self, id: &str) -> io::Result<String> {
-        let source = self
-            .path_of(id)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "bad blob id"))?;
-        let new_id = Uuid::new_v4().to_string();
-        let temp_path = self.root.join("tmp").join(&new_id);
-        let mut guard = TempGuard(Some(temp_path.clone()));
-        tokio::fs::copy(&source, &temp_path).await?;
-        tokio::fs::OpenOptions::new()
-            .write(true)
-            .open(&temp_path)
-            .await?
-            .sync_all()
-            .await?;
-        self.install(&temp_path, &new_id, &mut guard).await?;
-        Ok(new_id)
+        // A new name for the same immutable files: no byte is copied.
+        let (id, _) = self.link(vec![self.locate(id)?]).await?;
+        Ok(id)
     }
 
     async fn concat(&self, ids: &[String]) -> io::Result<(String, u64)> {
         let sources = ids
             .iter()
-            .map(|id| {
-                self.path_of(id)
-                    .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "bad blob id"))
-            })
+            .map(|id| self.locate(id))
             .collect::<io::Result<Vec<_>>>()?;
-        let new_id = Uuid::new_v4().to_string();
-        let temp_path = self.root.join("tmp").join(&new_id);
-        let mut guard = TempGuard(Some(temp_path.clone()));
-        let temp = temp_path.clone();
-        // File to file: `io::copy` lets the kernel move the bytes (copy_file_range).
-        let size = tokio::task::spawn_blocking(move || -> io::Result<u64> {
-            let mut out = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp)?;
-            let mut total = 0;
-            for source in sources {
-                total += io::copy(&mut std::fs::File::open(source)?, &mut out)?;
-            }
-            out.sync_all()?;
-            Ok(total)
-        })
-        .await
-        .map_err(io::Error::other)??;
-        self.install(&temp_path, &new_id, &mut guard).await?;
-        Ok((new_id, size))
+        self.link(sources).await
     }
 
-    async fn open_file(&self, id: &str) -> io::Result<std::fs::File> {
-        let path = self
-            .path_of(id)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "bad blob id"))?;
-        Ok(tokio::fs::File::open(path).await?.into_std().await)
+    async fn open_file(&self, id: &str) -> io::Result<BlobFile> {
+        let location = self.locate(id)?;
+        tokio::task::spawn_blocking(move || {
+            Ok(BlobFile(match location {
+                Location::File(path) => Opened::One(Arc::new(std::fs::File::open(path)?)),
+                parts @ Location::Parts(_) => {
+                    let mut start = 0;
+                    let parts = parts
+                        .files()?
+                        .into_iter()
+                        .map(|(path, size)| {
+                            start += size;
+                            (path, start - size, size)
+                        })
+                        .collect();
+                    Opened::Parts {
+                        parts,
+                        current: std::sync::Mutex::new(None),
+                    }
+                }
+            }))
+        })
+        .await
+        .map_err(io::Error::other)?
     }
 
     async fn draft(&self, from: Option<&str>) -> io::Result<Draft> {
-        let source = from
-            .map(|id| {
-                self.path_of(id)
-                    .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "bad blob id"))
-            })
-            .transpose()?;
+        let source = from.map(|id| self.locate(id)).transpose()?;
         let id = Uuid::new_v4().to_string();
         // Written in place: no row can name this id before `finish` returns it.
         let path = self.path_of(&id).expect("a fresh uuid is a valid id");
@@ -532,8 +717,12 @@ impl BlobStore for LocalBlobs {
         let temp = path.clone();
         let file = tokio::task::spawn_blocking(move || -> io::Result<std::fs::File> {
             let mut file = create_in_place(&temp, true)?;
-            if let Some(source) = source {
-                io::copy(&mut std::fs::File::open(source)?, &mut file)?;
+            for (path, _) in source
+                .map(|source| source.files())
+                .transpose()?
+                .unwrap_or_default()
+            {
+                io::copy(&mut std::fs::File::open(path)?, &mut file)?;
             }
             Ok(file)
         })
@@ -591,10 +780,12 @@ impl BlobStore for LocalBlobs {
     }
 
     async fn delete(&self, id: &str) -> io::Result<()> {
-        let Some(path) = self.path_of(id) else {
-            return Ok(());
+        let removed = match self.locate(id) {
+            Err(_) => return Ok(()),
+            Ok(Location::File(path)) => tokio::fs::remove_file(path).await,
+            Ok(Location::Parts(dir)) => tokio::fs::remove_dir_all(dir).await,
         };
-        match tokio::fs::remove_file(path).await {
+        match removed {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
@@ -617,10 +808,17 @@ fn sweep_dir(root: &Path, keep: &HashSet<String>, before: Option<SystemTime>) ->
         })
     };
     let mut report = SweepReport::default();
+    let remove = |entry: &std::fs::DirEntry| -> io::Result<()> {
+        if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(entry.path())
+        } else {
+            std::fs::remove_file(entry.path())
+        }
+    };
     for entry in std::fs::read_dir(root.join("tmp"))? {
         let entry = entry?;
         if old_enough(&entry)? {
-            std::fs::remove_file(entry.path())?;
+            remove(&entry)?;
             report.temp_files += 1;
         }
     }
@@ -632,8 +830,13 @@ fn sweep_dir(root: &Path, keep: &HashSet<String>, before: Option<SystemTime>) ->
         for blob in std::fs::read_dir(shard.path())? {
             let blob = blob?;
             let name = blob.file_name().to_string_lossy().to_string();
-            if !keep.contains(&name) && old_enough(&blob)? {
-                std::fs::remove_file(blob.path())?;
+            let id = match name.strip_suffix(PARTS_SUFFIX) {
+                Some(uuid) => format!("{PARTS_ID}{uuid}"),
+                None => name,
+            };
+            // A parts folder's own time is when it was made, whatever the age of its files.
+            if !keep.contains(&id) && old_enough(&blob)? {
+                remove(&blob)?;
                 report.orphan_blobs += 1;
             }
         }
@@ -856,5 +1059,102 @@ mod tests {
         );
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
         assert_eq!(blob_files(dir.path()), 1, "only the whole blob is installed");
+    }
+
+    /// A concatenation links the parts' files instead of copying them: it reads as the parts
+    /// one after the other (whole, in ranges across their edges, at any offset), outlives the
+    /// parts' own names, copies and drafts from it are independent, and the sweep keeps it
+    /// only while a row names it.
+    #[tokio::test]
+    async fn concatenations_are_linked_parts() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = LocalBlobs::open(dir.path()).unwrap();
+        let sizes = [SEND_CHUNK + 3, 10, SEND_CHUNK * 2 + 1];
+        let mut content = Vec::new();
+        let mut ids = Vec::new();
+        for (n, size) in sizes.iter().enumerate() {
+            let part: Vec<u8> = (0..*size).map(|i| ((i * 7 + n) % 253) as u8).collect();
+            content.extend_from_slice(&part);
+            ids.push(blobs.put(bytes_stream(Bytes::from(part))).await.unwrap().id);
+        }
+        let (id, size) = blobs.concat(&ids).await.unwrap();
+        assert!(id.starts_with(PARTS_ID));
+        assert_eq!(size, content.len() as u64);
+        for id in &ids {
+            blobs.delete(id).await.unwrap();
+        }
+        let total = content.len() as u64;
+        let collect = |offset: u64, length: u64| {
+            let (blobs, id) = (&blobs, id.clone());
+            async move {
+                let mut stream = blobs.stream(&id, offset, length).await.unwrap();
+                let mut out = Vec::new();
+                while let Some(chunk) = stream.next().await {
+                    out.extend_from_slice(&chunk.unwrap());
+                }
+                out
+            }
+        };
+        assert_eq!(collect(0, total).await, content);
+        let edge = sizes[0] as u64;
+        for (offset, length) in [(edge - 5, 20), (edge + 2, 1), (1, total - 2), (total, 0)] {
+            let expected = &content[offset as usize..(offset + length) as usize];
+            assert_eq!(collect(offset, length).await, expected, "{offset}+{length}");
+            let read = read_all(blobs.open(&id, offset, length).await.unwrap())
+                .await
+                .unwrap();
+            assert_eq!(read, expected);
+        }
+        assert!(blobs.stream(&id, 1, total).await.is_err(), "past the end");
+
+        let file = blobs.open_file(&id).await.unwrap();
+        let mut buffer = vec![0; 64];
+        let read = file.read_at(&mut buffer, edge - 4).unwrap();
+        assert_eq!(
+            &buffer[..read],
+            &content[edge as usize - 4..edge as usize],
+            "up to a part's end"
+        );
+        let read = file.read_at(&mut buffer, edge).unwrap();
+        assert_eq!(&buffer[..read], &content[edge as usize..edge as usize + 10]);
+        assert_eq!(file.read_at(&mut buffer, total).unwrap(), 0);
+
+        let copied = blobs.copy(&id).await.unwrap();
+        let draft = blobs.draft(Some(&id)).await.unwrap();
+        draft.file().write_all_at(b"changed", 0).unwrap();
+        let drafted = blobs.finish(draft, None).await.unwrap();
+        assert_eq!(drafted.size, total);
+        assert_eq!(collect(0, 7).await, &content[..7], "a draft writes its own file");
+        blobs.delete(&id).await.unwrap();
+        blobs.delete(&id).await.unwrap();
+        assert_eq!(
+            read_all(blobs.open(&copied, 0, total).await.unwrap())
+                .await
+                .unwrap(),
+            content,
+            "a copy is independent"
+        );
+        let (of_copies, size) = blobs.concat(&[copied.clone(), drafted.id.clone()]).await.unwrap();
+        assert_eq!(size, 2 * total);
+
+        std::fs::create_dir(dir.path().join("tmp").join("half-linked.parts")).unwrap();
+        let keep: HashSet<String> = [of_copies.clone()].into();
+        let report = blobs.sweep(&keep, None).await.unwrap();
+        assert_eq!(
+            report,
+            SweepReport {
+                temp_files: 1,
+                orphan_blobs: 2
+            }
+        );
+        let read = read_all(blobs.open(&of_copies, total - 3, 10).await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(&read[..3], &content[content.len() - 3..]);
+        assert_eq!(&read[3..], b"changed");
+        assert!(blobs.open(&copied, 0, 1).await.is_err());
+        assert!(blobs.open("parts:../../etc", 0, 1).await.is_err());
+        assert_eq!(blob_files(dir.path()), 1);
     }
 }

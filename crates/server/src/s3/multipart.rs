@@ -1,5 +1,6 @@
 //! S3 multipart uploads: parts are blobs of their own, invisible in the tree; completing
-//! concatenates them into one new blob and commits it like any write, with the multipart
+//! joins them into one new blob (hard links to the parts' files, no byte copied:
+//! `BlobStore::concat`) and commits it like any write, with the multipart
 //! ETag (MD5 of the parts' MD5s, `-N`). Aborted uploads, and uploads never completed within
 //! `UPLOAD_TTL`, are deleted with their parts (`expire`).
 

@@ -22,7 +22,7 @@ use crate::SharedApp;
 use crate::auth::Client;
 use crate::auth::principal::Principal;
 use crate::error::Error;
-use crate::files::blob::{BlobStore, Draft, bytes_stream};
+use crate::files::blob::{BlobFile, BlobStore, Draft, bytes_stream};
 use crate::files::path::TreePath;
 use crate::files::{Entry, Write};
 
@@ -69,8 +69,8 @@ enum Handle {
 
 /// Where a file opened for reading has its content.
 enum Stored {
-    /// A blob file, read at any offset.
-    File(Arc<std::fs::File>),
+    /// A blob, read at any offset.
+    File(Arc<BlobFile>),
     /// A small file's content, kept in its row (`files::inline`) and read at OPEN.
     Memory(Bytes),
 }
@@ -657,7 +657,7 @@ impl Session {
                     reply_from_memory(&mut self.out, id, buffer, offset, len);
                     return Ok(());
                 }
-                Written::Draft(draft) => (draft.file().clone(), upload.size),
+                Written::Draft(draft) => (Arc::new(BlobFile::from(draft.file().clone())), upload.size),
             },
             Handle::Dir { .. } => return Err(Error::Conflict("this handle is a folder".into())),
         };
@@ -975,7 +975,7 @@ fn reply_from_memory(out: &mut BytesMut, id: u32, content: &[u8], offset: u64, l
 }
 
 /// Fill `buf` from `offset`, short only at the end of the file.
-fn read_full(file: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+fn read_full(file: &BlobFile, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match file.read_at(&mut buf[filled..], offset + filled as u64)? {

@@ -357,6 +357,17 @@ async fn s3_multipart_upload(db: Db) {
         1,
         "only the completed object's blob; no part is kept"
     );
+    // That blob is the parts' files linked, not copied: a folder with one name per part.
+    // Replacing the object removes them all.
+    let blobs: Vec<_> = std::fs::read_dir(app.data.join("blobs"))
+        .unwrap()
+        .flatten()
+        .filter(|shard| shard.file_name() != "tmp")
+        .flat_map(|shard| std::fs::read_dir(shard.path()).unwrap().flatten())
+        .collect();
+    assert!(blobs[0].file_name().to_string_lossy().ends_with(".parts"));
+    assert_eq!(std::fs::read_dir(blobs[0].path()).unwrap().count(), 3);
+    let linked = blobs[0].path();
     // A too-small part that is not the last is refused at completion.
     let (_, created) = signed(
         &app,
@@ -525,6 +536,12 @@ async fn s3_multipart_upload(db: Db) {
         StatusCode::NOT_FOUND,
         "other's personal-files has no big/multi.bin: {text}"
     );
+    // Replacing the object removes its folder of links (the parts copied from it are blobs
+    // of their own).
+    s3.put(&path, PutPayload::from_static(b"small now"))
+        .await
+        .unwrap();
+    assert!(!linked.exists());
 }
 
 async fn s3_presigned_and_revoked(db: Db) {
