@@ -657,15 +657,7 @@ impl BlobStore for LocalBlobs {
             let data = Bytes::from(read_small(path, offset, length).await?);
             return Ok(Box::pin(futures_util::stream::iter([Ok(data)])));
         }
-        let file = tokio::task::spawn_blocking(move || -> io::Result<std::fs::File> {
-            use std::io::Seek;
-            let mut file = std::fs::File::open(path)?;
-            file.seek(io::SeekFrom::Start(offset))?;
-            Ok(file)
-        })
-        .await
-        .map_err(io::Error::other)??;
-        Ok(read_chunks(file, offset, length))
+        Ok(read_chunks(open_at(path, offset).await?, offset, length))
     }
 
     async fn copy(&self, id: &str) -> io::Result<String> {
