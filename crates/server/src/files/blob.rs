@@ -471,27 +471,65 @@ struct Writer {
 
 const WRITER_QUEUE: usize = 4;
 
+/// Bytes a large blob's writer writes between two early syncs (see `Writer::start`).
+const EARLY_SYNC: u64 = 8 << 20;
+
 impl Writer {
     fn start(temp: PathBuf, final_path: PathBuf) -> Writer {
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<Written>(WRITER_QUEUE);
         let task = tokio::task::spawn_blocking(move || -> io::Result<Md5> {
             let written = (|| -> io::Result<Md5> {
                 use std::io::Write as _;
-                let mut file = std::fs::OpenOptions::new()
+                let file = std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
                     .open(&temp)?;
-                let mut md5 = Md5::new();
-                loop {
-                    match receiver.blocking_recv() {
-                        Some(Written::Data(data)) => {
-                            md5.update(&data);
-                            file.write_all(&data)?;
+                // The disk writes while the body arrives: a second thread fdatasyncs the file
+                // each time another `EARLY_SYNC` bytes were written, so the final fsync waits
+                // only for the tail. Without it the whole blob waits in the page cache until
+                // that fsync writes it all after the last byte came: the upload then takes the
+                // network's time plus the disk's, not the larger of the two. The thread's
+                // error is returned: it shares the file description, whose write-back error
+                // only one fsync reports.
+                let md5 = std::thread::scope(|scope| -> io::Result<Md5> {
+                    let file = &file;
+                    let (wrote, to_sync) = std::sync::mpsc::channel::<()>();
+                    let syncer = scope.spawn(move || -> io::Result<()> {
+                        while to_sync.recv().is_ok() {
+                            while to_sync.try_recv().is_ok() {}
+                            file.sync_data()?;
                         }
-                        Some(Written::End) => break,
-                        None => return Err(io::Error::other("the upload broke off")),
-                    }
-                }
+                        Ok(())
+                    });
+                    let received = (|| -> io::Result<Md5> {
+                        let mut md5 = Md5::new();
+                        let mut output = file;
+                        let mut unsynced = 0;
+                        loop {
+                            match receiver.blocking_recv() {
+                                Some(Written::Data(data)) => {
+                                    md5.update(&data);
+                                    output.write_all(&data)?;
+                                    unsynced += data.len() as u64;
+                                    if unsynced >= EARLY_SYNC {
+                                        // A syncer that stopped on an error reports it below.
+                                        let _ = wrote.send(());
+                                        unsynced = 0;
+                                    }
+                                }
+                                Some(Written::End) => return Ok(md5),
+                                None => return Err(io::Error::other("the upload broke off")),
+                            }
+                        }
+                    })();
+                    drop(wrote);
+                    let synced = syncer
+                        .join()
+                        .map_err(|_| io::Error::other("the blob's sync thread panicked"))?;
+                    let md5 = received?;
+                    synced?;
+                    Ok(md5)
+                })?;
                 file.sync_all()?;
                 drop(file);
                 install_blocking(&temp, &final_path)?;
