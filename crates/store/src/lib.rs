@@ -15,6 +15,7 @@ macro_rules! sql {
 
 pub mod dav_locks;
 pub mod device;
+mod local_reads;
 mod migrate;
 pub mod nodes;
 pub mod oauth;
@@ -117,6 +118,8 @@ pub struct Store {
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Writes waiting for the next group commit (SQLite; see `group_write`).
     queued: std::sync::Arc<Queued>,
+    /// SQLite in a file: the path walk runs on the caller's thread (see `local_reads`).
+    local: Option<std::sync::Arc<local_reads::LocalReads>>,
 }
 
 #[derive(Default)]
@@ -189,11 +192,24 @@ impl Store {
         if backend == Backend::Sqlite {
             sqlx::raw_sql("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
+        let local = match backend {
+            Backend::Sqlite => {
+                let file = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                    .map_err(|e| StoreError::BadUrl(e.to_string()))?
+                    .get_filename()
+                    .to_path_buf();
+                // An in-memory database is private to its sqlx connection.
+                (file.as_os_str() != ":memory:")
+                    .then(|| std::sync::Arc::new(local_reads::LocalReads::new(file)))
+            }
+            Backend::Postgres => None,
+        };
         let store = Store {
             pool,
             backend,
             writer: Default::default(),
             queued: Default::default(),
+            local,
         };
         migrate::run(&store).await?;
         Ok(store)

@@ -141,6 +141,23 @@ fn qualified_columns() -> String {
 const SUBTREE: &str = "WITH RECURSIVE sub(id) AS (SELECT id FROM nodes WHERE id = $1 \
                        UNION ALL SELECT n.id FROM nodes n JOIN sub ON n.parent_id = sub.id)";
 
+/// A row of `qualified_columns()` (then `data` if `with_data`) read by `local_reads`.
+fn local_row(row: &rusqlite::Row<'_>, with_data: bool) -> rusqlite::Result<NodeRow> {
+    Ok(NodeRow {
+        id: row.get(0)?,
+        parent_id: row.get(1)?,
+        name: row.get(2)?,
+        kind: row.get(3)?,
+        size: row.get(4)?,
+        mtime: row.get(5)?,
+        etag: row.get(6)?,
+        blob_id: row.get(7)?,
+        owner_id: row.get(8)?,
+        meta: row.get(9)?,
+        data: if with_data { row.get(10)? } else { None },
+    })
+}
+
 fn convert(rows: Vec<NodeRow>) -> Result<Vec<Node>> {
     rows.into_iter().map(Node::try_from).collect()
 }
@@ -212,7 +229,7 @@ impl Store {
             .map(|i| format!("({}, CAST(${} AS TEXT))", i + 1, i + 2))
             .collect::<Vec<_>>()
             .join(", ");
-        let query = sql!(
+        let query = format!(
             "WITH RECURSIVE wanted(depth, name) AS (VALUES {wanted}), \
              walk(depth, id) AS ( \
                 SELECT 0, CAST($1 AS TEXT) \
@@ -224,11 +241,30 @@ impl Store {
             qualified_columns(),
             if with_data { ", nodes.data" } else { "" }
         );
-        let mut statement = sqlx::query_as::<_, NodeRow>(query).bind(root.id.to_string());
-        for name in names {
-            statement = statement.bind(*name);
-        }
-        for row in statement.fetch_all(self.pool()).await? {
+        let root_id = root.id.to_string();
+        let local = self.local.as_ref().and_then(|local| {
+            local.read(|connection| {
+                // `?N` is SQLite's numbered parameter; `$N` would be a name, numbered in the
+                // order of appearance.
+                let mut statement = connection.prepare_cached(&query.replace('$', "?"))?;
+                let values = std::iter::once(root_id.as_str()).chain(names.iter().copied());
+                let rows = statement.query_map(rusqlite::params_from_iter(values), |row| {
+                    local_row(row, with_data)
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+        });
+        let rows = match local {
+            Some(rows) => rows,
+            None => {
+                let mut statement = sqlx::query_as::<_, NodeRow>(sqlx::AssertSqlSafe(query)).bind(root_id);
+                for name in names {
+                    statement = statement.bind(*name);
+                }
+                statement.fetch_all(self.pool()).await?
+            }
+        };
+        for row in rows {
             chain.push(row.try_into()?);
         }
         Ok(chain)

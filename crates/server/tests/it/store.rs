@@ -1,4 +1,5 @@
-//! The store under concurrent writers: group commits give every writer its own result.
+//! The store under concurrent writers: group commits give every writer its own result, and
+//! path walks (on SQLite, on the caller's thread) see each write once it has committed.
 
 use cells_store::{Content, NewNode, NodeKind, StoreError};
 use uuid::Uuid;
@@ -9,6 +10,7 @@ use crate::harness::{Db, TestApp};
 backend_tests!(
     group_commits_give_each_writer_its_own_result,
     failed_commits_of_lone_writes_are_errors,
+    walks_see_exactly_what_is_committed,
 );
 
 /// Writers that run in one batch (on SQLite) or side by side (on PostgreSQL) each see their
@@ -164,4 +166,99 @@ async fn kept(conn: &mut sqlx::AnyConnection) -> i64 {
         .await
         .unwrap();
     count
+}
+
+/// A path walk (on SQLite through `local_reads`, read-only connections beside sqlx's) sees
+/// every write as soon as the write has returned, never a transaction that has not committed,
+/// and does not wait for one that holds the database's write lock.
+async fn walks_see_exactly_what_is_committed(db: Db) {
+    use sqlx::Connection;
+    let app = TestApp::spawn(db.clone()).await;
+    let store = app.app.store.clone();
+    let root = store.ensure_root("common-files", None).await.unwrap();
+    fn leaf<'a>(parent_id: Uuid, name: &'a str, data: &'static [u8]) -> NewNode<'a> {
+        NewNode {
+            parent_id,
+            name,
+            kind: NodeKind::Leaf,
+            size: data.len() as i64,
+            etag: "e",
+            blob_id: Some("inline-walk"),
+            mtime: 1,
+            meta: None,
+            data: Some(data),
+        }
+    }
+    let folder = store
+        .create_node(NewNode {
+            kind: NodeKind::Collection,
+            size: 0,
+            blob_id: None,
+            data: None,
+            ..leaf(root.id, "folder", b"")
+        })
+        .await
+        .unwrap();
+    let names = |chain: Vec<cells_store::Node>| chain.into_iter().map(|n| n.name).collect::<Vec<_>>();
+
+    for i in 0..50 {
+        let name = format!("f{i}");
+        let created = store.create_node(leaf(folder.id, &name, b"hello")).await.unwrap();
+        let chain = store.walk(&root, &["folder", &name]).await.unwrap();
+        assert_eq!(chain.len(), 3, "file {i} is found right after its creation");
+        assert_eq!(chain[2].id, created.id);
+        assert_eq!(chain[2].data.as_deref(), Some(&b"hello"[..]), "with its content");
+        let to_write = store.walk_to_write(&root, &["folder", &name]).await.unwrap();
+        assert_eq!(to_write[2].data, None, "walk_to_write leaves the content out");
+    }
+    let moved = store.walk(&root, &["folder", "f7"]).await.unwrap()[2].clone();
+    store.move_node(moved.id, folder.id, "renamed").await.unwrap();
+    assert_eq!(
+        names(store.walk(&root, &["folder", "f7"]).await.unwrap()),
+        ["common-files", "folder"],
+        "the old name is gone once the move returned"
+    );
+    assert_eq!(
+        store.walk(&root, &["folder", "renamed"]).await.unwrap()[2].id,
+        moved.id
+    );
+    store.delete_subtree(folder.id).await.unwrap();
+    assert_eq!(
+        names(store.walk(&root, &["folder", "f1"]).await.unwrap()),
+        ["common-files"]
+    );
+
+    // Another connection holds the write lock with a row it has not committed: a walk
+    // answers at once with what is committed, and sees the row only after the commit.
+    let url = match &db {
+        Db::Sqlite => format!("sqlite://{}?mode=rwc", app.data.join("cells.db").display()),
+        Db::Postgres { url, .. } => url.clone(),
+    };
+    let mut other = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let begin = if matches!(db, Db::Sqlite) {
+        "BEGIN IMMEDIATE"
+    } else {
+        "BEGIN"
+    };
+    sqlx::raw_sql(begin).execute(&mut other).await.unwrap();
+    sqlx::query(
+        "INSERT INTO nodes (id, parent_id, name, kind, size, mtime, etag, created_at) \
+         VALUES ($1, $2, 'pending', 'LEAF', 0, 1, 'e', 1)",
+    )
+    .bind(Uuid::new_v4().to_string())
+    .bind(root.id.to_string())
+    .execute(&mut other)
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let chain = store.walk(&root, &["pending"]).await.unwrap();
+    assert_eq!(chain.len(), 1, "an uncommitted row is not seen");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "the walk waited for the writer: {:?}",
+        started.elapsed()
+    );
+    sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
+    assert_eq!(store.walk(&root, &["pending"]).await.unwrap().len(), 2);
+    app.stop().await;
 }
