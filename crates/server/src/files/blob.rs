@@ -461,9 +461,10 @@ enum Written {
     End,
 }
 
-/// A large blob's writer on the blocking pool: it hashes and writes each megabyte while the
-/// request task receives the next (two cores instead of one), then syncs and installs the
-/// blob. At most `WRITER_QUEUE` megabytes wait in between.
+/// A large blob's writer on the blocking pool: it writes each megabyte while the request task
+/// receives the next, with a thread of its own that hashes and another that syncs (see
+/// `start`), then syncs the rest and installs the blob. At most `WRITER_QUEUE` megabytes wait
+/// in each queue.
 struct Writer {
     sender: tokio::sync::mpsc::Sender<Written>,
     task: tokio::task::JoinHandle<io::Result<Md5>>,
@@ -484,13 +485,15 @@ impl Writer {
                     .write(true)
                     .create_new(true)
                     .open(&temp)?;
-                // The disk writes while the body arrives: a second thread fdatasyncs the file
-                // each time another `EARLY_SYNC` bytes were written, so the final fsync waits
-                // only for the tail. Without it the whole blob waits in the page cache until
-                // that fsync writes it all after the last byte came: the upload then takes the
-                // network's time plus the disk's, not the larger of the two. The thread's
-                // error is returned: it shares the file description, whose write-back error
-                // only one fsync reports.
+                // Three threads share the work, so that on two cores the slowest of them sets
+                // the pace, not their sum: this one writes, one hashes (MD5 runs at about the
+                // speed of the copy into the page cache, and both are most of an upload's
+                // CPU), and one makes the disk write while the body arrives: it fdatasyncs
+                // the file each time another `EARLY_SYNC` bytes were written, so the final
+                // fsync waits only for the tail. Without it the whole blob would wait in the
+                // page cache for that fsync, after the last byte came. The syncer's error is
+                // returned: it shares the file description, whose write-back error only one
+                // fsync reports.
                 let md5 = std::thread::scope(|scope| -> io::Result<Md5> {
                     let file = &file;
                     let (wrote, to_sync) = std::sync::mpsc::channel::<()>();
@@ -501,14 +504,22 @@ impl Writer {
                         }
                         Ok(())
                     });
-                    let received = (|| -> io::Result<Md5> {
+                    let (to_hash, hashing) = std::sync::mpsc::sync_channel::<Bytes>(WRITER_QUEUE);
+                    let hasher = scope.spawn(move || {
                         let mut md5 = Md5::new();
+                        for data in hashing {
+                            md5.update(&data);
+                        }
+                        md5
+                    });
+                    let received = (|| -> io::Result<()> {
                         let mut output = file;
                         let mut unsynced = 0;
                         loop {
                             match receiver.blocking_recv() {
                                 Some(Written::Data(data)) => {
-                                    md5.update(&data);
+                                    // The hasher only stops when this loop does.
+                                    let _ = to_hash.send(data.clone());
                                     output.write_all(&data)?;
                                     unsynced += data.len() as u64;
                                     if unsynced >= EARLY_SYNC {
@@ -517,16 +528,17 @@ impl Writer {
                                         unsynced = 0;
                                     }
                                 }
-                                Some(Written::End) => return Ok(md5),
+                                Some(Written::End) => return Ok(()),
                                 None => return Err(io::Error::other("the upload broke off")),
                             }
                         }
                     })();
                     drop(wrote);
-                    let synced = syncer
-                        .join()
-                        .map_err(|_| io::Error::other("the blob's sync thread panicked"))?;
-                    let md5 = received?;
+                    drop(to_hash);
+                    let panicked = |_| io::Error::other("a blob writer's thread panicked");
+                    let synced = syncer.join().map_err(panicked)?;
+                    let md5 = hasher.join().map_err(panicked)?;
+                    received?;
                     synced?;
                     Ok(md5)
                 })?;
