@@ -597,12 +597,56 @@ pub struct Draft {
     id: String,
     path: PathBuf,
     guard: TempGuard,
+    /// Bytes written since the last early sync started (see `wrote`).
+    unsynced: u64,
+    syncing: Option<tokio::task::JoinHandle<io::Result<()>>>,
+    sync_error: Option<io::Error>,
 }
 
 impl Draft {
+    fn new(file: std::fs::File, id: String, path: PathBuf, guard: TempGuard) -> Draft {
+        Draft {
+            file: Arc::new(file),
+            id,
+            path,
+            guard,
+            unsynced: 0,
+            syncing: None,
+            sync_error: None,
+        }
+    }
+
     /// The temp file, for `read_at` / `write_at` / `set_len` (on the blocking pool).
     pub fn file(&self) -> &Arc<std::fs::File> {
         &self.file
+    }
+
+    /// Count `bytes` more written to the file. Each time another `EARLY_SYNC` bytes were, an
+    /// fdatasync starts on the blocking pool (unless the last one still runs), so the disk
+    /// writes while the rest arrives and `finish` waits only for the tail, as a `put` does
+    /// (`Writer::start`). A failed one fails `finish`: it shares the file description, whose
+    /// write-back error only one fsync reports.
+    pub fn wrote(&mut self, bytes: u64) {
+        use futures_util::FutureExt as _;
+        self.unsynced += bytes;
+        if self.unsynced < EARLY_SYNC {
+            return;
+        }
+        if let Some(syncing) = self.syncing.take() {
+            if !syncing.is_finished() {
+                self.syncing = Some(syncing);
+                return;
+            }
+            if let Some(Err(error) | Ok(Err(error))) = syncing
+                .now_or_never()
+                .map(|joined| joined.map_err(io::Error::other))
+            {
+                self.sync_error.get_or_insert(error);
+            }
+        }
+        self.unsynced = 0;
+        let file = self.file.clone();
+        self.syncing = Some(tokio::task::spawn_blocking(move || file.sync_data()));
     }
 }
 
@@ -770,12 +814,7 @@ impl BlobStore for LocalBlobs {
         })
         .await
         .map_err(io::Error::other)??;
-        Ok(Draft {
-            file: Arc::new(file),
-            id,
-            path,
-            guard,
-        })
+        Ok(Draft::new(file, id, path, guard))
     }
 
     async fn finish(&self, draft: Draft, md5: Option<String>) -> io::Result<WrittenBlob> {
@@ -784,7 +823,16 @@ impl BlobStore for LocalBlobs {
             id,
             path,
             mut guard,
+            syncing,
+            sync_error,
+            ..
         } = draft;
+        if let Some(syncing) = syncing {
+            syncing.await.map_err(io::Error::other)??;
+        }
+        if let Some(error) = sync_error {
+            return Err(error);
+        }
         // Sync and hash if needed in one hop to the blocking pool.
         let (size, md5) = tokio::task::spawn_blocking(move || -> io::Result<(u64, String)> {
             file.sync_all()?;
