@@ -105,6 +105,15 @@ fn required(path: &DavPath) -> FsResult<TreePath> {
     tree_path(path)?.ok_or(FsError::Forbidden)
 }
 
+/// The content hash for files; folders get one from their id and time.
+pub fn etag_of(node: &cells_store::Node) -> String {
+    if node.is_collection() {
+        format!("{}-{:x}", node.id.simple(), node.mtime)
+    } else {
+        node.etag.clone()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Meta {
     len: u64,
@@ -120,12 +129,7 @@ impl Meta {
             len: node.size as u64,
             modified: UNIX_EPOCH + Duration::from_secs(node.mtime.max(0) as u64),
             is_dir: node.is_collection(),
-            // The content hash for files; folders get one from their id and time.
-            etag: Some(if node.is_collection() {
-                format!("{}-{:x}", node.id.simple(), node.mtime)
-            } else {
-                node.etag.clone()
-            }),
+            etag: Some(etag_of(node)),
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub mod fs;
 pub mod locks;
+pub mod propfind;
 
 use std::convert::Infallible;
 
@@ -193,7 +194,14 @@ async fn serve(app: SharedApp, request: Request<Body>) -> Response<Body> {
     // 413, so that a client still sending reads our answer instead of a reset connection.
     let body = if matches!(parts.method.as_str(), "PROPFIND" | "PROPPATCH" | "LOCK") {
         match crate::http::extract::read_limited(body).await {
-            Ok(bytes) => Body::from(bytes),
+            Ok(bytes) => {
+                if parts.method.as_str() == "PROPFIND"
+                    && let Some(response) = propfind::answer(&app, &parts, &bytes, &principal).await
+                {
+                    return response;
+                }
+                Body::from(bytes)
+            }
             Err(Error::TooLarge(_)) => {
                 let mut response = Response::new(Body::from("request body too large\n"));
                 *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;

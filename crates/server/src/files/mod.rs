@@ -229,6 +229,11 @@ impl Tree {
         Ok(self.store.list_children_props(folder.node.id).await?)
     }
 
+    /// The dead properties of an entry already resolved for `principal`.
+    pub async fn own_props(&self, entry: &Entry) -> Result<Vec<DeadProp>> {
+        Ok(self.store.list_props(entry.node.id).await?)
+    }
+
     /// Whether `principal` may read all of `path` (not just see it on the way to a scope).
     pub async fn can_read(&self, principal: &Principal, path: &TreePath) -> Result<bool> {
         let located = self.locate(principal, path).await?;

@@ -15,6 +15,7 @@ backend_tests!(
     dav_scope_matrix_read_write,
     dav_many_files_and_a_large_one,
     dav_locks_hold_on_every_node,
+    dav_propfind_lists_every_property,
 );
 
 fn method(name: &str) -> Method {
@@ -648,4 +649,242 @@ async fn dav_locks_hold_on_every_node(db: Db) {
         .unwrap();
     assert_eq!(blocked.status(), StatusCode::LOCKED);
     node_b.stop_sibling().await;
+}
+
+/// A PROPFIND answer as (href, status, property) triples, parsed by a real XML parser.
+fn propstats(body: &str) -> Vec<(String, String, xmltree::Element)> {
+    let root = xmltree::Element::parse(body.as_bytes()).expect("a well-formed multistatus");
+    assert_eq!(
+        (root.name.as_str(), root.namespace.as_deref()),
+        ("multistatus", Some("DAV:"))
+    );
+    let children = |e: &xmltree::Element| -> Vec<xmltree::Element> {
+        e.children
+            .iter()
+            .filter_map(|n| n.as_element().cloned())
+            .collect()
+    };
+    let mut out = Vec::new();
+    for response in children(&root) {
+        let href = response
+            .get_child("href")
+            .and_then(|h| h.get_text())
+            .unwrap()
+            .into_owned();
+        for propstat in children(&response).into_iter().filter(|e| e.name == "propstat") {
+            let status = propstat
+                .get_child("status")
+                .and_then(|s| s.get_text())
+                .unwrap()
+                .into_owned();
+            for prop in children(propstat.get_child("prop").unwrap()) {
+                out.push((href.clone(), status.clone(), prop));
+            }
+        }
+    }
+    out
+}
+
+/// PROPFIND Depth 1 and 0, allprop and named properties: live ones with their values, dead
+/// ones as stored, locks on the way, and a requested property that does not exist in a 404
+/// `propstat` (RFC 4918 §9.1).
+async fn dav_propfind_lists_every_property(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let token = app.token(ADMIN, &["-e", "1h"]);
+    let dav = Dav {
+        app: &app,
+        auth: Auth::basic(ADMIN, &token),
+    };
+    assert!(dav.mkdir("personal-files/p").await);
+    assert!(dav.mkdir("personal-files/p/locked").await);
+    assert!(dav.write("personal-files/p/a & b.txt", b"12345").await);
+    assert!(dav.write("personal-files/p/locked/in.pdf", b"%PDF").await);
+    let patch = r#"<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:example"><D:set><D:prop><Z:color>red &amp; blue</Z:color></D:prop></D:set></D:propertyupdate>"#;
+    let patched = dav
+        .request("PROPPATCH", "personal-files/p/a & b.txt")
+        .body(patch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), StatusCode::MULTI_STATUS);
+    let lockinfo = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:shared/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>bob</D:owner></D:lockinfo>"#;
+    let locked = dav
+        .request("LOCK", "personal-files/p/locked/")
+        .header("Timeout", "Second-300")
+        .body(lockinfo)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(locked.status(), StatusCode::OK);
+    let lock_token = locked.headers()["lock-token"]
+        .to_str()
+        .unwrap()
+        .trim_matches(['<', '>'])
+        .to_string();
+    let file_uuid = app.uuid(&Auth::admin(), "personal-files/p/a & b.txt").await;
+
+    // allprop (an empty body), Depth 1, on the folder named without its trailing slash.
+    let response = dav
+        .request("PROPFIND", "personal-files/p")
+        .header("Depth", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::MULTI_STATUS);
+    assert_eq!(response.headers()["content-location"], "/dav/personal-files/p/");
+    let all = propstats(&response.text().await.unwrap());
+    let value = |href: &str, name: &str| {
+        all.iter()
+            .find(|(h, s, p)| h == href && s == "HTTP/1.1 200 OK" && p.name == name)
+            .map(|(_, _, p)| p.clone())
+    };
+    let hrefs: std::collections::BTreeSet<&str> = all.iter().map(|(h, _, _)| h.as_str()).collect();
+    assert_eq!(
+        hrefs.into_iter().collect::<Vec<_>>(),
+        [
+            "/dav/personal-files/p/",
+            "/dav/personal-files/p/a%20%26%20b.txt",
+            "/dav/personal-files/p/locked/"
+        ]
+    );
+    let file = "/dav/personal-files/p/a%20%26%20b.txt";
+    assert_eq!(value(file, "getcontentlength").unwrap().get_text().unwrap(), "5");
+    assert_eq!(
+        value(file, "getcontenttype").unwrap().get_text().unwrap(),
+        "text/plain"
+    );
+    assert!(
+        value(file, "getetag")
+            .unwrap()
+            .get_text()
+            .is_some_and(|e| !e.is_empty())
+    );
+    assert!(
+        value(file, "getlastmodified")
+            .unwrap()
+            .get_text()
+            .unwrap()
+            .ends_with(" GMT")
+    );
+    assert!(value(file, "resourcetype").unwrap().children.is_empty());
+    let color = value(file, "color").expect("the dead property");
+    assert_eq!(
+        (color.namespace.as_deref(), color.get_text().unwrap().as_ref()),
+        (Some("urn:example"), "red & blue")
+    );
+    let folder = value("/dav/personal-files/p/locked/", "resourcetype").unwrap();
+    assert!(folder.get_child("collection").is_some());
+    assert!(value("/dav/personal-files/p/locked/", "getcontentlength").is_none());
+    assert_eq!(
+        value("/dav/personal-files/p/", "supportedlock")
+            .unwrap()
+            .children
+            .len(),
+        2
+    );
+    let discovery = value("/dav/personal-files/p/locked/", "lockdiscovery").unwrap();
+    let active = discovery.get_child("activelock").expect("the lock is discovered");
+    assert!(
+        active
+            .get_child("lockscope")
+            .unwrap()
+            .get_child("shared")
+            .is_some()
+    );
+    let href = active.get_child("locktoken").unwrap().get_child("href").unwrap();
+    assert_eq!(href.get_text().unwrap(), lock_token);
+    assert_eq!(
+        active.get_child("timeout").unwrap().get_text().unwrap(),
+        "Second-300"
+    );
+    assert!(
+        value(file, "lockdiscovery").unwrap().children.is_empty(),
+        "a sibling is not locked"
+    );
+
+    // Named properties, Depth 0: found ones in 200, the rest in 404, nothing else.
+    let asked = r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:oc="http://owncloud.org/ns" xmlns:Z="urn:example"><D:prop><D:getcontentlength/><oc:id/><Z:color/><Z:size/><D:creationdate/><D:current-user-principal/></D:prop></D:propfind>"#;
+    let response = dav
+        .request("PROPFIND", "personal-files/p/a & b.txt")
+        .header("Depth", "0")
+        .body(asked)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::MULTI_STATUS);
+    let named = propstats(&response.text().await.unwrap());
+    let mut seen: Vec<(String, String, String)> = named
+        .iter()
+        .map(|(h, s, p)| {
+            (
+                h.clone(),
+                s.clone(),
+                format!("{}{}", p.namespace.clone().unwrap_or_default(), p.name),
+            )
+        })
+        .collect();
+    seen.sort();
+    let ok = "HTTP/1.1 200 OK".to_string();
+    let missing = "HTTP/1.1 404 Not Found".to_string();
+    let mut expected = vec![
+        (file.to_string(), ok.clone(), "DAV:getcontentlength".to_string()),
+        (
+            file.to_string(),
+            ok.clone(),
+            "http://owncloud.org/nsid".to_string(),
+        ),
+        (file.to_string(), ok.clone(), "urn:examplecolor".to_string()),
+        (file.to_string(), missing.clone(), "urn:examplesize".to_string()),
+        (file.to_string(), missing.clone(), "DAV:creationdate".to_string()),
+        (
+            file.to_string(),
+            ok.clone(),
+            "DAV:current-user-principal".to_string(),
+        ),
+    ];
+    expected.sort();
+    assert_eq!(seen, expected);
+    let id = named.iter().find(|(_, _, p)| p.name == "id").unwrap();
+    assert_eq!(id.2.get_text().unwrap(), file_uuid);
+
+    // Inside the locked folder: a deep lock shows on what is below it.
+    let response = dav
+        .request("PROPFIND", "personal-files/p/locked/in.pdf")
+        .header("Depth", "0")
+        .body(r#"<D:propfind xmlns:D="DAV:"><D:prop><D:lockdiscovery/><D:getcontenttype/></D:prop></D:propfind>"#)
+        .send()
+        .await
+        .unwrap();
+    let inside = propstats(&response.text().await.unwrap());
+    assert!(
+        inside
+            .iter()
+            .any(|(_, _, p)| p.name == "getcontenttype" && p.get_text().unwrap() == "application/pdf")
+    );
+    let discovery = inside.iter().find(|(_, _, p)| p.name == "lockdiscovery").unwrap();
+    assert!(
+        discovery.2.get_child("activelock").is_some(),
+        "the folder's lock covers its files"
+    );
+
+    // Missing paths and bad bodies keep their statuses.
+    assert_eq!(
+        dav.request("PROPFIND", "personal-files/nope/")
+            .header("Depth", "1")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        dav.request("PROPFIND", "personal-files/p/")
+            .header("Depth", "1")
+            .body("<D:propfind xmlns:D=\"DAV:\">")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
 }
