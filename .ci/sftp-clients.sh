@@ -78,10 +78,11 @@ openssh_pat() {
     ! grep -v '^sftp>' "$work/rm.log" | grep -q moved
 }
 
-# short_session LOGIN SECRET LABEL: put, ls, get, rm of a small file.
+# short_session LOGIN SECRET LABEL: put -f (synced: fsync@openssh.com), ls, get, rm of a small
+# file.
 short_session() {
     printf 'hello from %s\n' "$3" >"$work/files/$3.txt"
-    printf 'put %s personal-files/%s.txt\nls personal-files\nget personal-files/%s.txt %s\nrm personal-files/%s.txt\n' \
+    printf 'put -f %s personal-files/%s.txt\nls personal-files\nget personal-files/%s.txt %s\nrm personal-files/%s.txt\n' \
         "$work/files/$3.txt" "$3" "$3" "$work/files/$3.back" "$3" | sftp_as "$1" "$2" >"$work/$3.log"
     cmp "$work/files/$3.txt" "$work/files/$3.back"
 }
@@ -151,8 +152,8 @@ server_log_clean() {
 
 echo "== OpenSSH sftp"
 check "sftp with a PAT: put ${big_mb} MiB, ls, rename, get (same SHA-256), rm" openssh_pat
-check "sftp with the password: put, ls, get, rm" short_session admin "$admin_password" password
-check "sftp with an OAuth access token: put, ls, get, rm" oauth_session
+check "sftp with the password: put -f, ls, get, rm" short_session admin "$admin_password" password
+check "sftp with an OAuth access token: put -f, ls, get, rm" oauth_session
 check "wrong password and another user's token refused" refused
 check "sftp with a registered Ed25519 key (add-key), refused once removed" key_session
 echo "== rclone SFTP backend"

@@ -15,6 +15,7 @@ macro_rules! sql {
 
 pub mod dav_locks;
 pub mod device;
+pub mod durability;
 mod local_reads;
 mod migrate;
 pub mod nodes;
@@ -34,6 +35,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use dav_locks::StoredLock;
 pub use device::{DeviceCode, DeviceStatus};
+pub use durability::Durability;
 pub use nodes::{Content, NewNode, Node, NodeKind};
 pub use oauth::{
     AuthCode, ClientRow, Grant, LoginSession, NewClient, NewCode, NewRefresh, NewSigningKey, Redemption,
@@ -120,10 +122,14 @@ pub struct Store {
     queued: std::sync::Arc<Queued>,
     /// SQLite in a file: the path walk runs on the caller's thread (see `local_reads`).
     local: Option<std::sync::Arc<local_reads::LocalReads>>,
+    /// How this handle's `group_write`s commit (`deferred`).
+    durability: Durability,
+    /// SQLite in a file: the connection of deferred commits, and the log's background sync.
+    deferred: Option<std::sync::Arc<durability::DeferredCommits>>,
 }
 
 #[derive(Default)]
-struct Queued(std::sync::Mutex<Vec<Job>>);
+struct Queued(std::sync::Mutex<Vec<(Job, Durability)>>);
 
 impl std::fmt::Debug for Queued {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -187,7 +193,7 @@ impl Store {
                     Ok(())
                 })
             })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         if backend == Backend::Sqlite {
             sqlx::raw_sql("PRAGMA journal_mode = WAL").execute(&pool).await?;
@@ -199,17 +205,24 @@ impl Store {
                     .get_filename()
                     .to_path_buf();
                 // An in-memory database is private to its sqlx connection.
-                (file.as_os_str() != ":memory:")
-                    .then(|| std::sync::Arc::new(local_reads::LocalReads::new(file)))
+                (file.as_os_str() != ":memory:").then(|| {
+                    (
+                        std::sync::Arc::new(local_reads::LocalReads::new(file.clone())),
+                        std::sync::Arc::new(durability::DeferredCommits::new(options, file)),
+                    )
+                })
             }
             Backend::Postgres => None,
         };
+        let (local, deferred) = local.unzip();
         let store = Store {
             pool,
             backend,
             writer: Default::default(),
             queued: Default::default(),
             local,
+            durability: Durability::Durable,
+            deferred,
         };
         migrate::run(&store).await?;
         Ok(store)
@@ -223,6 +236,28 @@ impl Store {
         &self.pool
     }
 
+    /// This store, with its single-statement writes (`create_node`, `replace_content_if`)
+    /// committed with deferred durability (see `durability`): for a protocol whose own
+    /// "written" is not a promise of durability (SFTP's CLOSE, whose promise is
+    /// `fsync@openssh.com`). On PostgreSQL, and SQLite in memory, the same durable store.
+    pub fn deferred(&self) -> Store {
+        let mut store = self.clone();
+        if store.deferred.is_some() {
+            store.durability = Durability::Deferred;
+        }
+        store
+    }
+
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// Syncs of the log made after deferred commits since start-up (none without SQLite in a
+    /// file).
+    pub fn log_syncs(&self) -> u64 {
+        self.deferred.as_ref().map_or(0, |deferred| deferred.syncs())
+    }
+
     /// This process's turn to write, held until the write commits (SQLite only: PostgreSQL
     /// locks rows, not the database).
     pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
@@ -232,7 +267,8 @@ impl Store {
         }
     }
 
-    /// Run the single-statement write `op`, durably, and return its result.
+    /// Run the single-statement write `op`, durably (or within `durability::SYNC_WINDOW` on a
+    /// `deferred` store), and return its result.
     ///
     /// On SQLite every commit waits for an fsync of the log, one commit at a time, so concurrent
     /// writers would each pay a whole fsync in turn. Here they queue instead: whoever gets the
@@ -277,14 +313,18 @@ impl Store {
                 (sound, reply)
             })
         });
-        self.queued.0.lock().unwrap_or_else(|e| e.into_inner()).push(job);
+        self.queued
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((job, self.durability));
         let dropped = || StoreError::Commit("the batch holding this write could not start".into());
         tokio::select! {
             biased;
             answer = &mut receiver => return answer.map_err(|_| dropped())?,
             turn = self.writer.lock() => {
                 let jobs = std::mem::take(&mut *self.queued.0.lock().unwrap_or_else(|e| e.into_inner()));
-                run_batch(&self.pool, jobs).await;
+                run_batch(&self.pool, jobs, self.deferred.as_deref()).await;
                 drop(turn);
             }
         }
@@ -306,6 +346,9 @@ impl Store {
 
     /// Close the pool, waiting for connections in use to come back.
     pub async fn close(&self) {
+        if let Some(deferred) = &self.deferred {
+            deferred.pool.close().await;
+        }
         self.pool.close().await;
     }
 }
@@ -313,34 +356,58 @@ impl Store {
 /// One group commit (see `Store::group_write`): `jobs` in one transaction, then each told the
 /// outcome. A job that leaves the transaction unsound ends the batch: it is rolled back, every
 /// job that ran is told it failed, and the ones after it are dropped (their callers see the
-/// batch could not run), so nobody is told a write is durable unless it is.
-async fn run_batch(pool: &AnyPool, jobs: Vec<Job>) {
-    if jobs.len() <= 1 {
-        // A lone write is its own transaction: its statement commits as it ends, and its rows
-        // are read to that end (`Returned`), so BEGIN and COMMIT would only be two more trips
-        // to the connection's worker thread.
-        let Some(job) = jobs.into_iter().next() else {
-            return;
-        };
-        match pool.acquire().await {
-            Ok(mut conn) => {
-                let (_, reply) = job(&mut conn).await;
-                reply(None);
-            }
-            Err(error) => tracing::warn!(%error, "could not start a write"),
-        }
+/// batch could not run), so nobody is told a write is durable unless it is. The batch commits
+/// with deferred durability only when every job in it asked for that.
+async fn run_batch(
+    pool: &AnyPool,
+    jobs: Vec<(Job, Durability)>,
+    deferred: Option<&durability::DeferredCommits>,
+) {
+    if jobs.is_empty() {
         return;
     }
-    let mut tx = match pool.begin().await {
-        Ok(tx) => tx,
+    let writes = jobs.len();
+    let deferred = deferred.filter(|_| jobs.iter().all(|(_, d)| *d == Durability::Deferred));
+    let mut conn = match deferred.map_or(pool, |deferred| &deferred.pool).acquire().await {
+        Ok(conn) => conn,
         Err(error) => {
-            tracing::warn!(%error, writes = jobs.len(), "could not start a group commit");
+            tracing::warn!(%error, writes, "could not start a write");
             return;
         }
     };
-    let mut replies = Vec::with_capacity(jobs.len());
+    let committed = run_jobs(&mut conn, jobs).await;
+    if let Some(deferred) = deferred
+        && committed
+    {
+        deferred.schedule_sync();
+    }
+}
+
+/// The jobs of `run_batch` on `conn`; true when they committed.
+async fn run_jobs(conn: &mut sqlx::AnyConnection, jobs: Vec<(Job, Durability)>) -> bool {
+    use sqlx::Connection;
+    if jobs.len() == 1 {
+        // A lone write is its own transaction: its statement commits as it ends, and its rows
+        // are read to that end (`Returned`), so BEGIN and COMMIT would only be two more trips
+        // to the connection's worker thread.
+        let Some((job, _)) = jobs.into_iter().next() else {
+            return false;
+        };
+        let (_, reply) = job(conn).await;
+        reply(None);
+        return true;
+    }
+    let writes = jobs.len();
+    let mut tx = match conn.begin().await {
+        Ok(tx) => tx,
+        Err(error) => {
+            tracing::warn!(%error, writes, "could not start a group commit");
+            return false;
+        }
+    };
+    let mut replies = Vec::with_capacity(writes);
     let mut sound = true;
-    for job in jobs {
+    for (job, _) in jobs {
         if !sound {
             break;
         }
@@ -357,6 +424,7 @@ async fn run_batch(pool: &AnyPool, jobs: Vec<Job>) {
     for reply in replies {
         reply(outcome.as_deref());
     }
+    outcome.is_none()
 }
 
 /// Bump the auth epoch inside `conn`'s transaction: every change that can end a credential's

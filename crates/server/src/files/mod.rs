@@ -63,6 +63,10 @@ pub struct Write<'a> {
     /// Hex MD5 the content must have (S3 `Content-MD5`); a mismatch stores nothing and is
     /// `Invalid` with the field `Content-MD5`.
     pub expect_md5: Option<String>,
+    /// Commit a small file (kept in its node's row) with deferred durability
+    /// (`Store::deferred`: on disk within 50 ms, not before the call returns). A file with a
+    /// blob is committed durably whatever this says: its blob is synced first anyway.
+    pub deferred: bool,
 }
 
 #[derive(Clone)]
@@ -376,7 +380,7 @@ impl Tree {
         let options = Write {
             meta: meta.unwrap_or(source.node.meta.as_deref()),
             create_parents,
-            expect_md5: None,
+            ..Write::default()
         };
         self.locate_for_write_creating(principal, to, &options).await?;
         let written = self.copy_content(&source.node).await?;
@@ -482,7 +486,7 @@ impl Tree {
                 "does not match the content received",
             ));
         }
-        self.commit_written(path, &parent, existing, written, None, options.meta)
+        self.commit_written(path, &parent, existing, written, None, options)
             .await
     }
 
@@ -505,7 +509,7 @@ impl Tree {
                 return Err(error);
             }
         };
-        self.commit_written(path, &parent, existing, written, etag, options.meta)
+        self.commit_written(path, &parent, existing, written, etag, options)
             .await
     }
 
@@ -538,8 +542,12 @@ impl Tree {
         existing: Option<Node>,
         written: WrittenBlob,
         etag: Option<&str>,
-        meta: Option<&str>,
+        options: &Write<'_>,
     ) -> Result<Entry> {
+        let store = match written.inline {
+            Some(_) if options.deferred => self.store.deferred(),
+            _ => self.store.clone(),
+        };
         let size = match i64::try_from(written.size) {
             Ok(size) => size,
             Err(error) => {
@@ -552,10 +560,10 @@ impl Tree {
             size,
             etag: etag.unwrap_or(&written.md5),
             mtime: cells_store::now(),
-            meta,
+            meta: options.meta,
             data: written.inline.as_deref(),
         };
-        let committed = self.commit_content(path, parent, existing, content).await;
+        let committed = self.commit_content(&store, path, parent, existing, content).await;
         if committed.is_err() {
             self.forget_blobs(vec![written.id.clone()]).await;
         }
@@ -608,6 +616,7 @@ impl Tree {
 
     async fn commit_content(
         &self,
+        store: &Store,
         path: &TreePath,
         parent: &Located,
         existing: Option<Node>,
@@ -617,7 +626,7 @@ impl Tree {
         // The usual overwrite: the file still has the content we saw, swapped in one statement.
         if let Some(node) = &existing
             && let Some(old_blob) = node.blob_id.as_deref()
-            && let Some(updated) = self.store.replace_content_if(node.id, old_blob, content).await?
+            && let Some(updated) = store.replace_content_if(node.id, old_blob, content).await?
         {
             self.forget_blobs(vec![old_blob.to_string()]).await;
             return Ok(Entry {
@@ -630,7 +639,7 @@ impl Tree {
         // our write; the second attempt sees what it did.
         for _ in 0..2 {
             match target {
-                Some(id) => match self.store.replace_content(id, content).await {
+                Some(id) => match store.replace_content(id, content).await {
                     Ok((node, old_blob)) => {
                         self.forget_blobs(old_blob.into_iter().collect()).await;
                         return Ok(Entry {
@@ -642,8 +651,7 @@ impl Tree {
                     Err(other) => return Err(other.into()),
                 },
                 None => {
-                    let created = self
-                        .store
+                    let created = store
                         .create_node(NewNode {
                             parent_id: parent.node().id,
                             name,

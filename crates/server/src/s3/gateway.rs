@@ -638,6 +638,7 @@ impl S3 for Gateway {
             meta: meta.as_deref(),
             create_parents: true,
             expect_md5: content_md5(input.content_md5.as_deref())?,
+            deferred: false,
         };
         let entry = tree
             .write(&principal, &path, upload_body(input.body), &options)

@@ -298,7 +298,7 @@ pub async fn complete(
     let options = Write {
         meta: upload.meta.as_deref(),
         create_parents: true,
-        expect_md5: None,
+        ..Write::default()
     };
     let written = WrittenBlob {
         id,

@@ -337,6 +337,11 @@ impl Request {
         let mut f = Fields(data);
         Some((f.string()?, f.string()?))
     }
+
+    /// Parse the handle of `fsync@openssh.com`.
+    pub fn one_handle(data: Bytes) -> Option<Vec<u8>> {
+        Fields(data).string()
+    }
 }
 
 /// A reply being written: `finish` fills in the length.

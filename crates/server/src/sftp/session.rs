@@ -89,6 +89,10 @@ struct Upload {
     hashed: u64,
     /// A modification time set through FSETSTAT, applied after the commit.
     mtime: Option<i64>,
+    /// `fsync@openssh.com` was asked on this handle: CLOSE commits durably. Otherwise a small
+    /// file's CLOSE returns once it is committed, and it is on disk within 50 ms
+    /// (`Write::deferred`), as CLOSE promises no more in SFTP or POSIX.
+    durable: bool,
 }
 
 /// The MD5 of a draft's bytes, computed beside the writes: hashed between them, it took 40 % of
@@ -354,7 +358,11 @@ impl Session {
         }
         packet::version(
             &mut self.out,
-            &[("posix-rename@openssh.com", b"1"), ("limits@openssh.com", b"1")],
+            &[
+                ("posix-rename@openssh.com", b"1"),
+                ("limits@openssh.com", b"1"),
+                ("fsync@openssh.com", b"1"),
+            ],
         );
         true
     }
@@ -576,6 +584,31 @@ impl Session {
                 self.posix_rename(&from, &to).await?;
                 self.ok(id)
             }
+            b"fsync@openssh.com" => {
+                // OpenSSH's PROTOCOL: the file's data is on disk when this answers OK. An
+                // upload is not a file until CLOSE, which syncs its draft: the promise is kept
+                // by committing it durably then (in OpenSSH's client, fsync comes just before
+                // CLOSE). A file open for reading is committed already; a folder has no data.
+                let handle = Request::one_handle(data).ok_or_else(|| Error::invalid("fsync", "malformed"))?;
+                match self
+                    .handles
+                    .get_mut(&parse_handle(&handle)?)
+                    .ok_or_else(bad_handle)?
+                {
+                    Handle::Write(upload) => upload.durable = true,
+                    Handle::Read { .. } => {}
+                    Handle::Dir { .. } => {
+                        packet::status(
+                            &mut self.out,
+                            id,
+                            Code::OpUnsupported,
+                            "a folder handle has no data to sync",
+                        );
+                        return Ok(());
+                    }
+                }
+                self.ok(id)
+            }
             b"limits@openssh.com" => {
                 // max packet, max read, max write, max open handles (PROTOCOL §4.8).
                 let mut reply = Vec::with_capacity(32);
@@ -699,6 +732,7 @@ impl Session {
             hashing: None,
             hashed: 0,
             mtime: None,
+            durable: false,
         })))
     }
 
@@ -790,14 +824,18 @@ impl Session {
             hashing,
             hashed,
             mtime,
+            durable,
             ..
         } = upload;
         let tree = &self.app.tree;
         match content {
             Written::Memory(buffer) => {
                 let body = bytes_stream(buffer.freeze());
-                tree.write(&self.principal, &path, body, &Write::default())
-                    .await?;
+                let options = Write {
+                    deferred: !durable,
+                    ..Write::default()
+                };
+                tree.write(&self.principal, &path, body, &options).await?;
             }
             Written::Draft(draft) => {
                 let md5 = match hashing.filter(|_| hashed == size) {

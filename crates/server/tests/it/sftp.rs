@@ -24,6 +24,7 @@ backend_tests!(
     sftp_scope_matrix_read_only,
     sftp_scope_matrix_read_write,
     sftp_protocol_abuse,
+    sftp_fsync_and_deferred_close,
     sftp_public_key_logins,
 );
 
@@ -646,6 +647,128 @@ async fn sftp_protocol_abuse(db: Db) {
     let (status, _) = app.get("/healthz", &Auth::None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(sftp(&app, ADMIN, ADMIN_PASSWORD).await.is_some());
+}
+
+/// `fsync@openssh.com` is offered and answered per handle; a small file's CLOSE returns once
+/// the file is committed (readable by every protocol), and on SQLite its log is synced within
+/// moments even though no one asked; a file whose handle was fsynced is committed durably.
+async fn sftp_fsync_and_deferred_close(db: Db) {
+    const OK: u32 = 0;
+    const FAILURE: u32 = 4;
+    const BAD_MESSAGE: u32 = 5;
+    const UNSUPPORTED: u32 = 8;
+    let sqlite = matches!(db, Db::Sqlite);
+    let app = TestApp::spawn(db).await;
+
+    // VERSION names the extension (OpenSSH's client sends fsync only to servers that do).
+    let ssh = ssh(&app, ADMIN, ADMIN_PASSWORD).await.unwrap();
+    let mut raw = Raw {
+        _handle: ssh.handle,
+        stream: ssh.channel.into_stream(),
+    };
+    raw.send(1, &3u32.to_be_bytes()).await;
+    let (kind, version) = raw.recv().await;
+    assert_eq!(kind, 2, "VERSION");
+    assert!(
+        version.windows(17).any(|w| w == b"fsync@openssh.com"),
+        "fsync@openssh.com is offered"
+    );
+    let fsync = |id: u32, handle: &[u8]| {
+        [
+            &id.to_be_bytes()[..],
+            &string(b"fsync@openssh.com"),
+            &string(handle),
+        ]
+        .concat()
+    };
+    let write = |id: u32, handle: &[u8], data: &[u8]| {
+        [
+            &id.to_be_bytes()[..],
+            &string(handle),
+            &0u64.to_be_bytes(),
+            &string(data),
+        ]
+        .concat()
+    };
+    let close = |id: u32, handle: &[u8]| [&id.to_be_bytes()[..], &string(handle)].concat();
+
+    // Without fsync: committed when CLOSE answers.
+    let syncs_before = app.app.store.log_syncs();
+    let handle = raw
+        .open_file(1, "/personal-files/plain.txt", 0x02 | 0x08 | 0x10)
+        .await
+        .unwrap();
+    raw.send(6, &write(2, &handle, b"plain")).await;
+    assert_eq!(raw.status().await, (2, OK));
+    raw.send(4, &close(3, &handle)).await;
+    assert_eq!(raw.status().await, (3, OK));
+    assert_eq!(
+        app.read(&Auth::admin(), "personal-files/plain.txt").await,
+        (StatusCode::OK, b"plain".to_vec())
+    );
+    if sqlite {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while app.app.store.log_syncs() == syncs_before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the deferred commit was never synced"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    } else {
+        assert_eq!(
+            app.app.store.log_syncs(),
+            0,
+            "PostgreSQL commits are durable at once"
+        );
+    }
+
+    // With fsync before CLOSE, as `sftp put -f` does: OK, and the file is there after CLOSE.
+    let handle = raw
+        .open_file(4, "/personal-files/synced.txt", 0x02 | 0x08 | 0x10)
+        .await
+        .unwrap();
+    raw.send(6, &write(5, &handle, b"synced")).await;
+    assert_eq!(raw.status().await, (5, OK));
+    raw.send(200, &fsync(6, &handle)).await;
+    assert_eq!(raw.status().await, (6, OK));
+    raw.send(4, &close(7, &handle)).await;
+    assert_eq!(raw.status().await, (7, OK));
+    assert_eq!(
+        app.read(&Auth::admin(), "personal-files/synced.txt").await,
+        (StatusCode::OK, b"synced".to_vec())
+    );
+
+    // A read handle: OK. A folder handle: unsupported. A closed handle: failure. No handle:
+    // a malformed request.
+    let reading = raw
+        .open_file(8, "/personal-files/synced.txt", 0x01)
+        .await
+        .unwrap();
+    raw.send(200, &fsync(9, &reading)).await;
+    assert_eq!(raw.status().await, (9, OK));
+    raw.send(
+        11,
+        &[&10u32.to_be_bytes()[..], &string(b"/personal-files")].concat(),
+    )
+    .await;
+    let (kind, body) = raw.recv().await;
+    assert_eq!(kind, HANDLE);
+    raw.send(200, &fsync(11, &body[8..])).await;
+    assert_eq!(raw.status().await, (11, UNSUPPORTED));
+    raw.send(200, &fsync(12, &handle)).await;
+    assert_eq!(raw.status().await, (12, FAILURE));
+    raw.send(
+        200,
+        &[&13u32.to_be_bytes()[..], &string(b"fsync@openssh.com")].concat(),
+    )
+    .await;
+    let (id, code) = raw.status().await;
+    assert_eq!(id, 13);
+    assert!(
+        code == BAD_MESSAGE || code == FAILURE,
+        "a missing handle is refused, got {code}"
+    );
 }
 
 /// Public-key logins: a key registered with `cells admin user add-key` logs its user in; an
