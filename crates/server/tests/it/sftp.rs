@@ -52,9 +52,13 @@ struct Ssh {
 }
 
 async fn ssh(app: &TestApp, login: &str, secret: &str) -> Option<Ssh> {
+    ssh_at(app.sftp, login, secret).await
+}
+
+async fn ssh_at(address: std::net::SocketAddr, login: &str, secret: &str) -> Option<Ssh> {
     let seen = Arc::new(Mutex::new(None));
     let config = Arc::new(client::Config::default());
-    let mut handle = client::connect(config, app.sftp, Client { seen: seen.clone() })
+    let mut handle = client::connect(config, address, Client { seen: seen.clone() })
         .await
         .expect("SSH handshake");
     let auth = handle
@@ -106,13 +110,18 @@ async fn sftp_channel(handle: &client::Handle<Client>) -> russh::Channel<client:
 }
 
 /// An SFTP session; the SSH handle lives as long as it does.
-struct Sftp {
+pub(crate) struct Sftp {
     _ssh: client::Handle<Client>,
     fs: SftpSession,
 }
 
 async fn sftp(app: &TestApp, login: &str, secret: &str) -> Option<Sftp> {
-    let ssh = ssh(app, login, secret).await?;
+    sftp_at(app.sftp, login, secret).await
+}
+
+/// An SFTP session with the server at `address` (one not started by `TestApp`).
+pub(crate) async fn sftp_at(address: std::net::SocketAddr, login: &str, secret: &str) -> Option<Sftp> {
+    let ssh = ssh_at(address, login, secret).await?;
     let fs = SftpSession::new(ssh.channel.into_stream())
         .await
         .expect("SFTP version exchange");
@@ -120,7 +129,7 @@ async fn sftp(app: &TestApp, login: &str, secret: &str) -> Option<Sftp> {
 }
 
 impl Sftp {
-    async fn put(&self, path: &str, content: &[u8]) -> Result<(), SftpError> {
+    pub(crate) async fn put(&self, path: &str, content: &[u8]) -> Result<(), SftpError> {
         let mut file = self.fs.create(path).await?;
         file.write_all(content).await?;
         file.close().await?;
