@@ -9,7 +9,6 @@
 //! fails) is left to dav-server, which answers it as before.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::request::Parts;
@@ -27,6 +26,7 @@ use crate::auth::principal::Principal;
 use crate::files::Entry;
 use crate::files::path::{TreePath, percent_decode};
 use crate::http::api::content::http_date;
+use crate::http::pages::push_escaped;
 
 const DAV: &str = "DAV:";
 /// Microsoft's namespace of the `Win32*` properties Windows' mini-redirector asks for.
@@ -146,7 +146,6 @@ pub async fn answer(
             (child, own)
         })
         .collect();
-    let writer = Arc::new(writer);
     let mut next = 0usize;
     let mut target = Some((target, own));
     let mut out = String::with_capacity(CHUNK + 4096);
@@ -446,7 +445,8 @@ fn push_lock(out: &mut String, lock: &DavLock) {
     out.push_str("</D:timeout><D:locktoken><D:href>");
     push_escaped(out, &lock.token);
     out.push_str("</D:href></D:locktoken><D:lockroot><D:href>");
-    out.push_str(&lock.path.with_prefix().as_url_string());
+    // A URL path may keep `&` unescaped; XML may not.
+    push_escaped(out, &lock.path.with_prefix().as_url_string());
     out.push_str("</D:href></D:lockroot>");
     if let Some(owner) = &lock.owner {
         let mut xml = Vec::new();
@@ -458,19 +458,6 @@ fn push_lock(out: &mut String, lock: &DavLock) {
         }
     }
     out.push_str("</D:activelock>");
-}
-
-/// XML-escapes text for element content and double-quoted attributes.
-fn push_escaped(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            other => out.push(other),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,12 @@ const CHALLENGE_SECONDS: i64 = 15 * 60;
 /// HTML-escape text for element content and quoted attributes.
 pub fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    push_escaped(&mut out, text);
+    out
+}
+
+/// `esc` appended to `out`; the character references are XML's too (WebDAV's multistatus).
+pub fn push_escaped(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -41,7 +47,6 @@ pub fn esc(text: &str) -> String {
             other => out.push(other),
         }
     }
-    out
 }
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
