@@ -34,6 +34,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(6, "0006_ssh_keys"),
     migration!(7, "0007_dav_locks"),
     migration!(8, "0008_inline_content"),
+    migration!(9, "0009_pending_etags"),
 ];
 
 /// Any number, the same on every node: the key of the PostgreSQL advisory lock.

@@ -517,6 +517,38 @@ impl Store {
         Ok(())
     }
 
+    /// Files whose MD5 ETag is still to compute (etag `''`, see `set_etag`), with their blob.
+    pub async fn pending_etags(&self) -> Result<Vec<(Uuid, String)>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, blob_id FROM nodes WHERE kind = 'LEAF' AND etag = '' AND blob_id IS NOT NULL",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|(id, blob)| {
+                let id = Uuid::parse_str(&id).map_err(|_| {
+                    StoreError::Database(sqlx::Error::Decode(format!("nodes.id {id} is invalid").into()))
+                })?;
+                Ok((id, blob))
+            })
+            .collect()
+    }
+
+    /// Record the MD5 ETag of file `id`, committed without one (etag `''`), if it still holds
+    /// `blob_id`: content written since has its own. Returns whether the row changed.
+    pub async fn set_etag(&self, id: Uuid, blob_id: &str, etag: &str) -> Result<bool> {
+        let _turn = self.write_turn().await;
+        let done = sqlx::query(
+            "UPDATE nodes SET etag = $3 WHERE id = $1 AND kind = 'LEAF' AND blob_id = $2 AND etag = ''",
+        )
+        .bind(id.to_string())
+        .bind(blob_id)
+        .bind(etag)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Delete a node and everything below it. Returns the blob ids they referenced, for the
     /// caller to remove after the commit. Roots cannot be deleted this way.
     pub async fn delete_subtree(&self, id: Uuid) -> Result<Vec<String>> {
