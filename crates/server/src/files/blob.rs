@@ -41,7 +41,8 @@ pub type BlobReader = Pin<Box<dyn AsyncRead + Send + Sync>>;
 pub struct WrittenBlob {
     pub id: String,
     pub size: u64,
-    /// Hex MD5 of the content: the ETag (as S3 computes it for single-part objects).
+    /// Hex MD5 of the content: the ETag (as S3 computes it for single-part objects); `""`
+    /// from `finish` with `Md5When::Later`, to be computed after the commit (`files::etags`).
     pub md5: String,
     /// The content itself when it is kept in the node's row (`files::inline`), not a blob.
     pub inline: Option<Bytes>,
@@ -51,6 +52,16 @@ pub struct WrittenBlob {
 pub struct SweepReport {
     pub temp_files: usize,
     pub orphan_blobs: usize,
+}
+
+/// When `BlobStore::finish` computes a blob's MD5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Md5When {
+    /// Read the blob back and hash it before `finish` returns.
+    Now,
+    /// Not at all: the node is committed with etag `""`, and `files::etags` hashes the blob
+    /// after the commit (see there why).
+    Later,
 }
 
 #[async_trait]
@@ -71,9 +82,11 @@ pub trait BlobStore: Send + Sync {
     /// A new blob written at any offset (SFTP): empty, or a copy of blob `from`. Nothing of it
     /// is visible until `finish`; dropped unfinished, it is removed.
     async fn draft(&self, from: Option<&str>) -> io::Result<Draft>;
-    /// Make `draft` a blob, written as durably as `put`. `md5` is its hex MD5 when the caller
-    /// hashed the content on the way; otherwise it is read back and hashed here.
-    async fn finish(&self, draft: Draft, md5: Option<String>) -> io::Result<WrittenBlob>;
+    /// Make `draft` a blob, written as durably as `put`, hashed as `md5` says.
+    async fn finish(&self, draft: Draft, md5: Md5When) -> io::Result<WrittenBlob>;
+    /// The hex MD5 of blob `id`, read on the calling thread (a blocking one), calling
+    /// `between` between reads.
+    fn md5_blocking(&self, id: &str, between: &mut dyn FnMut()) -> io::Result<String>;
     /// Remove a blob; a missing blob is not an error.
     async fn delete(&self, id: &str) -> io::Result<()>;
     /// Remove temp files and every blob not in `keep`, when last modified before `before`
@@ -577,6 +590,26 @@ impl Writer {
     }
 }
 
+/// Feed all of `file`, from its start, to `hasher`, on the calling (blocking) thread, calling
+/// `between` after each read (where the ETag worker gives way to requests).
+fn hash_file(file: &std::fs::File, hasher: &mut Md5, between: &mut dyn FnMut()) -> io::Result<()> {
+    use std::os::unix::fs::FileExt as _;
+    let mut buffer = vec![0; READ_BUFFER];
+    let mut offset = 0;
+    loop {
+        match file.read_at(&mut buffer, offset) {
+            Ok(0) => return Ok(()),
+            Ok(read) => {
+                hasher.update(&buffer[..read]);
+                offset += read as u64;
+                between();
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 /// `install`, on the calling (blocking) thread: one hop to the blocking pool, not three.
 fn install_blocking(temp: &Path, final_path: &Path) -> io::Result<()> {
     let dir = final_path.parent().expect("blob paths have a parent");
@@ -817,7 +850,7 @@ impl BlobStore for LocalBlobs {
         Ok(Draft::new(file, id, path, guard))
     }
 
-    async fn finish(&self, draft: Draft, md5: Option<String>) -> io::Result<WrittenBlob> {
+    async fn finish(&self, draft: Draft, md5: Md5When) -> io::Result<WrittenBlob> {
         let Draft {
             file,
             id,
@@ -838,22 +871,12 @@ impl BlobStore for LocalBlobs {
             file.sync_all()?;
             let size = file.metadata()?.len();
             let md5 = match md5 {
-                Some(md5) => md5,
-                None => {
-                    use std::os::unix::fs::FileExt;
+                Md5When::Now => {
                     let mut hasher = Md5::new();
-                    let mut buffer = vec![0; READ_BUFFER];
-                    let mut offset = 0;
-                    while offset < size {
-                        let read = file.read_at(&mut buffer, offset)?;
-                        if read == 0 {
-                            break;
-                        }
-                        hasher.update(&buffer[..read]);
-                        offset += read as u64;
-                    }
+                    hash_file(&file, &mut hasher, &mut || {})?;
                     hex::encode(hasher.finalize())
                 }
+                Md5When::Later => String::new(),
             };
             sync_folder_of(&path)?;
             Ok((size, md5))
@@ -867,6 +890,14 @@ impl BlobStore for LocalBlobs {
             md5,
             inline: None,
         })
+    }
+
+    fn md5_blocking(&self, id: &str, between: &mut dyn FnMut()) -> io::Result<String> {
+        let mut hasher = Md5::new();
+        for (path, _) in self.locate(id)?.files()? {
+            hash_file(&std::fs::File::open(path)?, &mut hasher, between)?;
+        }
+        Ok(hex::encode(hasher.finalize()))
     }
 
     async fn delete(&self, id: &str) -> io::Result<()> {
@@ -1041,7 +1072,7 @@ mod tests {
 
         let draft = blobs.draft(Some(&base.id)).await.unwrap();
         draft.file().write_all_at(b"W", 6).unwrap();
-        let written = blobs.finish(draft, None).await.unwrap();
+        let written = blobs.finish(draft, Md5When::Now).await.unwrap();
         assert_eq!(written.size, 11);
         assert_eq!(written.md5, hex::encode(Md5::digest(b"hello World")));
         let all = read_all(blobs.open(&written.id, 0, 11).await.unwrap())
@@ -1213,7 +1244,7 @@ mod tests {
         let copied = blobs.copy(&id).await.unwrap();
         let draft = blobs.draft(Some(&id)).await.unwrap();
         draft.file().write_all_at(b"changed", 0).unwrap();
-        let drafted = blobs.finish(draft, None).await.unwrap();
+        let drafted = blobs.finish(draft, Md5When::Now).await.unwrap();
         assert_eq!(drafted.size, total);
         assert_eq!(collect(0, 7).await, &content[..7], "a draft writes its own file");
         blobs.delete(&id).await.unwrap();

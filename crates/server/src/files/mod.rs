@@ -5,6 +5,7 @@
 //! they never join user input onto a filesystem path and never decide permissions themselves.
 
 pub mod blob;
+pub mod etags;
 pub mod inline;
 pub mod path;
 
@@ -73,6 +74,10 @@ pub struct Write<'a> {
 pub struct Tree {
     store: Store,
     blobs: Arc<dyn BlobStore>,
+    etags: Arc<etags::Etags>,
+    /// Whether entries handed out have their ETag (`settle`): all but SFTP's, which has no
+    /// use for it (`without_etags`).
+    settle_etags: bool,
     /// Workspace roots by key. A root's id never changes (a personal root goes only with its
     /// user), so resolving a path does not read it again on every request.
     roots: Arc<std::sync::Mutex<std::collections::HashMap<String, Node>>>,
@@ -113,11 +118,51 @@ fn verb(access: Access) -> &'static str {
 
 impl Tree {
     pub fn new(store: Store, blobs: Arc<dyn BlobStore>) -> Tree {
+        let etags = Arc::new(etags::Etags::start(store.clone(), blobs.clone()));
         Tree {
             store,
             blobs,
+            etags,
+            settle_etags: true,
             roots: Arc::default(),
         }
+    }
+
+    /// The same tree, handing out entries whose ETag may still be `""` (`etags`): for SFTP,
+    /// which never shows one, so that listing or opening a file just uploaded does not wait
+    /// for its hash.
+    pub fn without_etags(&self) -> Tree {
+        Tree {
+            settle_etags: false,
+            ..self.clone()
+        }
+    }
+
+    /// Fill in the ETag of `entry` if it is a file committed without one (`etags`), hashing
+    /// its blob now rather than waiting for the worker.
+    async fn settle(&self, entry: &mut Entry) -> Result<()> {
+        let node = &mut entry.node;
+        if !self.settle_etags || node.is_collection() || !node.etag.is_empty() {
+            return Ok(());
+        }
+        let Some(blob) = node.blob_id.clone().filter(|blob| !inline::is_inline(blob)) else {
+            return Ok(());
+        };
+        let blobs = self.blobs.clone();
+        let hashed = blob.clone();
+        let md5 = tokio::task::spawn_blocking(move || blobs.md5_blocking(&hashed, &mut || {}))
+            .await
+            .map_err(Error::internal)??;
+        self.store.set_etag(node.id, &blob, &md5).await?;
+        node.etag = md5;
+        Ok(())
+    }
+
+    async fn settle_all(&self, entries: &mut [Entry]) -> Result<()> {
+        for entry in entries {
+            self.settle(entry).await?;
+        }
+        Ok(())
     }
 
     pub fn blobs(&self) -> &Arc<dyn BlobStore> {
@@ -192,7 +237,9 @@ impl Tree {
     pub async fn stat(&self, principal: &Principal, path: &TreePath) -> Result<Entry> {
         let located = self.locate(principal, path).await?;
         require(self.decide(principal, &located, Access::Read), path, Access::Read)?;
-        Ok(located.entry())
+        let mut entry = located.entry();
+        self.settle(&mut entry).await?;
+        Ok(entry)
     }
 
     /// What `principal` may do on `path` (for clients that show it, like WebDAV permissions).
@@ -213,7 +260,9 @@ impl Tree {
         let located = self.locate(principal, path).await?;
         let decision = self.decide(principal, &located, Access::Read);
         require(decision, path, Access::Read)?;
-        Ok((located.entry(), decision == Decision::Allow))
+        let mut entry = located.entry();
+        self.settle(&mut entry).await?;
+        Ok((entry, decision == Decision::Allow))
     }
 
     /// The file at `path` if `principal` may read its content (not just see it); the caller
@@ -225,7 +274,9 @@ impl Tree {
             require(decision, path, Access::Read)?;
             return Err(Error::Forbidden(format!("this credential may not read {path}")));
         }
-        Ok(located.entry())
+        let mut entry = located.entry();
+        self.settle(&mut entry).await?;
+        Ok(entry)
     }
 
     /// The dead properties of every child of a folder `principal` may list (one query).
@@ -259,10 +310,15 @@ impl Tree {
     /// is `NotFound`.
     pub async fn write_target(&self, principal: &Principal, path: &TreePath) -> Result<Option<Entry>> {
         match self.locate_for_write(principal, path).await {
-            Ok((_, existing)) => Ok(existing.map(|node| Entry {
-                path: path.clone(),
-                node,
-            })),
+            Ok((_, Some(node))) => {
+                let mut entry = Entry {
+                    path: path.clone(),
+                    node,
+                };
+                self.settle(&mut entry).await?;
+                Ok(Some(entry))
+            }
+            Ok((_, None)) => Ok(None),
             Err(Error::Conflict(message)) if message.starts_with("folder ") => Err(Error::NotFound(message)),
             Err(other) => Err(other),
         }
@@ -311,6 +367,7 @@ impl Tree {
             }
             ids.pop();
         }
+        self.settle_all(&mut children).await?;
         Ok((folder, children))
     }
 
@@ -358,6 +415,7 @@ impl Tree {
                 node,
             });
         }
+        self.settle_all(&mut out).await?;
         Ok(out)
     }
 
@@ -564,8 +622,12 @@ impl Tree {
             data: written.inline.as_deref(),
         };
         let committed = self.commit_content(&store, path, parent, existing, content).await;
-        if committed.is_err() {
-            self.forget_blobs(vec![written.id.clone()]).await;
+        match &committed {
+            Ok(entry) if content.etag.is_empty() && written.inline.is_none() => {
+                self.etags.queue(entry.node.id, &written.id);
+            }
+            Ok(_) => {}
+            Err(_) => self.forget_blobs(vec![written.id.clone()]).await,
         }
         committed
     }
@@ -815,10 +877,12 @@ impl Tree {
             .store
             .move_node(source.node().id, target_parent.node().id, name)
             .await?;
-        Ok(Entry {
+        let mut entry = Entry {
             path: to.clone(),
             node,
-        })
+        };
+        self.settle(&mut entry).await?;
+        Ok(entry)
     }
 
     /// Copy a file or a folder with everything below it to `to`, which must not exist. The
@@ -849,10 +913,14 @@ impl Tree {
             .copy_node(source.node(), target_parent.node().id, name, &mut created)
             .await;
         match outcome {
-            Ok(node) => Ok(Entry {
-                path: to.clone(),
-                node,
-            }),
+            Ok(node) => {
+                let mut entry = Entry {
+                    path: to.clone(),
+                    node,
+                };
+                self.settle(&mut entry).await?;
+                Ok(entry)
+            }
             Err(error) => {
                 // Leave nothing half-copied behind.
                 if let Some(top) = created.first()
@@ -899,6 +967,14 @@ impl Tree {
             }
         };
         created.push(node.id);
+        // A copy of a file whose ETag is still pending gets one the same way (a copied blob
+        // is a new id).
+        if let Some(copied) = content
+            .as_ref()
+            .filter(|c| c.inline.is_none() && source.etag.is_empty())
+        {
+            self.etags.queue(node.id, &copied.id);
+        }
         if source.is_collection() {
             for child in self.store.list_children(source.id).await? {
                 Box::pin(self.copy_node(&child, node.id, &child.name, created)).await?;
@@ -912,7 +988,9 @@ impl Tree {
         let located = self.locate(principal, path).await?;
         require(self.decide(principal, &located, Access::Read), path, Access::Read)?;
         let props = self.store.list_props(located.node().id).await?;
-        Ok((located.entry(), props))
+        let mut entry = located.entry();
+        self.settle(&mut entry).await?;
+        Ok((entry, props))
     }
 
     /// Set and remove dead properties, all or none.
@@ -959,13 +1037,15 @@ impl Tree {
         };
         let names = chain[1..].iter().map(|n| n.name.clone()).collect();
         let node = chain.last().expect("not empty").clone();
-        Ok(Entry {
+        let mut entry = Entry {
             path: TreePath {
                 workspace: workspace_name,
                 names,
             },
             node,
-        })
+        };
+        self.settle(&mut entry).await?;
+        Ok(entry)
     }
 
     /// Remove blobs no node points at any more (content kept in a row went with it). Failures

@@ -12,7 +12,6 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use md5::{Digest, Md5};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -22,9 +21,9 @@ use crate::SharedApp;
 use crate::auth::Client;
 use crate::auth::principal::Principal;
 use crate::error::Error;
-use crate::files::blob::{BlobFile, BlobStore, Draft, bytes_stream};
+use crate::files::blob::{BlobFile, BlobStore, Draft, Md5When, bytes_stream};
 use crate::files::path::TreePath;
-use crate::files::{Entry, Write};
+use crate::files::{Entry, Tree, Write};
 
 /// Open handles per session; more is refused with a clear status (OpenSSH's client keeps a
 /// few; a client holding hundreds is leaking them).
@@ -81,63 +80,12 @@ struct Upload {
     content: Written,
     size: u64,
     append: bool,
-    /// MD5 of bytes `0..hashed`, while every write so far continued the last one (the usual
-    /// case); `None` once a write lands elsewhere, and the draft is hashed again on close.
-    /// In memory it is computed when the bytes move to a draft; from then on `hashing` does.
-    md5: Option<Md5>,
-    hashing: Option<Hashing>,
-    hashed: u64,
     /// A modification time set through FSETSTAT, applied after the commit.
     mtime: Option<i64>,
     /// `fsync@openssh.com` was asked on this handle: CLOSE commits durably. Otherwise a small
     /// file's CLOSE returns once it is committed, and it is on disk within 50 ms
     /// (`Write::deferred`), as CLOSE promises no more in SFTP or POSIX.
     durable: bool,
-}
-
-/// The MD5 of a draft's bytes, computed beside the writes: hashed between them, it took 40 % of
-/// a large put's CPU and set its pace. A task takes what has arrived and hashes it on the
-/// blocking pool, so an idle upload holds no thread of that pool (open uploads by the thousand
-/// must not starve the writes that feed them).
-struct Hashing {
-    sender: tokio::sync::mpsc::Sender<Bytes>,
-    task: tokio::task::JoinHandle<Option<Md5>>,
-}
-
-impl Hashing {
-    /// Up to this many WRITEs (255 KiB at most each) wait for the hasher.
-    const QUEUE: usize = 8;
-
-    fn start(md5: Md5) -> Hashing {
-        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Bytes>(Self::QUEUE);
-        let task = tokio::spawn(async move {
-            let mut md5 = md5;
-            let mut batch = Vec::with_capacity(Self::QUEUE);
-            while receiver.recv_many(&mut batch, Self::QUEUE).await > 0 {
-                let data = std::mem::take(&mut batch);
-                md5 = tokio::task::spawn_blocking(move || {
-                    for chunk in &data {
-                        md5.update(chunk);
-                    }
-                    md5
-                })
-                .await
-                .ok()?;
-            }
-            Some(md5)
-        });
-        Hashing { sender, task }
-    }
-
-    /// Hash `data` next; false if the hasher is gone (then nothing more is hashed).
-    async fn push(&self, data: Bytes) -> bool {
-        self.sender.send(data).await.is_ok()
-    }
-
-    async fn finish(self) -> Option<Md5> {
-        drop(self.sender);
-        self.task.await.ok().flatten()
-    }
 }
 
 /// Where the bytes written to an open file are.
@@ -163,8 +111,7 @@ impl Upload {
         }
     }
 
-    /// The draft file, made now from what is in memory if the upload is still there; the
-    /// hash of the bytes so far carries over.
+    /// The draft file, made now from what is in memory if the upload is still there.
     async fn draft_file(&mut self, blobs: &Arc<dyn BlobStore>) -> crate::error::Result<Arc<std::fs::File>> {
         // The buffer stays until the draft holds its bytes: a failure here loses nothing.
         let data = match &self.content {
@@ -174,18 +121,7 @@ impl Upload {
         let draft = blobs.draft(None).await?;
         let file = draft.file().clone();
         let target = file.clone();
-        let hashed = data.len() as u64;
-        let md5 = self.md5.take();
-        let md5 = blocking(move || {
-            target.write_all_at(&data, 0)?;
-            Ok(md5.map(|mut md5| {
-                md5.update(&data);
-                md5
-            }))
-        })
-        .await?;
-        self.hashing = md5.map(Hashing::start);
-        self.hashed = hashed;
+        blocking(move || target.write_all_at(&data, 0)).await?;
         self.content = Written::Draft(draft);
         Ok(file)
     }
@@ -193,6 +129,8 @@ impl Upload {
 
 struct Session {
     app: SharedApp,
+    /// `app.tree` without ETags (`Tree::without_etags`): SFTP shows none.
+    tree: Tree,
     login: Login,
     principal: Principal,
     handles: HashMap<u32, Handle>,
@@ -232,6 +170,7 @@ where
     let budget = Arc::new(Semaphore::new(QUEUED_BYTES));
     let reading = tokio::spawn(read_packets(reader, sender, budget));
     let mut session = Session {
+        tree: app.tree.without_etags(),
         app,
         login,
         principal,
@@ -446,7 +385,7 @@ impl Session {
             Request::Stat { id, path } | Request::Lstat { id, path } => {
                 let attrs = match self.target(&path)? {
                     Target::Root => self.root_attrs(),
-                    Target::Tree(path) => attrs_of(&self.app.tree.stat(&self.principal, &path).await?),
+                    Target::Tree(path) => attrs_of(&self.tree.stat(&self.principal, &path).await?),
                 };
                 packet::attrs(&mut self.out, id, &attrs);
                 Ok(())
@@ -481,12 +420,10 @@ impl Session {
                         }
                         if let Some(size) = attrs.size {
                             let freed = upload.in_memory();
-                            let file = upload.draft_file(self.app.tree.blobs()).await?;
+                            let file = upload.draft_file(self.tree.blobs()).await?;
                             self.in_memory -= freed;
                             blocking(move || file.set_len(size)).await?;
                             upload.size = size;
-                            upload.md5 = None;
-                            upload.hashing = None;
                         }
                     }
                     Handle::Read { entry, .. } => {
@@ -518,28 +455,28 @@ impl Session {
             }
             Request::Remove { id, path } => {
                 let path = self.tree_path(&path)?;
-                let entry = self.app.tree.stat(&self.principal, &path).await?;
+                let entry = self.tree.stat(&self.principal, &path).await?;
                 if entry.node.is_collection() {
                     return Err(Error::Conflict(format!("{path} is a folder; use rmdir")));
                 }
-                self.app.tree.delete(&self.principal, &path).await?;
+                self.tree.delete(&self.principal, &path).await?;
                 self.ok(id)
             }
             Request::Mkdir { id, path } => {
                 let path = self.tree_path(&path)?;
-                self.app.tree.create_folder(&self.principal, &path, false).await?;
+                self.tree.create_folder(&self.principal, &path, false).await?;
                 self.ok(id)
             }
             Request::Rmdir { id, path } => {
                 let path = self.tree_path(&path)?;
-                let (folder, children) = self.app.tree.list(&self.principal, &path).await?;
+                let (folder, children) = self.tree.list(&self.principal, &path).await?;
                 if !folder.node.is_collection() {
                     return Err(Error::Conflict(format!("{path} is not a folder")));
                 }
                 if !children.is_empty() {
                     return Err(Error::Conflict(format!("folder {path} is not empty")));
                 }
-                self.app.tree.delete(&self.principal, &path).await?;
+                self.tree.delete(&self.principal, &path).await?;
                 self.ok(id)
             }
             Request::Realpath { id, path } => {
@@ -555,7 +492,7 @@ impl Session {
             Request::Rename { id, from, to } => {
                 // Version 3 rename refuses an existing target (as OpenSSH's server does).
                 let (from, to) = (self.tree_path(&from)?, self.tree_path(&to)?);
-                self.app.tree.rename(&self.principal, &from, &to).await?;
+                self.tree.rename(&self.principal, &from, &to).await?;
                 self.ok(id)
             }
             Request::Readlink { id } | Request::Symlink { id } => {
@@ -679,7 +616,7 @@ impl Session {
         let Target::Tree(path) = target else {
             return Err(Error::Conflict("/ is a folder".into()));
         };
-        let tree = &self.app.tree;
+        let tree = &self.tree;
         if flags & packet::OPEN_WRITE == 0 {
             let entry = tree.readable(&self.principal, &path).await?;
             let Some(blob) = entry.node.blob_id.as_deref() else {
@@ -728,9 +665,6 @@ impl Session {
             content,
             size,
             append: flags & packet::OPEN_APPEND != 0,
-            md5: (size == 0).then(Md5::new),
-            hashing: None,
-            hashed: 0,
             mtime: None,
             durable: false,
         })))
@@ -792,22 +726,9 @@ impl Session {
             return Ok(());
         }
         let freed = upload.in_memory();
-        let file = upload.draft_file(self.app.tree.blobs()).await?;
+        let file = upload.draft_file(self.tree.blobs()).await?;
         self.in_memory -= freed;
-        // Hashed on the way, beside the write, when this write continues the hashed prefix.
-        let hashing = upload.hashing.take().filter(|_| offset == upload.hashed);
-        if let Some(hashing) = hashing
-            && hashing.push(data.clone()).await
-        {
-            upload.hashing = Some(hashing);
-            upload.hashed = end;
-        }
-        let written = blocking(move || file.write_all_at(&data, offset)).await;
-        if written.is_err() {
-            // The hasher has bytes the file may not: hash the draft again on close.
-            upload.hashing = None;
-        }
-        written?;
+        blocking(move || file.write_all_at(&data, offset)).await?;
         upload.size = upload.size.max(end);
         if let Written::Draft(draft) = &mut upload.content {
             draft.wrote(end - offset);
@@ -820,14 +741,11 @@ impl Session {
         let Upload {
             path,
             content,
-            size,
-            hashing,
-            hashed,
             mtime,
             durable,
             ..
         } = upload;
-        let tree = &self.app.tree;
+        let tree = &self.tree;
         match content {
             Written::Memory(buffer) => {
                 let body = bytes_stream(buffer.freeze());
@@ -838,11 +756,8 @@ impl Session {
                 tree.write(&self.principal, &path, body, &options).await?;
             }
             Written::Draft(draft) => {
-                let md5 = match hashing.filter(|_| hashed == size) {
-                    Some(hashing) => hashing.finish().await.map(|md5| hex::encode(md5.finalize())),
-                    None => None,
-                };
-                let written = tree.blobs().finish(draft, md5).await?;
+                // Hashed after the commit (`files::etags`): no SFTP client asks for the MD5.
+                let written = tree.blobs().finish(draft, Md5When::Later).await?;
                 tree.commit_blob(&self.principal, &path, written, None, &Write::default())
                     .await?;
             }
@@ -856,7 +771,7 @@ impl Session {
     /// SETSTAT: the modification time, and a new size (truncate or extend); permissions and
     /// owners have no meaning here and are accepted as they are.
     async fn setstat(&self, path: &TreePath, attrs: &Attrs) -> crate::error::Result<()> {
-        let tree = &self.app.tree;
+        let tree = &self.tree;
         if let Some(size) = attrs.size {
             let entry = tree.stat(&self.principal, path).await?;
             if entry.node.is_collection() {
@@ -869,7 +784,7 @@ impl Session {
                 let draft = tree.draft_of(Some(&entry.node)).await?;
                 let file = draft.file().clone();
                 blocking(move || file.set_len(size)).await?;
-                let written = tree.blobs().finish(draft, None).await?;
+                let written = tree.blobs().finish(draft, Md5When::Later).await?;
                 tree.commit_blob(&self.principal, path, written, None, &Write::default())
                     .await?;
             }
@@ -882,7 +797,7 @@ impl Session {
 
     /// posix-rename@openssh.com: like RENAME, but an existing file at `to` is replaced.
     async fn posix_rename(&self, from: &TreePath, to: &TreePath) -> crate::error::Result<()> {
-        let tree = &self.app.tree;
+        let tree = &self.tree;
         match tree.rename(&self.principal, from, to).await {
             Err(Error::Conflict(message)) if message.ends_with("already exists") => {
                 let source = tree.stat(&self.principal, from).await?;
@@ -905,9 +820,9 @@ impl Session {
     async fn list(&self, target: Target) -> crate::error::Result<Vec<Name>> {
         let now = cells_store::now();
         let entries = match target {
-            Target::Root => self.app.tree.workspaces(&self.principal).await?,
+            Target::Root => self.tree.workspaces(&self.principal).await?,
             Target::Tree(path) => {
-                let (folder, children) = self.app.tree.list(&self.principal, &path).await?;
+                let (folder, children) = self.tree.list(&self.principal, &path).await?;
                 if !folder.node.is_collection() {
                     return Err(Error::Conflict(format!("{path} is not a folder")));
                 }

@@ -293,6 +293,21 @@ async fn sftp_logins_and_files(db: Db) {
     by_token.put("/personal-files/d/large.bin", &large).await.unwrap();
     assert_eq!(app.read(&admin, "personal-files/d/large.bin").await.1, large);
     assert_eq!(etag_of("personal-files/d/large.bin").await, md5_hex(&large));
+    // A draft is committed without its MD5 (`files::etags`); with no reader asking, the ETag
+    // worker records it soon after (within a second or two here; tests running beside this
+    // one keep the process busy, so the worker takes a read a second).
+    let later: Vec<u8> = (0..400_000u32).map(|i| (i % 241) as u8).collect();
+    by_token.put("/personal-files/d/later.bin", &later).await.unwrap();
+    let mut pending = Vec::new();
+    for _ in 0..1200 {
+        pending = app.app.store.pending_etags().await.unwrap();
+        if pending.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(pending.is_empty(), "still pending after 30 s: {pending:?}");
+    assert_eq!(etag_of("personal-files/d/later.bin").await, md5_hex(&later));
 
     let mut file = by_token.fs.create("/personal-files/d/cut.bin").await.unwrap();
     file.write_all(b"0123456789").await.unwrap();
@@ -303,7 +318,7 @@ async fn sftp_logins_and_files(db: Db) {
     file.close().await.unwrap();
     assert_eq!(app.read(&admin, "personal-files/d/cut.bin").await.1, b"0123");
     assert_eq!(etag_of("personal-files/d/cut.bin").await, md5_hex(b"0123"));
-    for name in ["sparse.bin", "large.bin", "cut.bin"] {
+    for name in ["sparse.bin", "large.bin", "later.bin", "cut.bin"] {
         by_token
             .fs
             .remove_file(format!("/personal-files/d/{name}"))
