@@ -12,7 +12,8 @@
 //! hashing during a download slowed an SFTP get of 1 GiB from ~420 to ~300 MB/s here at nice 19,
 //! and as much under `SCHED_IDLE` (the two vCPUs share more than the scheduler sees). So
 //! between reads it measures what the rest of the process used (`Gate`), and while that is over
-//! a tenth of a core it waits, taking at least one read a second so that it still ends.
+//! a tenth of a core it waits; after a second of waiting it reads on for one `SAMPLE` (about
+//! 5% of a core on a server that is never idle), so that it still ends.
 //!
 //! No client sees the gap: the `Tree` every other protocol reads through hashes a file whose
 //! ETag is still `""` itself before it answers (`Tree::settle`), so a file's ETag is its MD5
@@ -45,7 +46,8 @@ const NICE: i32 = 19;
 const SAMPLE: Duration = Duration::from_millis(50);
 /// How long it waits before looking again when the server is busy.
 const PAUSE: Duration = Duration::from_millis(100);
-/// The longest it waits between two reads, so that a server never idle still gets its ETags.
+/// The longest it waits before reading on for one `SAMPLE`, so that a server never idle still
+/// gets its ETags.
 const LONGEST_WAIT: Duration = Duration::from_secs(1);
 
 impl Etags {
