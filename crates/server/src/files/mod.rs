@@ -310,15 +310,11 @@ impl Tree {
     /// is `NotFound`.
     pub async fn write_target(&self, principal: &Principal, path: &TreePath) -> Result<Option<Entry>> {
         match self.locate_for_write(principal, path).await {
-            Ok((_, Some(node))) => {
-                let mut entry = Entry {
-                    path: path.clone(),
-                    node,
-                };
-                self.settle(&mut entry).await?;
-                Ok(Some(entry))
-            }
-            Ok((_, None)) => Ok(None),
+            // No `settle`: its one caller is SFTP, which shows no ETag.
+            Ok((_, existing)) => Ok(existing.map(|node| Entry {
+                path: path.clone(),
+                node,
+            })),
             Err(Error::Conflict(message)) if message.starts_with("folder ") => Err(Error::NotFound(message)),
             Err(other) => Err(other),
         }
