@@ -24,9 +24,9 @@ use tokio::task::JoinHandle;
 use crate::SharedApp;
 use crate::auth::principal::Principal;
 use crate::error::Error;
-use crate::files::Entry;
-use crate::files::blob::DownloadStream;
+use crate::files::blob::{DownloadStream, Md5When};
 use crate::files::path::TreePath;
+use crate::files::{Entry, Tree, Write};
 
 /// Namespace of our own live properties (the node UUID), as ownCloud clients expect it.
 pub const OC_NAMESPACE: &str = "http://owncloud.org/ns";
@@ -36,6 +36,10 @@ pub const OC_NAMESPACE: &str = "http://owncloud.org/ns";
 #[derive(Clone)]
 pub struct CellsFs {
     pub app: SharedApp,
+    /// `app.tree`, settling pending ETags (`files::etags`) only for a request that compares
+    /// entity tags: otherwise a file whose MD5 is still being computed shows no ETag (see
+    /// `dav::serve`).
+    tree: Tree,
     /// What the last `read_dir` of this request found: each child's entry and dead properties
     /// by path, so the per-entry property calls of a PROPFIND cost no query.
     listing: Listing,
@@ -47,9 +51,16 @@ pub struct CellsFs {
 type Listing = Arc<std::sync::Mutex<std::collections::HashMap<String, (Entry, Vec<DeadProp>)>>>;
 
 impl CellsFs {
-    pub fn new(app: SharedApp) -> CellsFs {
+    /// The filesystem of one request; `settle`: it compares entity tags.
+    pub fn new(app: SharedApp, settle: bool) -> CellsFs {
+        let tree = if settle {
+            app.tree.clone()
+        } else {
+            app.tree.without_etags()
+        };
         CellsFs {
             app,
+            tree,
             listing: Default::default(),
             readable: Default::default(),
         }
@@ -66,7 +77,7 @@ impl CellsFs {
     async fn props_of(&self, principal: &Principal, path: &TreePath) -> FsResult<(Entry, Vec<DeadProp>)> {
         match self.listed(path) {
             Some(found) => Ok(found),
-            None => self.app.tree.dead_props(principal, path).await.map_err(fs_error),
+            None => self.tree.dead_props(principal, path).await.map_err(fs_error),
         }
     }
 }
@@ -105,7 +116,8 @@ fn required(path: &DavPath) -> FsResult<TreePath> {
     tree_path(path)?.ok_or(FsError::Forbidden)
 }
 
-/// The content hash for files; folders get one from their id and time.
+/// The content hash for files (`""` while it is still being computed: `files::etags`);
+/// folders get one from their id and time.
 pub fn etag_of(node: &cells_store::Node) -> String {
     if node.is_collection() {
         format!("{}-{:x}", node.id.simple(), node.mtime)
@@ -129,7 +141,9 @@ impl Meta {
             len: node.size as u64,
             modified: UNIX_EPOCH + Duration::from_secs(node.mtime.max(0) as u64),
             is_dir: node.is_collection(),
-            etag: Some(etag_of(node)),
+            // None while pending: dav-server then sends no ETag header (RFC 7232 §2.3 makes
+            // it optional), and compares no entity tag against an empty one.
+            etag: Some(etag_of(node)).filter(|etag| !etag.is_empty()),
         }
     }
 
@@ -182,7 +196,7 @@ impl GuardedFileSystem<Principal> for CellsFs {
     ) -> FsFuture<'a, Box<dyn DavFile>> {
         async move {
             let path = required(path)?;
-            let tree = &self.app.tree;
+            let tree = &self.tree;
             if options.write {
                 if options.append {
                     return Err(FsError::NotImplemented);
@@ -234,7 +248,7 @@ impl GuardedFileSystem<Principal> for CellsFs {
         principal: &'a Principal,
     ) -> FsFuture<'a, FsStream<Box<dyn DavDirEntry>>> {
         async move {
-            let tree = &self.app.tree;
+            let tree = &self.tree;
             let entries: Vec<Entry> = match tree_path(path)? {
                 None => tree.workspaces(principal).await.map_err(fs_error)?,
                 Some(path) => {
@@ -284,12 +298,8 @@ impl GuardedFileSystem<Principal> for CellsFs {
             match tree_path(path)? {
                 None => Ok(Box::new(Meta::root()) as Box<dyn DavMetaData>),
                 Some(path) => {
-                    let (entry, readable) = self
-                        .app
-                        .tree
-                        .stat_access(principal, &path)
-                        .await
-                        .map_err(fs_error)?;
+                    let (entry, readable) =
+                        self.tree.stat_access(principal, &path).await.map_err(fs_error)?;
                     let meta = Meta::of(&entry);
                     if readable && !entry.node.is_collection() {
                         self.readable
@@ -307,7 +317,7 @@ impl GuardedFileSystem<Principal> for CellsFs {
     fn create_dir<'a>(&'a self, path: &'a DavPath, principal: &'a Principal) -> FsFuture<'a, ()> {
         async move {
             let path = required(path)?;
-            match self.app.tree.create_folder(principal, &path, false).await {
+            match self.tree.create_folder(principal, &path, false).await {
                 Ok(_) => Ok(()),
                 // RFC 4918 §9.3.1: a missing parent is 409, which dav-server gives on NotFound.
                 Err(Error::Conflict(message)) if message.contains("already exists") => Err(FsError::Exists),
@@ -524,13 +534,7 @@ impl GuardedFileSystem<Principal> for CellsFs {
 
     fn get_quota<'a>(&'a self, principal: &'a Principal) -> FsFuture<'a, (u64, Option<u64>)> {
         // What the user's personal files take; there is no quota limit (yet) to report.
-        async move {
-            Ok((
-                self.app.tree.personal_usage(principal).await.map_err(fs_error)?,
-                None,
-            ))
-        }
-        .boxed()
+        async move { Ok((self.tree.personal_usage(principal).await.map_err(fs_error)?, None)) }.boxed()
     }
 }
 
@@ -658,7 +662,17 @@ impl WriteFile {
         let (sender, mut receiver) = mpsc::channel::<Chunk>(8);
         let body = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx));
         let task_path = path.clone();
-        let task = tokio::spawn(async move { app.tree.put(&principal, &task_path, Box::pin(body)).await });
+        // A large file's MD5 is computed after the commit (`files::etags`), not on the way: it
+        // would be half of the upload's CPU.
+        let options = Write {
+            md5: Md5When::Later,
+            ..Write::default()
+        };
+        let task = tokio::spawn(async move {
+            app.tree
+                .write(&principal, &task_path, Box::pin(body), &options)
+                .await
+        });
         WriteFile {
             path,
             sender: Some(sender),

@@ -139,6 +139,21 @@ async fn precheck(
     }
 }
 
+/// Whether a request compares entity tags: `If-Match`, `If-None-Match` (RFC 7232 §3.1, §3.2)
+/// or `If-Range` (RFC 7233 §3.2) with a quoted tag, or an `If` header with a bracketed one
+/// (RFC 4918 §10.4). Only such a request waits for the MD5 of a file written without it
+/// (`files::etags`); any other sees such a file without an ETag, as RFC 7232 §2.3 allows,
+/// until the ETag worker has computed it.
+fn compares_entity_tags(headers: &axum::http::HeaderMap) -> bool {
+    let holds = |name: &str, mark: u8| {
+        headers
+            .get_all(name)
+            .iter()
+            .any(|value| value.as_bytes().contains(&mark))
+    };
+    holds("if-match", b'"') || holds("if-none-match", b'"') || holds("if-range", b'"') || holds("if", b'[')
+}
+
 fn bad_request(message: &str) -> Response<Body> {
     let mut response = Response::new(Body::from(format!("{message}\n")));
     *response.status_mut() = StatusCode::BAD_REQUEST;
@@ -214,8 +229,10 @@ async fn serve(app: SharedApp, request: Request<Body>) -> Response<Body> {
     };
     // The filesystem and the lock system are made per request (each caches what one request
     // has already read); the locks themselves are in the database, seen by every node.
+    // A PROPFIND left to dav-server may show `getetag`, so it settles pending ETags too.
+    let settle = compares_entity_tags(&parts.headers) || parts.method.as_str() == "PROPFIND";
     let handler: DavHandler<Principal> = DavHandler::builder()
-        .filesystem(Box::new(CellsFs::new(app.clone())))
+        .filesystem(Box::new(CellsFs::new(app.clone(), settle)))
         .locksystem(locks::DbLocks::new(app.store.clone(), principal.user_id))
         .strip_prefix(locks::PREFIX)
         // Large reads: a GET of a big file is a few syscalls per MiB, not hundreds.
@@ -230,7 +247,40 @@ async fn serve(app: SharedApp, request: Request<Body>) -> Response<Body> {
 
 #[cfg(test)]
 mod tests {
-    use super::is_clean_path;
+    use super::{compares_entity_tags, is_clean_path};
+
+    #[test]
+    fn only_entity_tag_conditions_settle_pending_etags() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = axum::http::HeaderMap::new();
+            for (name, value) in pairs {
+                map.append(*name, axum::http::HeaderValue::from_static(value));
+            }
+            map
+        };
+        for comparing in [
+            &[("if-match", "\"abc\"")][..],
+            &[("if-none-match", "W/\"abc\"")],
+            &[("if-range", "\"abc\"")],
+            &[("if", "(<urn:uuid:1> [\"abc\"])")],
+            &[("if-none-match", "*"), ("if-match", "\"abc\"")],
+        ] {
+            assert!(compares_entity_tags(&headers(comparing)), "{comparing:?}");
+        }
+        for not_comparing in [
+            &[][..],
+            &[("if-match", "*")],
+            &[("if-none-match", "*")],
+            &[("if-range", "Wed, 21 Oct 2015 07:28:00 GMT")],
+            &[("if", "(<urn:uuid:1>)")],
+            &[("if-modified-since", "Wed, 21 Oct 2015 07:28:00 GMT")],
+        ] {
+            assert!(
+                !compares_entity_tags(&headers(not_comparing)),
+                "{not_comparing:?}"
+            );
+        }
+    }
 
     #[test]
     fn dot_segments_and_encoded_slashes_are_refused() {

@@ -80,7 +80,16 @@ pub async fn answer(
     let path = TreePath::parse(&decoded).ok()?;
     let wanted = wanted(body)?;
 
-    let tree = &app.tree;
+    // Pending ETags (`files::etags`) are computed only for a PROPFIND that shows them.
+    let shows_etag = match &wanted {
+        Wanted::All => true,
+        Wanted::Some(names) => names.iter().any(|n| n.namespace == DAV && n.local == "getetag"),
+    };
+    let tree = &if shows_etag {
+        app.tree.clone()
+    } else {
+        app.tree.without_etags()
+    };
     // The same permission as `CellsFs::metadata` and `read_dir`: the target must be visible,
     // and a listing holds the children the credential can see.
     let (target, own, children, mut props) = if depth_one {

@@ -1,12 +1,14 @@
-//! MD5 ETags computed after the commit, for the files SFTP writes without hashing them.
+//! MD5 ETags computed after the commit, for the files SFTP and WebDAV write without hashing.
 //!
-//! Every protocol but SFTP shows a file's MD5: S3 as its ETag (clients such as rclone check a
-//! download against it), WebDAV as `getetag`, REST as `etag`. No SFTP client asks for it, and
-//! hashing on the way costs an SFTP upload about a third of the server's CPU (measured: 1.3 s
-//! of 4.7 s for 1 GiB here, beside the decryption and the copy into the page cache). So a file
-//! that SFTP writes through a draft (`BlobStore::finish` with `Md5When::Later`) is committed
-//! with etag `""`, and queued here: a thread of its own reads the blob back, hashes it and
-//! records the ETag (`Store::set_etag`, which only fills in a `""` of that same blob).
+//! Every protocol shows a file's MD5 somewhere: S3 as its ETag (clients such as rclone check a
+//! download against it), WebDAV as `ETag` and `getetag`, REST as `etag`. But hashing on the
+//! way costs an upload a large part of the server's CPU: 1.3 s of 4.7 s for 1 GiB over SFTP
+//! here, beside the decryption and the copy into the page cache; over WebDAV, MD5 (~790 MB/s
+//! on one core) is what limits a large PUT on two cores. So a file that SFTP writes through a
+//! draft (`BlobStore::finish` with `Md5When::Later`), or a WebDAV PUT of more than
+//! `blob::HASH_ON_THE_WAY` bytes (`BlobStore::put` with `Md5When::Later`), is committed with
+//! etag `""`, and queued here: a thread of its own reads the blob back, hashes it and records
+//! the ETag (`Store::set_etag`, which only fills in a `""` of that same blob).
 //!
 //! The thread works while the server is otherwise idle. A low CPU priority is not enough:
 //! hashing during a download slowed an SFTP get of 1 GiB from ~420 to ~300 MB/s here at nice 19,
@@ -15,10 +17,12 @@
 //! a tenth of a core it waits; after a second of waiting it reads on for one `SAMPLE` (about
 //! 5% of a core on a server that is never idle), so that it still ends.
 //!
-//! No client sees the gap: the `Tree` every other protocol reads through hashes a file whose
-//! ETag is still `""` itself before it answers (`Tree::settle`), so a file's ETag is its MD5
-//! from the first time anyone reads one. Files still pending at a stop or a crash are queued
-//! again at the next start.
+//! No client sees a wrong ETag: the `Tree` that REST and S3 read through hashes a file whose
+//! ETag is still `""` itself before it answers (`Tree::settle`), and so does WebDAV for a
+//! request that compares entity tags or asks for `getetag` (`dav::serve`). Any other WebDAV
+//! request, like every SFTP one, sees such a file without an ETag (RFC 7232 §2.3 makes it
+//! optional) until it is computed. Files still pending at a stop or a crash are queued again
+//! at the next start.
 
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -227,7 +231,7 @@ mod tests {
         let body: crate::files::blob::ByteStream = Box::pin(futures_util::stream::iter([Ok(
             bytes::Bytes::from(content.clone()),
         )]));
-        let written = blobs.put(body).await.unwrap();
+        let written = blobs.put(body, crate::files::blob::Md5When::Now).await.unwrap();
         let root = store.ensure_root("common-files", None).await.unwrap();
         let node = store
             .create_node(leaf(root.id, "a.bin", &written.id))

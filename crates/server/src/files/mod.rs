@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::auth::permission::{Access, Decision, Workspace, decide};
 use crate::auth::principal::Principal;
 use crate::error::{Error, Result};
-use blob::{BlobStore, ByteStream, DownloadStream, Draft, WrittenBlob};
+use blob::{BlobStore, ByteStream, DownloadStream, Draft, Md5When, WrittenBlob};
 use path::{TreePath, WorkspaceName};
 
 /// A node as the caller sees it: where it is, and what it is.
@@ -68,6 +68,9 @@ pub struct Write<'a> {
     /// (`Store::deferred`: on disk within 50 ms, not before the call returns). A file with a
     /// blob is committed durably whatever this says: its blob is synced first anyway.
     pub deferred: bool,
+    /// When a large body's MD5 is computed (`BlobStore::put`): `Later` commits it with etag
+    /// `""`, for `etags` to fill in. Ignored with `expect_md5`, which needs it now.
+    pub md5: Md5When,
 }
 
 #[derive(Clone)]
@@ -76,7 +79,7 @@ pub struct Tree {
     blobs: Arc<dyn BlobStore>,
     etags: Arc<etags::Etags>,
     /// Whether entries handed out have their ETag (`settle`): all but SFTP's, which has no
-    /// use for it (`without_etags`).
+    /// use for it, and WebDAV's when the request shows or compares none (`without_etags`).
     settle_etags: bool,
     /// Workspace roots by key. A root's id never changes (a personal root goes only with its
     /// user), so resolving a path does not read it again on every request.
@@ -529,7 +532,13 @@ impl Tree {
         let (parent, existing) = self.locate_for_write_creating(principal, path, options).await?;
         let written = match inline::take(body).await? {
             inline::Body::Small(data) => inline::written(data),
-            inline::Body::Large(body) => self.blobs.put(body).await?,
+            inline::Body::Large(body) => {
+                let md5 = match options.expect_md5 {
+                    Some(_) => Md5When::Now,
+                    None => options.md5,
+                };
+                self.blobs.put(body, md5).await?
+            }
         };
         if let Some(expected) = &options.expect_md5
             && !expected.eq_ignore_ascii_case(&written.md5)

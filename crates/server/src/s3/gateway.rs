@@ -638,7 +638,8 @@ impl S3 for Gateway {
             meta: meta.as_deref(),
             create_parents: true,
             expect_md5: content_md5(input.content_md5.as_deref())?,
-            deferred: false,
+            // S3 answers a PUT with the object's MD5 as its ETag.
+            ..Write::default()
         };
         let entry = tree
             .write(&principal, &path, upload_body(input.body), &options)

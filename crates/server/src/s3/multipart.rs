@@ -19,7 +19,7 @@ use super::s3_error;
 use crate::SharedApp;
 use crate::auth::principal::Principal;
 use crate::error::Error;
-use crate::files::blob::WrittenBlob;
+use crate::files::blob::{Md5When, WrittenBlob};
 use crate::files::path::TreePath;
 use crate::files::{Entry, Write};
 use cells_store::Upload;
@@ -152,7 +152,7 @@ pub async fn upload_part(
         .app
         .tree
         .blobs()
-        .put(upload_body(input.body))
+        .put(upload_body(input.body), Md5When::Now)
         .await
         .map_err(|e| write_error(e.into()))?;
     if let Some(expected) = expect_md5
@@ -218,7 +218,7 @@ pub async fn upload_part_copy(
     let written = app
         .tree
         .blobs()
-        .put(source)
+        .put(source, Md5When::Now)
         .await
         .map_err(|e| s3_error(e.into()))?;
     record_part(&gateway, &upload, number, &written).await?;

@@ -16,6 +16,7 @@ backend_tests!(
     dav_many_files_and_a_large_one,
     dav_locks_hold_on_every_node,
     dav_propfind_lists_every_property,
+    dav_large_put_is_hashed_after_the_commit,
 );
 
 fn method(name: &str) -> Method {
@@ -886,5 +887,176 @@ async fn dav_propfind_lists_every_property(db: Db) {
             .unwrap()
             .status(),
         StatusCode::BAD_REQUEST
+    );
+}
+
+/// A large file PUT over WebDAV is committed before its MD5 is computed (`files::etags`): the
+/// PUT answers without an ETag and the ETag worker fills it in. While it is pending, a request
+/// that compares entity tags or shows `getetag` computes it first; one that does neither
+/// shows no ETag and leaves it pending. A small file is hashed on the way. Every ETag shown,
+/// on any protocol, is the content's MD5.
+async fn dav_large_put_is_hashed_after_the_commit(db: Db) {
+    use md5::Digest;
+    let app = TestApp::spawn(db).await;
+    let token = app.token(ADMIN, &["-e", "1h"]);
+    let dav = Dav {
+        app: &app,
+        auth: Auth::basic(ADMIN, &token),
+    };
+    let quoted_md5 = |data: &[u8]| format!("\"{}\"", hex::encode(md5::Md5::digest(data)));
+    let etag = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("etag")
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+
+    let small: Vec<u8> = (0..2u32 << 20).map(|i| (i % 251) as u8).collect();
+    let put = dav
+        .request("PUT", "personal-files/small.bin")
+        .body(small.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::CREATED);
+    assert_eq!(etag(&put), Some(quoted_md5(&small)), "hashed on the way");
+
+    let large: Vec<u8> = (0..20u32 << 20).map(|i| (i % 241) as u8).collect();
+    let md5 = quoted_md5(&large);
+    let put = dav
+        .request("PUT", "personal-files/large.bin")
+        .body(large.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::CREATED);
+    assert_eq!(etag(&put), None, "committed before its MD5");
+    let store = &app.app.store;
+    let id = uuid::Uuid::parse_str(&app.uuid(&Auth::admin(), "personal-files/large.bin").await).unwrap();
+    let mut pending = Vec::new();
+    for _ in 0..1200 {
+        pending = store.pending_etags().await.unwrap();
+        if pending.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(pending.is_empty(), "still pending after 30 s: {pending:?}");
+    let head = dav
+        .request("HEAD", "personal-files/large.bin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(etag(&head), Some(md5.clone()), "filled in by the worker");
+
+    // Pending again, with no worker job: only the readers below can settle it.
+    let make_pending = || async {
+        let node = store.find_node(id).await.unwrap().unwrap();
+        let blob = node.blob_id.clone().unwrap();
+        let content = cells_store::Content {
+            blob_id: &blob,
+            size: node.size,
+            etag: "",
+            mtime: node.mtime,
+            meta: None,
+            data: None,
+        };
+        store
+            .replace_content_if(id, &blob, content)
+            .await
+            .unwrap()
+            .unwrap();
+    };
+    let is_pending = || async { store.find_node(id).await.unwrap().unwrap().etag.is_empty() };
+    make_pending().await;
+    let head = dav
+        .request("HEAD", "personal-files/large.bin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(etag(&head), None);
+    let got = dav
+        .request("GET", "personal-files/large.bin")
+        .header("Range", "bytes=0-9")
+        .header("If-None-Match", "*")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.status(),
+        StatusCode::NOT_MODIFIED,
+        "If-None-Match: * matches any file"
+    );
+    let sizes = r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getcontentlength/></D:prop></D:propfind>"#;
+    let listed = dav
+        .request("PROPFIND", "personal-files")
+        .header("Depth", "1")
+        .body(sizes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status().as_u16(), 207);
+    assert!(listed.text().await.unwrap().contains(&format!("{}", 20u32 << 20)));
+    assert!(is_pending().await, "neither compared nor showed an ETag");
+
+    // A comparison computes it first: the right tag matches, another does not.
+    let got = dav
+        .request("GET", "personal-files/large.bin")
+        .header("If-None-Match", md5.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), StatusCode::NOT_MODIFIED);
+    assert!(!is_pending().await);
+    make_pending().await;
+    let got = dav
+        .request("GET", "personal-files/large.bin")
+        .header("If-Match", "\"0123456789abcdef0123456789abcdef\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), StatusCode::PRECONDITION_FAILED);
+    make_pending().await;
+    let got = dav
+        .request("GET", "personal-files/large.bin")
+        .header("Range", "bytes=5-9")
+        .header("If-Range", md5.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), StatusCode::PARTIAL_CONTENT, "If-Range holds");
+    assert_eq!(etag(&got), Some(md5.clone()));
+    assert_eq!(got.bytes().await.unwrap(), large[5..10]);
+
+    // Showing it computes it, by name and in allprop.
+    for body in [
+        r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>"#,
+        r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>"#,
+    ] {
+        make_pending().await;
+        let shown = dav
+            .request("PROPFIND", "personal-files/large.bin")
+            .header("Depth", "0")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        // The value as dav-server writes it, without the quotes.
+        let value = format!("<D:getetag>{}</D:getetag>", md5.trim_matches('"'));
+        assert!(shown.contains(&value), "{shown}");
+        assert!(!is_pending().await);
+    }
+
+    // REST shows it too, computed on the spot.
+    make_pending().await;
+    let (_, stat) = app.stat(&Auth::admin(), "personal-files/large.bin").await;
+    assert_eq!(format!("\"{}\"", stat["Nodes"][0]["Etag"].as_str().unwrap()), md5);
+    assert_eq!(
+        app.read(&Auth::admin(), "personal-files/large.bin").await.1,
+        large
     );
 }
