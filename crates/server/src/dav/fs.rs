@@ -1,9 +1,10 @@
 //! The file tree as a WebDAV filesystem (dav-server's `GuardedFileSystem`): every call goes
 //! through `files::Tree` with the request's `Principal`, so WebDAV decides no permission itself.
 //!
-//! `/` lists the workspaces. A PUT streams into `Tree::put` as it arrives (atomic commit on
-//! flush; a cut connection aborts it and leaves nothing). A GET reads the blob from the
-//! requested offset.
+//! `/` lists the workspaces. A PUT streams into `Tree::write` as it arrives (atomic commit on
+//! flush; a cut connection aborts it and leaves nothing); a file over 16 MiB gets its MD5
+//! after the commit (`files::etags`), and until then shows no ETag to a request that neither
+//! compares one nor asks for `getetag`. A GET reads the blob from the requested offset.
 
 use std::io::SeekFrom;
 use std::sync::Arc;
@@ -641,7 +642,7 @@ impl DavFile for ReadFile {
 
 type Chunk = std::io::Result<Bytes>;
 
-/// A file open for writing: chunks stream into `Tree::put`, which commits on `flush`.
+/// A file open for writing: chunks stream into `Tree::write`, which commits on `flush`.
 /// Dropped without `flush` (the client went away), the upload is aborted: nothing is kept.
 struct WriteFile {
     path: TreePath,
