@@ -933,15 +933,7 @@ async fn dav_large_put_is_hashed_after_the_commit(db: Db) {
     assert_eq!(etag(&put), None, "committed before its MD5");
     let store = &app.app.store;
     let id = uuid::Uuid::parse_str(&app.uuid(&Auth::admin(), "personal-files/large.bin").await).unwrap();
-    let mut pending = Vec::new();
-    for _ in 0..1200 {
-        pending = store.pending_etags().await.unwrap();
-        if pending.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    assert!(pending.is_empty(), "still pending after 30 s: {pending:?}");
+    app.wait_for_etags().await;
     let head = dav
         .request("HEAD", "personal-files/large.bin")
         .send()

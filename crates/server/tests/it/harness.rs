@@ -220,6 +220,21 @@ impl TestApp {
         TestApp::spawn_in(db, dir).await
     }
 
+    /// Wait until the ETag worker (`files::etags`) has computed every pending ETag; fails
+    /// after 30 s. Tests running beside one keep the process busy, so the worker then takes
+    /// only a read a second.
+    pub async fn wait_for_etags(&self) {
+        let mut pending = Vec::new();
+        for _ in 0..1200 {
+            pending = self.app.store.pending_etags().await.unwrap();
+            if pending.is_empty() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("still pending after 30 s: {pending:?}");
+    }
+
     /// Blob files on disk, temp files excluded (small files are kept in their rows instead).
     pub fn blob_files(&self) -> usize {
         std::fs::read_dir(self.data.join("blobs"))

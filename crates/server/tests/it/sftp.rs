@@ -298,15 +298,7 @@ async fn sftp_logins_and_files(db: Db) {
     // one keep the process busy, so the worker takes a read a second).
     let later: Vec<u8> = (0..400_000u32).map(|i| (i % 241) as u8).collect();
     by_token.put("/personal-files/d/later.bin", &later).await.unwrap();
-    let mut pending = Vec::new();
-    for _ in 0..1200 {
-        pending = app.app.store.pending_etags().await.unwrap();
-        if pending.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    assert!(pending.is_empty(), "still pending after 30 s: {pending:?}");
+    app.wait_for_etags().await;
     assert_eq!(etag_of("personal-files/d/later.bin").await, md5_hex(&later));
 
     let mut file = by_token.fs.create("/personal-files/d/cut.bin").await.unwrap();
