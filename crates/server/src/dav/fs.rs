@@ -5,6 +5,7 @@
 //! flush; a cut connection aborts it and leaves nothing); a file over 16 MiB gets its MD5
 //! after the commit (`files::etags`), and until then shows no ETag to a request that neither
 //! compares one nor asks for `getetag`. A GET reads the blob from the requested offset.
+//! `getetag` holds the entity-tag with its quotes, as the `ETag` header does (`EtagUse`).
 
 use std::io::SeekFrom;
 use std::sync::Arc;
@@ -38,9 +39,11 @@ pub const OC_NAMESPACE: &str = "http://owncloud.org/ns";
 pub struct CellsFs {
     pub app: SharedApp,
     /// `app.tree`, settling pending ETags (`files::etags`) only for a request that compares
-    /// entity tags: otherwise a file whose MD5 is still being computed shows no ETag (see
-    /// `dav::serve`).
+    /// entity tags or lists them: otherwise a file whose MD5 is still being computed shows no
+    /// ETag (see `dav::serve`).
     tree: Tree,
+    /// Entity tags given to dav-server with their quotes (`EtagUse::Listed`).
+    quoted: bool,
     /// What the last `read_dir` of this request found: each child's entry and dead properties
     /// by path, so the per-entry property calls of a PROPFIND cost no query.
     listing: Listing,
@@ -51,17 +54,33 @@ pub struct CellsFs {
 
 type Listing = Arc<std::sync::Mutex<std::collections::HashMap<String, (Entry, Vec<DeadProp>)>>>;
 
+/// What one request does with entity tags, which decides how `CellsFs` gives them.
+///
+/// dav-server takes `DavMetaData::etag` bare: it adds the quotes to the `ETag` header and to
+/// the tag it compares, but writes it as it is into `getetag`, which RFC 4918 §15.6 defines as
+/// the entity-tag of RFC 7232 §2.3, quotes included (Apache and `rclone serve` quote it, and a
+/// client may echo it into `If-Match`). A PROPFIND that compares no tag uses it only there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EtagUse {
+    /// Sent in headers only: bare, and a pending one stays hidden.
+    Sent,
+    /// Compared with the request's (`If-Match`, `If`, ...): bare, pending ones computed.
+    Compared,
+    /// Written into `getetag` by a PROPFIND that compares none: quoted, pending ones computed.
+    Listed,
+}
+
 impl CellsFs {
-    /// The filesystem of one request; `settle`: it compares entity tags.
-    pub fn new(app: SharedApp, settle: bool) -> CellsFs {
-        let tree = if settle {
-            app.tree.clone()
-        } else {
-            app.tree.without_etags()
+    /// The filesystem of one request.
+    pub fn new(app: SharedApp, etags: EtagUse) -> CellsFs {
+        let tree = match etags {
+            EtagUse::Sent => app.tree.without_etags(),
+            EtagUse::Compared | EtagUse::Listed => app.tree.clone(),
         };
         CellsFs {
             app,
             tree,
+            quoted: etags == EtagUse::Listed,
             listing: Default::default(),
             readable: Default::default(),
         }
@@ -146,6 +165,15 @@ impl Meta {
             // it optional), and compares no entity tag against an empty one.
             etag: Some(etag_of(node)).filter(|etag| !etag.is_empty()),
         }
+    }
+
+    /// `of`, with the entity tag quoted when `quoted` (`EtagUse::Listed`).
+    fn in_request(entry: &Entry, quoted: bool) -> Meta {
+        let mut meta = Meta::of(entry);
+        if quoted {
+            meta.etag = meta.etag.map(|etag| format!("\"{etag}\""));
+        }
+        meta
     }
 
     fn root() -> Meta {
@@ -281,7 +309,7 @@ impl GuardedFileSystem<Principal> for CellsFs {
                         .to_vec();
                     Ok(Box::new(DirEntry {
                         name,
-                        meta: Meta::of(entry),
+                        meta: Meta::in_request(entry, self.quoted),
                     }) as Box<dyn DavDirEntry>)
                 })
                 .collect();
@@ -301,7 +329,7 @@ impl GuardedFileSystem<Principal> for CellsFs {
                 Some(path) => {
                     let (entry, readable) =
                         self.tree.stat_access(principal, &path).await.map_err(fs_error)?;
-                    let meta = Meta::of(&entry);
+                    let meta = Meta::in_request(&entry, self.quoted);
                     if readable && !entry.node.is_collection() {
                         self.readable
                             .lock()

@@ -21,7 +21,7 @@ use crate::auth::principal::Principal;
 use crate::error::Error;
 use crate::files::path::{TreePath, percent_decode};
 use crate::http::extract::{client_address, parse_basic};
-use fs::CellsFs;
+use fs::{CellsFs, EtagUse};
 
 const REALM: &str = "Basic realm=\"Cells DAV\"";
 
@@ -230,9 +230,15 @@ async fn serve(app: SharedApp, request: Request<Body>) -> Response<Body> {
     // The filesystem and the lock system are made per request (each caches what one request
     // has already read); the locks themselves are in the database, seen by every node.
     // A PROPFIND left to dav-server may show `getetag`, so it settles pending ETags too.
-    let settle = compares_entity_tags(&parts.headers) || parts.method.as_str() == "PROPFIND";
+    let etags = if compares_entity_tags(&parts.headers) {
+        EtagUse::Compared
+    } else if parts.method.as_str() == "PROPFIND" {
+        EtagUse::Listed
+    } else {
+        EtagUse::Sent
+    };
     let handler: DavHandler<Principal> = DavHandler::builder()
-        .filesystem(Box::new(CellsFs::new(app.clone(), settle)))
+        .filesystem(Box::new(CellsFs::new(app.clone(), etags)))
         .locksystem(locks::DbLocks::new(app.store.clone(), principal.user_id))
         .strip_prefix(locks::PREFIX)
         // Large reads: a GET of a big file is a few syscalls per MiB, not hundreds.

@@ -357,10 +357,11 @@ impl Writer {
                 };
                 let _ = write!(out, "<D:getcontenttype>{kind}</D:getcontenttype>");
             }
+            // Quoted, as the ETag header is (RFC 4918 §15.6; see `fs::EtagUse`).
             (DAV, "getetag") => {
-                out.push_str("<D:getetag>");
+                out.push_str("<D:getetag>\"");
                 push_escaped(out, &etag_of(node));
-                out.push_str("</D:getetag>");
+                out.push_str("\"</D:getetag>");
             }
             (DAV, "getlastmodified") => {
                 let _ = write!(out, "<D:getlastmodified>{}</D:getlastmodified>", http_date(node.mtime));

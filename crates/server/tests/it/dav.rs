@@ -17,6 +17,7 @@ backend_tests!(
     dav_locks_hold_on_every_node,
     dav_propfind_lists_every_property,
     dav_large_put_is_hashed_after_the_commit,
+    dav_getetag_is_the_etag_header,
 );
 
 fn method(name: &str) -> Method {
@@ -1037,8 +1038,7 @@ async fn dav_large_put_is_hashed_after_the_commit(db: Db) {
             .text()
             .await
             .unwrap();
-        // The value as dav-server writes it, without the quotes.
-        let value = format!("<D:getetag>{}</D:getetag>", md5.trim_matches('"'));
+        let value = format!("<D:getetag>{md5}</D:getetag>");
         assert!(shown.contains(&value), "{shown}");
         assert!(!is_pending().await);
     }
@@ -1050,5 +1050,98 @@ async fn dav_large_put_is_hashed_after_the_commit(db: Db) {
     assert_eq!(
         app.read(&Auth::admin(), "personal-files/large.bin").await.1,
         large
+    );
+}
+
+/// `getetag` is the entity-tag of RFC 7232 §2.3, quotes included (RFC 4918 §15.6): the value
+/// of the `ETag` header, whichever way the PROPFIND is answered (`dav::propfind` or
+/// dav-server), so a client can send it back in `If-Match`.
+async fn dav_getetag_is_the_etag_header(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let token = app.token(ADMIN, &["-e", "1h"]);
+    let dav = Dav {
+        app: &app,
+        auth: Auth::basic(ADMIN, &token),
+    };
+    assert!(dav.mkdir("personal-files/e").await);
+    assert!(dav.write("personal-files/e/f.txt", b"tagged").await);
+    let header = |response: &reqwest::Response| response.headers()["etag"].to_str().unwrap().to_string();
+    let head = dav
+        .request("HEAD", "personal-files/e/f.txt")
+        .send()
+        .await
+        .unwrap();
+    let file_tag = header(&head);
+    assert!(file_tag.len() > 2 && file_tag.starts_with('"') && file_tag.ends_with('"'));
+    let getetags = |body: String| -> Vec<(String, String)> {
+        propstats(&body)
+            .into_iter()
+            .filter(|(_, status, p)| status == "HTTP/1.1 200 OK" && p.name == "getetag")
+            .map(|(href, _, p)| (href, p.get_text().unwrap().into_owned()))
+            .collect()
+    };
+    let propfind = |path: &'static str, depth: &'static str, body: &'static str| {
+        let request = dav.request("PROPFIND", path).header("Depth", depth).body(body);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::MULTI_STATUS);
+            getetags(response.text().await.unwrap())
+        }
+    };
+    let named =
+        r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>"#;
+    // `include` is left to dav-server (`dav::propfind`), as is the root.
+    let included = r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/><D:include><D:getetag/></D:include></D:propfind>"#;
+    let file = "/dav/personal-files/e/f.txt";
+    for (depth, body) in [
+        ("0", named),
+        ("1", named),
+        ("0", ""),
+        ("0", included),
+        ("1", included),
+    ] {
+        let path = if depth == "0" {
+            "personal-files/e/f.txt"
+        } else {
+            "personal-files/e/"
+        };
+        let tags = propfind(path, depth, body).await;
+        let shown = tags
+            .iter()
+            .find(|(href, _)| href == file)
+            .map(|(_, tag)| tag.clone());
+        assert_eq!(shown, Some(file_tag.clone()), "Depth {depth}, body {body:?}");
+    }
+
+    // A folder's tag is the same in its own PROPFIND and in its parent's, dav-server's root.
+    let own = propfind("personal-files/", "0", named).await;
+    let listed = propfind("", "1", named).await;
+    let workspace = |tags: &[(String, String)]| {
+        tags.iter()
+            .find(|(href, _)| href == "/dav/personal-files/")
+            .map(|(_, tag)| tag.clone())
+            .unwrap()
+    };
+    assert!(workspace(&own).starts_with('"') && workspace(&own).ends_with('"'));
+    assert_eq!(workspace(&own), workspace(&listed));
+
+    // Echoed into If-Match, the shown tag guards a PUT; a stale one is refused.
+    let put = |tag: String, body: &'static str| {
+        dav.request("PUT", "personal-files/e/f.txt")
+            .header("If-Match", tag)
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        put(file_tag.clone(), "second").await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        put(file_tag, "third").await.unwrap().status(),
+        StatusCode::PRECONDITION_FAILED
+    );
+    assert_eq!(
+        app.read(&Auth::admin(), "personal-files/e/f.txt").await.1,
+        b"second"
     );
 }
