@@ -59,14 +59,15 @@ type Listing = Arc<std::sync::Mutex<std::collections::HashMap<String, (Entry, Ve
 /// dav-server takes `DavMetaData::etag` bare: it adds the quotes to the `ETag` header and to
 /// the tag it compares, but writes it as it is into `getetag`, which RFC 4918 §15.6 defines as
 /// the entity-tag of RFC 7232 §2.3, quotes included (Apache and `rclone serve` quote it, and a
-/// client may echo it into `If-Match`). A PROPFIND that compares no tag uses it only there.
+/// client may echo it into `If-Match`). A PROPFIND uses it only there: its conditions are
+/// evaluated before dav-server sees it (`precondition`), with the tag `propfind` quotes too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EtagUse {
     /// Sent in headers only: bare, and a pending one stays hidden.
     Sent,
     /// Compared with the request's (`If-Match`, `If`, ...): bare, pending ones computed.
     Compared,
-    /// Written into `getetag` by a PROPFIND that compares none: quoted, pending ones computed.
+    /// Written into `getetag` by a PROPFIND: quoted, pending ones computed.
     Listed,
 }
 

@@ -7,6 +7,7 @@
 
 pub mod fs;
 pub mod locks;
+mod precondition;
 pub mod propfind;
 
 use std::convert::Infallible;
@@ -92,7 +93,9 @@ fn tree_path_of(raw: &str) -> Option<TreePath> {
 /// - COPY or MOVE of something the credential may only traverse (it would take along just the
 ///   visible branch; REST refuses the same), or of a folder into itself (§9.8.5);
 /// - LOCK by a credential that may not write there: dav-server grants locks without asking
-///   the filesystem, and a write lock held by a read-only token would block the owner.
+///   the filesystem, and a write lock held by a read-only token would block the owner;
+/// - PROPFIND whose `If-Match`, `If-None-Match` or `If-Unmodified-Since` fails (412): both
+///   `propfind::answer` and dav-server would list the target regardless.
 async fn precheck(
     app: &SharedApp,
     parts: &axum::http::request::Parts,
@@ -108,6 +111,18 @@ async fn precheck(
         return Some(forbidden(
             "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:error xmlns:D=\"DAV:\"><D:propfind-finite-depth/></D:error>\n",
         ));
+    }
+    if method == "PROPFIND" {
+        let path = tree_path_of(parts.uri.path());
+        let inside = parts.uri.path().strip_prefix(locks::PREFIX).unwrap_or_default();
+        if path.is_none() && !inside.trim_matches('/').is_empty() {
+            // A path that does not parse: dav-server's answer says so.
+            return None;
+        }
+        let status = precondition::propfind(app, &parts.headers, principal, path.as_ref()).await?;
+        let mut response = Response::new(Body::from("precondition failed\n"));
+        *response.status_mut() = status;
+        return Some(response);
     }
     if method == "LOCK" {
         let path = tree_path_of(parts.uri.path())?;
@@ -229,11 +244,12 @@ async fn serve(app: SharedApp, request: Request<Body>) -> Response<Body> {
     };
     // The filesystem and the lock system are made per request (each caches what one request
     // has already read); the locks themselves are in the database, seen by every node.
-    // A PROPFIND left to dav-server may show `getetag`, so it settles pending ETags too.
-    let etags = if compares_entity_tags(&parts.headers) {
-        EtagUse::Compared
-    } else if parts.method.as_str() == "PROPFIND" {
+    // A PROPFIND left to dav-server may show `getetag`, so it settles pending ETags too; its
+    // conditions were evaluated by `precheck`, as dav-server compares none for PROPFIND.
+    let etags = if parts.method.as_str() == "PROPFIND" {
         EtagUse::Listed
+    } else if compares_entity_tags(&parts.headers) {
+        EtagUse::Compared
     } else {
         EtagUse::Sent
     };
