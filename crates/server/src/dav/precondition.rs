@@ -13,8 +13,9 @@ use crate::auth::principal::Principal;
 use crate::error::Error;
 use crate::files::path::TreePath;
 
-/// What the conditions are compared with: whether the target exists, its entity tag (bare,
-/// absent for the list of workspaces) and its modification time in Unix seconds.
+/// The target's current representation (`None` where the target does not exist): its entity
+/// tag, bare (absent for the list of workspaces and while pending), and its modification time
+/// in Unix seconds.
 #[derive(Debug, Clone, Copy)]
 struct Current<'a> {
     etag: Option<&'a str>,
