@@ -7,7 +7,6 @@
 
 pub mod fs;
 pub mod locks;
-mod precondition;
 pub mod propfind;
 
 use std::convert::Infallible;
@@ -22,6 +21,7 @@ use crate::auth::principal::Principal;
 use crate::error::Error;
 use crate::files::path::{TreePath, percent_decode};
 use crate::http::extract::{client_address, parse_basic};
+use crate::http::precondition::{self, Current};
 use fs::{CellsFs, EtagUse};
 
 const REALM: &str = "Basic realm=\"Cells DAV\"";
@@ -119,7 +119,7 @@ async fn precheck(
             // A path that does not parse: dav-server's answer says so.
             return None;
         }
-        let status = precondition::propfind(app, &parts.headers, principal, path.as_ref()).await?;
+        let status = propfind_precondition(app, &parts.headers, principal, path.as_ref()).await?;
         let mut response = Response::new(Body::from("precondition failed\n"));
         *response.status_mut() = status;
         return Some(response);
@@ -151,6 +151,37 @@ async fn precheck(
     match app.tree.can_read(principal, &source).await {
         Ok(false) => Some(forbidden("this credential may not read all of the source\n")),
         _ => None,
+    }
+}
+
+/// `Some(412)` when a PROPFIND of `path` (`None`: the list of workspaces) fails its
+/// `http::precondition`s. Only a request with a condition costs a lookup (which computes a
+/// pending ETag); a target that is missing or invisible has no current representation.
+async fn propfind_precondition(
+    app: &SharedApp,
+    headers: &axum::http::HeaderMap,
+    principal: &Principal,
+    path: Option<&TreePath>,
+) -> Option<StatusCode> {
+    if !precondition::applies(headers, false) {
+        return None;
+    }
+    let Some(path) = path else {
+        let root = Current { etag: None, mtime: 0 };
+        return precondition::evaluate(headers, Some(root), false);
+    };
+    match app.tree.stat(principal, path).await {
+        Ok(entry) => {
+            let etag = fs::etag_of(&entry.node);
+            let current = Current {
+                etag: Some(etag.as_str()).filter(|e| !e.is_empty()),
+                mtime: entry.node.mtime,
+            };
+            precondition::evaluate(headers, Some(current), false)
+        }
+        Err(Error::NotFound(_)) => precondition::evaluate(headers, None, false),
+        // Any other failure is the PROPFIND's own answer.
+        Err(_) => None,
     }
 }
 

@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod oidc;
 pub mod pages;
+pub mod precondition;
 pub mod session;
 
 use axum::Router;

@@ -21,6 +21,10 @@ backend_tests!(
     dav_propfind_honours_its_preconditions,
 );
 
+/// A PROPFIND body asking for `getetag` only.
+const GETETAG: &str =
+    r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>"#;
+
 fn method(name: &str) -> Method {
     Method::from_bytes(name.as_bytes()).unwrap()
 }
@@ -69,6 +73,14 @@ struct Dav<'a> {
 }
 
 impl Dav<'_> {
+    /// The admin, with a fresh personal access token (one hour) as the Basic password.
+    fn with_token(app: &TestApp) -> Dav<'_> {
+        Dav {
+            app,
+            auth: Auth::basic(ADMIN, &app.token(ADMIN, &["-e", "1h"])),
+        }
+    }
+
     fn request(&self, verb: &str, path: &str) -> reqwest::RequestBuilder {
         self.app
             .request(method(verb), &format!("/dav/{}", encode(path)), &self.auth)
@@ -412,11 +424,7 @@ async fn dav_scope_matrix_read_write(db: Db) {
 async fn dav_many_files_and_a_large_one(db: Db) {
     use futures_util::StreamExt;
     let app = TestApp::spawn(db).await;
-    let token = app.token(ADMIN, &["-e", "1h"]);
-    let dav = Dav {
-        app: &app,
-        auth: Auth::basic(ADMIN, &token),
-    };
+    let dav = Dav::with_token(&app);
     assert!(dav.mkdir("personal-files/many").await);
     let puts = futures_util::stream::iter(0..300)
         .map(|i| {
@@ -693,11 +701,7 @@ fn propstats(body: &str) -> Vec<(String, String, xmltree::Element)> {
 /// `propstat` (RFC 4918 §9.1).
 async fn dav_propfind_lists_every_property(db: Db) {
     let app = TestApp::spawn(db).await;
-    let token = app.token(ADMIN, &["-e", "1h"]);
-    let dav = Dav {
-        app: &app,
-        auth: Auth::basic(ADMIN, &token),
-    };
+    let dav = Dav::with_token(&app);
     assert!(dav.mkdir("personal-files/p").await);
     assert!(dav.mkdir("personal-files/p/locked").await);
     assert!(dav.write("personal-files/p/a & b.txt", b"12345").await);
@@ -900,11 +904,7 @@ async fn dav_propfind_lists_every_property(db: Db) {
 async fn dav_large_put_is_hashed_after_the_commit(db: Db) {
     use md5::Digest;
     let app = TestApp::spawn(db).await;
-    let token = app.token(ADMIN, &["-e", "1h"]);
-    let dav = Dav {
-        app: &app,
-        auth: Auth::basic(ADMIN, &token),
-    };
+    let dav = Dav::with_token(&app);
     let quoted_md5 = |data: &[u8]| format!("\"{}\"", hex::encode(md5::Md5::digest(data)));
     let etag = |response: &reqwest::Response| {
         response
@@ -1059,11 +1059,7 @@ async fn dav_large_put_is_hashed_after_the_commit(db: Db) {
 /// dav-server), so a client can send it back in `If-Match`.
 async fn dav_getetag_is_the_etag_header(db: Db) {
     let app = TestApp::spawn(db).await;
-    let token = app.token(ADMIN, &["-e", "1h"]);
-    let dav = Dav {
-        app: &app,
-        auth: Auth::basic(ADMIN, &token),
-    };
+    let dav = Dav::with_token(&app);
     assert!(dav.mkdir("personal-files/e").await);
     assert!(dav.write("personal-files/e/f.txt", b"tagged").await);
     let header = |response: &reqwest::Response| response.headers()["etag"].to_str().unwrap().to_string();
@@ -1089,14 +1085,12 @@ async fn dav_getetag_is_the_etag_header(db: Db) {
             getetags(response.text().await.unwrap())
         }
     };
-    let named =
-        r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>"#;
     // `include` is left to dav-server (`dav::propfind`), as is the root.
     let included = r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/><D:include><D:getetag/></D:include></D:propfind>"#;
     let file = "/dav/personal-files/e/f.txt";
     for (depth, body) in [
-        ("0", named),
-        ("1", named),
+        ("0", GETETAG),
+        ("1", GETETAG),
         ("0", ""),
         ("0", included),
         ("1", included),
@@ -1115,8 +1109,8 @@ async fn dav_getetag_is_the_etag_header(db: Db) {
     }
 
     // A folder's tag is the same in its own PROPFIND and in its parent's, dav-server's root.
-    let own = propfind("personal-files/", "0", named).await;
-    let listed = propfind("", "1", named).await;
+    let own = propfind("personal-files/", "0", GETETAG).await;
+    let listed = propfind("", "1", GETETAG).await;
     let workspace = |tags: &[(String, String)]| {
         tags.iter()
             .find(|(href, _)| href == "/dav/personal-files/")
@@ -1152,15 +1146,9 @@ async fn dav_getetag_is_the_etag_header(db: Db) {
 /// gets 412 once it has changed, and the `getetag` it listed is what matches.
 async fn dav_propfind_honours_its_preconditions(db: Db) {
     let app = TestApp::spawn(db).await;
-    let token = app.token(ADMIN, &["-e", "1h"]);
-    let dav = Dav {
-        app: &app,
-        auth: Auth::basic(ADMIN, &token),
-    };
+    let dav = Dav::with_token(&app);
     assert!(dav.mkdir("personal-files/p").await);
     assert!(dav.write("personal-files/p/f.txt", b"first").await);
-    let named =
-        r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>"#;
     // `propname` is left to dav-server (`dav::propfind`); the precondition is the same.
     let names = r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:propname/></D:propfind>"#;
     let propfind = |path: &'static str, condition: (&'static str, String), body: &'static str| {
@@ -1173,7 +1161,7 @@ async fn dav_propfind_honours_its_preconditions(db: Db) {
     let listed = propfind(
         "personal-files/p/f.txt",
         ("If-None-Match", "\"none\"".into()),
-        named,
+        GETETAG,
     )
     .await
     .unwrap();
@@ -1185,7 +1173,7 @@ async fn dav_propfind_honours_its_preconditions(db: Db) {
         .unwrap();
     assert!(tag.starts_with('"') && tag.ends_with('"'), "{tag}");
 
-    for body in [named, names] {
+    for body in [GETETAG, names] {
         let status = |condition: (&'static str, String)| {
             let response = propfind("personal-files/p/f.txt", condition, body);
             async move { response.await.unwrap().status() }
@@ -1212,7 +1200,7 @@ async fn dav_propfind_honours_its_preconditions(db: Db) {
     }
     // Missing: `If-Match: *` fails (no current representation); without it, 404 as ever.
     let missing = |condition: (&'static str, String)| {
-        let response = propfind("personal-files/p/none.txt", condition, named);
+        let response = propfind("personal-files/p/none.txt", condition, GETETAG);
         async move { response.await.unwrap().status() }
     };
     assert_eq!(
@@ -1226,7 +1214,7 @@ async fn dav_propfind_honours_its_preconditions(db: Db) {
 
     // Once the file changes, the listed tag no longer matches.
     assert!(dav.write("personal-files/p/f.txt", b"second").await);
-    let stale = propfind("personal-files/p/f.txt", ("If-Match", tag), named)
+    let stale = propfind("personal-files/p/f.txt", ("If-Match", tag), GETETAG)
         .await
         .unwrap();
     assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);

@@ -168,6 +168,20 @@ async fn upload_download_and_ranges(db: Db) {
         .await
         .unwrap();
     assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
+    // Weak comparison for If-None-Match, strong for If-Match (RFC 7232 §2.3.2).
+    let condition = |name: &'static str, value: String| {
+        app.request(Method::GET, "/a/content/personal-files/big.bin", &admin)
+            .header(name, value)
+            .send()
+    };
+    let weak = condition("If-None-Match", format!("W/\"{etag}\"")).await.unwrap();
+    assert_eq!(weak.status(), StatusCode::NOT_MODIFIED);
+    let strong = condition("If-Match", format!("\"{etag}\"")).await.unwrap();
+    assert_eq!(strong.status(), StatusCode::OK);
+    assert_eq!(strong.bytes().await.unwrap().len(), 5);
+    let stale = condition("If-Match", "\"stale\"".into()).await.unwrap();
+    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+    assert_eq!(stale.json::<serde_json::Value>().await.unwrap()["Code"], 412);
     let head = app
         .request(Method::HEAD, "/a/content/personal-files/big.bin", &admin)
         .send()

@@ -17,6 +17,8 @@ use crate::SharedApp;
 use crate::auth::principal::Principal;
 use crate::error::{Error, Result};
 use crate::files::path::TreePath;
+use crate::http::error::rest_error;
+use crate::http::precondition;
 
 pub fn routes() -> Router<SharedApp> {
     Router::new().route("/a/content/{*path}", get(download).put(upload))
@@ -58,10 +60,19 @@ async fn download(
     }
     let etag = format!("\"{}\"", entry.node.etag);
     let size = entry.node.size as u64;
-    if let Some(tags) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok())
-        && tags.split(',').any(|t| t.trim() == etag || t.trim() == "*")
-    {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    let current = precondition::Current {
+        etag: Some(entry.node.etag.as_str()).filter(|e| !e.is_empty()),
+        mtime: entry.node.mtime,
+    };
+    match precondition::evaluate(&headers, Some(current), true) {
+        Some(StatusCode::NOT_MODIFIED) => {
+            return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+        }
+        Some(status) => {
+            let detail = format!("{path} does not meet the request's preconditions");
+            return Ok(rest_error(status, "Precondition Failed", &detail));
+        }
+        None => {}
     }
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(text) => parse_range(text, size)?,

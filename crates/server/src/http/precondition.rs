@@ -1,69 +1,31 @@
-//! The HTTP preconditions of a PROPFIND (RFC 7232 §3.1, §3.2, §3.4, in the order of §6),
-//! which dav-server does not evaluate for that method and `propfind::answer` must not skip.
-//!
-//! Every other method's conditions are dav-server's own. The `If` header (RFC 4918 §10.4) of a
-//! PROPFIND stays unevaluated, as in dav-server: it guards writes with lock tokens, and a
-//! PROPFIND writes nothing.
+//! HTTP preconditions (RFC 7232 §3, in the order of §6) against a resource's current entity
+//! tag and modification time: REST downloads and WebDAV PROPFIND (which dav-server does not
+//! evaluate, `dav::precheck`) use them; dav-server evaluates them for every other DAV method.
 
 use axum::http::{HeaderMap, StatusCode, header};
-
-use super::fs::etag_of;
-use crate::SharedApp;
-use crate::auth::principal::Principal;
-use crate::error::Error;
-use crate::files::path::TreePath;
 
 /// The target's current representation (`None` where the target does not exist): its entity
 /// tag, bare (absent for the list of workspaces and while pending), and its modification time
 /// in Unix seconds.
 #[derive(Debug, Clone, Copy)]
-struct Current<'a> {
-    etag: Option<&'a str>,
-    mtime: i64,
+pub struct Current<'a> {
+    pub etag: Option<&'a str>,
+    pub mtime: i64,
 }
 
-/// `Some(412)` when a PROPFIND of `path` (`None`: the list of workspaces) may not be answered.
-/// Only a request with a condition costs a lookup; it computes a pending ETag.
-pub async fn propfind(
-    app: &SharedApp,
-    headers: &HeaderMap,
-    principal: &Principal,
-    path: Option<&TreePath>,
-) -> Option<StatusCode> {
-    let conditional = [
-        header::IF_MATCH,
-        header::IF_NONE_MATCH,
-        header::IF_UNMODIFIED_SINCE,
-    ]
-    .iter()
-    .any(|name| headers.contains_key(name));
-    if !conditional {
-        return None;
-    }
-    let Some(path) = path else {
-        return evaluate(headers, Some(Current { etag: None, mtime: 0 }));
-    };
-    match app.tree.stat(principal, path).await {
-        Ok(entry) => {
-            let etag = etag_of(&entry.node);
-            evaluate(
-                headers,
-                Some(Current {
-                    etag: Some(etag.as_str()).filter(|e| !e.is_empty()),
-                    mtime: entry.node.mtime,
-                }),
-            )
-        }
-        // Missing or invisible alike (RFC 7232 §3.1: `If-Match` fails without a current
-        // representation); any other failure is answered by the PROPFIND itself.
-        Err(Error::NotFound(_)) => evaluate(headers, None),
-        Err(_) => None,
-    }
+/// Whether the request has a condition that `evaluate` would look at: a lookup of the current
+/// state is needed only then. `safe` is GET or HEAD, where `If-Modified-Since` applies too.
+pub fn applies(headers: &HeaderMap, safe: bool) -> bool {
+    headers.contains_key(header::IF_MATCH)
+        || headers.contains_key(header::IF_NONE_MATCH)
+        || headers.contains_key(header::IF_UNMODIFIED_SINCE)
+        || (safe && headers.contains_key(header::IF_MODIFIED_SINCE))
 }
 
-/// RFC 7232 §6 for a method other than GET and HEAD: `If-Match`, else `If-Unmodified-Since`;
-/// then `If-None-Match` (`If-Modified-Since` applies to GET and HEAD only).
-fn evaluate(headers: &HeaderMap, current: Option<Current>) -> Option<StatusCode> {
+/// RFC 7232 §6: `If-Match`, else `If-Unmodified-Since` (412 when false); then `If-None-Match`,
+/// else, for GET and HEAD (`safe`), `If-Modified-Since`. A true `If-None-Match` or an
+/// unmodified resource is 304 for GET and HEAD, and `If-None-Match` 412 for the rest.
+pub fn evaluate(headers: &HeaderMap, current: Option<Current>, safe: bool) -> Option<StatusCode> {
     let failed = Some(StatusCode::PRECONDITION_FAILED);
     let etag = current.and_then(|c| c.etag);
     if let Some(value) = text(headers, header::IF_MATCH) {
@@ -79,27 +41,44 @@ fn evaluate(headers: &HeaderMap, current: Option<Current>) -> Option<StatusCode>
     } else if let Some(value) = text(headers, header::IF_UNMODIFIED_SINCE) {
         // §3.4: an invalid date is ignored; without a current representation the header is
         // ignored too (the method's own answer says the target is missing).
-        if let (Ok(date), Some(current)) = (httpdate::parse_http_date(&value), current) {
-            let since = date
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            if current.mtime > since {
-                return failed;
-            }
+        if let (Some(since), Some(current)) = (unix_date(&value), current)
+            && current.mtime > since
+        {
+            return failed;
         }
     }
     if let Some(value) = text(headers, header::IF_NONE_MATCH) {
-        // §3.2: weak comparison; a match is 412 for any method but GET and HEAD.
+        // §3.2: weak comparison.
         let matches = match tags(&value) {
             Tags::Any => current.is_some(),
             Tags::List(list) => list.iter().any(|(_, tag)| Some(*tag) == etag),
             Tags::Invalid => false,
         };
         if matches {
-            return failed;
+            return Some(if safe {
+                StatusCode::NOT_MODIFIED
+            } else {
+                StatusCode::PRECONDITION_FAILED
+            });
         }
+    } else if safe
+        && let Some(value) = text(headers, header::IF_MODIFIED_SINCE)
+        && let (Some(since), Some(current)) = (unix_date(&value), current)
+        && current.mtime <= since
+    {
+        // §3.3.
+        return Some(StatusCode::NOT_MODIFIED);
     }
     None
+}
+
+/// An HTTP-date (RFC 7231 §7.1.1.1) in Unix seconds.
+fn unix_date(value: &str) -> Option<i64> {
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(
+        date.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+    )
 }
 
 /// A header's value, or `None` when absent; several fields of a list header are one list
@@ -189,43 +168,61 @@ mod tests {
 
     #[test]
     fn if_match_compares_strongly() {
-        assert_eq!(evaluate(&headers(&[(header::IF_MATCH, r#""abc""#)]), FILE), None);
         assert_eq!(
-            evaluate(&headers(&[(header::IF_MATCH, r#""x", "abc""#)]), FILE),
+            evaluate(&headers(&[(header::IF_MATCH, r#""abc""#)]), FILE, false),
             None
         );
-        assert_eq!(evaluate(&headers(&[(header::IF_MATCH, "*")]), FILE), None);
         assert_eq!(
-            evaluate(&headers(&[(header::IF_MATCH, r#"W/"abc""#)]), FILE),
+            evaluate(&headers(&[(header::IF_MATCH, r#""x", "abc""#)]), FILE, false),
+            None
+        );
+        assert_eq!(evaluate(&headers(&[(header::IF_MATCH, "*")]), FILE, false), None);
+        assert_eq!(
+            evaluate(&headers(&[(header::IF_MATCH, r#"W/"abc""#)]), FILE, false),
             FAILED
         );
         assert_eq!(
-            evaluate(&headers(&[(header::IF_MATCH, r#""other""#)]), FILE),
+            evaluate(&headers(&[(header::IF_MATCH, r#""other""#)]), FILE, false),
             FAILED
         );
-        assert_eq!(evaluate(&headers(&[(header::IF_MATCH, "abc")]), FILE), FAILED);
-        assert_eq!(evaluate(&headers(&[(header::IF_MATCH, "*")]), None), FAILED);
+        assert_eq!(
+            evaluate(&headers(&[(header::IF_MATCH, "abc")]), FILE, false),
+            FAILED
+        );
+        assert_eq!(
+            evaluate(&headers(&[(header::IF_MATCH, "*")]), None, false),
+            FAILED
+        );
         // A pending ETag matches no tag, only `*`.
         let pending = Some(Current { etag: None, mtime: 0 });
         assert_eq!(
-            evaluate(&headers(&[(header::IF_MATCH, r#""""#)]), pending),
+            evaluate(&headers(&[(header::IF_MATCH, r#""""#)]), pending, false),
             FAILED
         );
-        assert_eq!(evaluate(&headers(&[(header::IF_MATCH, "*")]), pending), None);
+        assert_eq!(
+            evaluate(&headers(&[(header::IF_MATCH, "*")]), pending, false),
+            None
+        );
     }
 
     #[test]
     fn if_none_match_compares_weakly_and_fails_on_a_match() {
         assert_eq!(
-            evaluate(&headers(&[(header::IF_NONE_MATCH, r#"W/"abc""#)]), FILE),
+            evaluate(&headers(&[(header::IF_NONE_MATCH, r#"W/"abc""#)]), FILE, false),
             FAILED
         );
-        assert_eq!(evaluate(&headers(&[(header::IF_NONE_MATCH, "*")]), FILE), FAILED);
         assert_eq!(
-            evaluate(&headers(&[(header::IF_NONE_MATCH, r#""other""#)]), FILE),
+            evaluate(&headers(&[(header::IF_NONE_MATCH, "*")]), FILE, false),
+            FAILED
+        );
+        assert_eq!(
+            evaluate(&headers(&[(header::IF_NONE_MATCH, r#""other""#)]), FILE, false),
             None
         );
-        assert_eq!(evaluate(&headers(&[(header::IF_NONE_MATCH, "*")]), None), None);
+        assert_eq!(
+            evaluate(&headers(&[(header::IF_NONE_MATCH, "*")]), None, false),
+            None
+        );
     }
 
     #[test]
@@ -234,32 +231,54 @@ mod tests {
         let before = "Sun, 09 Sep 2001 01:46:39 GMT";
         let at = "Sun, 09 Sep 2001 01:46:40 GMT";
         assert_eq!(
-            evaluate(&headers(&[(header::IF_UNMODIFIED_SINCE, at)]), FILE),
+            evaluate(&headers(&[(header::IF_UNMODIFIED_SINCE, at)]), FILE, false),
             None
         );
         assert_eq!(
-            evaluate(&headers(&[(header::IF_UNMODIFIED_SINCE, before)]), FILE),
+            evaluate(&headers(&[(header::IF_UNMODIFIED_SINCE, before)]), FILE, false),
             FAILED
         );
         assert_eq!(
-            evaluate(&headers(&[(header::IF_UNMODIFIED_SINCE, "yesterday")]), FILE),
+            evaluate(
+                &headers(&[(header::IF_UNMODIFIED_SINCE, "yesterday")]),
+                FILE,
+                false
+            ),
             None
         );
         let both = headers(&[
             (header::IF_MATCH, r#""abc""#),
             (header::IF_UNMODIFIED_SINCE, before),
         ]);
-        assert_eq!(evaluate(&both, FILE), None);
+        assert_eq!(evaluate(&both, FILE, false), None);
     }
 
     #[test]
     fn repeated_fields_are_one_list() {
         let twice = headers(&[(header::IF_MATCH, r#""x""#), (header::IF_MATCH, r#""abc""#)]);
-        assert_eq!(evaluate(&twice, FILE), None);
+        assert_eq!(evaluate(&twice, FILE, false), None);
         let twice = headers(&[
             (header::IF_NONE_MATCH, r#""x""#),
             (header::IF_NONE_MATCH, r#""abc""#),
         ]);
-        assert_eq!(evaluate(&twice, FILE), FAILED);
+        assert_eq!(evaluate(&twice, FILE, false), FAILED);
+    }
+
+    #[test]
+    fn get_and_head_get_304() {
+        let tag = headers(&[(header::IF_NONE_MATCH, r#"W/"abc""#)]);
+        assert_eq!(evaluate(&tag, FILE, true), Some(StatusCode::NOT_MODIFIED));
+        let at = headers(&[(header::IF_MODIFIED_SINCE, "Sun, 09 Sep 2001 01:46:40 GMT")]);
+        assert_eq!(evaluate(&at, FILE, true), Some(StatusCode::NOT_MODIFIED));
+        assert_eq!(evaluate(&at, FILE, false), None);
+        let before = headers(&[(header::IF_MODIFIED_SINCE, "Sun, 09 Sep 2001 01:46:39 GMT")]);
+        assert_eq!(evaluate(&before, FILE, true), None);
+        // If-None-Match decides alone when present (§3.3).
+        let both = headers(&[
+            (header::IF_NONE_MATCH, r#""other""#),
+            (header::IF_MODIFIED_SINCE, "Sun, 09 Sep 2001 01:46:40 GMT"),
+        ]);
+        assert_eq!(evaluate(&both, FILE, true), None);
+        assert!(applies(&at, true) && !applies(&at, false));
     }
 }
