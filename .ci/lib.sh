@@ -1,7 +1,7 @@
 # shellcheck shell=bash disable=SC2034 # work, port and token are for the sourcing script
 # Shared by the CI client checks: start a cells server on free ports in a temp dir.
 # After `start_cells`: $work (temp dir, removed on exit), $port, $sftp_port, $bin, and $token
-# (a personal access token of admin, for 2 hours).
+# (a personal access token of admin, for 2 hours). The server logs at $cells_log (default warn).
 
 bin="${CELLS_BIN:-${CARGO_TARGET_DIR:-target}/debug/cells}"
 
@@ -16,7 +16,7 @@ start_cells() { # LABEL
     local password
     password="$1-$(head -c 9 /dev/urandom | od -An -tx1 | tr -d ' \n')"
     export admin_password="$password"
-    CELLS_LOG=warn CELLS_ADMIN_LOGIN=admin CELLS_ADMIN_PASSWORD="$password" \
+    CELLS_LOG="${cells_log:-warn}" CELLS_ADMIN_LOGIN=admin CELLS_ADMIN_PASSWORD="$password" \
         "$bin" start --data "$work/data" --bind "127.0.0.1:$port" --sftp-bind "127.0.0.1:$sftp_port" \
         >"$work/server.log" 2>&1 &
     server=$!

@@ -2,9 +2,10 @@
 //!
 //! The JSON file keeps Cells' layout so that OAuth settings sit where the seeds say
 //! (`services."pydio.web.oauth"`); our own keys are top-level: `bind`, `sftp-bind`,
-//! `external-url`, `database-url`, `s3-gateway-secret`.
+//! `external-url`, `database-url`, `s3-gateway-secret`, and the limits (`Limits`).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::Value;
@@ -45,6 +46,104 @@ pub struct Config {
     pub s3_gateway_secret: String,
     /// The whole `pydio.json`, for the sections other modules read (OAuth clients, lifespans).
     pub file: Value,
+    pub limits: Limits,
+}
+
+/// Limits on what one client may hold or try. Each is set by an environment variable
+/// (`CELLS_` + the key in upper case with `_`) or a top-level `pydio.json` key; durations are
+/// written `30s`, `10m`, `2h`, `1d` or as seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// `http-header-timeout`: the whole request head must arrive within this.
+    pub http_header_timeout: Duration,
+    /// `http-idle-timeout`: a connection with no request in progress and no traffic is closed.
+    pub http_idle_timeout: Duration,
+    /// `http-connections-per-address`: open HTTP connections from one address (IPv6: one /64);
+    /// past it, requests get 503 (`/healthz` excepted).
+    pub http_connections_per_address: usize,
+    /// `sftp-auth-timeout`: an SSH connection must have authenticated within this.
+    pub sftp_auth_timeout: Duration,
+    /// `sftp-connections-per-user`, `sftp-connections-per-address`: open SSH connections.
+    pub sftp_connections_per_user: usize,
+    pub sftp_connections_per_address: usize,
+    /// `login-suspension`: how long failed logins first suspend password logins; it doubles
+    /// with each suspension in a row, up to `login-suspension-max`.
+    pub login_suspension: Duration,
+    pub login_suspension_max: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            http_header_timeout: Duration::from_secs(30),
+            http_idle_timeout: Duration::from_secs(120),
+            http_connections_per_address: 256,
+            sftp_auth_timeout: Duration::from_secs(30),
+            sftp_connections_per_user: 32,
+            sftp_connections_per_address: 64,
+            login_suspension: Duration::from_secs(15 * 60),
+            login_suspension_max: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl Limits {
+    /// Read every limit from the environment, then `file`, then the default.
+    fn load(file: &Value) -> anyhow::Result<Limits> {
+        let defaults = Limits::default();
+        let text = |key: &str| -> Option<String> {
+            let variable = format!("CELLS_{}", key.to_ascii_uppercase().replace('-', "_"));
+            std::env::var(&variable)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .or_else(|| match file.get(key) {
+                    Some(Value::String(text)) => Some(text.clone()),
+                    Some(Value::Number(number)) => Some(number.to_string()),
+                    _ => None,
+                })
+        };
+        let duration = |key: &str, default: Duration| -> anyhow::Result<Duration> {
+            match text(key) {
+                // The CLI's parser: Go-style with days, or a bare number of seconds.
+                Some(value) => crate::cli::duration::parse(&value, true)
+                    .map(|seconds| Duration::from_secs(seconds as u64))
+                    .with_context(|| format!("{key}: not a duration such as 30s, 10m, 2h or 1d")),
+                None => Ok(default),
+            }
+        };
+        let count = |key: &str, default: usize| -> anyhow::Result<usize> {
+            match text(key) {
+                Some(value) => match value.trim().parse::<usize>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => anyhow::bail!("{key}: {value:?} is not a positive whole number"),
+                },
+                None => Ok(default),
+            }
+        };
+        let limits = Limits {
+            http_header_timeout: duration("http-header-timeout", defaults.http_header_timeout)?,
+            http_idle_timeout: duration("http-idle-timeout", defaults.http_idle_timeout)?,
+            http_connections_per_address: count(
+                "http-connections-per-address",
+                defaults.http_connections_per_address,
+            )?,
+            sftp_auth_timeout: duration("sftp-auth-timeout", defaults.sftp_auth_timeout)?,
+            sftp_connections_per_user: count(
+                "sftp-connections-per-user",
+                defaults.sftp_connections_per_user,
+            )?,
+            sftp_connections_per_address: count(
+                "sftp-connections-per-address",
+                defaults.sftp_connections_per_address,
+            )?,
+            login_suspension: duration("login-suspension", defaults.login_suspension)?,
+            login_suspension_max: duration("login-suspension-max", defaults.login_suspension_max)?,
+        };
+        if limits.login_suspension_max < limits.login_suspension {
+            anyhow::bail!("login-suspension-max must be at least login-suspension");
+        }
+        Ok(limits)
+    }
 }
 
 impl Config {
@@ -111,6 +210,7 @@ impl Config {
             admin_login,
             admin_password,
             s3_gateway_secret,
+            limits: Limits::load(&file)?,
             file,
         })
     }

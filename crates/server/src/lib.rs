@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod console;
 pub mod dav;
 pub mod error;
@@ -19,7 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use cells_store::Store;
 use tokio::net::TcpListener;
 
@@ -59,7 +59,13 @@ impl App {
         let blobs = LocalBlobs::open(&config.blobs_dir())
             .with_context(|| format!("cannot open the blob store in {}", config.blobs_dir().display()))?;
         let tree = Tree::new(store.clone(), Arc::new(blobs));
-        let auth = Authenticator::new(store.clone(), PatKey::new(&pat_key), oidc.clone(), vault.clone());
+        let auth = Authenticator::new(
+            store.clone(),
+            PatKey::new(&pat_key),
+            oidc.clone(),
+            vault.clone(),
+            auth::suspension(&config.limits),
+        );
         Ok(Arc::new(App {
             config,
             store,
@@ -139,16 +145,9 @@ impl Server {
         println!("cells: sftp on {}", self.sftp_listener.local_addr()?);
         let sftp = tokio::spawn(sftp::serve(app.clone(), self.sftp_listener));
         // TCP_NODELAY: small responses leave at once instead of waiting on delayed ACKs.
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("HTTP server failed")?;
+        http::listener::serve(self.listener, router, &app.config.limits, shutdown)
+            .await
+            .context("HTTP server failed")?;
         background.abort();
         watcher.abort();
         sftp.abort();

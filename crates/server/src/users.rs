@@ -102,6 +102,32 @@ pub async fn set_password(app: &App, user: &User, password: &str) -> Result<()> 
     Ok(())
 }
 
+/// Which lock is in force, for people: `admin` (every credential refused), `suspended until
+/// <UTC time>` (new password logins refused after failed ones), or `no`.
+pub fn lock_state(user: &User, now: i64) -> String {
+    if user.locked {
+        "admin".to_string()
+    } else if user.suspended_until > now {
+        let at = time::OffsetDateTime::from_unix_timestamp(user.suspended_until)
+            .map(|t| {
+                format!(
+                    "{:04}-{:02}-{:02} {:02}:{:02}Z",
+                    t.year(),
+                    t.month() as u8,
+                    t.day(),
+                    t.hour(),
+                    t.minute()
+                )
+            })
+            .unwrap_or_default();
+        format!("suspended until {at}")
+    } else {
+        "no".to_string()
+    }
+}
+
+/// An administrator's lock (every credential refused at the next request), or the end of any
+/// lock: unlocking also ends a suspension after failed logins.
 pub async fn set_locked(app: &App, user: &User, locked: bool) -> Result<()> {
     app.store.set_locked(user.id, locked).await?;
     app.auth.forget_user(user.id);

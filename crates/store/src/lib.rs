@@ -45,7 +45,7 @@ pub use props::{DeadProp, PropChange};
 pub use ssh_keys::SshKey;
 pub use tokens::{NewToken, Token, TokenKind, TokenUse};
 pub use uploads::{Part, Upload};
-pub use users::{FailureCount, NewUser, Profile, User};
+pub use users::{FailureCount, NewUser, Profile, Suspension, User};
 
 /// Which SQL engine a `Store` talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -35,6 +35,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(7, "0007_dav_locks"),
     migration!(8, "0008_inline_content"),
     migration!(9, "0009_pending_etags"),
+    migration!(10, "0010_login_suspension"),
 ];
 
 /// Any number, the same on every node: the key of the PostgreSQL advisory lock.

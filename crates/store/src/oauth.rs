@@ -676,6 +676,18 @@ impl Store {
         Ok(())
     }
 
+    /// A code, used or not, without changing it: its client, redirect URI and verifier are
+    /// checked before it is redeemed, so that a wrong client cannot spend it.
+    pub async fn find_code(&self, code_hash: &str) -> Result<Option<AuthCode>> {
+        let row: Option<CodeRow> = sqlx::query_as(sql!(
+            "SELECT {CODE_COLUMNS} FROM oauth_codes WHERE code_hash = $1"
+        ))
+        .bind(code_hash)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
     /// Mark a code used, atomically: of concurrent redemptions exactly one gets `Redeemed`.
     /// Expiry is the caller's to check.
     pub async fn redeem_code(&self, code_hash: &str, now: i64) -> Result<Redemption> {

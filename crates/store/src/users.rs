@@ -1,7 +1,10 @@
 //! Users: login, profile, password hash, lock state and the failed-login counter.
 //!
-//! The failed-login counter is only ever changed by single atomic statements, so concurrent
-//! wrong passwords are each counted exactly once.
+//! Two kinds of lock: `locked`, an administrator's, stops every credential; `suspended_until`,
+//! set automatically after `lock_after` failed logins in a row, stops only new password
+//! verifications. The failed-login counter is only ever changed by single atomic statements:
+//! an attempt is counted (reserved) *before* its password is verified, so a burst of
+//! concurrent guesses, on any number of nodes, gets at most `lock_after` verifications.
 
 use sqlx::FromRow;
 use uuid::Uuid;
@@ -42,6 +45,7 @@ struct UserRow {
     password_hash: String,
     locked: i64,
     failed_logins: i64,
+    suspended_until: i64,
     created_at: i64,
     updated_at: i64,
 }
@@ -55,8 +59,12 @@ pub struct User {
     pub profile: Profile,
     /// PHC string (Argon2id) or a legacy Cells PBKDF2 string. Never logged.
     pub password_hash: String,
+    /// An administrator's lock: no credential of this user works.
     pub locked: bool,
     pub failed_logins: i64,
+    /// Until when (unix seconds) new password verifications are refused after failed logins;
+    /// tokens, sessions and passwords verified before keep working.
+    pub suspended_until: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -78,6 +86,7 @@ impl TryFrom<UserRow> for User {
             password_hash: row.password_hash,
             locked: row.locked != 0,
             failed_logins: row.failed_logins,
+            suspended_until: row.suspended_until,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -96,11 +105,32 @@ pub struct NewUser<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailureCount {
     pub failed_logins: i64,
-    pub locked: bool,
+    /// Set when this failure suspended password logins: until when (unix seconds).
+    pub suspended_until: Option<i64>,
+}
+
+/// How long failed logins suspend password verifications: `first` seconds for the first
+/// suspension in a row, doubling up to `longest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Suspension {
+    pub lock_after: i64,
+    pub first: i64,
+    pub longest: i64,
+}
+
+impl Suspension {
+    /// The length of the `n`th suspension in a row (1-based).
+    pub fn length(&self, n: i64) -> i64 {
+        let doublings = (n - 1).clamp(0, 40) as u32;
+        self.first
+            .saturating_mul(1i64 << doublings)
+            .min(self.longest)
+            .max(0)
+    }
 }
 
 const COLUMNS: &str = "id, login, display_name, email, profile, password_hash, locked, \
-                       failed_logins, created_at, updated_at";
+                       failed_logins, suspended_until, created_at, updated_at";
 
 impl Store {
     /// Insert a user; `Conflict` when the login is taken.
@@ -199,12 +229,15 @@ impl Store {
         Ok(())
     }
 
-    /// Lock or unlock; unlocking also clears the failed-login counter.
+    /// An administrator's lock, or its end; unlocking also ends a suspension and clears the
+    /// failed-login counter.
     pub async fn set_locked(&self, id: Uuid, locked: bool) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
             "UPDATE users SET locked = $2, \
              failed_logins = CASE WHEN $2 = 0 THEN 0 ELSE failed_logins END, \
+             suspended_until = CASE WHEN $2 = 0 THEN 0 ELSE suspended_until END, \
+             suspensions = CASE WHEN $2 = 0 THEN 0 ELSE suspensions END, \
              updated_at = $3 WHERE id = $1",
         )
         .bind(id.to_string())
@@ -218,37 +251,74 @@ impl Store {
         Ok(())
     }
 
-    /// Count one failed login and lock the account when it reaches `lock_after`, atomically.
-    /// A locked account counts no further failures, so concurrent guesses stop at exactly
-    /// `lock_after`; `NotFound` then means "already locked" (or gone).
-    pub async fn record_login_failure(&self, id: Uuid, lock_after: i64) -> Result<FailureCount> {
-        let mut tx = self.pool().begin().await?;
-        let row: Option<(i64, i64)> = sqlx::query_as(
-            "UPDATE users SET failed_logins = failed_logins + 1, \
-             locked = CASE WHEN failed_logins + 1 >= $2 THEN 1 ELSE locked END \
-             WHERE id = $1 AND locked = 0 RETURNING failed_logins, locked",
+    /// Reserve one password verification for `id`: counted as a failure until it succeeds.
+    /// `false` (nothing counted) when the account is locked or suspended, or when failures and
+    /// verifications in flight already reach `lock_after`.
+    pub async fn reserve_login_attempt(&self, id: Uuid, lock_after: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET failed_logins = failed_logins + 1 \
+             WHERE id = $1 AND locked = 0 AND suspended_until <= $2 AND failed_logins < $3",
         )
         .bind(id.to_string())
+        .bind(now())
         .bind(lock_after)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A reserved attempt failed: when failures reach `lock_after`, suspend password logins
+    /// (for a time that doubles with each suspension in a row) and start counting afresh.
+    /// Only one of several concurrent failures suspends.
+    pub async fn record_login_failure(&self, id: Uuid, policy: Suspension) -> Result<FailureCount> {
+        let mut tx = self.pool().begin().await?;
+        // The row stays locked (PostgreSQL) or the database written (SQLite) until the commit,
+        // so the suspension's length is computed from the count this statement made.
+        let row: Option<(i64,)> = sqlx::query_as(
+            "UPDATE users SET suspensions = suspensions + 1, failed_logins = 0 \
+             WHERE id = $1 AND failed_logins >= $2 RETURNING suspensions",
+        )
+        .bind(id.to_string())
+        .bind(policy.lock_after)
         .fetch_optional(&mut *tx)
         .await?;
-        let (failed_logins, locked) = row.ok_or(StoreError::NotFound)?;
-        // A failure changes what a cached success may assume (the counter), so it bumps too.
-        bump_epoch(&mut tx).await?;
+        if let Some((suspensions,)) = row {
+            let until = now() + policy.length(suspensions);
+            sqlx::query("UPDATE users SET suspended_until = $2 WHERE id = $1")
+                .bind(id.to_string())
+                .bind(until)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(FailureCount {
+                failed_logins: policy.lock_after,
+                suspended_until: Some(until),
+            });
+        }
+        let count: Option<(i64,)> = sqlx::query_as("SELECT failed_logins FROM users WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
         tx.commit().await?;
+        let (failed_logins,) = count.ok_or(StoreError::NotFound)?;
         Ok(FailureCount {
             failed_logins,
-            locked: locked != 0,
+            suspended_until: None,
         })
     }
 
-    /// Reset the failed-login counter after a good password; writes only when it is not zero.
-    pub async fn record_login_success(&self, id: Uuid) -> Result<()> {
-        sqlx::query("UPDATE users SET failed_logins = 0 WHERE id = $1 AND failed_logins <> 0")
-            .bind(id.to_string())
-            .execute(self.pool())
-            .await?;
-        Ok(())
+    /// A reserved attempt verified: clear the counters, unless the account was locked or
+    /// suspended meanwhile (by concurrent failures, on any node), in which case `false`.
+    pub async fn record_login_success(&self, id: Uuid) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET failed_logins = 0, suspensions = 0 \
+             WHERE id = $1 AND locked = 0 AND suspended_until <= $2",
+        )
+        .bind(id.to_string())
+        .bind(now())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Delete a user with their personal tree and tokens. Returns the blob ids that were

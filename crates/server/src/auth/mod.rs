@@ -20,6 +20,7 @@ pub mod password;
 pub mod pat;
 pub mod permission;
 pub mod principal;
+pub mod rate;
 pub mod scope;
 pub mod throttle;
 pub mod usage;
@@ -31,8 +32,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::{hmac, rand};
-use cells_store::{NewToken, Store, Token, TokenKind, User};
-use tokio::sync::OnceCell;
+use cells_store::{NewToken, Store, Suspension, Token, TokenKind, User};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -51,8 +51,18 @@ const EPOCH_FRESH: Duration = Duration::from_millis(100);
 /// How long a change waits after its commit before it is acknowledged.
 pub const PROPAGATION: Duration = Duration::from_millis(150);
 
-/// Cells' rule: the account locks after this many failed logins in a row.
+/// Cells' rule: password logins stop after this many failed ones in a row.
 pub const LOCK_AFTER_FAILURES: i64 = 10;
+
+/// The suspension policy of `limits`: `LOCK_AFTER_FAILURES` failed logins in a row suspend
+/// password verifications for `login-suspension`, doubling up to `login-suspension-max`.
+pub fn suspension(limits: &crate::config::Limits) -> Suspension {
+    Suspension {
+        lock_after: LOCK_AFTER_FAILURES,
+        first: limits.login_suspension.as_secs() as i64,
+        longest: limits.login_suspension_max.as_secs() as i64,
+    }
+}
 /// How long a verified password is remembered (absolute, not sliding).
 const CACHE_TTL: Duration = Duration::from_secs(5 * 60);
 const CACHE_MAX_ENTRIES: usize = 10_000;
@@ -110,9 +120,8 @@ pub struct Authenticator {
     cache_hits: std::sync::atomic::AtomicU64,
     oidc: std::sync::Arc<oidc::Oidc>,
     revoked: Mutex<RevokedGrants>,
-    /// An Argon2id hash of a random password, verified against when the login is unknown, so
-    /// that timing does not tell which logins exist.
-    decoy_hash: OnceCell<String>,
+    /// When failed logins suspend password verifications, and for how long.
+    suspension: Suspension,
     /// Seals and opens tokens' S3 secrets.
     vault: std::sync::Arc<vault::Vault>,
 }
@@ -151,8 +160,9 @@ pub struct TokenRequest<'a> {
     pub created_by: &'a str,
 }
 
+/// The one answer to a refused password login, whatever the reason.
 fn wrong_credentials() -> Error {
-    Error::Unauthenticated("wrong login or password".into())
+    Error::Unauthenticated("wrong login or password, or too many attempts".into())
 }
 
 fn bad_token() -> Error {
@@ -165,6 +175,7 @@ impl Authenticator {
         pat_key: PatKey,
         oidc: std::sync::Arc<oidc::Oidc>,
         vault: std::sync::Arc<vault::Vault>,
+        suspension: Suspension,
     ) -> Authenticator {
         let mut cache_secret = [0u8; 32];
         rand::fill(&mut cache_secret).expect("the system random generator works");
@@ -186,7 +197,7 @@ impl Authenticator {
                 epoch: None,
                 ids: Default::default(),
             }),
-            decoy_hash: OnceCell::new(),
+            suspension,
             vault,
         }
     }
@@ -211,7 +222,7 @@ impl Authenticator {
             let principal = if looks_like_jwt(secret) {
                 self.verify_access_token(secret, client).await?
             } else {
-                self.verify_token(secret, client).await?
+                self.verify_token(secret, Some(login), client).await?
             };
             if principal.login != login {
                 self.throttle.failed(client.address);
@@ -262,7 +273,7 @@ impl Authenticator {
     pub async fn authenticate_bearer(&self, token: &str, client: Client) -> Result<Principal> {
         self.throttle.check(client.address).map_err(Error::Throttled)?;
         if pat::looks_like_token(token) {
-            return self.verify_token(token, client).await;
+            return self.verify_token(token, None, client).await;
         }
         if looks_like_jwt(token) {
             return self.verify_access_token(token, client).await;
@@ -338,8 +349,17 @@ impl Authenticator {
         &self.oidc
     }
 
-    /// Check a login and password, counting failures toward the account lock.
+    /// Check a login and password (see `auth::lockout` for the rules).
+    ///
+    /// A verification is reserved before it runs, per address (`Throttle::reserve`) and per
+    /// user (`Store::reserve_login_attempt`, atomic on every node), so a burst of guesses gets
+    /// no more verifications than the policy allows; the lock is re-checked after a good one.
+    /// An unknown login, a locked or suspended account and a wrong password get the same
+    /// answer, after the same time: a refusal made without a verification waits until a
+    /// verification would usually have ended (never by hashing a dummy, which would hand an
+    /// attacker free CPU).
     pub async fn verify_password(&self, login: &str, password: &str, client: Client) -> Result<User> {
+        let started = Instant::now();
         self.throttle.check(client.address).map_err(Error::Throttled)?;
         let cache_key = CacheKey::Password(self.cache_key(login, password));
         // Taken before the rows are read: a change committed in between makes the entry stale
@@ -350,52 +370,48 @@ impl Authenticator {
         {
             return Ok(user);
         }
-        let Some(user) = self.store.find_user_by_login(login).await? else {
-            let decoy = self
-                .decoy_hash
-                .get_or_try_init(|| async {
-                    let mut random = [0u8; 24];
-                    rand::fill(&mut random).expect("the system random generator works");
-                    self.hasher.hash(&hex::encode(random)).await
-                })
-                .await?;
-            let _ = self.hasher.verify(password, decoy).await?;
-            self.throttle.failed(client.address);
-            return Err(wrong_credentials());
+        let _address = self.throttle.reserve(client.address).map_err(Error::Throttled)?;
+        let user = self.store.find_user_by_login(login).await?;
+        let reserved = match &user {
+            Some(user) if !user.locked => {
+                self.store
+                    .reserve_login_attempt(user.id, self.suspension.lock_after)
+                    .await?
+            }
+            _ => false,
         };
-        if user.locked {
+        let Some(user) = user.filter(|_| reserved) else {
             self.throttle.failed(client.address);
-            return Err(Error::Locked);
-        }
+            tracing::info!(login, protocol = client.protocol, address = %client.address,
+                "login refused without verification (unknown, locked or suspended)");
+            return Err(self.refused_after(started).await);
+        };
         if !self.hasher.verify(password, &user.password_hash).await? {
             self.throttle.failed(client.address);
-            let count = match self
-                .store
-                .record_login_failure(user.id, LOCK_AFTER_FAILURES)
-                .await
-            {
-                Ok(count) => count,
-                // Locked by a concurrent attempt meanwhile (or deleted).
-                Err(cells_store::StoreError::NotFound) => return Err(Error::Locked),
-                Err(other) => return Err(other.into()),
-            };
+            let count = self.store.record_login_failure(user.id, self.suspension).await?;
             tracing::info!(login = %user.login, failures = count.failed_logins, protocol = client.protocol,
                 address = %client.address, "failed login");
-            if count.locked {
-                self.forget_user(user.id);
-                return Err(Error::Locked);
+            if let Some(until) = count.suspended_until {
+                tracing::warn!(login = %user.login, until, "password logins suspended after failed logins");
             }
             return Err(wrong_credentials());
         }
-        let mut user = user;
-        if user.failed_logins > 0 {
-            self.store.record_login_success(user.id).await?;
-            user.failed_logins = 0;
+        if !self.store.record_login_success(user.id).await? {
+            // Locked or suspended while this verification ran.
+            return Err(wrong_credentials());
         }
+        let mut user = user;
+        user.failed_logins = 0;
         if let Some(epoch) = epoch {
             self.remember(cache_key, &user, None, epoch);
         }
         Ok(user)
+    }
+
+    /// The refusal of a login that was not verified, once a verification would have ended.
+    async fn refused_after(&self, started: Instant) -> Error {
+        tokio::time::sleep_until((started + self.hasher.typical_verification()).into()).await;
+        wrong_credentials()
     }
 
     /// The auth epoch, if a poll started recently enough for cached entries to be trusted.
@@ -504,20 +520,32 @@ impl Authenticator {
 
     /// Check a personal or document token value. A wrong one never counts toward the owner's
     /// lockout (anyone can type a token), only toward the address throttle.
-    async fn verify_token(&self, value: &str, client: Client) -> Result<Principal> {
-        let outcome = self.verify_token_inner(value, client).await;
+    async fn verify_token(&self, value: &str, login: Option<&str>, client: Client) -> Result<Principal> {
+        let outcome = self.verify_token_inner(value, login, client).await;
         if matches!(outcome, Err(Error::Unauthenticated(_))) {
             self.throttle.failed(client.address);
         }
         outcome
     }
 
-    async fn verify_token_inner(&self, value: &str, client: Client) -> Result<Principal> {
+    /// With `login`, the token must be that user's: checked before its use is recorded, so
+    /// a token presented under another login neither slides nor shows as used.
+    async fn verify_token_inner(
+        &self,
+        value: &str,
+        login: Option<&str>,
+        client: Client,
+    ) -> Result<Principal> {
         // Checksum first: a forged or mistyped value costs no database access.
         let parsed = self.pat_key.parse(value).ok_or_else(bad_token)?;
         let (token, user) = self.token_rows(parsed.id).await?;
         if !parsed.matches(&token.secret_hash) {
             return Err(bad_token());
+        }
+        if login.is_some_and(|login| login != user.login) {
+            return Err(Error::Unauthenticated(
+                "this token belongs to another login".into(),
+            ));
         }
         self.token_principal(token, user, client).await
     }

@@ -2,9 +2,13 @@
 //!
 //! One Argon2id check costs ~28 ms of a core and 19 MiB, so it runs on the blocking pool behind a
 //! two-permit semaphore: a password spray can neither starve the async workers nor the memory.
+//! The hasher also knows how long a verification usually takes, queue included
+//! (`typical_verification`), so that a login refused without one can take as long.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
@@ -17,15 +21,24 @@ use crate::error::{Error, Result};
 /// Longest password we hash: longer input is refused before any work is done.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
+/// What a verification takes before any is measured: Argon2id's cost here, rounded up.
+const FIRST_GUESS: Duration = Duration::from_millis(40);
+
 #[derive(Clone)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
+    /// Verifications run so far.
+    verifications: Arc<AtomicU64>,
+    /// Moving average of a verification's duration, queue included, in microseconds.
+    typical_micros: Arc<AtomicU64>,
 }
 
 impl Default for Hasher {
     fn default() -> Self {
         Hasher {
             permits: Arc::new(Semaphore::new(2)),
+            verifications: Arc::new(AtomicU64::new(0)),
+            typical_micros: Arc::new(AtomicU64::new(FIRST_GUESS.as_micros() as u64)),
         }
     }
 }
@@ -41,11 +54,36 @@ impl Hasher {
     /// Whether `password` matches `stored` (Argon2id PHC or Cells PBKDF2). Malformed stored
     /// hashes never match.
     pub async fn verify(&self, password: &str, stored: &str) -> Result<bool> {
-        if password.len() > MAX_PASSWORD_BYTES {
-            return Ok(false);
-        }
-        let (password, stored) = (password.to_string(), stored.to_string());
-        self.run(move || verify_now(&password, &stored)).await
+        let started = Instant::now();
+        self.verifications.fetch_add(1, Ordering::Relaxed);
+        let matches = if password.len() > MAX_PASSWORD_BYTES {
+            false
+        } else {
+            let (password, stored) = (password.to_string(), stored.to_string());
+            self.run(move || verify_now(&password, &stored)).await?
+        };
+        self.measured(started.elapsed());
+        Ok(matches)
+    }
+
+    /// How many passwords were verified (for tests and metrics).
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
+    }
+
+    /// How long a verification usually takes now, waiting for a permit included.
+    pub fn typical_verification(&self) -> Duration {
+        Duration::from_micros(self.typical_micros.load(Ordering::Relaxed))
+    }
+
+    /// Fold one duration into the moving average (weight 1/8; a lost race loses one sample).
+    fn measured(&self, took: Duration) {
+        let sample = took.as_micros().min(10_000_000) as u64;
+        let old = self.typical_micros.load(Ordering::Relaxed);
+        let new = old - old / 8 + sample / 8;
+        let _ = self
+            .typical_micros
+            .compare_exchange(old, new, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
@@ -145,6 +183,23 @@ mod tests {
         ] {
             assert!(!verify_now("anything", stored), "{stored}");
         }
+    }
+
+    #[tokio::test]
+    async fn verifications_are_counted_and_timed() {
+        let hasher = Hasher::default();
+        let hash = hasher.hash("correct horse").await.unwrap();
+        assert_eq!(hasher.typical_verification(), FIRST_GUESS);
+        for _ in 0..3 {
+            assert!(!hasher.verify("wrong horse", &hash).await.unwrap());
+        }
+        assert!(hasher.verify("correct horse", &hash).await.unwrap());
+        assert_eq!(hasher.verifications(), 4);
+        let typical = hasher.typical_verification();
+        assert!(
+            typical > Duration::ZERO && typical < Duration::from_secs(10),
+            "{typical:?}"
+        );
     }
 
     #[test]

@@ -2,12 +2,16 @@
 //!
 //! An address gets `FREE_FAILURES` failures per `WINDOW`; past that each further failure makes
 //! it wait, doubling from one second up to a minute. This slows a password spray across many
-//! accounts, which the per-account lockout cannot see. Memory is bounded: idle entries are
-//! dropped, and the table never holds more than `MAX_ENTRIES` addresses.
+//! accounts, which the per-account lockout cannot see. A password verification is reserved
+//! (`reserve`) before it runs and counts as in flight until it ends, so a burst of concurrent
+//! guesses from one address gets no more verifications than its remaining free failures (one
+//! at a time once they are used up). IPv6 addresses are counted per /64, which one host
+//! usually holds whole. Memory is bounded: idle entries are dropped, and the table never holds
+//! more than `MAX_ENTRIES` addresses. The table is per node (issue 33 moves it to the database).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const FREE_FAILURES: u32 = 20;
@@ -19,16 +23,88 @@ struct Entry {
     failures: u32,
     first_failure: Instant,
     blocked_until: Option<Instant>,
+    /// Verifications reserved and not yet ended.
+    in_flight: u32,
 }
+
+impl Entry {
+    fn new(now: Instant) -> Entry {
+        Entry {
+            failures: 0,
+            first_failure: now,
+            blocked_until: None,
+            in_flight: 0,
+        }
+    }
+}
+
+type Table = Mutex<HashMap<IpAddr, Entry>>;
 
 #[derive(Default)]
 pub struct Throttle {
-    entries: Mutex<HashMap<IpAddr, Entry>>,
+    entries: Arc<Table>,
+}
+
+/// A password verification reserved for an address; it ends when dropped.
+pub struct Reservation {
+    entries: Arc<Table>,
+    address: IpAddr,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = entries.get_mut(&self.address) {
+            entry.in_flight = entry.in_flight.saturating_sub(1);
+        }
+    }
+}
+
+/// The key an address is counted under: itself, or its /64 for IPv6.
+pub fn counted_as(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(bits))
+            }
+        },
+        v4 => v4,
+    }
 }
 
 impl Throttle {
+    /// Reserve one password verification for `address`: `Err(seconds)` when it must wait, or
+    /// when failures and verifications in flight already use up what it may try now.
+    pub fn reserve(&self, address: IpAddr) -> Result<Reservation, u64> {
+        let address = counted_as(address);
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        Self::make_room(&mut entries, now);
+        let entry = entries.entry(address).or_insert_with(|| Entry::new(now));
+        if entry.in_flight == 0 && now.duration_since(entry.first_failure) >= WINDOW {
+            *entry = Entry::new(now);
+        }
+        if let Some(until) = entry.blocked_until
+            && until > now
+        {
+            return Err((until - now).as_secs().max(1));
+        }
+        let allowed = FREE_FAILURES.saturating_sub(entry.failures).max(1);
+        if entry.in_flight >= allowed {
+            return Err(1);
+        }
+        entry.in_flight += 1;
+        Ok(Reservation {
+            entries: self.entries.clone(),
+            address,
+        })
+    }
+
     /// `Err(seconds)` when `address` must wait before trying again.
     pub fn check(&self, address: IpAddr) -> Result<(), u64> {
+        let address = counted_as(address);
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         match entries.get(&address).and_then(|e| e.blocked_until) {
             Some(until) => {
@@ -43,27 +119,27 @@ impl Throttle {
         }
     }
 
-    /// Count one failure from `address`.
-    pub fn failed(&self, address: IpAddr) {
-        let now = Instant::now();
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+    /// Keep the table under `MAX_ENTRIES`: drop idle entries, or all as a last resort.
+    fn make_room(entries: &mut HashMap<IpAddr, Entry>, now: Instant) {
         if entries.len() >= MAX_ENTRIES {
-            entries.retain(|_, e| now.duration_since(e.first_failure) < WINDOW);
+            entries.retain(|_, e| e.in_flight > 0 || now.duration_since(e.first_failure) < WINDOW);
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
             }
         }
-        let entry = entries.entry(address).or_insert(Entry {
-            failures: 0,
-            first_failure: now,
-            blocked_until: None,
-        });
+    }
+
+    /// Count one failure from `address`.
+    pub fn failed(&self, address: IpAddr) {
+        let address = counted_as(address);
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        Self::make_room(&mut entries, now);
+        let entry = entries.entry(address).or_insert_with(|| Entry::new(now));
         if now.duration_since(entry.first_failure) >= WINDOW {
-            *entry = Entry {
-                failures: 0,
-                first_failure: now,
-                blocked_until: None,
-            };
+            let in_flight = entry.in_flight;
+            *entry = Entry::new(now);
+            entry.in_flight = in_flight;
         }
         entry.failures += 1;
         if entry.failures > FREE_FAILURES {
@@ -91,5 +167,44 @@ mod tests {
         assert!((1..=60).contains(&wait));
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         assert!(throttle.check(other).is_ok(), "other addresses are not affected");
+    }
+
+    #[test]
+    fn a_burst_gets_only_the_free_failures_in_flight() {
+        let throttle = Throttle::default();
+        let address: IpAddr = "192.0.2.1".parse().unwrap();
+        let held: Vec<_> = (0..FREE_FAILURES)
+            .map(|_| throttle.reserve(address).unwrap())
+            .collect();
+        assert!(
+            throttle.reserve(address).is_err(),
+            "no more than the free failures at once"
+        );
+        drop(held);
+        for _ in 0..FREE_FAILURES - 1 {
+            throttle.failed(address);
+        }
+        // One failure left: one verification at a time.
+        let one = throttle.reserve(address).unwrap();
+        assert!(throttle.reserve(address).is_err());
+        drop(one);
+        assert!(throttle.reserve(address).is_ok());
+    }
+
+    #[test]
+    fn ipv6_is_counted_per_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(counted_as(a), counted_as(b));
+        assert_ne!(counted_as(a), counted_as(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(counted_as(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+        let throttle = Throttle::default();
+        for _ in 0..=FREE_FAILURES {
+            throttle.failed(a);
+        }
+        assert!(throttle.check(b).is_err(), "the same /64 waits");
+        assert!(throttle.check(c).is_ok());
     }
 }

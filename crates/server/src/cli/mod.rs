@@ -269,12 +269,35 @@ pub async fn main() -> ExitCode {
     }
 }
 
+/// `CELLS_LOG` is a level (`error`, `warn`, `info`, `debug`, `trace`) for our own code only:
+/// dependencies stay at `info`, since some (hyper, h2, russh, sqlx) write raw traffic or query
+/// parameters at `debug` and `trace`. `CELLS_LOG_UNSAFE_DEPENDENCIES` takes `EnvFilter`
+/// directives for them, and may write secrets to the log (documented as unsafe).
 fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CELLS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
-        // s3s logs every client error at ERROR and, at DEBUG, whole requests with the access
-        // key (a token, for us): never let it write. `s3::serve` logs what matters.
-        .add_directive("s3s=off".parse().expect("a valid directive"));
+    let level = std::env::var("CELLS_LOG").ok().filter(|v| !v.trim().is_empty());
+    let level = match level.as_deref().map(str::trim).map(str::parse::<tracing::Level>) {
+        Some(Ok(level)) => level.to_string().to_ascii_lowercase(),
+        Some(Err(_)) => {
+            eprintln!("warning: CELLS_LOG must be one of error, warn, info, debug, trace; using {default}");
+            default.to_string()
+        }
+        None => default.to_string(),
+    };
+    let dependencies = if default == "info" { "info" } else { default };
+    let mut filter = tracing_subscriber::EnvFilter::new(format!(
+        "{dependencies},cells={level},cells_server={level},cells_store={level}"
+    ));
+    if let Ok(unsafe_directives) = std::env::var("CELLS_LOG_UNSAFE_DEPENDENCIES") {
+        for directive in unsafe_directives.split(',').filter(|d| !d.trim().is_empty()) {
+            match directive.trim().parse() {
+                Ok(directive) => filter = filter.add_directive(directive),
+                Err(error) => eprintln!("warning: CELLS_LOG_UNSAFE_DEPENDENCIES: {directive}: {error}"),
+            }
+        }
+    }
+    // s3s logs every client error at ERROR and, at DEBUG, whole requests with the access
+    // key (a token, for us): never let it write. `s3::serve` logs what matters.
+    let filter = filter.add_directive("s3s=off".parse().expect("a valid directive"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -384,15 +407,16 @@ async fn user_command(app: &SharedApp, command: UserCommand) -> anyhow::Result<(
         }
         UserCommand::List => {
             println!(
-                "{:<24} {:<9} {:<7} {:<24} EMAIL",
+                "{:<24} {:<9} {:<30} {:<24} EMAIL",
                 "LOGIN", "PROFILE", "LOCKED", "DISPLAY NAME"
             );
+            let now = cells_store::now();
             for user in app.store.list_users().await? {
                 println!(
-                    "{:<24} {:<9} {:<7} {:<24} {}",
+                    "{:<24} {:<9} {:<30} {:<24} {}",
                     user.login,
                     user.profile.as_str(),
-                    if user.locked { "yes" } else { "no" },
+                    users::lock_state(&user, now),
                     user.display_name,
                     user.email
                 );
@@ -411,7 +435,7 @@ async fn user_command(app: &SharedApp, command: UserCommand) -> anyhow::Result<(
         UserCommand::Unlock { login } => {
             let user = find_user(app, &login).await?;
             users::set_locked(app, &user, false).await?;
-            println!("Unlocked {login}");
+            println!("Unlocked {login} (an administrator's lock and a suspension after failed logins)");
         }
         UserCommand::Token(args) => token_command(app, args).await?,
         UserCommand::AddKey { login, file } => {

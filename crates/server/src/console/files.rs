@@ -288,7 +288,7 @@ async fn download(browser: &Browser, path: &TreePath) -> Result<Response> {
     );
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox; default-src 'none'"),
+        HeaderValue::from_static(crate::http::user_content::CSP),
     );
     headers.insert(
         header::CACHE_CONTROL,

@@ -33,7 +33,8 @@ use crate::auth::Client;
 use crate::auth::principal::{Principal, Via};
 use crate::error::Error;
 use crate::http::session::{
-    csrf_ok, csrf_token, expired_session_cookie, open_session, session_user, set_cookie, with_csrf_cookie,
+    Csrf, csrf_ok, csrf_token, expired_session_cookie, open_session, session_user, set_cookie,
+    with_csrf_cookie,
 };
 
 /// Every page of the console, as (method, path) pairs.
@@ -63,8 +64,9 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 pub struct Browser {
     pub principal: Principal,
     pub user: User,
+    /// The token this browser's forms carry.
     pub csrf: String,
-    csrf_is_new: bool,
+    cookie: Csrf,
     app: SharedApp,
 }
 
@@ -77,12 +79,12 @@ impl FromRequestParts<SharedApp> for Browser {
             Ok(None) => return Err(to_login(parts)),
             Err(error) => return Err(bare_error(error)),
         };
-        let (csrf, csrf_is_new) = csrf_token(&parts.headers);
+        let cookie = csrf_token(app, &parts.headers);
         Ok(Browser {
             principal: Principal::from_user(&user, Via::Session { session_id }, None),
             user,
-            csrf,
-            csrf_is_new,
+            csrf: cookie.token.clone(),
+            cookie,
             app: app.clone(),
         })
     }
@@ -114,7 +116,7 @@ impl Browser {
 
     /// Refuse a form whose CSRF token is not this browser's.
     fn check_csrf(&self, headers: &HeaderMap, presented: Option<&str>) -> Result<(), Error> {
-        if csrf_ok(headers, presented) {
+        if csrf_ok(&self.app, headers, presented) {
             Ok(())
         } else {
             Err(Error::Forbidden(
@@ -136,7 +138,7 @@ impl Browser {
 
     /// A page as the response, with the CSRF cookie when this browser had none.
     fn render(&self, status: StatusCode, template: &impl Template) -> Response {
-        with_csrf_cookie(&self.app, html(status, template), &self.csrf, self.csrf_is_new)
+        with_csrf_cookie(&self.app, html(status, template), &self.cookie)
     }
 
     /// The outcome of a handler: its page, or the error rendered as a page.
@@ -373,14 +375,14 @@ fn login_form(
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let (csrf, is_new) = csrf_token(headers);
+    let csrf = csrf_token(app, headers);
     let page = LoginPage {
-        csrf: csrf.clone(),
+        csrf: csrf.token.clone(),
         next,
         login,
         error,
     };
-    with_csrf_cookie(app, html(status, &page), &csrf, is_new)
+    with_csrf_cookie(app, html(status, &page), &csrf)
 }
 
 #[derive(Deserialize)]
@@ -411,7 +413,7 @@ async fn login_submit(
     };
     let next = safe_next(form.next.as_deref());
     let login = form.login.unwrap_or_default();
-    if !csrf_ok(&headers, form.csrf.as_deref()) {
+    if !csrf_ok(&app, &headers, form.csrf.as_deref()) {
         let message = "This form has expired (missing or wrong CSRF token). Try again.";
         return login_form(
             &app,

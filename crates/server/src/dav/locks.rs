@@ -9,6 +9,17 @@
 //! `/personal-files` is each user's own tree, so a lock there belongs to its user's namespace
 //! and meets only that user's requests; locks on `/common-files` are shared by everyone. (A
 //! lock on the top level `/` is in the user's namespace too: it covers their view only.)
+//!
+//! Limits, so that a lock cannot become a denial of service:
+//! - a grant or refresh lasts at most `MAX_GRANT` (a missing or infinite `Timeout` gets it),
+//!   and a lock lives at most `MAX_LIFE` from its creation, however often refreshed;
+//! - a user holds at most `MAX_LOCKS_PER_USER` live locks;
+//! - a lock token works only for the user who took it (dav-server's checks compare the
+//!   principal), an UNLOCK with another user's token is refused unless an administrator
+//!   breaks the lock, and `DAV:lockdiscovery` shows other users' tokens as `HIDDEN_TOKEN`.
+//!
+//! Which locks may be taken at all (write access, no deep lock on a workspace root or on a
+//! shared collection) is decided before, in `dav::precheck`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,10 +31,19 @@ use futures_util::FutureExt;
 use uuid::Uuid;
 use xmltree::Element;
 
+use crate::auth::principal::Principal;
 use crate::files::path::{TreePath, WorkspaceName};
 
 /// Where WebDAV is mounted: lock paths are stored below it.
 pub const PREFIX: &str = "/dav";
+/// Longest grant or refresh.
+pub const MAX_GRANT: Duration = Duration::from_secs(600);
+/// Longest life of a lock, refreshes included.
+pub const MAX_LIFE: Duration = Duration::from_secs(24 * 3600);
+/// Live locks one user may hold.
+pub const MAX_LOCKS_PER_USER: usize = 100;
+/// What `DAV:lockdiscovery` shows in place of another user's lock token.
+pub const HIDDEN_TOKEN: &str = "opaquelocktoken:held-by-another-user";
 
 /// A live lock with its path as segments.
 #[derive(Clone)]
@@ -38,6 +58,10 @@ pub struct DbLocks {
     store: Store,
     /// The user whose request this is: the namespace of their personal files' locks.
     user: String,
+    /// Their login: the principal of the locks they take.
+    login: String,
+    /// An administrator may break (UNLOCK) anyone's lock.
+    is_admin: bool,
     /// The live locks as this request sees them; `None` until first needed.
     held: Arc<tokio::sync::Mutex<Option<Vec<Held>>>>,
 }
@@ -49,12 +73,28 @@ impl std::fmt::Debug for DbLocks {
 }
 
 impl DbLocks {
-    pub fn new(store: Store, user: Uuid) -> Box<DbLocks> {
+    pub fn new(store: Store, principal: &Principal) -> Box<DbLocks> {
         Box::new(DbLocks {
             store,
-            user: user.to_string(),
+            user: principal.user_id.to_string(),
+            login: principal.login.clone(),
+            is_admin: principal.is_admin(),
             held: Arc::default(),
         })
+    }
+
+    /// Whether this request's user took `lock`.
+    fn owns(&self, lock: &DavLock) -> bool {
+        lock.principal.as_deref() == Some(self.login.as_str())
+    }
+
+    /// `lock` as this user may see it: another user's token is not theirs to know.
+    fn shown(&self, lock: &DavLock) -> DavLock {
+        let mut shown = lock.clone();
+        if !self.owns(lock) {
+            shown.token = HIDDEN_TOKEN.to_string();
+        }
+        shown
     }
 
     /// Where a lock on `segs` lives: the shared common files, or this user's own view.
@@ -78,6 +118,7 @@ impl DbLocks {
 
 /// The live locks a request can see, read once, for a listing that shows each entry's
 /// `DAV:lockdiscovery`: a PROPFIND of 10,000 entries costs one query, not one per entry.
+/// Other users' tokens are already hidden.
 #[derive(Default)]
 pub struct Discovery(Vec<Held>);
 
@@ -95,10 +136,30 @@ impl DbLocks {
     /// answers the same).
     pub async fn discovery(&self) -> Discovery {
         match self.held().await {
-            Ok(held) => Discovery(held.clone().unwrap_or_default()),
+            Ok(held) => Discovery(
+                held.clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|mut h| {
+                        h.lock = self.shown(&h.lock);
+                        h
+                    })
+                    .collect(),
+            ),
             Err(()) => Discovery::default(),
         }
     }
+}
+
+/// A timeout as granted: at most `MAX_GRANT`, and never past `MAX_LIFE` after `created`
+/// (unix seconds); `None` once that life is over.
+fn granted(asked: Option<Duration>, created: i64, now: i64) -> Option<Duration> {
+    let left = (created + MAX_LIFE.as_secs() as i64 - now).max(0) as u64;
+    let grant = asked
+        .unwrap_or(MAX_GRANT)
+        .min(MAX_GRANT)
+        .min(Duration::from_secs(left));
+    (!grant.is_zero()).then_some(grant)
 }
 
 async fn live(store: &Store, user: &str) -> Result<Vec<Held>, ()> {
@@ -260,6 +321,7 @@ impl DavLockSystem for DbLocks {
         shared: bool,
         deep: bool,
     ) -> LsFuture<'_, Result<DavLock, DavLock>> {
+        let timeout = granted(timeout, cells_store::now(), cells_store::now());
         let lock = DavLock {
             token: Uuid::new_v4().urn().to_string(),
             path: Box::new(path.clone()),
@@ -276,6 +338,19 @@ impl DavLockSystem for DbLocks {
             let outcome = self
                 .store
                 .add_dav_lock(&self.user, &stored, |live| {
+                    let mine = live
+                        .iter()
+                        .filter(|l| l.principal.as_deref() == Some(self.login.as_str()))
+                        .count();
+                    if mine >= MAX_LOCKS_PER_USER {
+                        tracing::info!(login = %self.login, "WebDAV lock refused: too many live locks");
+                        // Answered as a conflict with the user's own oldest lock (423).
+                        return live
+                            .iter()
+                            .filter(|l| l.principal.as_deref() == Some(self.login.as_str()))
+                            .min_by_key(|l| l.created_at)
+                            .cloned();
+                    }
                     let held: Vec<Held> = live.iter().cloned().filter_map(held_of).collect();
                     let conflict = check_to_path(&held, &segs, None, true, &[], shared)
                         .and_then(|()| match deep {
@@ -311,9 +386,15 @@ impl DavLockSystem for DbLocks {
         async move {
             let mut held = self.held().await?;
             let list = held.as_mut().ok_or(())?;
-            let found = along(list, &segs).into_iter().any(|h| h.lock.token == token);
-            if !found {
+            let Some(lock) = along(list, &segs).into_iter().find(|h| h.lock.token == token) else {
                 return Err(());
+            };
+            if !self.owns(&lock.lock) && !self.is_admin {
+                tracing::info!(login = %self.login, "UNLOCK of another user's lock refused");
+                return Err(());
+            }
+            if !self.owns(&lock.lock) {
+                tracing::info!(login = %self.login, path = %lock.stored.path, "an administrator broke a WebDAV lock");
             }
             if let Err(error) = self.store.delete_dav_locks(std::slice::from_ref(&token)).await {
                 tracing::error!(%error, "could not remove a WebDAV lock");
@@ -336,11 +417,17 @@ impl DavLockSystem for DbLocks {
         async move {
             let mut held = self.held().await?;
             let list = held.as_mut().ok_or(())?;
-            if !along(list, &segs).into_iter().any(|h| h.lock.token == token) {
+            let Some(lock) = along(list, &segs).into_iter().find(|h| h.lock.token == token) else {
+                return Err(());
+            };
+            if !self.owns(&lock.lock) {
                 return Err(());
             }
-            let expires_at = timeout.map(|d| cells_store::now() + d.as_secs() as i64);
-            let timeout_seconds = timeout.map(|d| d.as_secs() as i64);
+            let now = cells_store::now();
+            let created = lock.stored.created_at / 1_000_000;
+            let timeout = granted(timeout, created, now).ok_or(())?;
+            let expires_at = Some(now + timeout.as_secs() as i64);
+            let timeout_seconds = Some(timeout.as_secs() as i64);
             let refreshed = match self
                 .store
                 .refresh_dav_lock(&token, timeout_seconds, expires_at)
@@ -403,7 +490,7 @@ impl DavLockSystem for DbLocks {
             match self.held().await {
                 Ok(held) => along(held.as_deref().unwrap_or_default(), &segs)
                     .into_iter()
-                    .map(|h| h.lock.clone())
+                    .map(|h| self.shown(&h.lock))
                     .collect(),
                 Err(()) => Vec::new(),
             }
@@ -469,6 +556,23 @@ mod tests {
         owner.write(&mut xml).unwrap();
         assert!(String::from_utf8(xml).unwrap().contains("litmus test suite"));
         assert_eq!(held.lock.timeout, Some(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn grants_are_short_and_lives_bounded() {
+        let created = 1_000_000;
+        assert_eq!(granted(None, created, created), Some(MAX_GRANT));
+        assert_eq!(
+            granted(Some(Duration::from_secs(u64::from(u32::MAX))), created, created),
+            Some(MAX_GRANT)
+        );
+        assert_eq!(
+            granted(Some(Duration::from_secs(30)), created, created),
+            Some(Duration::from_secs(30))
+        );
+        let late = created + MAX_LIFE.as_secs() as i64 - 100;
+        assert_eq!(granted(None, created, late), Some(Duration::from_secs(100)));
+        assert_eq!(granted(None, created, late + 100), None);
     }
 
     #[test]

@@ -19,9 +19,10 @@ use dav_server::DavHandler;
 use crate::SharedApp;
 use crate::auth::principal::Principal;
 use crate::error::Error;
-use crate::files::path::{TreePath, percent_decode};
+use crate::files::path::{TreePath, WorkspaceName, percent_decode};
 use crate::http::extract::{client_address, parse_basic};
 use crate::http::precondition::{self, Current};
+use crate::http::range::Ranges;
 use fs::{CellsFs, EtagUse};
 
 const REALM: &str = "Basic realm=\"Cells DAV\"";
@@ -125,7 +126,35 @@ async fn precheck(
         return Some(response);
     }
     if method == "LOCK" {
-        let path = tree_path_of(parts.uri.path())?;
+        let Some(path) = tree_path_of(parts.uri.path()) else {
+            // The top level (`/dav/`) lists workspaces: nothing there to lock.
+            return Some(forbidden("the list of workspaces cannot be locked\n"));
+        };
+        // A deep lock on a workspace root or on a shared folder would lock everyone else out
+        // of all of it: only an administrator may take one. (A missing Depth is infinity,
+        // RFC 4918 §9.10.3; a refresh has no body and keeps its lock's depth.)
+        let deep = depth.is_none_or(|d| d.eq_ignore_ascii_case("infinity"));
+        let refresh = parts.headers.contains_key("if")
+            && parts
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .is_none_or(|length| length.as_bytes() == b"0");
+        if deep && !refresh && !principal.is_admin() {
+            let shared = path.workspace == WorkspaceName::CommonFiles;
+            let root = path.names.is_empty();
+            if root
+                || (shared
+                    && app
+                        .tree
+                        .stat(principal, &path)
+                        .await
+                        .is_ok_and(|e| e.node.is_collection()))
+            {
+                return Some(forbidden(
+                    "a Depth: infinity lock on a workspace root or on a shared folder is for administrators\n",
+                ));
+            }
+        }
         return match app.tree.can_write_at(principal, &path).await {
             Ok(true) => None,
             Ok(false) => Some(forbidden(
@@ -206,8 +235,17 @@ fn bad_request(message: &str) -> Response<Body> {
     response
 }
 
+/// Serve one WebDAV request, with the user-content headers (`http::user_content`).
 async fn serve(app: SharedApp, request: Request<Body>) -> Response<Body> {
-    let (parts, body) = request.into_parts();
+    let method = request.method().clone();
+    let mut response = answer(app, request).await;
+    let status = response.status();
+    crate::http::user_content::harden(&method, status, response.headers_mut());
+    response
+}
+
+async fn answer(app: SharedApp, request: Request<Body>) -> Response<Body> {
+    let (mut parts, body) = request.into_parts();
     let destination_ok = parts
         .headers
         .get("destination")
@@ -251,11 +289,16 @@ async fn serve(app: SharedApp, request: Request<Body>) -> Response<Body> {
     if let Some(refusal) = precheck(&app, &parts, &principal).await {
         return refusal;
     }
-    // XML request bodies are read here, limited, and an oversized one is drained before the
-    // 413, so that a client still sending reads our answer instead of a reset connection.
-    let body = if matches!(parts.method.as_str(), "PROPFIND" | "PROPPATCH" | "LOCK") {
+    // Every body but a PUT's is read here, limited (an oversized one is drained before the
+    // 413, so that a client still sending reads our answer instead of a reset connection),
+    // and its XML shape checked before any parser sees it: dav-server's parser recurses per
+    // element, and a deep body would overflow the stack and abort the process.
+    let body = if !matches!(parts.method.as_str(), "PUT" | "PATCH") {
         match crate::http::extract::read_limited(body).await {
             Ok(bytes) => {
+                if let Err(refusal) = crate::http::xml::check(&bytes) {
+                    return bad_request(&refusal.to_string());
+                }
                 if parts.method.as_str() == "PROPFIND"
                     && let Some(response) = propfind::answer(&app, &parts, &bytes, &principal).await
                 {
@@ -286,11 +329,25 @@ async fn serve(app: SharedApp, request: Request<Body>) -> Response<Body> {
     };
     let handler: DavHandler<Principal> = DavHandler::builder()
         .filesystem(Box::new(CellsFs::new(app.clone(), etags)))
-        .locksystem(locks::DbLocks::new(app.store.clone(), principal.user_id))
+        .locksystem(locks::DbLocks::new(app.store.clone(), &principal))
         .strip_prefix(locks::PREFIX)
         // Large reads: a GET of a big file is a few syscalls per MiB, not hundreds.
         .read_buf_size(1 << 20)
         .build_handler();
+    // dav-server serves every range asked for: merge them first (`http::range`).
+    if let Some(value) = parts.headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        match crate::http::range::coalesce(value) {
+            Ranges::Keep => {}
+            Ranges::Replace(merged) => {
+                if let Ok(merged) = HeaderValue::from_str(&merged) {
+                    parts.headers.insert(header::RANGE, merged);
+                }
+            }
+            Ranges::Ignore => {
+                parts.headers.remove(header::RANGE);
+            }
+        }
+    }
     let request = Request::from_parts(parts, body);
     let response = handler
         .handle_guarded(request, principal.login.clone(), principal)

@@ -128,9 +128,7 @@ pub async fn answer(
             .any(|n| n.namespace == DAV && n.local == "lockdiscovery"),
     };
     let locks = if needs_locks {
-        DbLocks::new(app.store.clone(), principal.user_id)
-            .discovery()
-            .await
+        DbLocks::new(app.store.clone(), principal).discovery().await
     } else {
         Discovery::default()
     };

@@ -4,10 +4,15 @@
 pub mod api;
 pub mod error;
 pub mod extract;
+pub mod listener;
 pub mod oidc;
 pub mod pages;
 pub mod precondition;
+pub mod range;
+pub mod request_log;
 pub mod session;
+pub mod user_content;
+pub mod xml;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, header};
@@ -125,8 +130,13 @@ pub fn router(app: SharedApp) -> Router {
             HeaderName::from_static("referrer-policy"),
             HeaderValue::from_static("no-referrer"),
         ))
+        .layer(axum::middleware::from_fn(listener::refuse_over_limit))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_log::span)
+                .on_response(request_log::on_response),
+        )
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::COOKIE,

@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use crate::SharedApp;
 use crate::auth::oidc::grant::{self, OAuthError, OAuthResult, TokenForm};
 use crate::auth::oidc::{AccessClaims, sha256_hex};
+use crate::auth::throttle::counted_as;
 use crate::http::extract::parse_basic;
 
 impl IntoResponse for OAuthError {
@@ -379,6 +380,14 @@ pub async fn device_authorization(
     body: Bytes,
 ) -> Response {
     let outcome: OAuthResult<Value> = async {
+        // Each call stores a pending code: one address may not fill the table.
+        if let Err(seconds) = app.oidc.device_requests.allow(counted_as(peer.ip())) {
+            return Err(OAuthError::new(
+                429,
+                "slow_down",
+                format!("too many device authorizations from this address; retry in {seconds} s"),
+            ));
+        }
         let (form, client) = client_request::<DeviceForm>(&app, peer, &headers, &body).await?;
         grant::device_authorization(&app.oidc, &client, form.scope.as_deref()).await
     }

@@ -23,6 +23,7 @@ use crate::auth::oidc::grant::{self, AuthRequest};
 use crate::error::Error;
 use crate::http::session::{
     csrf_ok, csrf_token, expired_session_cookie, open_session, session_user, set_cookie, with_csrf_cookie,
+    with_session_cookie,
 };
 
 /// How long the login page accepts an authorization request.
@@ -248,8 +249,18 @@ pub async fn authorize(
     let session = session.filter(|(_, _, auth_time)| !prompt.contains(&"login") && fresh_enough(*auth_time));
     match session {
         Some((user, session_id, auth_time)) => {
+            if silent && client.always_ask_consent {
+                return fail(
+                    "consent_required",
+                    "this app asks for the user's consent every time",
+                );
+            }
             if silent && !client.skip_consent {
-                match app.store.has_consent(user.id, &client.id, &request.scope).await {
+                match app
+                    .store
+                    .has_consent(user.id, &client.id, &consent_scope(&request.scope))
+                    .await
+                {
                     Ok(true) => {}
                     Ok(false) => return fail("consent_required", "this client needs the user's consent"),
                     Err(error) => return Error::from(error).into_response(),
@@ -258,7 +269,10 @@ pub async fn authorize(
             if prompt.contains(&"consent") {
                 return consent_page(&app, &headers, &client, &request);
             }
-            continue_as(&app, &headers, &client, &user, session_id, auth_time, &request).await
+            continue_as(
+                &app, &headers, &client, &user, session_id, auth_time, &request, false,
+            )
+            .await
         }
         None if silent => fail("login_required", "no browser session"),
         None => {
@@ -273,7 +287,18 @@ pub async fn authorize(
     }
 }
 
-/// After login: consent when needed, else the code, sent to the client's redirect URI.
+/// The scopes a consent is remembered for: a set, so `profile openid` after `openid profile`
+/// is the same consent.
+fn consent_scope(scope: &str) -> String {
+    let mut scopes: Vec<&str> = scope.split_whitespace().collect();
+    scopes.sort_unstable();
+    scopes.dedup();
+    scopes.join(" ")
+}
+
+/// After login: consent when needed (unless `consented` just now), else the code, sent to the
+/// client's redirect URI.
+#[allow(clippy::too_many_arguments)]
 async fn continue_as(
     app: &SharedApp,
     headers: &HeaderMap,
@@ -282,9 +307,17 @@ async fn continue_as(
     session: Uuid,
     auth_time: i64,
     request: &AuthRequest,
+    consented: bool,
 ) -> Response {
-    if !client.skip_consent {
-        match app.store.has_consent(user.id, &client.id, &request.scope).await {
+    if !client.skip_consent && !consented {
+        if client.always_ask_consent {
+            return consent_page(app, headers, client, request);
+        }
+        match app
+            .store
+            .has_consent(user.id, &client.id, &consent_scope(&request.scope))
+            .await
+        {
             Ok(true) => {}
             Ok(false) => return consent_page(app, headers, client, request),
             Err(error) => return Error::from(error).into_response(),
@@ -310,7 +343,7 @@ fn login_form(
     login: &str,
     error: Option<&str>,
 ) -> Response {
-    let (csrf, is_new) = csrf_token(headers);
+    let csrf = csrf_token(app, headers);
     let error = error
         .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e)))
         .unwrap_or_default();
@@ -326,7 +359,7 @@ fn login_form(
          <button type=\"submit\">Sign in</button></form>",
         client = esc(client),
         challenge = esc(challenge),
-        csrf = esc(&csrf),
+        csrf = esc(&csrf.token),
         login = esc(login),
     );
     let status = if error.is_empty() {
@@ -334,7 +367,7 @@ fn login_form(
     } else {
         StatusCode::UNAUTHORIZED
     };
-    with_csrf_cookie(app, page(status, "Sign in", &body), &csrf, is_new)
+    with_csrf_cookie(app, page(status, "Sign in", &body), &csrf)
 }
 
 #[derive(Deserialize)]
@@ -383,7 +416,7 @@ pub async fn login_submit(
     let Ok(form) = serde_urlencoded::from_bytes::<LoginForm>(&body) else {
         return error_page(StatusCode::BAD_REQUEST, "Malformed form.");
     };
-    if !csrf_ok(&headers, form.csrf.as_deref()) {
+    if !csrf_ok(&app, &headers, form.csrf.as_deref()) {
         return error_page(
             StatusCode::FORBIDDEN,
             "Missing or invalid CSRF token. Reload the login page.",
@@ -424,7 +457,10 @@ pub async fn login_submit(
         Ok(opened) => opened,
         Err(error) => return error.into_response(),
     };
-    let mut response = continue_as(&app, &headers, &client, &user, session, now, &request).await;
+    // A consent page in this answer belongs to the session it opens (its CSRF token is bound
+    // to it).
+    let headers = with_session_cookie(&headers, &cookie);
+    let mut response = continue_as(&app, &headers, &client, &user, session, now, &request, false).await;
     set_cookie(&mut response, cookie);
     response
 }
@@ -435,7 +471,7 @@ fn consent_page(
     client: &OAuthClient,
     request: &AuthRequest,
 ) -> Response {
-    let (csrf, is_new) = csrf_token(headers);
+    let csrf = csrf_token(app, headers);
     let scopes: String = request
         .scope
         .split_whitespace()
@@ -443,16 +479,19 @@ fn consent_page(
         .collect();
     let body = format!(
         "<h1>Allow access?</h1><p><strong>{client}</strong> asks to act on your behalf with:</p><ul>{scopes}</ul>\
+         <p>The access goes to the program that receives <code>{redirect}</code>. Allow only if you \
+         have just started {client} yourself.</p>\
          <form method=\"post\" action=\"/oauth2/consent\">\
          <input type=\"hidden\" name=\"login_challenge\" value=\"{challenge}\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button> \
          <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>",
         client = esc(&client.name),
+        redirect = esc(&request.redirect_uri),
         challenge = esc(&seal_request(app, request)),
-        csrf = esc(&csrf),
+        csrf = esc(&csrf.token),
     );
-    with_csrf_cookie(app, page(StatusCode::OK, "Allow access", &body), &csrf, is_new)
+    with_csrf_cookie(app, page(StatusCode::OK, "Allow access", &body), &csrf)
 }
 
 #[derive(Deserialize)]
@@ -467,7 +506,7 @@ pub async fn consent_submit(State(app): State<SharedApp>, headers: HeaderMap, bo
     let Ok(form) = serde_urlencoded::from_bytes::<ConsentForm>(&body) else {
         return error_page(StatusCode::BAD_REQUEST, "Malformed form.");
     };
-    if !csrf_ok(&headers, form.csrf.as_deref()) {
+    if !csrf_ok(&app, &headers, form.csrf.as_deref()) {
         return error_page(StatusCode::FORBIDDEN, "Missing or invalid CSRF token.");
     }
     let request = match open_request(&app, form.login_challenge.as_deref().unwrap_or_default()) {
@@ -492,10 +531,15 @@ pub async fn consent_submit(State(app): State<SharedApp>, headers: HeaderMap, bo
             "the user denied access",
         );
     }
-    if let Err(error) = app.store.add_consent(user.id, &client.id, &request.scope).await {
+    if !client.always_ask_consent
+        && let Err(error) = app
+            .store
+            .add_consent(user.id, &client.id, &consent_scope(&request.scope))
+            .await
+    {
         return Error::from(error).into_response();
     }
-    continue_as(&app, &headers, &client, &user, session, auth_time, &request).await
+    continue_as(&app, &headers, &client, &user, session, auth_time, &request, true).await
 }
 
 #[derive(Deserialize)]
@@ -542,7 +586,7 @@ fn device_form(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let (csrf, is_new) = csrf_token(headers);
+    let csrf = csrf_token(app, headers);
     let error = error
         .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e)))
         .unwrap_or_default();
@@ -563,10 +607,10 @@ fn device_form(
          {credentials}\
          <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button> \
          <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>",
-        csrf = esc(&csrf),
+        csrf = esc(&csrf.token),
         code = esc(user_code),
     );
-    with_csrf_cookie(app, page(status, "Connect a device", &body), &csrf, is_new)
+    with_csrf_cookie(app, page(status, "Connect a device", &body), &csrf)
 }
 
 /// The pending device code behind `user_code`, and what it asks for, in words.
@@ -587,6 +631,7 @@ async fn device_request(app: &SharedApp, user_code: &str) -> Option<(cells_store
 /// `GET /oauth2/device?user_code=…` (RFC 8628 §3.3).
 pub async fn device_page(
     State(app): State<SharedApp>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(query): Query<DeviceQuery>,
 ) -> Response {
@@ -595,10 +640,23 @@ pub async fn device_page(
         Err(error) => return error.into_response(),
     };
     let code = query.user_code.unwrap_or_default();
+    // A code in the link tells valid codes from others: throttled as the form's POST is.
+    if !code.is_empty()
+        && let Err(seconds) = app.auth.throttle().check(peer.ip())
+    {
+        return error_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too many attempts; retry in {seconds} s."),
+        );
+    }
     let asking = if code.is_empty() {
         None
     } else {
-        device_request(&app, &code).await.map(|(_, words)| words)
+        let found = device_request(&app, &code).await.map(|(_, words)| words);
+        if found.is_none() {
+            app.auth.throttle().failed(peer.ip());
+        }
+        found
     };
     let error = (!code.is_empty() && asking.is_none()).then_some("This code is unknown or has expired.");
     device_form(
@@ -631,7 +689,7 @@ pub async fn device_submit(
     let Ok(form) = serde_urlencoded::from_bytes::<DeviceSubmit>(&body) else {
         return error_page(StatusCode::BAD_REQUEST, "Malformed form.");
     };
-    if !csrf_ok(&headers, form.csrf.as_deref()) {
+    if !csrf_ok(&app, &headers, form.csrf.as_deref()) {
         return error_page(
             StatusCode::FORBIDDEN,
             "Missing or invalid CSRF token. Reload the page.",
@@ -752,7 +810,7 @@ pub async fn logout(
     }
     let client_id = hint
         .as_ref()
-        .map(|(aud, _)| aud.clone())
+        .map(|hint| hint.client_id.clone())
         .or_else(|| query.client_id.clone());
     if let Err(response) = check_post_logout(
         &app,
@@ -763,33 +821,43 @@ pub async fn logout(
     {
         return *response;
     }
-    let Some((_, sid)) = hint else {
-        let (csrf, is_new) = csrf_token(&headers);
-        let field = |name: &str, value: &Option<String>| {
-            value
-                .as_ref()
-                .map(|v| format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", esc(v)))
-                .unwrap_or_default()
-        };
-        let body = format!(
-            "<h1>Sign out?</h1><form method=\"post\" action=\"/oidc/oauth2/sessions/logout\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{}\">{}{}{}\
-             <button type=\"submit\">Sign out</button></form>",
-            esc(&csrf),
-            field("post_logout_redirect_uri", &query.post_logout_redirect_uri),
-            field("state", &query.state),
-            field("client_id", &client_id),
-        );
-        return with_csrf_cookie(&app, page(StatusCode::OK, "Sign out", &body), &csrf, is_new);
+    // A GET ends the browser's session only when the hint names that very session and user:
+    // any page can make a browser send a GET with an ID token of the attacker's own (a CSRF
+    // logout). Anything else asks the person first.
+    let browser = session_user(&app, &headers).await.ok().flatten();
+    let matches = match (&hint, &browser) {
+        (Some(hint), Some((user, session, _))) => {
+            hint.user_id == user.id && hint.session_id == Some(*session)
+        }
+        _ => false,
     };
-    finish_logout(
-        &app,
-        &headers,
-        sid,
-        query.post_logout_redirect_uri.as_deref(),
-        query.state.as_deref(),
-    )
-    .await
+    // With no session in this browser there is nothing to end: the RP's own flow may go on.
+    if matches || (browser.is_none() && hint.is_some()) {
+        return finish_logout(
+            &app,
+            &headers,
+            query.post_logout_redirect_uri.as_deref(),
+            query.state.as_deref(),
+        )
+        .await;
+    }
+    let csrf = csrf_token(&app, &headers);
+    let field = |name: &str, value: &Option<String>| {
+        value
+            .as_ref()
+            .map(|v| format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", esc(v)))
+            .unwrap_or_default()
+    };
+    let body = format!(
+        "<h1>Sign out?</h1><form method=\"post\" action=\"/oidc/oauth2/sessions/logout\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">{}{}{}\
+         <button type=\"submit\">Sign out</button></form>",
+        esc(&csrf.token),
+        field("post_logout_redirect_uri", &query.post_logout_redirect_uri),
+        field("state", &query.state),
+        field("client_id", &client_id),
+    );
+    with_csrf_cookie(&app, page(StatusCode::OK, "Sign out", &body), &csrf)
 }
 
 /// `POST /oidc/oauth2/sessions/logout`: the confirmation form.
@@ -797,7 +865,7 @@ pub async fn logout_confirm(State(app): State<SharedApp>, headers: HeaderMap, bo
     let Ok(form) = serde_urlencoded::from_bytes::<LogoutQuery>(&body) else {
         return error_page(StatusCode::BAD_REQUEST, "Malformed form.");
     };
-    if !csrf_ok(&headers, form.csrf.as_deref()) {
+    if !csrf_ok(&app, &headers, form.csrf.as_deref()) {
         return error_page(StatusCode::FORBIDDEN, "Missing or invalid CSRF token.");
     }
     if let Err(response) = check_post_logout(
@@ -812,7 +880,6 @@ pub async fn logout_confirm(State(app): State<SharedApp>, headers: HeaderMap, bo
     finish_logout(
         &app,
         &headers,
-        None,
         form.post_logout_redirect_uri.as_deref(),
         form.state.as_deref(),
     )
@@ -839,22 +906,16 @@ async fn check_post_logout(
     }
 }
 
-/// End the browser's session (and the one the ID token names), revoking their grants.
+/// End the browser's own session, revoking the grants made through it.
 async fn finish_logout(
     app: &SharedApp,
     headers: &HeaderMap,
-    sid: Option<Uuid>,
     redirect: Option<&str>,
     state: Option<&str>,
 ) -> Response {
     let mut sessions = Vec::new();
     if let Ok(Some((_, session, _))) = session_user(app, headers).await {
         sessions.push(session);
-    }
-    if let Some(sid) = sid
-        && !sessions.contains(&sid)
-    {
-        sessions.push(sid);
     }
     for session in sessions {
         match app.store.revoke_session(session).await {

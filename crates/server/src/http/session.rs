@@ -2,8 +2,10 @@
 //!
 //! A session cookie is `<session id>.<HMAC of it>` (`HttpOnly`, `SameSite=Lax`): it cannot be
 //! forged without the server's key, and every request re-reads the session and its user, so a
-//! logout, a lock or a deletion holds at the next page. Forms carry a CSRF token that must
-//! equal the `cells_csrf` cookie (double submit; that cookie is `SameSite=Strict`, `HttpOnly`).
+//! logout, a lock or a deletion holds at the next page. Forms carry a CSRF token bound to the
+//! `cells_csrf` cookie (a random nonce, `SameSite=Strict`, `HttpOnly`) and to the browser's
+//! session: a keyed hash of both, so a value planted in a cookie pairs with nothing, and a
+//! token taken from one session is worth nothing in another.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
@@ -84,18 +86,43 @@ pub async fn session_user(app: &SharedApp, headers: &HeaderMap) -> Result<Option
 }
 
 /// The CSRF token of this browser, and the cookie to set when it is new.
-pub fn csrf_token(headers: &HeaderMap) -> (String, bool) {
-    match cookie(headers, CSRF_COOKIE) {
+/// A page's CSRF state: the cookie's nonce (new when the browser had none) and the token its
+/// forms carry.
+pub struct Csrf {
+    pub nonce: String,
+    pub token: String,
+    pub is_new: bool,
+}
+
+/// The token forms carry for `nonce` in the session that `headers` present.
+fn csrf_for(app: &SharedApp, headers: &HeaderMap, nonce: &str) -> String {
+    let session = cookie(headers, SESSION_COOKIE).unwrap_or_default();
+    let mut context = aws_lc_rs::hmac::Context::with_key(&app.session_key);
+    context.update(b"csrf\0");
+    context.update(nonce.as_bytes());
+    context.update(b"\0");
+    context.update(session.as_bytes());
+    URL_SAFE_NO_PAD.encode(context.sign().as_ref())
+}
+
+pub fn csrf_token(app: &SharedApp, headers: &HeaderMap) -> Csrf {
+    let (nonce, is_new) = match cookie(headers, CSRF_COOKIE) {
         Some(value) if value.len() == 43 => (value.to_string(), false),
         _ => (random_token(), true),
+    };
+    Csrf {
+        token: csrf_for(app, headers, &nonce),
+        nonce,
+        is_new,
     }
 }
 
-pub fn with_csrf_cookie(app: &SharedApp, mut response: Response, token: &str, is_new: bool) -> Response {
-    if is_new {
+pub fn with_csrf_cookie(app: &SharedApp, mut response: Response, csrf: &Csrf) -> Response {
+    if csrf.is_new {
         // One path for every page's token, so a browser never holds two `cells_csrf` cookies.
         let value = format!(
-            "{CSRF_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{}",
+            "{CSRF_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict{}",
+            csrf.nonce,
             secure_flag(app)
         );
         set_cookie(&mut response, value);
@@ -103,13 +130,37 @@ pub fn with_csrf_cookie(app: &SharedApp, mut response: Response, token: &str, is
     response
 }
 
-pub fn csrf_ok(headers: &HeaderMap, presented: Option<&str>) -> bool {
+pub fn csrf_ok(app: &SharedApp, headers: &HeaderMap, presented: Option<&str>) -> bool {
     match (cookie(headers, CSRF_COOKIE), presented) {
-        (Some(expected), Some(presented)) if !expected.is_empty() => {
+        (Some(nonce), Some(presented)) if nonce.len() == 43 => {
+            let expected = csrf_for(app, headers, nonce);
             expected.as_bytes().ct_eq(presented.as_bytes()).into()
         }
         _ => false,
     }
+}
+
+/// `headers` as the next request will send them, once `set_cookie` (a new session) is kept:
+/// for a page rendered in the same answer that opens the session.
+pub fn with_session_cookie(headers: &HeaderMap, set_cookie: &str) -> HeaderMap {
+    let mut headers = headers.clone();
+    if let Some(pair) = set_cookie.split(';').next() {
+        let mut others: Vec<String> = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .map(str::trim)
+            .filter(|p| !p.starts_with(&format!("{SESSION_COOKIE}=")) && !p.is_empty())
+            .map(str::to_string)
+            .collect();
+        others.push(pair.trim().to_string());
+        headers.remove(header::COOKIE);
+        if let Ok(value) = HeaderValue::from_str(&others.join("; ")) {
+            headers.insert(header::COOKIE, value);
+        }
+    }
+    headers
 }
 
 /// Open a browser session for `user` (after a password check on our pages): its id, login
@@ -152,13 +203,14 @@ mod tests {
     }
 
     #[test]
-    fn csrf_needs_the_cookie_and_the_same_value() {
+    fn session_cookies_replace_the_old_one() {
         let mut headers = HeaderMap::new();
-        assert!(!csrf_ok(&headers, Some("x")));
-        headers.insert(header::COOKIE, HeaderValue::from_static("cells_csrf=abc"));
-        assert!(!csrf_ok(&headers, None));
-        assert!(!csrf_ok(&headers, Some("abd")));
-        assert!(!csrf_ok(&headers, Some("")));
-        assert!(csrf_ok(&headers, Some("abc")));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("cells_csrf=abc; cells_session=old"),
+        );
+        let next = with_session_cookie(&headers, "cells_session=new.tag; Path=/; HttpOnly");
+        assert_eq!(cookie(&next, SESSION_COOKIE), Some("new.tag"));
+        assert_eq!(cookie(&next, CSRF_COOKIE), Some("abc"));
     }
 }

@@ -98,9 +98,19 @@ pub fn is_s3_request<B>(request: &Request<B>) -> bool {
     signed_header || signed_query
 }
 
-/// Serve one S3 request: throttle, run s3s with the client in scope, then add the request id
-/// and count a refused signature as a failed attempt of that address.
+/// Serve one S3 request, with the user-content headers (`http::user_content`) whatever the
+/// stored type or a presigned URL's `response-content-type` asks for.
 pub async fn serve(app: SharedApp, service: S3Service, request: Request<Body>) -> Response<Body> {
+    let method = request.method().clone();
+    let mut response = answer(app, service, request).await;
+    let status = response.status();
+    crate::http::user_content::harden(&method, status, response.headers_mut());
+    response
+}
+
+/// Throttle, run s3s with the client in scope, then add the request id and count a refused
+/// signature as a failed attempt of that address.
+async fn answer(app: SharedApp, service: S3Service, request: Request<Body>) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let client = Client {
         protocol: "s3",
@@ -110,6 +120,16 @@ pub async fn serve(app: SharedApp, service: S3Service, request: Request<Body>) -
     if let Err(retry) = app.auth.throttle().check(client.address) {
         let mut error = S3Error::with_message(S3ErrorCode::SlowDown, Error::Throttled(retry).to_string());
         error.set_status_code(StatusCode::SERVICE_UNAVAILABLE);
+        return error_response(error, &request_id);
+    }
+    if let Some(seconds) = presigned_expiry(&parts)
+        && !(1..=MAX_PRESIGNED_SECONDS).contains(&seconds)
+    {
+        let mut error = S3Error::with_message(
+            S3ErrorCode::Custom("AuthorizationQueryParametersError".into()),
+            "X-Amz-Expires must be between 1 and 604800 seconds (7 days)",
+        );
+        error.set_status_code(StatusCode::BAD_REQUEST);
         return error_response(error, &request_id);
     }
     if let Some(region) = signed_region(&parts)
@@ -134,6 +154,19 @@ pub async fn serve(app: SharedApp, service: S3Service, request: Request<Body>) -
         app.auth.throttle().failed(client.address);
     }
     finish(response, &request_id)
+}
+
+/// The longest a presigned URL may live, as AWS allows (Signature V4 query authentication).
+const MAX_PRESIGNED_SECONDS: i64 = 7 * 24 * 3600;
+
+/// A presigned URL's `X-Amz-Expires` (`Some(-1)` when it is not a number).
+fn presigned_expiry(parts: &axum::http::request::Parts) -> Option<i64> {
+    let query = parts.uri.query()?;
+    let value = query.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        name.eq_ignore_ascii_case("X-Amz-Expires").then_some(value)
+    })?;
+    Some(value.parse().unwrap_or(-1))
 }
 
 /// The region a request is signed for (`Credential=KEY/DATE/REGION/s3/aws4_request`, in the

@@ -7,11 +7,12 @@
 //! same cache, lockout and per-address throttling. A public key logs in when it is registered
 //! for the login (`cells admin user add-key`), through `Authenticator::authenticate_ssh_key`.
 
+pub mod budget;
 pub mod packet;
 pub mod session;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,9 @@ use tokio::net::TcpListener;
 use crate::SharedApp;
 use crate::auth::Client;
 use crate::auth::principal::Principal;
+use crate::auth::throttle::counted_as;
+use crate::connections::{Connections, Slot};
+use budget::Budget;
 use session::{Credential, Login};
 
 /// The host key, in OpenSSH format, in the data dir.
@@ -99,9 +103,27 @@ fn ssh_config(key: PrivateKey) -> Arc<russh::server::Config> {
     })
 }
 
+/// What every connection of a server shares: the memory budget and the connection counts.
+struct Shared {
+    budget: Arc<Budget>,
+    per_address: Connections<IpAddr>,
+    per_user: Connections<uuid::Uuid>,
+}
+
 /// Accept SSH connections on `listener` until the task is dropped.
+///
+/// An address (IPv6: its /64) holding `sftp-connections-per-address` connections has further
+/// ones closed at once; a user holding `sftp-connections-per-user` authenticated connections
+/// is refused further logins; a connection that has not authenticated within
+/// `sftp-auth-timeout` is closed.
 pub async fn serve(app: SharedApp, listener: TcpListener) -> anyhow::Result<()> {
     let config = ssh_config(host_key(&app.config.data_dir)?);
+    let limits = app.config.limits.clone();
+    let shared = Arc::new(Shared {
+        budget: Arc::new(Budget::new(budget::SERVER_MEMORY)),
+        per_address: Connections::new(limits.sftp_connections_per_address),
+        per_user: Connections::new(limits.sftp_connections_per_user),
+    });
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -112,22 +134,67 @@ pub async fn serve(app: SharedApp, listener: TcpListener) -> anyhow::Result<()> 
                 continue;
             }
         };
+        let Some(address_slot) = shared.per_address.open(counted_as(peer.ip())) else {
+            tracing::info!(%peer, "sftp: too many connections from this address; closed");
+            drop(socket);
+            continue;
+        };
         let _ = socket.set_nodelay(true);
+        let authenticated = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let handler = Connection {
             app: app.clone(),
             peer,
             login: None,
             channels: HashMap::new(),
+            shared: shared.clone(),
+            user_slot: None,
+            authenticated: authenticated.clone(),
         };
         let config = config.clone();
+        let auth_timeout = limits.sftp_auth_timeout;
         tokio::spawn(async move {
-            match russh::server::run_stream(config, socket, handler).await {
-                Ok(session) => {
-                    if let Err(error) = session.await {
-                        tracing::debug!(%error, %peer, "sftp: connection ended");
+            let _address_slot = address_slot;
+            // The deadline covers the version exchange too: a client that sends nothing at
+            // all is closed as well.
+            let deadline = tokio::time::Instant::now() + auth_timeout;
+            let session =
+                match tokio::time::timeout_at(deadline, russh::server::run_stream(config, socket, handler))
+                    .await
+                {
+                    Ok(Ok(session)) => session,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, %peer, "sftp: handshake failed");
+                        return;
                     }
+                    Err(_) => {
+                        tracing::info!(%peer, "sftp: no SSH version exchange in time; closed");
+                        return;
+                    }
+                };
+            tokio::pin!(session);
+            let outcome = tokio::select! {
+                outcome = &mut session => outcome,
+                () = tokio::time::sleep_until(deadline) => {
+                    if !authenticated.load(std::sync::atomic::Ordering::Acquire) {
+                        tracing::info!(%peer, "sftp: not authenticated in time; closed");
+                        // The session runs in a task of its own: ask it to end, and give it a
+                        // moment to close the socket.
+                        let _ = session
+                            .handle()
+                            .disconnect(
+                                russh::Disconnect::ByApplication,
+                                "authentication timeout".into(),
+                                "en".into(),
+                            )
+                            .await;
+                        let _ = tokio::time::timeout(Duration::from_secs(2), &mut session).await;
+                        return;
+                    }
+                    session.await
                 }
-                Err(error) => tracing::debug!(%error, %peer, "sftp: handshake failed"),
+            };
+            if let Err(error) = outcome {
+                tracing::debug!(%error, %peer, "sftp: connection ended");
             }
         });
     }
@@ -141,6 +208,11 @@ struct Connection {
     login: Option<(Login, Principal)>,
     /// Session channels opened and not yet given a subsystem.
     channels: HashMap<ChannelId, Channel<Msg>>,
+    shared: Arc<Shared>,
+    /// The user's connection slot, taken at login.
+    user_slot: Option<Slot<uuid::Uuid>>,
+    /// Set at login, for the authentication timeout.
+    authenticated: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Connection {
@@ -149,6 +221,24 @@ impl Connection {
             protocol: "sftp",
             address: self.peer.ip(),
         }
+    }
+
+    /// Log in as `principal`, if the user has a connection to spare.
+    fn log_in(&mut self, login: Login, principal: Principal) -> Auth {
+        if self.user_slot.is_none() {
+            match self.shared.per_user.open(principal.user_id) {
+                Some(slot) => self.user_slot = Some(slot),
+                None => {
+                    tracing::info!(login = %login.login, peer = %self.peer,
+                        "sftp: login refused: too many connections of this user");
+                    return Auth::reject();
+                }
+            }
+        }
+        self.login = Some((login, principal));
+        self.authenticated
+            .store(true, std::sync::atomic::Ordering::Release);
+        Auth::Accept
     }
 }
 
@@ -164,8 +254,7 @@ impl russh::server::Handler for Connection {
                     credential: Credential::Secret(password.to_string()),
                     client,
                 };
-                self.login = Some((login, principal));
-                Ok(Auth::Accept)
+                Ok(self.log_in(login, principal))
             }
             Err(error) => {
                 // The login is the user's to know; the password is never logged.
@@ -210,8 +299,7 @@ impl russh::server::Handler for Connection {
                     credential: Credential::SshKey(fingerprint),
                     client,
                 };
-                self.login = Some((login, principal));
-                Ok(Auth::Accept)
+                Ok(self.log_in(login, principal))
             }
             Err(error) => {
                 tracing::info!(login = user, peer = %self.peer, %fingerprint, %error, "sftp: key refused");
@@ -249,9 +337,10 @@ impl russh::server::Handler for Connection {
                 let login = login.clone();
                 let principal = principal.clone();
                 let peer = self.peer;
+                let budget = self.shared.budget.clone();
                 tokio::spawn(async move {
                     let stream = opened.into_stream();
-                    if let Err(error) = session::run(app, login, principal, stream).await {
+                    if let Err(error) = session::run(app, login, principal, stream, budget).await {
                         tracing::debug!(%error, %peer, "sftp: session ended");
                     }
                 });

@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
+use super::budget::Budget;
 use super::packet::{self, Attrs, Code, Name, Request};
 use crate::SharedApp;
 use crate::auth::Client;
@@ -61,17 +62,27 @@ enum Target {
 }
 
 enum Handle {
-    Read { entry: Box<Entry>, content: Stored },
+    Read {
+        entry: Box<Entry>,
+        content: Stored,
+    },
     Write(Box<Upload>),
-    Dir { names: VecDeque<Name> },
+    /// A folder listing, and the bytes of memory it was counted for.
+    Dir {
+        names: VecDeque<Name>,
+        held: usize,
+    },
 }
 
 /// Where a file opened for reading has its content.
 enum Stored {
     /// A blob, read at any offset.
     File(Arc<BlobFile>),
-    /// A small file's content, kept in its row (`files::inline`) and read at OPEN.
+    /// A small file's content, kept in its row (`files::inline`) and read at OPEN, while the
+    /// session's and the server's budgets allow.
     Memory(Bytes),
+    /// A small file's content, read from its row at each READ (over budget).
+    Row,
 }
 
 /// A file opened for writing: its content committed on CLOSE.
@@ -99,9 +110,13 @@ enum Written {
 }
 
 /// The most an upload keeps in memory before it moves to a draft file, and the most all the
-/// uploads of a session keep (so `MAX_HANDLES` open files cost no more than this).
+/// uploads and small files read of a session keep (so `MAX_HANDLES` open files cost no more
+/// than this).
 const MEMORY_UPLOAD: usize = 256 * 1024;
 const SESSION_MEMORY: usize = 1024 * 1024;
+/// The most the folder listings of a session hold, estimated; one listing of any size is
+/// always allowed while the server's budget (`budget::SERVER_MEMORY`) has room.
+const LISTING_MEMORY: usize = 16 << 20;
 
 impl Upload {
     fn in_memory(&self) -> usize {
@@ -135,9 +150,21 @@ struct Session {
     principal: Principal,
     handles: HashMap<u32, Handle>,
     next_handle: u32,
-    /// Bytes of all this session's uploads held in memory, at most `SESSION_MEMORY`.
+    /// Bytes of this session's uploads and small files read held in memory, at most
+    /// `SESSION_MEMORY`.
     in_memory: usize,
+    /// Bytes held by open folder listings, mostly at most `LISTING_MEMORY`.
+    listed: usize,
+    /// The server's budget, and what this session took of it (given back when it ends).
+    budget: Arc<Budget>,
+    from_budget: usize,
     out: BytesMut,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.budget.give(self.from_budget);
+    }
 }
 
 /// What the reader task hands over.
@@ -161,14 +188,20 @@ enum Incoming {
 /// stops reading the connection (window adjustments included) when a channel's queue is
 /// full, so a server that stopped reading while it waited to write (the client's window
 /// full of large READ replies) would wait forever.
-pub async fn run<S>(app: SharedApp, login: Login, principal: Principal, stream: S) -> io::Result<()>
+pub async fn run<S>(
+    app: SharedApp,
+    login: Login,
+    principal: Principal,
+    stream: S,
+    budget: Arc<Budget>,
+) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (reader, mut writer) = tokio::io::split(stream);
     let (sender, mut incoming) = mpsc::channel(QUEUED_PACKETS);
-    let budget = Arc::new(Semaphore::new(QUEUED_BYTES));
-    let reading = tokio::spawn(read_packets(reader, sender, budget));
+    let queued = Arc::new(Semaphore::new(QUEUED_BYTES));
+    let reading = tokio::spawn(read_packets(reader, sender, queued));
     let mut session = Session {
         tree: app.tree.without_etags(),
         app,
@@ -177,6 +210,9 @@ where
         handles: HashMap::new(),
         next_handle: 1,
         in_memory: 0,
+        listed: 0,
+        budget,
+        from_budget: 0,
         out: BytesMut::with_capacity(FLUSH_AT * 2),
     };
     let mut initialized = false;
@@ -361,9 +397,23 @@ impl Session {
                     .handles
                     .remove(&parse_handle(&handle)?)
                     .ok_or_else(bad_handle)?;
-                if let Handle::Write(upload) = handle {
-                    self.in_memory -= upload.in_memory();
-                    self.commit(*upload).await?;
+                match handle {
+                    Handle::Write(upload) => {
+                        self.in_memory -= upload.in_memory();
+                        self.commit(*upload).await?;
+                    }
+                    Handle::Read {
+                        content: Stored::Memory(data),
+                        ..
+                    } => {
+                        self.in_memory -= data.len();
+                        self.give_back(data.len());
+                    }
+                    Handle::Dir { held, .. } => {
+                        self.listed -= held;
+                        self.give_back(held);
+                    }
+                    Handle::Read { .. } => {}
                 }
                 self.ok(id)
             }
@@ -436,13 +486,37 @@ impl Session {
             }
             Request::Opendir { id, path } => {
                 let names = self.list(self.target(&path)?).await?;
-                let number = self.add_handle(Handle::Dir { names: names.into() })?;
+                let held: usize = names
+                    .iter()
+                    .map(|name| name.filename.len() + name.longname.len() + std::mem::size_of::<Name>())
+                    .sum();
+                if self.listed > 0 && self.listed + held > LISTING_MEMORY {
+                    return Err(Error::Conflict(
+                        "too many folder listings are open in this session; close some first".into(),
+                    ));
+                }
+                if !self.take(held) {
+                    return Err(Error::Conflict("the server is busy; try again later".into()));
+                }
+                self.listed += held;
+                let handle = Handle::Dir {
+                    names: names.into(),
+                    held,
+                };
+                let number = match self.add_handle(handle) {
+                    Ok(number) => number,
+                    Err(error) => {
+                        self.listed -= held;
+                        self.give_back(held);
+                        return Err(error);
+                    }
+                };
                 packet::handle(&mut self.out, id, number.to_string().as_bytes());
                 Ok(())
             }
             Request::Readdir { id, handle } => {
                 let number = parse_handle(&handle)?;
-                let Some(Handle::Dir { names }) = self.handles.get_mut(&number) else {
+                let Some(Handle::Dir { names, .. }) = self.handles.get_mut(&number) else {
                     return Err(bad_handle());
                 };
                 if names.is_empty() {
@@ -573,6 +647,20 @@ impl Session {
         Ok(())
     }
 
+    /// Take `bytes` of the server's budget for this session.
+    fn take(&mut self, bytes: usize) -> bool {
+        let taken = self.budget.take(bytes);
+        if taken {
+            self.from_budget += bytes;
+        }
+        taken
+    }
+
+    fn give_back(&mut self, bytes: usize) {
+        self.budget.give(bytes);
+        self.from_budget -= bytes;
+    }
+
     fn add_handle(&mut self, handle: Handle) -> crate::error::Result<u32> {
         if self.handles.len() >= MAX_HANDLES {
             return Err(Error::Conflict(format!(
@@ -612,7 +700,7 @@ impl Session {
         }
     }
 
-    async fn open(&self, target: Target, flags: u32) -> crate::error::Result<Handle> {
+    async fn open(&mut self, target: Target, flags: u32) -> crate::error::Result<Handle> {
         let Target::Tree(path) = target else {
             return Err(Error::Conflict("/ is a folder".into()));
         };
@@ -623,7 +711,14 @@ impl Session {
                 return Err(Error::Conflict(format!("{path} is a folder")));
             };
             let content = match tree.inline_data(&entry.node).await? {
-                Some(data) => Stored::Memory(data),
+                Some(data)
+                    if self.in_memory + data.len() <= SESSION_MEMORY && self.budget.take(data.len()) =>
+                {
+                    self.from_budget += data.len();
+                    self.in_memory += data.len();
+                    Stored::Memory(data)
+                }
+                Some(_) => Stored::Row,
                 None => Stored::File(Arc::new(tree.blobs().open_file(blob).await?)),
             };
             return Ok(Handle::Read {
@@ -676,6 +771,11 @@ impl Session {
                 Stored::File(file) => (file.clone(), entry.node.size.max(0) as u64),
                 Stored::Memory(data) => {
                     reply_from_memory(&mut self.out, id, data, offset, len);
+                    return Ok(());
+                }
+                Stored::Row => {
+                    let data = self.tree.inline_data(&entry.node).await?.unwrap_or_default();
+                    reply_from_memory(&mut self.out, id, &data, offset, len);
                     return Ok(());
                 }
             },

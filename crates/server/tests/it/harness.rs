@@ -146,6 +146,20 @@ impl TestApp {
         app
     }
 
+    /// Start a server with its limits (`Config::limits`) changed by `limits`.
+    pub async fn spawn_with_limits(
+        db: Db,
+        limits: impl FnOnce(&mut cells_server::config::Limits),
+    ) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().to_path_buf();
+        let mut config = test_config(&db, &data);
+        limits(&mut config.limits);
+        let mut app = Self::run(db, data, Server::prepare(config).await.expect("server starts"));
+        app.dir = Some(dir);
+        app
+    }
+
     /// Start a server on an existing data dir (a restart keeps the dir and the database).
     pub async fn spawn_in(db: Db, dir: TempDir) -> TestApp {
         let data = dir.path().to_path_buf();
@@ -170,6 +184,10 @@ impl TestApp {
             None => Server::prepare(config).await,
         }
         .expect("server starts");
+        Self::run(db, data, server)
+    }
+
+    fn run(db: Db, data: PathBuf, server: Server) -> TestApp {
         let base = format!("http://{}", server.local_addr().expect("bound"));
         let sftp = server.sftp_addr().expect("bound");
         let app = server.app.clone();

@@ -11,6 +11,7 @@ mod oidc;
 mod oidc_rp;
 mod rest;
 mod s3;
+mod security;
 mod sftp;
 mod store;
 mod tokens;

@@ -20,7 +20,7 @@ backend_tests!(
     client_credentials_and_introspection
 );
 
-fn config(base: &str) -> Value {
+pub(crate) fn config(base: &str) -> Value {
     json!({"services": {"pydio.web.oauth": {"staticClients": [
         {"client_id": "cells-curl", "client_name": "cells-curl", "client_secret": "password",
          "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
@@ -49,7 +49,7 @@ pub fn browser() -> Client {
         .unwrap()
 }
 
-fn location(response: &reqwest::Response) -> String {
+pub(crate) fn location(response: &reqwest::Response) -> String {
     response
         .headers()
         .get("location")
@@ -82,6 +82,10 @@ pub async fn login_through(
     password: &str,
 ) -> String {
     let response = browser.get(authorize_url).send().await.unwrap();
+    if response.status() == StatusCode::OK {
+        // Already signed in, and the app asks for consent every time (Cells' built-in apps).
+        return allow(app, browser, response).await;
+    }
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "authorize redirects");
     let next = location(&response);
     if next.starts_with("http") {
@@ -111,7 +115,29 @@ pub async fn login_through(
         .send()
         .await
         .unwrap();
+    if response.status() == StatusCode::OK {
+        return allow(app, browser, response).await;
+    }
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "login succeeds");
+    location(&response)
+}
+
+/// Press "Allow" on the consent page `response` shows; return the redirect to the client.
+pub async fn allow(app: &TestApp, browser: &Client, response: reqwest::Response) -> String {
+    let html = response.text().await.unwrap();
+    assert!(html.contains("Allow access"), "a consent page: {html}");
+    let form = [
+        ("login_challenge", hidden(&html, "login_challenge")),
+        ("csrf", hidden(&html, "csrf")),
+        ("decision", "allow".to_string()),
+    ];
+    let response = browser
+        .post(app.url("/oauth2/consent"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "consent given");
     location(&response)
 }
 
@@ -221,7 +247,7 @@ async fn seed_003_curl_session(db: Db) {
     );
 }
 
-fn pkce() -> (String, String) {
+pub(crate) fn pkce() -> (String, String) {
     let verifier = format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),
@@ -234,7 +260,11 @@ fn pkce() -> (String, String) {
     (verifier, challenge)
 }
 
-async fn token(app: &TestApp, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> (StatusCode, Value) {
+pub(crate) async fn token(
+    app: &TestApp,
+    form: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> (StatusCode, Value) {
     let mut request = app.http.post(app.url("/oidc/oauth2/token")).form(form);
     if let Some((id, secret)) = basic {
         request = request.basic_auth(id, Some(secret));
@@ -331,9 +361,12 @@ async fn code_flow_with_pkce_and_refresh(db: Db) {
         .send()
         .await
         .unwrap();
+    // cells-client is a built-in public app: a signed-in browser is asked again every time
+    // (a page could otherwise have the code sent to any program on that localhost port).
+    assert_eq!(again.status(), StatusCode::OK);
     assert!(
-        location(&again).contains("code="),
-        "a logged-in browser gets a code at once"
+        again.text().await.unwrap().contains("Allow access"),
+        "a logged-in browser is asked for consent again"
     );
 
     // Refresh rotates; the old refresh token used again (after the grace) revokes everything.

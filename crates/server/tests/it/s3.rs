@@ -26,7 +26,7 @@ backend_tests!(
     s3_scope_matrix_read_write,
 );
 
-const GATEWAY_SECRET: &str = "gatewaysecret";
+pub(crate) const GATEWAY_SECRET: &str = "gatewaysecret";
 
 fn client(app: &TestApp, access_key: &str, secret: &str) -> AmazonS3 {
     AmazonS3Builder::new()
@@ -924,7 +924,7 @@ async fn send(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn signed_response(
+pub(crate) async fn signed_response(
     app: &TestApp,
     access_key: &str,
     secret: &str,
@@ -951,7 +951,7 @@ async fn signed_response(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn signed(
+pub(crate) async fn signed(
     app: &TestApp,
     access_key: &str,
     secret: &str,

@@ -57,6 +57,13 @@ pub struct OAuthClient {
     pub id_token_alg: Algorithm,
     /// First-party clients get no consent page.
     pub skip_consent: bool,
+    /// Cells' public apps (`cells-sync`, `cells-client`, `cells-mobile`): consent is asked at
+    /// every authorization, never remembered, and `prompt=none` gets `consent_required`.
+    /// Their redirect URIs are localhost ports and a custom scheme that any local program
+    /// can listen on, and without a secret nothing proves the app is the real one: a page
+    /// could otherwise make a signed-in browser hand such a program a code silently, PKCE or
+    /// not, since the attacker picks the verifier (RFC 8252 §8.6).
+    pub always_ask_consent: bool,
     /// Cells' default clients: their real apps predate PKCE, so it is not required of them.
     pub pkce_optional: bool,
     /// Where RP-initiated logout may send the browser back (exact match).
@@ -175,7 +182,9 @@ fn default_client(id: &str, name: &str, uris: &[&str]) -> Result<OAuthClient> {
         response_types: vec!["code".into()],
         scopes: DEFAULT_SCOPES.split(' ').map(str::to_string).collect(),
         id_token_alg: Algorithm::RS256,
-        skip_consent: true,
+        // Our own pages: the code comes back to this server, so there is nothing to ask.
+        skip_consent: id == "cells-frontend",
+        always_ask_consent: id != "cells-frontend",
         pkce_optional: true,
         post_logout_redirect_uris: Vec::new(),
         auth_method: None,
@@ -354,6 +363,7 @@ impl HydraClient {
                 .and_then(parse_alg)
                 .unwrap_or(Algorithm::RS256),
             skip_consent: self.skip_consent,
+            always_ask_consent: false,
             pkce_optional: false,
             post_logout_redirect_uris: self.post_logout_redirect_uris,
             auth_method: self.token_endpoint_auth_method.filter(|m| m != "none"),
@@ -503,6 +513,7 @@ fn from_row(row: ClientRow) -> Result<OAuthClient> {
         scopes: row.scope.split_whitespace().map(str::to_string).collect(),
         id_token_alg: parse_alg(&row.id_token_alg).unwrap_or(Algorithm::RS256),
         skip_consent: row.skip_consent,
+        always_ask_consent: false,
         pkce_optional: false,
         post_logout_redirect_uris: row.post_logout_redirect_uris,
         auth_method: Some(row.token_endpoint_auth_method).filter(|m| m != "none"),

@@ -249,7 +249,39 @@ async fn authorization_code(oidc: &Oidc, client: &OAuthClient, form: &TokenForm)
         .as_deref()
         .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
     let now = cells_store::now();
-    let redeemed = match oidc.store.redeem_code(&sha256_hex(code), now).await? {
+    let hash = sha256_hex(code);
+    // Everything the request must match is checked before the code is spent: a code presented
+    // by another client, or with a wrong redirect URI or verifier, stays redeemable by its
+    // rightful client, and cannot trigger the replay revocation below.
+    let found = oidc
+        .store
+        .find_code(&hash)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_grant("unknown code"))?;
+    if found.client_id != client.id {
+        return Err(OAuthError::invalid_grant(
+            "this code was issued to another client",
+        ));
+    }
+    if form.redirect_uri.as_deref() != Some(found.redirect_uri.as_str()) {
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri differs from the authorization request",
+        ));
+    }
+    match (&found.code_challenge, form.code_verifier.as_deref()) {
+        (Some(challenge), Some(verifier)) if pkce_matches(challenge, verifier) => {}
+        (Some(_), _) => return Err(OAuthError::invalid_grant("PKCE code_verifier does not match")),
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "no code_challenge was sent for this code",
+            ));
+        }
+        (None, None) => {}
+    }
+    if found.used_at.is_none() && found.expires_at < now {
+        return Err(OAuthError::invalid_grant("the code has expired"));
+    }
+    let redeemed = match oidc.store.redeem_code(&hash, now).await? {
         Redemption::Redeemed(redeemed) => redeemed,
         Redemption::AlreadyUsed(used) => {
             // A code used twice was stolen or replayed: revoke what it gave (RFC 6749 §4.1.2).
@@ -260,29 +292,6 @@ async fn authorization_code(oidc: &Oidc, client: &OAuthClient, form: &TokenForm)
         }
         Redemption::Unknown => return Err(OAuthError::invalid_grant("unknown code")),
     };
-    if redeemed.client_id != client.id {
-        return Err(OAuthError::invalid_grant(
-            "this code was issued to another client",
-        ));
-    }
-    if redeemed.expires_at < now {
-        return Err(OAuthError::invalid_grant("the code has expired"));
-    }
-    if form.redirect_uri.as_deref() != Some(redeemed.redirect_uri.as_str()) {
-        return Err(OAuthError::invalid_grant(
-            "redirect_uri differs from the authorization request",
-        ));
-    }
-    match (&redeemed.code_challenge, form.code_verifier.as_deref()) {
-        (Some(challenge), Some(verifier)) if pkce_matches(challenge, verifier) => {}
-        (Some(_), _) => return Err(OAuthError::invalid_grant("PKCE code_verifier does not match")),
-        (None, Some(_)) => {
-            return Err(OAuthError::invalid_grant(
-                "no code_challenge was sent for this code",
-            ));
-        }
-        (None, None) => {}
-    }
     let user = oidc
         .store
         .find_user(redeemed.user_id)
@@ -302,19 +311,52 @@ async fn authorization_code(oidc: &Oidc, client: &OAuthClient, form: &TokenForm)
         grant.session_id,
         redeemed.auth_time,
         redeemed.nonce.as_deref(),
+        NextRefresh::Random,
     )
     .await
 }
 
+/// RFC 6749 §6 with rotation (RFC 9700 §4.14.2): each use gives a new refresh token and
+/// retires the one presented. The successor is derived from the token presented
+/// (`Oidc::successor_of`), so a retry within `REFRESH_GRACE` (a lost response, one client
+/// racing itself) gets the same successor, never a second, independent branch; a retired token
+/// presented later, or once its successor was itself used, revokes the whole grant.
 async fn refresh(oidc: &Oidc, client: &OAuthClient, form: &TokenForm) -> OAuthResult<Value> {
     let presented = form
         .refresh_token
         .as_deref()
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
     let now = cells_store::now();
-    let old = match oidc.store.rotate_refresh(&sha256_hex(presented), now).await? {
-        Rotation::Rotated(old) => old,
-        Rotation::AlreadyRotated(old) if old.rotated_at.is_some_and(|at| now - at <= REFRESH_GRACE) => old,
+    let hash = sha256_hex(presented);
+    // The client is checked before anything changes: a token presented by another client is
+    // neither rotated nor counted as a reuse.
+    let found = oidc
+        .store
+        .find_refresh(&hash)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_grant("unknown refresh token"))?;
+    if found.client_id != client.id {
+        return Err(OAuthError::invalid_grant(
+            "this refresh token belongs to another client",
+        ));
+    }
+    if found.expires_at < now {
+        return Err(OAuthError::invalid_grant("the refresh token has expired"));
+    }
+    let successor = oidc.successor_of(presented);
+    let (old, reissued) = match oidc.store.rotate_refresh(&hash, now).await? {
+        Rotation::Rotated(old) => (old, None),
+        Rotation::AlreadyRotated(old) if old.rotated_at.is_some_and(|at| now - at <= REFRESH_GRACE) => {
+            match oidc.store.find_refresh(&sha256_hex(&successor)).await? {
+                Some(next) if next.rotated_at.is_none() => (old, Some(next)),
+                _ => {
+                    oidc.store.revoke_grant(old.grant_id).await?;
+                    return Err(OAuthError::invalid_grant(
+                        "refresh token reused; the grant is revoked",
+                    ));
+                }
+            }
+        }
         Rotation::AlreadyRotated(old) => {
             // Reuse of a rotated token: someone holds a copy. Revoke the whole grant.
             oidc.store.revoke_grant(old.grant_id).await?;
@@ -324,28 +366,22 @@ async fn refresh(oidc: &Oidc, client: &OAuthClient, form: &TokenForm) -> OAuthRe
         }
         Rotation::Unknown => return Err(OAuthError::invalid_grant("unknown refresh token")),
     };
-    if old.client_id != client.id {
-        return Err(OAuthError::invalid_grant(
-            "this refresh token belongs to another client",
-        ));
-    }
-    if old.expires_at < now {
-        return Err(OAuthError::invalid_grant("the refresh token has expired"));
-    }
     let grant = oidc.store.find_grant(old.grant_id).await?;
     let Some(grant) = grant.filter(|g| g.revoked_at.is_none()) else {
         return Err(OAuthError::invalid_grant("the grant was revoked"));
     };
-    let scope = match form.scope.as_deref() {
+    let scope = match (&reissued, form.scope.as_deref()) {
+        // The retry gets what the first answer got.
+        (Some(next), _) => next.scope.clone(),
         // A refresh may narrow the scope, never widen it (RFC 6749 §6).
-        Some(requested) => {
+        (None, Some(requested)) => {
             let granted: Vec<&str> = old.scope.split_whitespace().collect();
             if let Some(extra) = requested.split_whitespace().find(|s| !granted.contains(s)) {
                 return Err(OAuthError::invalid_scope(format!("{extra:?} was not granted")));
             }
             requested.to_string()
         }
-        None => old.scope.clone(),
+        (None, None) => old.scope.clone(),
     };
     let user = oidc
         .store
@@ -353,6 +389,10 @@ async fn refresh(oidc: &Oidc, client: &OAuthClient, form: &TokenForm) -> OAuthRe
         .await?
         .filter(|u| !u.locked)
         .ok_or_else(|| OAuthError::invalid_grant("the user is gone or locked"))?;
+    let refresh = match reissued {
+        Some(_) => NextRefresh::Existing(successor),
+        None => NextRefresh::New(successor),
+    };
     issue_tokens(
         oidc,
         &user,
@@ -362,6 +402,7 @@ async fn refresh(oidc: &Oidc, client: &OAuthClient, form: &TokenForm) -> OAuthRe
         grant.session_id,
         old.auth_time,
         None,
+        refresh,
     )
     .await
 }
@@ -523,10 +564,21 @@ async fn device_code(oidc: &Oidc, client: &OAuthClient, form: &TokenForm) -> OAu
                 None,
                 auth_time,
                 None,
+                NextRefresh::Random,
             )
             .await
         }
     }
+}
+
+/// The refresh token an answer carries (with `offline`).
+enum NextRefresh {
+    /// A new random one (a new grant).
+    Random,
+    /// This value, stored now (a rotation).
+    New(String),
+    /// This value, already stored (a retry within the grace period).
+    Existing(String),
 }
 
 /// Access token, plus an ID token with `openid` and a refresh token with `offline`.
@@ -540,6 +592,7 @@ async fn issue_tokens(
     session: Option<Uuid>,
     auth_time: i64,
     nonce: Option<&str>,
+    refresh: NextRefresh,
 ) -> OAuthResult<Value> {
     let (access, expires_in) =
         oidc.issue_access(Some(user), &client.id, scope, grant, session, Some(auth_time))?;
@@ -553,18 +606,24 @@ async fn issue_tokens(
     if (scopes.contains(&"offline") || scopes.contains(&"offline_access"))
         && client.allows_grant("refresh_token")
     {
-        let refresh = random_token();
-        oidc.store
-            .insert_refresh(NewRefresh {
-                token_hash: &sha256_hex(&refresh),
-                grant_id: grant,
-                client_id: &client.id,
-                user_id: user.id,
-                scope,
-                auth_time,
-                expires_at: cells_store::now() + oidc.lifespans.refresh,
-            })
-            .await?;
+        let (refresh, stored) = match refresh {
+            NextRefresh::Random => (random_token(), false),
+            NextRefresh::New(value) => (value, false),
+            NextRefresh::Existing(value) => (value, true),
+        };
+        if !stored {
+            oidc.store
+                .insert_refresh(NewRefresh {
+                    token_hash: &sha256_hex(&refresh),
+                    grant_id: grant,
+                    client_id: &client.id,
+                    user_id: user.id,
+                    scope,
+                    auth_time,
+                    expires_at: cells_store::now() + oidc.lifespans.refresh,
+                })
+                .await?;
+        }
         body["refresh_token"] = Value::String(refresh);
     }
     Ok(body)

@@ -96,6 +96,15 @@ impl AccessClaims {
     }
 }
 
+/// What an `id_token_hint` says (OIDC RP-Initiated Logout §2): the client it was issued to,
+/// the user, and the browser session it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdTokenHint {
+    pub client_id: String,
+    pub user_id: Uuid,
+    pub session_id: Option<Uuid>,
+}
+
 pub struct Oidc {
     /// `<external-url>/oidc`.
     pub issuer: String,
@@ -111,7 +120,14 @@ pub struct Oidc {
     /// until they expire: a signature verifies the same way every time, so a repeated token
     /// costs a hash, not an EdDSA verification. Revocation is checked apart, on every use.
     verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], AccessClaims>>,
+    /// Keys the successor of a refresh token (`successor_of`).
+    refresh_key: aws_lc_rs::hmac::Key,
+    /// Device authorizations per address (`DEVICE_REQUESTS` a minute).
+    pub device_requests: super::rate::RateLimit<std::net::IpAddr>,
 }
+
+/// Device authorizations one address may start in a minute (a person starts one or two).
+pub const DEVICE_REQUESTS: u32 = 20;
 
 /// Most verified access tokens kept in memory.
 const VERIFIED_MAX: usize = 50_000;
@@ -134,7 +150,10 @@ impl Oidc {
         let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
         let keys = KeyRing::open(store.clone(), vault.clone()).await?;
         let clients = Clients::load(config, store.clone())?;
+        let refresh_secret = vault.secret(&store, "refresh_successor_key", 32).await?;
         Ok(Oidc {
+            refresh_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &refresh_secret),
+            device_requests: super::rate::RateLimit::new(DEVICE_REQUESTS, std::time::Duration::from_secs(60)),
             issuer: format!("{}/oidc", config.external_url),
             audience: config.external_url.clone(),
             external_url: config.external_url.clone(),
@@ -145,6 +164,14 @@ impl Oidc {
             vault,
             verified: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
+    }
+
+    /// The refresh token that replaces `presented` at its rotation: a keyed hash of it, so a
+    /// retry gets the same successor, and nobody without the server's key can compute it.
+    pub fn successor_of(&self, presented: &str) -> String {
+        use base64::Engine;
+        let tag = aws_lc_rs::hmac::sign(&self.refresh_key, presented.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
     }
 
     /// Sign an access token for `user` (or for the client itself when `user` is `None`).
@@ -251,7 +278,7 @@ impl Oidc {
 
     /// The client (`aud`) and session (`sid`) named by an ID token we signed, expired or not
     /// (RP-Initiated Logout §2: `id_token_hint` may have expired).
-    pub fn read_id_token_hint(&self, token: &str) -> Option<(String, Option<Uuid>)> {
+    pub fn read_id_token_hint(&self, token: &str) -> Option<IdTokenHint> {
         let header = jsonwebtoken::decode_header(token).ok()?;
         let key = self.keys.verifier(header.kid.as_deref()?)?;
         if key.alg != header.alg {
@@ -265,12 +292,17 @@ impl Oidc {
         let claims = jsonwebtoken::decode::<Value>(token, &key.decoding, &validation)
             .ok()?
             .claims;
-        let aud = claims.get("aud")?.as_str()?.to_string();
-        let sid = claims
+        let client_id = claims.get("aud")?.as_str()?.to_string();
+        let user_id = Uuid::parse_str(claims.get("sub")?.as_str()?).ok()?;
+        let session_id = claims
             .get("sid")
             .and_then(Value::as_str)
             .and_then(|s| Uuid::parse_str(s).ok());
-        Some((aud, sid))
+        Some(IdTokenHint {
+            client_id,
+            user_id,
+            session_id,
+        })
     }
 
     /// An ID token (OIDC Core §2) for `user`, signed as the client asked, with the claims the
@@ -416,6 +448,7 @@ mod tests {
             password_hash: String::new(),
             locked: false,
             failed_logins: 0,
+            suspended_until: 0,
             created_at: 0,
             updated_at: 0,
         };

@@ -21,7 +21,9 @@ use crate::http::error::rest_error;
 use crate::http::precondition;
 
 pub fn routes() -> Router<SharedApp> {
-    Router::new().route("/a/content/{*path}", get(download).put(upload))
+    Router::new()
+        .route("/a/content/{*path}", get(download).put(upload))
+        .layer(axum::middleware::from_fn(crate::http::user_content::layer))
 }
 
 async fn upload(

@@ -41,9 +41,13 @@ pub async fn metrics(State(app): State<SharedApp>) -> Response {
          cells_token_use_writes_total {}\n\
          # HELP cells_credential_cache_hits_total Credentials verified from the cache.\n\
          # TYPE cells_credential_cache_hits_total counter\n\
-         cells_credential_cache_hits_total {}\n",
+         cells_credential_cache_hits_total {}\n\
+         # HELP cells_password_verifications_total Passwords verified (Argon2id or PBKDF2 runs).\n\
+         # TYPE cells_password_verifications_total counter\n\
+         cells_password_verifications_total {}\n",
         app.auth.usage().writes(),
-        app.auth.cache_hits()
+        app.auth.cache_hits(),
+        app.auth.hasher().verifications()
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
