@@ -70,6 +70,9 @@ pub struct Limits {
     /// with each suspension in a row, up to `login-suspension-max`.
     pub login_suspension: Duration,
     pub login_suspension_max: Duration,
+    /// `max-file-size`: the largest file any write may leave, however written (a sparse
+    /// extension by truncate included); `1T`, `500G` (binary units) or bytes.
+    pub max_file_size: u64,
 }
 
 impl Default for Limits {
@@ -83,6 +86,7 @@ impl Default for Limits {
             sftp_connections_per_address: 64,
             login_suspension: Duration::from_secs(15 * 60),
             login_suspension_max: Duration::from_secs(24 * 3600),
+            max_file_size: 1 << 40,
         }
     }
 }
@@ -138,12 +142,38 @@ impl Limits {
             )?,
             login_suspension: duration("login-suspension", defaults.login_suspension)?,
             login_suspension_max: duration("login-suspension-max", defaults.login_suspension_max)?,
+            max_file_size: match text("max-file-size") {
+                Some(value) => parse_size(&value).with_context(|| {
+                    format!("max-file-size: {value:?} is not a size such as 1T, 500G or 10M")
+                })?,
+                None => defaults.max_file_size,
+            },
         };
         if limits.login_suspension_max < limits.login_suspension {
             anyhow::bail!("login-suspension-max must be at least login-suspension");
         }
         Ok(limits)
     }
+}
+
+/// A size in bytes: a number, with an optional binary unit `K`, `M`, `G`, `T` (`Ki`, `KiB`, `KB`
+/// alike: 1024-based); never zero.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let number: u64 = text[..digits].parse().ok()?;
+    let unit = text[digits..].trim().to_ascii_uppercase();
+    let unit = unit.trim_end_matches('B').trim_end_matches('I');
+    let shift = match unit {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        "P" => 50,
+        _ => return None,
+    };
+    number.checked_mul(1u64 << shift).filter(|size| *size > 0)
 }
 
 impl Config {
@@ -237,5 +267,22 @@ fn read_json(path: &Path) -> anyhow::Result<Value> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Value::Object(Default::default())),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1T"), Some(1 << 40));
+        assert_eq!(parse_size("500G"), Some(500 << 30));
+        assert_eq!(parse_size("10MiB"), Some(10 << 20));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size(" 2 kb "), Some(2048));
+        for bad in ["", "0", "G", "1X", "-1G", "99999999999P", "1.5G"] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
     }
 }

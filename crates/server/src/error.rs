@@ -27,6 +27,9 @@ pub enum Error {
     Invalid { field: String, reason: String },
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
+    /// A file would be larger than `max-file-size` allows.
+    #[error("files may be at most {0} bytes here (max-file-size)")]
+    FileTooLarge(u64),
     /// A range that the resource cannot satisfy.
     #[error("requested range not satisfiable")]
     RangeNotSatisfiable(u64),

@@ -11,6 +11,8 @@ pub mod console;
 pub mod dav;
 pub mod error;
 pub mod files;
+#[cfg(test)]
+mod fuzz;
 pub mod http;
 pub mod s3;
 pub mod sftp;
@@ -58,7 +60,7 @@ impl App {
         let oidc = Arc::new(auth::oidc::Oidc::open(&config, store.clone(), vault.clone()).await?);
         let blobs = LocalBlobs::open(&config.blobs_dir())
             .with_context(|| format!("cannot open the blob store in {}", config.blobs_dir().display()))?;
-        let tree = Tree::new(store.clone(), Arc::new(blobs));
+        let tree = Tree::new(store.clone(), Arc::new(blobs)).limit_file_size(config.limits.max_file_size);
         let auth = Authenticator::new(
             store.clone(),
             PatKey::new(&pat_key),

@@ -66,6 +66,18 @@ const LIVE: &str = "(namespace = '' OR namespace = $2) AND (expires_at IS NULL O
                     ORDER BY created_at, token";
 
 impl Store {
+    /// Every lock that has not expired, of every user, oldest first (for administrators).
+    pub async fn all_live_dav_locks(&self) -> Result<Vec<StoredLock>> {
+        let rows: Vec<LockRow> = sqlx::query_as(sql!(
+            "SELECT {COLUMNS} FROM dav_locks WHERE expires_at IS NULL OR expires_at > $1 \
+             ORDER BY created_at, token"
+        ))
+        .bind(now())
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(StoredLock::from).collect())
+    }
+
     /// The locks of `user`'s view that have not expired (theirs, and those on the common
     /// files), oldest first.
     pub async fn live_dav_locks(&self, user: &str) -> Result<Vec<StoredLock>> {

@@ -60,19 +60,28 @@ pub struct Part {
 const UPLOAD_COLUMNS: &str = "id, user_id, object_key, meta, created_at";
 
 impl Store {
-    pub async fn create_upload(&self, user: Uuid, object_key: &str, meta: Option<&str>) -> Result<Upload> {
-        let row: UploadRow = sqlx::query_as(sql!(
-            "INSERT INTO s3_uploads ({UPLOAD_COLUMNS}) VALUES ($1, $2, $3, $4, $5) RETURNING {UPLOAD_COLUMNS}"
+    /// A new upload for `user`, unless they already have `max_open` in progress (`None`).
+    pub async fn create_upload(
+        &self,
+        user: Uuid,
+        object_key: &str,
+        meta: Option<&str>,
+        max_open: i64,
+    ) -> Result<Option<Upload>> {
+        let row: Option<UploadRow> = sqlx::query_as(sql!(
+            "INSERT INTO s3_uploads ({UPLOAD_COLUMNS}) SELECT $1, $2, $3, $4, $5 \
+             WHERE (SELECT COUNT(*) FROM s3_uploads WHERE user_id = $2) < $6 RETURNING {UPLOAD_COLUMNS}"
         ))
         .bind(Uuid::new_v4().to_string())
         .bind(user.to_string())
         .bind(object_key)
         .bind(meta)
         .bind(now())
+        .bind(max_open)
         .fetch_all(self.pool())
         .await?
-        .row()?;
-        row.try_into()
+        .optional_row();
+        row.map(Upload::try_from).transpose()
     }
 
     pub async fn find_upload(&self, id: Uuid) -> Result<Option<Upload>> {

@@ -212,18 +212,32 @@ impl Store {
         Ok(user)
     }
 
-    /// Replace the password hash; also clears the failed-login counter.
+    /// Replace the password hash; also clears the failed-login counter and ends the user's
+    /// browser sessions and OAuth grants.
     pub async fn set_password_hash(&self, id: Uuid, password_hash: &str) -> Result<()> {
+        let at = now();
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
             "UPDATE users SET password_hash = $2, failed_logins = 0, updated_at = $3 WHERE id = $1",
         )
         .bind(id.to_string())
         .bind(password_hash)
-        .bind(now())
+        .bind(at)
         .execute(&mut *tx)
         .await?;
         found(done.rows_affected())?;
+        // A new password ends what the old one opened: browser sessions and OAuth grants (a
+        // thief's included). Personal access tokens are credentials of their own and stay.
+        sqlx::query("UPDATE login_sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+            .bind(id.to_string())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE oauth_grants SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+            .bind(id.to_string())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
         bump_epoch(&mut tx).await?;
         tx.commit().await?;
         Ok(())

@@ -98,6 +98,26 @@ enum AdminCommand {
         #[command(subcommand)]
         command: SftpCommand,
     },
+    /// WebDAV locks
+    Lock {
+        #[command(subcommand)]
+        command: LockCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum LockCommand {
+    /// List the live WebDAV locks: token, owner, path, scope, depth, expiry
+    List {
+        /// Only the locks this user took
+        #[arg(short = 'u', long = "user")]
+        login: Option<String>,
+    },
+    /// Break a lock: it stops holding at once, on every node
+    Break {
+        #[arg(value_name = "TOKEN")]
+        token: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -257,6 +277,9 @@ enum NodeCommand {
 
 /// Parse the command line and run it.
 pub async fn main() -> ExitCode {
+    // Everything we create (the database and its journal, blobs, keys, temp files) holds
+    // password hashes, tokens' hashes or users' files: owner only, whatever the caller's umask.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     let is_server = matches!(cli.command, Command::Start(_));
     init_logging(if is_server { "info" } else { "warn" });
@@ -342,6 +365,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let app = App::open(Config::load(overrides)?).await?;
             let outcome = client_command(&app, command).await;
+            app.store.close().await;
+            outcome
+        }
+        Command::Admin {
+            command: AdminCommand::Lock { command },
+        } => {
+            let app = App::open(Config::load(overrides)?).await?;
+            let outcome = lock_command(&app, command).await;
             app.store.close().await;
             outcome
         }
@@ -728,4 +759,50 @@ async fn keys_command(app: &SharedApp, command: KeysCommand) -> anyhow::Result<(
         }
     }
     Ok(())
+}
+
+async fn lock_command(app: &App, command: LockCommand) -> anyhow::Result<()> {
+    match command {
+        LockCommand::List { login } => {
+            println!(
+                "{:<47} {:<16} {:<9} {:<8} {:<29} PATH",
+                "TOKEN", "OWNER", "SCOPE", "DEPTH", "EXPIRES"
+            );
+            for lock in app.store.all_live_dav_locks().await? {
+                let owner = lock.principal.as_deref().unwrap_or("-");
+                if login.as_deref().is_some_and(|login| login != owner) {
+                    continue;
+                }
+                let expires = lock.expires_at.map_or_else(|| "never".to_string(), http_date);
+                println!(
+                    "{:<47} {:<16} {:<9} {:<8} {:<29} {}",
+                    lock.token,
+                    owner,
+                    if lock.shared { "shared" } else { "exclusive" },
+                    if lock.deep { "infinity" } else { "0" },
+                    expires,
+                    percent_decoded(&lock.path)
+                );
+            }
+        }
+        LockCommand::Break { token } => {
+            let exists = app
+                .store
+                .all_live_dav_locks()
+                .await?
+                .iter()
+                .any(|l| l.token == token);
+            if !exists {
+                anyhow::bail!("no live lock {token}");
+            }
+            app.store.delete_dav_locks(std::slice::from_ref(&token)).await?;
+            println!("Broke lock {token}");
+        }
+    }
+    Ok(())
+}
+
+/// A stored lock path as people read it.
+fn percent_decoded(path: &str) -> String {
+    String::from_utf8_lossy(&crate::files::path::percent_decode(path)).into_owned()
 }

@@ -12,6 +12,7 @@
 mod clients;
 mod files;
 mod keys;
+mod locks;
 mod people;
 mod tokens;
 
@@ -47,6 +48,7 @@ pub fn routes() -> Router<SharedApp> {
         .merge(files::routes())
         .merge(tokens::routes())
         .merge(keys::routes())
+        .merge(locks::routes())
         .merge(people::routes())
         .route("/admin/clients", get(clients::list))
 }
@@ -269,16 +271,29 @@ fn to_login(parts: &Parts) -> Response {
 }
 
 /// Only local paths are followed after sign-in: never another site (an open redirect).
+/// Where to go after signing in: a local path in its plain form, else the files page. A path
+/// with an empty, `.` or `..` segment (in any encoding), a backslash or an encoded slash is
+/// refused: once normalised by a browser or a proxy, `/.//evil.example` could become a
+/// network-path reference to another site.
 fn safe_next(next: Option<&str>) -> String {
+    let plain = |next: &str| {
+        let path = next.split(['?', '#']).next().unwrap_or_default();
+        let lowered = next.to_ascii_lowercase();
+        next.starts_with('/')
+            && !next.contains('\\')
+            && !next.chars().any(char::is_control)
+            && !lowered.contains("%2f")
+            && !lowered.contains("%5c")
+            && path[1..].split('/').enumerate().all(|(index, segment)| {
+                let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+                // Only the last segment may be empty (a trailing slash).
+                (!segment.is_empty() || index == path[1..].split('/').count() - 1)
+                    && decoded != "."
+                    && decoded != ".."
+            })
+    };
     match next {
-        Some(next)
-            if next.starts_with('/')
-                && !next.starts_with("//")
-                && !next.contains('\\')
-                && !next.chars().any(char::is_control) =>
-        {
-            next.to_string()
-        }
+        Some(next) if plain(next) => next.to_string(),
         _ => "/files/".to_string(),
     }
 }
@@ -506,10 +521,18 @@ mod tests {
     fn only_local_paths_are_followed_after_sign_in() {
         assert_eq!(safe_next(Some("/tokens")), "/tokens");
         assert_eq!(safe_next(Some("/files/a?info=b")), "/files/a?info=b");
+        assert_eq!(safe_next(Some("/files/")), "/files/");
+        assert_eq!(safe_next(Some("/")), "/");
         for hostile in [
             "//evil.example/",
             "https://evil.example/",
             "/\\evil.example",
+            "/.//evil.example",
+            "/./evil",
+            "/%2e%2e//evil.example",
+            "/%2F%2Fevil.example",
+            "/a//b",
+            "/files/../..//evil.example",
             "",
             "tokens",
         ] {

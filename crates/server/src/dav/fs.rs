@@ -111,7 +111,7 @@ fn fs_error(error: Error) -> FsError {
         }
         Error::Conflict(_) => FsError::Exists,
         Error::Invalid { .. } => FsError::Forbidden,
-        Error::TooLarge(_) => FsError::TooLarge,
+        Error::TooLarge(_) | Error::FileTooLarge(_) => FsError::TooLarge,
         Error::RangeNotSatisfiable(_) => FsError::GeneralFailure,
         Error::Internal(cause) => {
             tracing::error!(error = ?cause, "WebDAV internal error");

@@ -84,7 +84,22 @@ pub struct Tree {
     /// Workspace roots by key. A root's id never changes (a personal root goes only with its
     /// user), so resolving a path does not read it again on every request.
     roots: Arc<std::sync::Mutex<std::collections::HashMap<String, Node>>>,
+    /// The largest file any write may leave (`max-file-size`), however it is written:
+    /// streamed, extended by truncate or a write past the end, concatenated, copied.
+    max_file_size: u64,
 }
+
+/// Why a body stream was cut: it outgrew `max_file_size` (told apart from other I/O errors).
+#[derive(Debug)]
+struct FileTooLarge;
+
+impl std::fmt::Display for FileTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the file is larger than the largest allowed")
+    }
+}
+
+impl std::error::Error for FileTooLarge {}
 
 /// The root key of a user's personal files.
 pub fn personal_root_key(user: Uuid) -> String {
@@ -128,6 +143,55 @@ impl Tree {
             etags,
             settle_etags: true,
             roots: Arc::default(),
+            max_file_size: u64::MAX,
+        }
+    }
+
+    /// The same tree, refusing files larger than `max` bytes.
+    pub fn limit_file_size(self, max: u64) -> Tree {
+        Tree {
+            max_file_size: max,
+            ..self
+        }
+    }
+
+    /// `FileTooLarge` when a file of `size` bytes may not be: checked before work that would
+    /// make one (an SFTP truncate or write past the end), and at every commit.
+    pub fn check_file_size(&self, size: u64) -> Result<()> {
+        if size > self.max_file_size {
+            return Err(Error::FileTooLarge(self.max_file_size));
+        }
+        Ok(())
+    }
+
+    /// `body`, cut with an error once it outgrows the largest file allowed, so that an
+    /// oversized upload stops at the limit instead of filling the disk first.
+    fn limited(&self, body: ByteStream) -> ByteStream {
+        use futures_util::StreamExt;
+        let max = self.max_file_size;
+        if max == u64::MAX {
+            return body;
+        }
+        let mut seen = 0u64;
+        Box::pin(body.map(move |chunk| {
+            let chunk = chunk?;
+            seen = seen.saturating_add(chunk.len() as u64);
+            if seen > max {
+                return Err(std::io::Error::other(FileTooLarge));
+            }
+            Ok(chunk)
+        }))
+    }
+
+    /// Our error for a failed write of a body cut by `limited`, else the I/O error.
+    fn written_error(&self, error: std::io::Error) -> Error {
+        let cut = error
+            .get_ref()
+            .is_some_and(|inner| inner.downcast_ref::<FileTooLarge>().is_some());
+        if cut {
+            Error::FileTooLarge(self.max_file_size)
+        } else {
+            error.into()
         }
     }
 
@@ -530,14 +594,19 @@ impl Tree {
         options: &Write<'_>,
     ) -> Result<Entry> {
         let (parent, existing) = self.locate_for_write_creating(principal, path, options).await?;
-        let written = match inline::take(body).await? {
+        let body = self.limited(body);
+        let taken = inline::take(body).await.map_err(|e| self.written_error(e))?;
+        let written = match taken {
             inline::Body::Small(data) => inline::written(data),
             inline::Body::Large(body) => {
                 let md5 = match options.expect_md5 {
                     Some(_) => Md5When::Now,
                     None => options.md5,
                 };
-                self.blobs.put(body, md5).await?
+                self.blobs
+                    .put(body, md5)
+                    .await
+                    .map_err(|e| self.written_error(e))?
             }
         };
         if let Some(expected) = &options.expect_md5
@@ -607,6 +676,10 @@ impl Tree {
         etag: Option<&str>,
         options: &Write<'_>,
     ) -> Result<Entry> {
+        if let Err(error) = self.check_file_size(written.size) {
+            self.forget_blobs(vec![written.id]).await;
+            return Err(error);
+        }
         let store = match written.inline {
             Some(_) if options.deferred => self.store.deferred(),
             _ => self.store.clone(),

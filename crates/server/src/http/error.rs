@@ -17,7 +17,7 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Invalid { .. } => StatusCode::BAD_REQUEST,
-            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::TooLarge(_) | Error::FileTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

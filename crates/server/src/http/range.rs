@@ -109,6 +109,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::fuzz::cases()))]
+
         /// Whatever a client sends, what is passed on names at most `MAX_RANGES` disjoint,
         /// non-adjacent ranges, so no byte is sent twice.
         #[test]

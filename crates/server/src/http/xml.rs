@@ -130,7 +130,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(ProptestConfig::with_cases(crate::fuzz::cases()))]
 
         /// Arbitrary bytes never panic the scanner.
         #[test]

@@ -160,7 +160,7 @@ async fn answer(app: SharedApp, service: S3Service, request: Request<Body>) -> R
 const MAX_PRESIGNED_SECONDS: i64 = 7 * 24 * 3600;
 
 /// A presigned URL's `X-Amz-Expires` (`Some(-1)` when it is not a number).
-fn presigned_expiry(parts: &axum::http::request::Parts) -> Option<i64> {
+pub(crate) fn presigned_expiry(parts: &axum::http::request::Parts) -> Option<i64> {
     let query = parts.uri.query()?;
     let value = query.split('&').find_map(|pair| {
         let (name, value) = pair.split_once('=')?;
@@ -171,7 +171,7 @@ fn presigned_expiry(parts: &axum::http::request::Parts) -> Option<i64> {
 
 /// The region a request is signed for (`Credential=KEY/DATE/REGION/s3/aws4_request`, in the
 /// header or the presigned query).
-fn signed_region(parts: &axum::http::request::Parts) -> Option<String> {
+pub(crate) fn signed_region(parts: &axum::http::request::Parts) -> Option<String> {
     let from_header = parts
         .headers
         .get(header::AUTHORIZATION)
@@ -266,7 +266,9 @@ pub fn s3_error(error: Error) -> S3Error {
         Error::NotFound(message) => (S3ErrorCode::NoSuchKey, message),
         Error::Conflict(message) => (S3ErrorCode::InvalidRequest, message),
         error @ Error::Invalid { .. } => (S3ErrorCode::InvalidArgument, error.to_string()),
-        error @ Error::TooLarge(_) => (S3ErrorCode::EntityTooLarge, error.to_string()),
+        error @ (Error::TooLarge(_) | Error::FileTooLarge(_)) => {
+            (S3ErrorCode::EntityTooLarge, error.to_string())
+        }
         error @ Error::RangeNotSatisfiable(_) => (S3ErrorCode::InvalidRange, error.to_string()),
         Error::Internal(cause) => return internal(cause),
     };

@@ -28,6 +28,10 @@ use cells_store::Upload;
 const PART_NUMBERS: std::ops::RangeInclusive<i32> = 1..=10_000;
 /// Every part but the last must be at least this large.
 const MIN_PART_SIZE: i64 = 5 << 20;
+/// Multipart uploads one user may have in progress: each holds rows and part blobs until it is
+/// completed, aborted or expired.
+pub const MAX_OPEN_UPLOADS: i64 = 1000;
+
 /// An upload not completed within this time is deleted with its parts.
 pub const UPLOAD_TTL: i64 = 24 * 3600;
 
@@ -91,9 +95,15 @@ pub async fn create(
     let upload = gateway
         .app
         .store
-        .create_upload(principal.user_id, &input.key, meta.as_deref())
+        .create_upload(principal.user_id, &input.key, meta.as_deref(), MAX_OPEN_UPLOADS)
         .await
-        .map_err(|e| s3_error(e.into()))?;
+        .map_err(|e| s3_error(e.into()))?
+        .ok_or_else(|| {
+            s3_error!(
+                InvalidRequest,
+                "Too many multipart uploads in progress (at most 1000 per user); complete or abort some"
+            )
+        })?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),

@@ -469,6 +469,7 @@ impl Session {
                             upload.mtime = Some(i64::from(mtime));
                         }
                         if let Some(size) = attrs.size {
+                            self.tree.check_file_size(size)?;
                             let freed = upload.in_memory();
                             let file = upload.draft_file(self.tree.blobs()).await?;
                             self.in_memory -= freed;
@@ -815,6 +816,8 @@ impl Session {
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or_else(|| Error::invalid("offset", "is too large"))?;
+        // A write far past the end would make a sparse file of any size for free.
+        self.tree.check_file_size(end)?;
         if let Written::Memory(buffer) = &mut upload.content
             && offset == buffer.len() as u64
             && end <= MEMORY_UPLOAD as u64
@@ -878,6 +881,7 @@ impl Session {
                 return Err(Error::Conflict(format!("{path} is a folder")));
             }
             if size != entry.node.size.max(0) as u64 {
+                tree.check_file_size(size)?;
                 if !tree.can_write_at(&self.principal, path).await? {
                     return Err(Error::Forbidden(format!("this credential may not write {path}")));
                 }

@@ -49,7 +49,7 @@ impl Page {
         }
     }
 
-    async fn get(&self, path: &str) -> (StatusCode, String) {
+    pub(crate) async fn get(&self, path: &str) -> (StatusCode, String) {
         let response = self
             .client
             .get(format!("{}{path}", self.base))
@@ -60,7 +60,12 @@ impl Page {
     }
 
     /// Post a form from the page at `from`, with that page's CSRF token.
-    async fn submit(&self, from: &str, action: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn submit(
+        &self,
+        from: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
         let (_, html) = self.get(from).await;
         let csrf = hidden(&html, "csrf");
         let mut form: Vec<(&str, &str)> = vec![("csrf", &csrf)];

@@ -23,6 +23,10 @@ backend_tests!(
     overlapping_ranges_are_not_amplified,
     slow_and_idle_connections_are_closed,
     sftp_connections_are_capped_and_timed,
+    files_cannot_outgrow_the_size_limit,
+    open_multipart_uploads_are_capped_per_user,
+    a_new_password_ends_sessions_and_grants,
+    generated_garbage_never_crashes,
 );
 
 fn method(name: &str) -> Method {
@@ -607,10 +611,64 @@ async fn dav_locks_are_bounded_and_private(db: Db) {
         .await
         .unwrap();
     assert_eq!(write.status(), StatusCode::LOCKED);
-    // An administrator breaks it.
+    // An administrator breaks it, over WebDAV or with the CLI.
     assert_eq!(
         unlock(&Auth::admin()).await.unwrap().status(),
         StatusCode::NO_CONTENT
+    );
+    let relocked = app
+        .request(dav("LOCK"), "/dav/common-files/shared.txt", &bob)
+        .header("Depth", "0")
+        .body(LOCKINFO)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(relocked.status(), StatusCode::OK);
+    let second = relocked.headers()["lock-token"]
+        .to_str()
+        .unwrap()
+        .trim_matches(['<', '>'])
+        .to_string();
+    let listed = app.cli_ok(&["admin", "lock", "list", "-u", "bob"]);
+    assert!(
+        listed.contains(&second) && listed.contains("/common-files/shared.txt"),
+        "{listed}"
+    );
+    app.cli_ok(&["admin", "lock", "break", &second]);
+    assert!(!app.cli_ok(&["admin", "lock", "list"]).contains(&second));
+    let write = app
+        .request(Method::PUT, "/dav/common-files/shared.txt", &alice)
+        .body("alice's")
+        .send()
+        .await
+        .unwrap();
+    assert!(write.status().is_success(), "unlocked: {}", write.status());
+    // In the console, bob sees and breaks his own lock; alice sees none of his.
+    let third = app
+        .request(dav("LOCK"), "/dav/common-files/shared.txt", &bob)
+        .header("Depth", "0")
+        .body(LOCKINFO)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(third.status(), StatusCode::OK);
+    let (_, page) = crate::console::Page::sign_in(&app, "alice", "alice-password")
+        .await
+        .get("/locks")
+        .await;
+    assert!(!page.contains("shared.txt"), "{page}");
+    let bob_console = crate::console::Page::sign_in(&app, "bob", "bob-password-1").await;
+    let (status, page) = bob_console.get("/locks").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("/common-files/shared.txt"), "{page}");
+    let token = crate::oidc::hidden(&page, "token");
+    let broken = bob_console
+        .submit("/locks", "/locks/break", &[("token", &token)])
+        .await;
+    assert_eq!(broken.status(), StatusCode::SEE_OTHER);
+    assert!(
+        app.cli_ok(&["admin", "lock", "list"]).lines().count() <= 1,
+        "only the header line"
     );
 
     // Deep locks on a workspace root or a shared folder are for administrators.
@@ -792,4 +850,424 @@ async fn refresh(app: &TestApp, value: &str, basic: Option<(&str, &str)>) -> (St
         basic,
     )
     .await
+}
+
+/// Finding 8: SFTP truncate made a 10 TiB sparse file (whose ETag then took hours to hash,
+/// and whose copies wrote real zeros). Every way of making a file obeys `max-file-size`:
+/// truncate and writes past the end over SFTP, streamed uploads, S3 multipart completion.
+async fn files_cannot_outgrow_the_size_limit(db: Db) {
+    use tokio::io::AsyncWriteExt as _;
+    let limit = 1u64 << 20;
+    let app = TestApp::spawn_with_limits(db, |limits| limits.max_file_size = limit).await;
+    let token = app.token(ADMIN, &["-e", "1h"]);
+    let session = crate::sftp::sftp(&app, ADMIN, &token).await.unwrap();
+    session
+        .put("/personal-files/sparse.bin", b"0123456789")
+        .await
+        .unwrap();
+    let mut huge = russh_sftp::protocol::FileAttributes::empty();
+    huge.size = Some(10 << 40);
+    assert!(
+        session
+            .fs
+            .set_metadata("/personal-files/sparse.bin", huge)
+            .await
+            .is_err()
+    );
+    let mut file = session.fs.create("/personal-files/far.bin").await.unwrap();
+    let mut huge = russh_sftp::protocol::FileAttributes::empty();
+    huge.size = Some(10 << 40);
+    assert!(file.set_metadata(huge).await.is_err(), "FSETSTAT past the limit");
+    file.write_all(b"ok").await.unwrap();
+    file.close().await.unwrap();
+    let (_, content) = app.read(&Auth::admin(), "personal-files/sparse.bin").await;
+    assert_eq!(content, b"0123456789", "nothing changed");
+
+    // A streamed upload one byte over the limit: 413, and nothing is left.
+    let over = vec![1u8; limit as usize + 1];
+    assert_eq!(
+        app.put(&Auth::admin(), "personal-files/over.bin", over.clone())
+            .await,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    assert_eq!(
+        app.stat(&Auth::admin(), "personal-files/over.bin").await.0,
+        StatusCode::NOT_FOUND
+    );
+    let exact = vec![1u8; limit as usize];
+    assert_eq!(
+        app.put(&Auth::admin(), "personal-files/exact.bin", exact).await,
+        StatusCode::CREATED
+    );
+    let dav = app
+        .request(
+            Method::PUT,
+            "/dav/personal-files/over-dav.bin",
+            &Auth::basic(ADMIN, &token),
+        )
+        .body(over)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dav.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        app.blob_files(),
+        1,
+        "exact.bin alone: the refused bodies left no blob"
+    );
+}
+
+/// In a data dir that already existed (so not made 0700 by us), files came out 0644 and
+/// folders 0755 under the usual umask. Now everything the binary creates is owner-only.
+#[test]
+fn data_files_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 022 && exec {} admin user create -u umasked -p umasked-password --data {}",
+            env!("CARGO_BIN_EXE_cells"),
+            data.display()
+        ))
+        .env_remove("CELLS_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&data).unwrap().flatten() {
+        let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+        let wanted = if entry.path().is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode, wanted, "{} is {mode:o}", entry.path().display());
+        checked += 1;
+    }
+    assert!(checked >= 2, "the database and the master key at least");
+}
+
+/// Also seen: no per-user cap on open multipart uploads (each holds rows and part blobs).
+async fn open_multipart_uploads_are_capped_per_user(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_user("alice", "alice-password", "standard").await;
+    let alice = app.app.store.find_user_by_login("alice").await.unwrap().unwrap();
+    let admin = app.app.store.find_user_by_login(ADMIN).await.unwrap().unwrap();
+    for i in 0..3 {
+        let key = format!("personal-files/{i}");
+        assert!(
+            app.app
+                .store
+                .create_upload(alice.id, &key, None, 3)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    assert!(
+        app.app
+            .store
+            .create_upload(alice.id, "personal-files/x", None, 3)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        app.app
+            .store
+            .create_upload(admin.id, "personal-files/x", None, 3)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Over S3, the cap is the gateway's: a create answers with an upload id.
+    let token = app.token("alice", &["-e", "1h"]);
+    let (status, text) = crate::s3::signed(
+        &app,
+        &token,
+        crate::s3::GATEWAY_SECRET,
+        "POST",
+        "/io/personal-files/big.bin",
+        "uploads=",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+}
+
+/// Also seen: a password change ended no browser session or OAuth grant, so whoever signed in
+/// with the old password stayed in.
+async fn a_new_password_ends_sessions_and_grants(db: Db) {
+    let app = TestApp::spawn_with_config(db, crate::oidc::config).await;
+    app.create_user("carol", "carol-password", "standard").await;
+    let browser = browser();
+    let (_, access) = rp_tokens(&app, &browser, "carol", "carol-password").await;
+    let token = app.token("carol", &["-e", "1h"]);
+    assert_eq!(
+        app.stat(&Auth::bearer(&access), "personal-files").await.0,
+        StatusCode::OK
+    );
+    app.cli_ok(&[
+        "admin",
+        "user",
+        "set-password",
+        "-u",
+        "carol",
+        "-p",
+        "carol-new-password",
+    ]);
+    app.app.auth.settle().await;
+    assert_eq!(
+        app.stat(&Auth::bearer(&access), "personal-files").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let url = format!(
+        "{}/oidc/oauth2/auth?response_type=code&client_id=rp&redirect_uri={}/rp/callback&scope=openid",
+        app.base, app.base
+    );
+    let again = browser.get(&url).send().await.unwrap();
+    assert!(
+        location(&again).starts_with("/oauth2/login"),
+        "the browser must sign in again"
+    );
+    // A personal access token is a credential of its own: it stays.
+    assert_eq!(
+        app.stat(&Auth::bearer(&token), "personal-files").await.0,
+        StatusCode::OK
+    );
+}
+
+/// A small deterministic generator (xorshift64*): the same cases on every run, so that a failure
+/// reproduces.
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// Pieces picked from `pieces`, with random bytes between them now and then.
+    fn text(&mut self, pieces: &[&str], max: usize) -> String {
+        let mut out = String::new();
+        for _ in 0..self.below(max + 1) {
+            if self.below(6) == 0 {
+                out.push(char::from(b' ' + self.below(95) as u8));
+            } else {
+                out.push_str(pieces[self.below(pieces.len())]);
+            }
+        }
+        out
+    }
+
+    /// `text` with one character replaced.
+    fn mutate(&mut self, text: &str) -> String {
+        let mut chars: Vec<char> = text.chars().collect();
+        if !chars.is_empty() {
+            let at = self.below(chars.len());
+            chars[at] = char::from(b'!' + self.below(90) as u8);
+        }
+        chars.into_iter().collect()
+    }
+}
+
+/// The parsers that run on a request (JWT bearer tokens, SigV4 headers, WebDAV and S3 XML
+/// bodies, the console's multipart uploads) fed generated garbage through a live server: every
+/// answer is a 4xx or a success, never a 5xx, and the server answers `/healthz` after.
+/// `CELLS_FUZZ_CASES` sets the number of rounds (default 120).
+async fn generated_garbage_never_crashes(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let rounds: usize = std::env::var("CELLS_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(120);
+    let token = app.token(ADMIN, &["-e", "1h"]);
+    let (_, session) = app
+        .post(
+            "/a/frontend/session",
+            &Auth::None,
+            serde_json::json!({"AuthInfo": {"type": "credentials", "login": ADMIN, "password": ADMIN_PASSWORD}}),
+        )
+        .await;
+    let jwt = session["JWT"].as_str().expect("an access token").to_string();
+    let console = crate::console::Page::sign_in(&app, ADMIN, ADMIN_PASSWORD).await;
+    let mut noise = Noise(0x9E37_79B9_7F4A_7C15);
+    // Many refused credentials from one address would soon be throttled (429, a fine answer
+    // too): rotate the source address so that the parsers keep being reached.
+    let clients: Vec<reqwest::Client> = (10..40)
+        .map(|i| app.client_from(&format!("127.0.0.{i}")))
+        .collect();
+    let mut answers = std::collections::BTreeMap::new();
+    for round in 0..rounds {
+        let client = &clients[round % clients.len()];
+        let mut statuses = Vec::new();
+        // A bearer JWT: a real one with a character changed, or three random segments.
+        let bearer = if noise.below(2) == 0 {
+            noise.mutate(&jwt)
+        } else {
+            noise.text(&["eyJ", "hbGciOi", ".", "-", "_", "AAAA", "=", "fQ"], 40)
+        };
+        statuses.push(
+            client
+                .get(app.url("/a/config/ctl"))
+                .bearer_auth(&bearer)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+        );
+        // A SigV4 Authorization header.
+        let sigv4 = format!(
+            "AWS4-HMAC-SHA256 {}",
+            noise.text(
+                &[
+                    "Credential=",
+                    &token,
+                    "/20261206",
+                    "/us-east-1",
+                    "/s3/aws4_request",
+                    ",",
+                    " SignedHeaders=host",
+                    "Signature=",
+                    "ab",
+                    "=",
+                    "/"
+                ],
+                12
+            )
+        );
+        if let Ok(value) = reqwest::header::HeaderValue::from_str(&sigv4) {
+            statuses.push(
+                client
+                    .get(app.url("/io/personal-files/"))
+                    .header("authorization", value)
+                    .header("x-amz-date", "20261206T000000Z")
+                    .send()
+                    .await
+                    .unwrap()
+                    .status(),
+            );
+        }
+        // A WebDAV XML body.
+        let xml = noise.text(
+            &[
+                "<?xml version=\"1.0\"?>",
+                "<D:propfind xmlns:D=\"DAV:\">",
+                "<D:prop>",
+                "</D:prop>",
+                "<D:getetag/>",
+                "</D:propfind>",
+                "<a>",
+                "</a>",
+                "<!--",
+                "-->",
+                "<![CDATA[",
+                "]]>",
+                "&amp;",
+                "&x;",
+                "xmlns:q=\"urn:q\"",
+                "<q:x/>",
+            ],
+            30,
+        );
+        let verb = ["PROPFIND", "PROPPATCH", "LOCK"][noise.below(3)];
+        statuses.push(
+            client
+                .request(dav(verb), app.url("/dav/personal-files/"))
+                .basic_auth(ADMIN, Some(&token))
+                .header("Depth", "0")
+                .body(xml)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+        );
+        // An S3 XML body, properly signed.
+        let body = noise.text(
+            &[
+                "<CompleteMultipartUpload>",
+                "</CompleteMultipartUpload>",
+                "<Part>",
+                "</Part>",
+                "<PartNumber>",
+                "1",
+                "</PartNumber>",
+                "<ETag>",
+                "\"x\"",
+                "</ETag>",
+                "<Delete>",
+                "<Object><Key>k</Key></Object>",
+                "</Delete>",
+            ],
+            20,
+        );
+        let (path, query) = if noise.below(2) == 0 {
+            (
+                "/io/personal-files/x",
+                "uploadId=00000000-0000-0000-0000-000000000000",
+            )
+        } else {
+            ("/io", "delete=")
+        };
+        let (status, _) = crate::s3::signed(
+            &app,
+            &token,
+            crate::s3::GATEWAY_SECRET,
+            "POST",
+            path,
+            query,
+            &[],
+            body.as_bytes(),
+        )
+        .await;
+        statuses.push(status);
+        // A multipart upload form of the console.
+        let boundary = "XyZ";
+        let form = noise.text(
+            &[
+                "--XyZ\r\n",
+                "Content-Disposition: form-data; name=\"csrf\"\r\n\r\n",
+                "Content-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n",
+                "\r\n",
+                "data",
+                "--XyZ--\r\n",
+                "Content-Type: text/plain\r\n",
+            ],
+            16,
+        );
+        statuses.push(
+            console
+                .client
+                .post(app.url("/files/personal-files/"))
+                .header(
+                    "content-type",
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
+                .body(form)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+        );
+        for status in statuses {
+            assert!(!status.is_server_error(), "round {round}: {status}");
+            *answers.entry(status.as_u16()).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(
+        app.get("/healthz", &Auth::None).await.0,
+        StatusCode::OK,
+        "{answers:?}"
+    );
 }

@@ -112,10 +112,10 @@ async fn sftp_channel(handle: &client::Handle<Client>) -> russh::Channel<client:
 /// An SFTP session; the SSH handle lives as long as it does.
 pub(crate) struct Sftp {
     _ssh: client::Handle<Client>,
-    fs: SftpSession,
+    pub(crate) fs: SftpSession,
 }
 
-async fn sftp(app: &TestApp, login: &str, secret: &str) -> Option<Sftp> {
+pub(crate) async fn sftp(app: &TestApp, login: &str, secret: &str) -> Option<Sftp> {
     sftp_at(app.sftp, login, secret).await
 }
 
