@@ -77,7 +77,7 @@ echo
 echo "== 2. 2 SFTP connections x 8 channels x 200 read handles on a 64 KiB file"
 rss_before=$(proc_kib VmRSS)
 SFTP_PORT=$SFTP_PORT SERVER_PID=$SERVER_PID "$PY" - <<'PY'
-import os, time, paramiko
+import os, socket, time, paramiko
 port = int(os.environ["SFTP_PORT"])
 def rss():
     with open(f"/proc/{os.environ['SERVER_PID']}/status") as status:
@@ -86,7 +86,9 @@ def rss():
                 return int(line.split()[1])
 transports, handles, refused = [], [], 0
 for _ in range(2):
-    transport = paramiko.Transport(("127.0.0.1", port))
+    # From another address than the guesses of part 1, which that address's throttle holds.
+    sock = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.3", 0))
+    transport = paramiko.Transport(sock)
     transport.connect(username="sftper", password="sftper-password-1")
     transports.append(transport)
     for _ in range(8):

@@ -718,39 +718,35 @@ impl Store {
     // -- Refresh tokens -----------------------------------------------------------------------
 
     pub async fn insert_refresh(&self, new: NewRefresh<'_>) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scope, \
-             auth_time, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(new.token_hash)
-        .bind(new.grant_id.to_string())
-        .bind(new.client_id)
-        .bind(new.user_id.to_string())
-        .bind(new.scope)
-        .bind(new.auth_time)
-        .bind(new.expires_at)
-        .bind(now())
-        .execute(self.pool())
-        .await
-        .map_err(on_conflict)?;
-        Ok(())
+        let mut conn = self.pool().acquire().await?;
+        insert_refresh(&mut conn, &new).await
     }
 
-    /// Mark a refresh token rotated, atomically: of concurrent uses exactly one gets `Rotated`.
-    /// Expiry is the caller's to check.
-    pub async fn rotate_refresh(&self, token_hash: &str, now: i64) -> Result<Rotation> {
+    /// Retire a refresh token and store its `successor` in the same transaction, so that a
+    /// retry never finds the token retired and its successor missing. Of concurrent rotations
+    /// exactly one gets `Rotated`.
+    pub async fn rotate_refresh(
+        &self,
+        token_hash: &str,
+        now: i64,
+        successor: NewRefresh<'_>,
+    ) -> Result<Rotation> {
+        let mut tx = self.pool().begin().await?;
         let rotated: Option<RefreshRow> = sqlx::query_as(sql!(
             "UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 \
              AND rotated_at IS NULL RETURNING {REFRESH_COLUMNS}"
         ))
         .bind(token_hash)
         .bind(now)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await?
         .optional_row();
         if let Some(row) = rotated {
+            insert_refresh(&mut tx, &successor).await?;
+            tx.commit().await?;
             return Ok(Rotation::Rotated(row.try_into()?));
         }
+        drop(tx);
         match self.find_refresh(token_hash).await? {
             Some(token) => Ok(Rotation::AlreadyRotated(token)),
             None => Ok(Rotation::Unknown),
@@ -814,4 +810,23 @@ impl Store {
         tx.commit().await?;
         Ok(deleted)
     }
+}
+
+async fn insert_refresh(conn: &mut sqlx::AnyConnection, new: &NewRefresh<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scope, \
+         auth_time, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(new.token_hash)
+    .bind(new.grant_id.to_string())
+    .bind(new.client_id)
+    .bind(new.user_id.to_string())
+    .bind(new.scope)
+    .bind(new.auth_time)
+    .bind(new.expires_at)
+    .bind(now())
+    .execute(&mut *conn)
+    .await
+    .map_err(on_conflict)?;
+    Ok(())
 }

@@ -212,13 +212,14 @@ impl Store {
         Ok(user)
     }
 
-    /// Replace the password hash; also clears the failed-login counter and ends the user's
-    /// browser sessions and OAuth grants.
+    /// Replace the password hash; also ends a suspension after failed logins (the new
+    /// password is no guess), and the user's browser sessions and OAuth grants.
     pub async fn set_password_hash(&self, id: Uuid, password_hash: &str) -> Result<()> {
         let at = now();
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
-            "UPDATE users SET password_hash = $2, failed_logins = 0, updated_at = $3 WHERE id = $1",
+            "UPDATE users SET password_hash = $2, failed_logins = 0, suspended_until = 0, \
+             suspensions = 0, updated_at = $3 WHERE id = $1",
         )
         .bind(id.to_string())
         .bind(password_hash)

@@ -28,7 +28,7 @@ pub mod vault;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::{hmac, rand};
@@ -122,8 +122,79 @@ pub struct Authenticator {
     revoked: Mutex<RevokedGrants>,
     /// When failed logins suspend password verifications, and for how long.
     suspension: Suspension,
+    /// How long a wrong password's refusal takes (reservation, verification, count).
+    refusals: password::Typical,
+    /// One verification at a time per (login, password).
+    turns: Turns,
     /// Seals and opens tokens' S3 secrets.
     vault: std::sync::Arc<vault::Vault>,
+}
+
+/// A reserved password verification (`Store::reserve_login_attempt`), settled once: as a
+/// failure or a success, or, when dropped unsettled (the request was cancelled, or failed
+/// before the outcome was recorded), as a failure, from a task of its own.
+struct Attempt {
+    store: Store,
+    user: Uuid,
+    policy: Suspension,
+    settled: bool,
+}
+
+impl Attempt {
+    fn new(store: Store, user: Uuid, policy: Suspension) -> Attempt {
+        Attempt {
+            store,
+            user,
+            policy,
+            settled: false,
+        }
+    }
+
+    async fn failed(&mut self) -> Result<cells_store::FailureCount> {
+        self.settled = true;
+        Ok(self.store.record_login_failure(self.user, self.policy).await?)
+    }
+
+    /// `false` when the account was locked or suspended meanwhile.
+    async fn succeeded(&mut self) -> Result<bool> {
+        self.settled = true;
+        Ok(self.store.record_login_success(self.user).await?)
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let (store, user, policy) = (self.store.clone(), self.user, self.policy);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(error) = store.record_login_failure(user, policy).await {
+                    tracing::warn!(%error, "could not settle a cancelled login attempt");
+                }
+            });
+        }
+    }
+}
+
+/// One verification at a time per (login, password) key: the others wait, then find the
+/// first one's result in the credential cache.
+#[derive(Default)]
+struct Turns(Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>);
+
+impl Turns {
+    async fn take(&self, key: [u8; 32]) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut turns = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if turns.len() >= CACHE_MAX_ENTRIES {
+                // Keep only the keys someone holds or waits for.
+                turns.retain(|_, lock| Arc::strong_count(lock) > 1);
+            }
+            turns.entry(key).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
 }
 
 /// How a token expires.
@@ -198,6 +269,8 @@ impl Authenticator {
                 ids: Default::default(),
             }),
             suspension,
+            refusals: password::Typical::default(),
+            turns: Turns::default(),
             vault,
         }
     }
@@ -349,25 +422,36 @@ impl Authenticator {
         &self.oidc
     }
 
-    /// Check a login and password (see `auth::lockout` for the rules).
+    /// Check a login and password.
     ///
     /// A verification is reserved before it runs, per address (`Throttle::reserve`) and per
     /// user (`Store::reserve_login_attempt`, atomic on every node), so a burst of guesses gets
     /// no more verifications than the policy allows; the lock is re-checked after a good one.
+    /// A reservation is settled whatever happens: a verification cut short (the client gone,
+    /// an error) counts as a failure (`Attempt`), and a count left at the limit by a crash
+    /// becomes a suspension at the next attempt instead of a lock nobody lifts.
+    /// Concurrent checks of the same login and password wait for one another (`Turns`), so a
+    /// client opening many connections at once costs one verification, not a reservation each.
     /// An unknown login, a locked or suspended account and a wrong password get the same
-    /// answer, after the same time: a refusal made without a verification waits until a
-    /// verification would usually have ended (never by hashing a dummy, which would hand an
-    /// attacker free CPU).
+    /// answer, after the same time: a refusal made without a verification waits as long as a
+    /// wrong password's whole path usually takes (never by hashing a dummy, which would hand
+    /// an attacker free CPU).
     pub async fn verify_password(&self, login: &str, password: &str, client: Client) -> Result<User> {
         let started = Instant::now();
         self.throttle.check(client.address).map_err(Error::Throttled)?;
-        let cache_key = CacheKey::Password(self.cache_key(login, password));
+        let key = self.cache_key(login, password);
+        let cache_key = CacheKey::Password(key);
+        if let Some(user) = self.cached_password(&cache_key) {
+            return Ok(user);
+        }
+        let _turn = self.turns.take(key).await;
         // Taken before the rows are read: a change committed in between makes the entry stale
         // at once instead of letting it pass for current.
         let epoch = self.current_epoch();
         if let Some(epoch) = epoch
             && let Some((user, _)) = self.cached(&cache_key, epoch)
         {
+            // Verified by the check this one waited for.
             return Ok(user);
         }
         let _address = self.throttle.reserve(client.address).map_err(Error::Throttled)?;
@@ -380,23 +464,34 @@ impl Authenticator {
             }
             _ => false,
         };
-        let Some(user) = user.filter(|_| reserved) else {
+        let Some(user) = user.clone().filter(|_| reserved) else {
             self.throttle.failed(client.address);
+            if let Some(user) = &user
+                && !user.locked
+                && user.failed_logins >= self.suspension.lock_after
+                && user.suspended_until <= cells_store::now()
+            {
+                // At the limit without a suspension: attempts in flight, or ones a crash left
+                // unsettled. Suspend now, so that the count cannot stay there forever.
+                let _ = self.store.record_login_failure(user.id, self.suspension).await;
+            }
             tracing::info!(login, protocol = client.protocol, address = %client.address,
                 "login refused without verification (unknown, locked or suspended)");
             return Err(self.refused_after(started).await);
         };
+        let mut attempt = Attempt::new(self.store.clone(), user.id, self.suspension);
         if !self.hasher.verify(password, &user.password_hash).await? {
             self.throttle.failed(client.address);
-            let count = self.store.record_login_failure(user.id, self.suspension).await?;
+            let count = attempt.failed().await?;
             tracing::info!(login = %user.login, failures = count.failed_logins, protocol = client.protocol,
                 address = %client.address, "failed login");
             if let Some(until) = count.suspended_until {
                 tracing::warn!(login = %user.login, until, "password logins suspended after failed logins");
             }
+            self.refusals.measured(started.elapsed());
             return Err(wrong_credentials());
         }
-        if !self.store.record_login_success(user.id).await? {
+        if !attempt.succeeded().await? {
             // Locked or suspended while this verification ran.
             return Err(wrong_credentials());
         }
@@ -408,9 +503,16 @@ impl Authenticator {
         Ok(user)
     }
 
-    /// The refusal of a login that was not verified, once a verification would have ended.
+    /// A password verified before, if the cache vouches for it now.
+    fn cached_password(&self, key: &CacheKey) -> Option<User> {
+        let epoch = self.current_epoch()?;
+        self.cached(key, epoch).map(|(user, _)| user)
+    }
+
+    /// The refusal of a login that was not verified, once a wrong password's refusal would
+    /// usually have come.
     async fn refused_after(&self, started: Instant) -> Error {
-        tokio::time::sleep_until((started + self.hasher.typical_verification()).into()).await;
+        tokio::time::sleep_until((started + self.refusals.get()).into()).await;
         wrong_credentials()
     }
 

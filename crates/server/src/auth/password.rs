@@ -24,13 +24,37 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 /// What a verification takes before any is measured: Argon2id's cost here, rounded up.
 const FIRST_GUESS: Duration = Duration::from_millis(40);
 
+/// A moving average of durations (weight 1/8; a lost race loses one sample).
+pub struct Typical(AtomicU64);
+
+impl Default for Typical {
+    fn default() -> Typical {
+        Typical(AtomicU64::new(FIRST_GUESS.as_micros() as u64))
+    }
+}
+
+impl Typical {
+    pub fn get(&self) -> Duration {
+        Duration::from_micros(self.0.load(Ordering::Relaxed))
+    }
+
+    pub fn measured(&self, took: Duration) {
+        let sample = took.as_micros().min(10_000_000) as u64;
+        let old = self.0.load(Ordering::Relaxed);
+        let new = old - old / 8 + sample / 8;
+        let _ = self
+            .0
+            .compare_exchange(old, new, Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
+
 #[derive(Clone)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
     /// Verifications run so far.
     verifications: Arc<AtomicU64>,
-    /// Moving average of a verification's duration, queue included, in microseconds.
-    typical_micros: Arc<AtomicU64>,
+    /// How long a verification takes, queue included.
+    typical: Arc<Typical>,
 }
 
 impl Default for Hasher {
@@ -38,7 +62,7 @@ impl Default for Hasher {
         Hasher {
             permits: Arc::new(Semaphore::new(2)),
             verifications: Arc::new(AtomicU64::new(0)),
-            typical_micros: Arc::new(AtomicU64::new(FIRST_GUESS.as_micros() as u64)),
+            typical: Arc::default(),
         }
     }
 }
@@ -62,7 +86,7 @@ impl Hasher {
             let (password, stored) = (password.to_string(), stored.to_string());
             self.run(move || verify_now(&password, &stored)).await?
         };
-        self.measured(started.elapsed());
+        self.typical.measured(started.elapsed());
         Ok(matches)
     }
 
@@ -73,17 +97,7 @@ impl Hasher {
 
     /// How long a verification usually takes now, waiting for a permit included.
     pub fn typical_verification(&self) -> Duration {
-        Duration::from_micros(self.typical_micros.load(Ordering::Relaxed))
-    }
-
-    /// Fold one duration into the moving average (weight 1/8; a lost race loses one sample).
-    fn measured(&self, took: Duration) {
-        let sample = took.as_micros().min(10_000_000) as u64;
-        let old = self.typical_micros.load(Ordering::Relaxed);
-        let new = old - old / 8 + sample / 8;
-        let _ = self
-            .typical_micros
-            .compare_exchange(old, new, Ordering::Relaxed, Ordering::Relaxed);
+        self.typical.get()
     }
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {

@@ -130,31 +130,6 @@ async fn precheck(
             // The top level (`/dav/`) lists workspaces: nothing there to lock.
             return Some(forbidden("the list of workspaces cannot be locked\n"));
         };
-        // A deep lock on a workspace root or on a shared folder would lock everyone else out
-        // of all of it: only an administrator may take one. (A missing Depth is infinity,
-        // RFC 4918 §9.10.3; a refresh has no body and keeps its lock's depth.)
-        let deep = depth.is_none_or(|d| d.eq_ignore_ascii_case("infinity"));
-        let refresh = parts.headers.contains_key("if")
-            && parts
-                .headers
-                .get(header::CONTENT_LENGTH)
-                .is_none_or(|length| length.as_bytes() == b"0");
-        if deep && !refresh && !principal.is_admin() {
-            let shared = path.workspace == WorkspaceName::CommonFiles;
-            let root = path.names.is_empty();
-            if root
-                || (shared
-                    && app
-                        .tree
-                        .stat(principal, &path)
-                        .await
-                        .is_ok_and(|e| e.node.is_collection()))
-            {
-                return Some(forbidden(
-                    "a Depth: infinity lock on a workspace root or on a shared folder is for administrators\n",
-                ));
-            }
-        }
         return match app.tree.can_write_at(principal, &path).await {
             Ok(true) => None,
             Ok(false) => Some(forbidden(
@@ -181,6 +156,40 @@ async fn precheck(
         Ok(false) => Some(forbidden("this credential may not read all of the source\n")),
         _ => None,
     }
+}
+
+/// The refusal of a new deep lock on a workspace root or on a folder of `common-files` by
+/// someone other than an administrator: it would lock everyone else out of all of it. A new
+/// lock is a LOCK with a body (a refresh has none, RFC 4918 §9.10.2), and it is deep unless the
+/// request has exactly one `Depth: 0` (a missing Depth is infinity, §9.10.3; dav-server reads
+/// one it cannot parse as infinity too).
+async fn deep_lock_refusal(
+    app: &SharedApp,
+    parts: &axum::http::request::Parts,
+    principal: &Principal,
+) -> Option<Response<Body>> {
+    if principal.is_admin() {
+        return None;
+    }
+    let depths: Vec<&HeaderValue> = parts.headers.get_all("depth").iter().collect();
+    let shallow = depths.len() == 1 && depths[0].to_str().is_ok_and(|d| d.trim() == "0");
+    if shallow {
+        return None;
+    }
+    let path = tree_path_of(parts.uri.path())?;
+    let shared = path.workspace == WorkspaceName::CommonFiles;
+    let folder = || async {
+        app.tree
+            .stat(principal, &path)
+            .await
+            .is_ok_and(|entry| entry.node.is_collection())
+    };
+    if path.names.is_empty() || (shared && folder().await) {
+        return Some(forbidden(
+            "a Depth: infinity lock on a workspace root or on a shared folder is for administrators\n",
+        ));
+    }
+    None
 }
 
 /// `Some(412)` when a PROPFIND of `path` (`None`: the list of workspaces) fails its
@@ -298,6 +307,12 @@ async fn answer(app: SharedApp, request: Request<Body>) -> Response<Body> {
             Ok(bytes) => {
                 if let Err(refusal) = crate::http::xml::check(&bytes) {
                     return bad_request(&refusal.to_string());
+                }
+                if parts.method.as_str() == "LOCK"
+                    && !bytes.is_empty()
+                    && let Some(refusal) = deep_lock_refusal(&app, &parts, &principal).await
+                {
+                    return refusal;
                 }
                 if parts.method.as_str() == "PROPFIND"
                     && let Some(response) = propfind::answer(&app, &parts, &bytes, &principal).await

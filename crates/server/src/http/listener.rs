@@ -5,10 +5,14 @@
 //!   client that trickles a header holds nothing for long.
 //! - A connection with no request in progress and no traffic either way for
 //!   `http-idle-timeout` is closed (`Idle`); a request the server is still working on (a large
-//!   COPY, a multipart completion) is never cut by it.
+//!   COPY, a multipart completion) is never cut by it. A request body that stops arriving for
+//!   as long fails (`TimedBody`), so a body sent a byte a minute holds nothing for long.
+//!   (hyper also applies the header-read timeout to a keep-alive connection waiting for its
+//!   next request.)
 //! - An address (IPv6: its /64) holding `http-connections-per-address` connections gets 503
-//!   with `Connection: close` on any further one, except for `/healthz`, so a balancer's health
-//!   checks still pass while one client is over its share.
+//!   with `Connection: close` on as many more, except for `/healthz`, so a balancer's health
+//!   checks still pass while one client is over its share; past twice the limit its
+//!   connections are closed at once.
 
 use std::io;
 use std::net::IpAddr;
@@ -49,6 +53,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let connections = Connections::<IpAddr>::new(limits.http_connections_per_address);
+    // Connections past the limit, answered 503 (or /healthz), up to as many again.
+    let overflow = Connections::<IpAddr>::new(limits.http_connections_per_address);
+    let body_timeout = limits.http_idle_timeout;
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -67,13 +74,23 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let slot = connections.open(counted_as(peer.ip()));
+        let key = counted_as(peer.ip());
+        let (slot, overflow) = match connections.open(key) {
+            Some(slot) => (Some(slot), None),
+            None => match overflow.open(key) {
+                Some(extra) => (None, Some(extra)),
+                None => {
+                    drop(stream);
+                    continue;
+                }
+            },
+        };
         let over_limit = slot.is_none();
         let busy = Arc::new(AtomicUsize::new(0));
         let io = TokioIo::new(Idle::new(stream, limits.http_idle_timeout, busy.clone()));
         let router = router.clone();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-            let mut request = request.map(Body::new);
+            let mut request = request.map(|body| Body::new(TimedBody::new(body, body_timeout)));
             request.extensions_mut().insert(ConnectInfo(peer));
             if over_limit {
                 request.extensions_mut().insert(OverLimit);
@@ -89,7 +106,7 @@ pub async fn serve(
         let connection = graceful.watch(builder.serve_connection(io, service));
         tokio::spawn(async move {
             let _ = connection.await;
-            drop(slot);
+            drop((slot, overflow));
         });
     }
     graceful.shutdown().await;
@@ -230,5 +247,64 @@ impl AsyncWrite for Idle {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// A request body that fails once no frame has arrived for `timeout` (a client that stopped
+/// sending, or sends a byte now and then).
+struct TimedBody {
+    body: Incoming,
+    timeout: Duration,
+    last_frame: Instant,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl TimedBody {
+    fn new(body: Incoming, timeout: Duration) -> TimedBody {
+        let now = Instant::now();
+        TimedBody {
+            body,
+            timeout,
+            last_frame: now,
+            timer: Box::pin(tokio::time::sleep_until(now + timeout)),
+        }
+    }
+}
+
+impl http_body::Body for TimedBody {
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.last_frame = Instant::now();
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => loop {
+                if this.timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let deadline = this.last_frame + this.timeout;
+                if deadline <= Instant::now() {
+                    return Poll::Ready(Some(Err("the request body stopped arriving".into())));
+                }
+                this.timer.as_mut().reset(deadline);
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }

@@ -256,11 +256,7 @@ pub async fn authorize(
                 );
             }
             if silent && !client.skip_consent {
-                match app
-                    .store
-                    .has_consent(user.id, &client.id, &consent_scope(&request.scope))
-                    .await
-                {
+                match has_consent(&app, &user, &client.id, &request.scope).await {
                     Ok(true) => {}
                     Ok(false) => return fail("consent_required", "this client needs the user's consent"),
                     Err(error) => return Error::from(error).into_response(),
@@ -285,6 +281,24 @@ pub async fn authorize(
             response
         }
     }
+}
+
+/// Whether `user` consented to `client` with these scopes: as a set (`consent_scope`), or as
+/// the string itself (consents remembered before they were kept as sets).
+async fn has_consent(
+    app: &SharedApp,
+    user: &User,
+    client: &str,
+    scope: &str,
+) -> Result<bool, cells_store::StoreError> {
+    if app
+        .store
+        .has_consent(user.id, client, &consent_scope(scope))
+        .await?
+    {
+        return Ok(true);
+    }
+    app.store.has_consent(user.id, client, scope).await
 }
 
 /// The scopes a consent is remembered for: a set, so `profile openid` after `openid profile`
@@ -313,11 +327,7 @@ async fn continue_as(
         if client.always_ask_consent {
             return consent_page(app, headers, client, request);
         }
-        match app
-            .store
-            .has_consent(user.id, &client.id, &consent_scope(&request.scope))
-            .await
-        {
+        match has_consent(app, user, &client.id, &request.scope).await {
             Ok(true) => {}
             Ok(false) => return consent_page(app, headers, client, request),
             Err(error) => return Error::from(error).into_response(),
@@ -831,7 +841,16 @@ pub async fn logout(
         }
         _ => false,
     };
-    // With no session in this browser there is nothing to end: the RP's own flow may go on.
+    // With no session in this browser, the one the hint names ends (RP-initiated logout from
+    // another browser); a page could only make a browser end a session of the attacker's own.
+    if browser.is_none()
+        && let Some(session) = hint.as_ref().and_then(|hint| hint.session_id)
+    {
+        match app.store.revoke_session(session).await {
+            Ok(()) | Err(cells_store::StoreError::NotFound) => {}
+            Err(error) => return Error::from(error).into_response(),
+        }
+    }
     if matches || (browser.is_none() && hint.is_some()) {
         return finish_logout(
             &app,

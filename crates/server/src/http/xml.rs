@@ -4,8 +4,8 @@
 //! recurse once per nested element, so a small body of a few thousand nested elements would
 //! exhaust a worker's stack and abort the whole process. This scanner walks the bytes once,
 //! without recursion, and refuses a body nested deeper than `MAX_DEPTH`, one with more than
-//! `MAX_ELEMENTS` elements, or one with a document type declaration (no WebDAV or S3 body has
-//! one, and its entities are the classic expansion bomb). It does not validate: a body it lets
+//! `MAX_ELEMENTS` elements, one with a document type declaration (no WebDAV or S3 body has
+//! one, and its entities are the classic expansion bomb), or one not in UTF-8. It does not validate: a body it lets
 //! through may still be refused by the parser, which then sees at most `MAX_DEPTH` levels.
 
 /// Deepest element nesting accepted. WebDAV bodies are 3 or 4 levels deep; dead properties
@@ -25,10 +25,22 @@ pub enum Refusal {
     Doctype,
     #[error("XML body with an unterminated tag, comment or section")]
     Unterminated,
+    #[error("XML body that is not UTF-8")]
+    NotUtf8,
 }
 
 /// Check the nesting of `body` (see the module comment). Text outside tags is skipped.
+///
+/// The body must be UTF-8 without NUL: the parser would decode a UTF-16 or UTF-32 body (byte
+/// order mark, or a declaration), where markup the byte scan cannot see could nest deeply.
+/// Encodings that keep ASCII as it is (Latin-1 declared, say) show their markup to the scan.
 pub fn check(body: &[u8]) -> Result<(), Refusal> {
+    if std::str::from_utf8(body).is_err() || body.contains(&0) {
+        return Err(Refusal::NotUtf8);
+    }
+    if declares_wide_encoding(body) {
+        return Err(Refusal::NotUtf8);
+    }
     let mut depth = 0usize;
     let mut elements = 0usize;
     let mut at = 0usize;
@@ -62,6 +74,24 @@ pub fn check(body: &[u8]) -> Result<(), Refusal> {
         };
     }
     Ok(())
+}
+
+/// Whether the XML declaration names an encoding of two or four bytes per unit.
+fn declares_wide_encoding(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim_start_matches('\u{feff}').trim_start();
+    let Some(declaration) = text
+        .strip_prefix("<?xml")
+        .and_then(|rest| rest.split("?>").next())
+    else {
+        return false;
+    };
+    let declaration = declaration.to_ascii_lowercase();
+    [
+        "utf-16", "utf16", "utf-32", "utf32", "ucs-2", "ucs-4", "ucs2", "ucs4",
+    ]
+    .iter()
+    .any(|wide| declaration.contains(wide))
 }
 
 /// Offset of `needle` in `haystack`.
@@ -126,6 +156,17 @@ mod tests {
         let bomb = b"<!DOCTYPE l [<!ENTITY a \"aaaa\">]><propfind>&a;</propfind>";
         assert_eq!(check(bomb), Err(Refusal::Doctype));
         assert_eq!(check(b"<a><!-- never closed"), Err(Refusal::Unterminated));
+        // UTF-16 (by byte order mark, or declared): markup the byte scan cannot see.
+        let mut utf16 = vec![0xFF, 0xFE];
+        for unit in "<r a=\"\u{2722}\"><a></a>'</r>".encode_utf16() {
+            utf16.extend_from_slice(&unit.to_le_bytes());
+        }
+        assert_eq!(check(&utf16), Err(Refusal::NotUtf8));
+        assert_eq!(
+            check(b"<?xml version=\"1.0\" encoding=\"UTF-16\"?><a/>"),
+            Err(Refusal::NotUtf8)
+        );
+        assert_eq!(check(b"<a>\xff</a>"), Err(Refusal::NotUtf8));
         assert_eq!(check(b"<a b='>"), Err(Refusal::Unterminated));
     }
 

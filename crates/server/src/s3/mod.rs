@@ -159,14 +159,29 @@ async fn answer(app: SharedApp, service: S3Service, request: Request<Body>) -> R
 /// The longest a presigned URL may live, as AWS allows (Signature V4 query authentication).
 const MAX_PRESIGNED_SECONDS: i64 = 7 * 24 * 3600;
 
-/// A presigned URL's `X-Amz-Expires` (`Some(-1)` when it is not a number).
+/// How long a presigned URL lives, in seconds from now (`Some(-1)` when unreadable):
+/// Signature V4's `X-Amz-Expires`, or Signature V2's absolute `Expires`. Names are compared
+/// decoded, as s3s reads them.
 pub(crate) fn presigned_expiry(parts: &axum::http::request::Parts) -> Option<i64> {
     let query = parts.uri.query()?;
-    let value = query.split('&').find_map(|pair| {
-        let (name, value) = pair.split_once('=')?;
-        name.eq_ignore_ascii_case("X-Amz-Expires").then_some(value)
-    })?;
-    Some(value.parse().unwrap_or(-1))
+    let find = |wanted: &str| {
+        query.split('&').find_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            let name = String::from_utf8_lossy(&crate::files::path::percent_decode(name)).into_owned();
+            name.eq_ignore_ascii_case(wanted)
+                .then(|| String::from_utf8_lossy(&crate::files::path::percent_decode(value)).into_owned())
+        })
+    };
+    if let Some(value) = find("X-Amz-Expires") {
+        return Some(value.trim().parse().unwrap_or(-1));
+    }
+    let signed_v2 = find("Signature").is_some() && find("AWSAccessKeyId").is_some();
+    let expires = find("Expires").filter(|_| signed_v2)?;
+    match expires.trim().parse::<i64>() {
+        // Already expired: s3s refuses it; any positive lifetime here passes on to it.
+        Ok(at) => Some((at - cells_store::now()).max(1)),
+        Err(_) => Some(-1),
+    }
 }
 
 /// The region a request is signed for (`Credential=KEY/DATE/REGION/s3/aws4_request`, in the
@@ -309,4 +324,35 @@ fn internal(cause: anyhow::Error) -> S3Error {
     }
     tracing::error!(error = %cause, "S3 request failed");
     S3Error::new(S3ErrorCode::InternalError)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::presigned_expiry;
+
+    fn expiry(query: &str) -> Option<i64> {
+        let request = axum::http::Request::builder()
+            .uri(format!("/io/a?{query}"))
+            .body(())
+            .unwrap();
+        presigned_expiry(&request.into_parts().0)
+    }
+
+    #[test]
+    fn presigned_lifetimes_are_read_however_written() {
+        assert_eq!(expiry("X-Amz-Expires=300&X-Amz-Signature=x"), Some(300));
+        // An encoded name is the same parameter to s3s, so it is to us.
+        assert_eq!(expiry("X-Amz-%45xpires=999999999"), Some(999_999_999));
+        assert_eq!(expiry("x-amz-expires=abc"), Some(-1));
+        // Signature V2: an absolute time, read as a lifetime from now.
+        let far = cells_store::now() + 10 * 365 * 86_400;
+        let lifetime = expiry(&format!("AWSAccessKeyId=k&Expires={far}&Signature=s")).unwrap();
+        assert!(lifetime > 7 * 86_400, "{lifetime}");
+        assert_eq!(
+            expiry("Expires=123"),
+            None,
+            "not a presigned V2 URL without its signature"
+        );
+        assert_eq!(expiry("list-type=2"), None);
+    }
 }

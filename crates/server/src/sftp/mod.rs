@@ -149,6 +149,7 @@ pub async fn serve(app: SharedApp, listener: TcpListener) -> anyhow::Result<()> 
             shared: shared.clone(),
             user_slot: None,
             authenticated: authenticated.clone(),
+            sessions: Arc::default(),
         };
         let config = config.clone();
         let auth_timeout = limits.sftp_auth_timeout;
@@ -213,7 +214,12 @@ struct Connection {
     user_slot: Option<Slot<uuid::Uuid>>,
     /// Set at login, for the authentication timeout.
     authenticated: Arc<std::sync::atomic::AtomicBool>,
+    /// SFTP sessions running on this connection.
+    sessions: Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// Channels (open, or running a session) one connection may have.
+const CHANNELS_PER_CONNECTION: usize = 8;
 
 impl Connection {
     fn client(&self) -> Client {
@@ -314,7 +320,8 @@ impl russh::server::Handler for Connection {
         reply: russh::server::ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if self.login.is_some() && self.channels.len() < 8 {
+        let running = self.sessions.load(std::sync::atomic::Ordering::Acquire);
+        if self.login.is_some() && self.channels.len() + running < CHANNELS_PER_CONNECTION {
             self.channels.insert(channel.id(), channel);
             reply.accept().await;
         } else {
@@ -338,11 +345,14 @@ impl russh::server::Handler for Connection {
                 let principal = principal.clone();
                 let peer = self.peer;
                 let budget = self.shared.budget.clone();
+                let sessions = self.sessions.clone();
+                sessions.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 tokio::spawn(async move {
                     let stream = opened.into_stream();
                     if let Err(error) = session::run(app, login, principal, stream, budget).await {
                         tracing::debug!(%error, %peer, "sftp: session ended");
                     }
+                    sessions.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
                 });
             }
             _ => session.channel_failure(channel)?,

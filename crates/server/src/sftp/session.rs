@@ -387,6 +387,8 @@ impl Session {
             Request::Init { .. } => Err(Error::invalid("INIT", "was already sent")),
             Request::Open { id, path, flags, .. } => {
                 let target = self.target(&path)?;
+                // Before the open: what it holds (memory, a file) would be lost past the limit.
+                self.room_for_a_handle()?;
                 let handle = self.open(target, flags).await?;
                 let number = self.add_handle(handle)?;
                 packet::handle(&mut self.out, id, number.to_string().as_bytes());
@@ -486,6 +488,7 @@ impl Session {
                 self.ok(id)
             }
             Request::Opendir { id, path } => {
+                self.room_for_a_handle()?;
                 let names = self.list(self.target(&path)?).await?;
                 let held: usize = names
                     .iter()
@@ -662,12 +665,17 @@ impl Session {
         self.from_budget -= bytes;
     }
 
-    fn add_handle(&mut self, handle: Handle) -> crate::error::Result<u32> {
+    fn room_for_a_handle(&self) -> crate::error::Result<()> {
         if self.handles.len() >= MAX_HANDLES {
             return Err(Error::Conflict(format!(
                 "too many open handles (at most {MAX_HANDLES}); close some first"
             )));
         }
+        Ok(())
+    }
+
+    fn add_handle(&mut self, handle: Handle) -> crate::error::Result<u32> {
+        self.room_for_a_handle()?;
         // Numbers are never reused, so a handle used after its CLOSE is refused.
         let number = self.next_handle;
         self.next_handle = self.next_handle.wrapping_add(1);

@@ -27,6 +27,8 @@ backend_tests!(
     open_multipart_uploads_are_capped_per_user,
     a_new_password_ends_sessions_and_grants,
     generated_garbage_never_crashes,
+    a_dropped_attempt_never_locks_for_good,
+    parallel_logins_share_one_verification,
 );
 
 fn method(name: &str) -> Method {
@@ -684,6 +686,29 @@ async fn dav_locks_are_bounded_and_private(db: Db) {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{target}");
+        // Nor by a Depth dav-server would read as infinity, or a chunked body posing as a
+        // refresh (an If header and no Content-Length).
+        let bogus = app
+            .request(dav("LOCK"), target, &alice)
+            .header("Depth", "bogus")
+            .body(LOCKINFO)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bogus.status(), StatusCode::FORBIDDEN, "Depth: bogus on {target}");
+        let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(LOCKINFO.as_bytes().to_vec())]);
+        let chunked = app
+            .request(dav("LOCK"), target, &alice)
+            .header("If", "(Not <DAV:no-lock>)")
+            .body(reqwest::Body::wrap_stream(chunks))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            chunked.status(),
+            StatusCode::FORBIDDEN,
+            "a chunked LOCK on {target}"
+        );
     }
     let response = app
         .request(dav("LOCK"), "/dav/common-files/team/", &Auth::admin())
@@ -1270,4 +1295,104 @@ async fn generated_garbage_never_crashes(db: Db) {
         StatusCode::OK,
         "{answers:?}"
     );
+}
+
+/// A verification cut short (the client gone while its password was hashed) was a reservation
+/// never settled: ten of them left the counter at the limit with no suspension, and the user
+/// could never log in again. Now a cancelled attempt counts as a failure (a suspension that
+/// ends), and a counter found at the limit becomes a suspension.
+async fn a_dropped_attempt_never_locks_for_good(db: Db) {
+    let app = TestApp::spawn_with_limits(db, |limits| {
+        limits.login_suspension = Duration::from_secs(2);
+        limits.login_suspension_max = Duration::from_secs(2);
+    })
+    .await;
+    app.create_user("dora", "dora-password", "standard").await;
+    let dora = app.app.store.find_user_by_login("dora").await.unwrap().unwrap();
+    // Nine failures, then ten reservations a crash left behind.
+    for i in 0..9 {
+        let (status, _) = app
+            .stat(&Auth::basic("dora", &format!("wrong-{i}")), "personal-files")
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert!(app.app.store.reserve_login_attempt(dora.id, 10).await.unwrap());
+    let stuck = app.app.store.find_user_by_login("dora").await.unwrap().unwrap();
+    assert_eq!((stuck.failed_logins, stuck.suspended_until), (10, 0));
+    let other = app.client_from("127.0.0.40");
+    let try_good = || {
+        other
+            .post(app.url("/a/tree/stats"))
+            .basic_auth("dora", Some("dora-password"))
+            .json(&serde_json::json!({"NodePaths": ["personal-files"]}))
+            .send()
+    };
+    // Refused now, and turned into a suspension that ends.
+    assert_eq!(try_good().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let suspended = app.app.store.find_user_by_login("dora").await.unwrap().unwrap();
+    assert!(
+        suspended.suspended_until > 0 && suspended.failed_logins == 0,
+        "{suspended:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(try_good().await.unwrap().status(), StatusCode::OK);
+
+    // A request dropped while its password is being verified counts as one failure.
+    let before = app
+        .app
+        .store
+        .find_user_by_login("dora")
+        .await
+        .unwrap()
+        .unwrap()
+        .failed_logins;
+    let request = app
+        .client_from("127.0.0.41")
+        .post(app.url("/a/tree/stats"))
+        .basic_auth("dora", Some("dropped-guess"))
+        .json(&serde_json::json!({"NodePaths": ["personal-files"]}))
+        .timeout(Duration::from_millis(1))
+        .send();
+    let _ = request.await;
+    let mut after = before;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        after = app
+            .app
+            .store
+            .find_user_by_login("dora")
+            .await
+            .unwrap()
+            .unwrap()
+            .failed_logins;
+        if after != before {
+            break;
+        }
+    }
+    assert!(after <= before + 1, "settled once: {before} -> {after}");
+}
+
+/// The other side of counting attempts before verifying them: a client that opens many
+/// connections at once with the right password (rclone, davfs2) must not use up the user's
+/// attempts. Identical credentials wait for one verification and share its result.
+async fn parallel_logins_share_one_verification(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_user("erin", "erin-password", "standard").await;
+    let before = app.app.auth.hasher().verifications();
+    let requests = (0..40).map(|_| {
+        let request = app
+            .request(
+                Method::POST,
+                "/a/tree/stats",
+                &Auth::basic("erin", "erin-password"),
+            )
+            .json(&serde_json::json!({"NodePaths": ["personal-files"]}));
+        async move { request.send().await.unwrap().status() }
+    });
+    let statuses = futures_util::future::join_all(requests).await;
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
+    let verified = app.app.auth.hasher().verifications() - before;
+    assert!(verified <= 3, "{verified} verifications for 40 identical logins");
+    let erin = app.app.store.find_user_by_login("erin").await.unwrap().unwrap();
+    assert_eq!((erin.failed_logins, erin.suspended_until), (0, 0));
 }

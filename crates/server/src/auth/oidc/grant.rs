@@ -343,16 +343,45 @@ async fn refresh(oidc: &Oidc, client: &OAuthClient, form: &TokenForm) -> OAuthRe
     if found.expires_at < now {
         return Err(OAuthError::invalid_grant("the refresh token has expired"));
     }
+    // A refresh may narrow the scope, never widen it (RFC 6749 §6): checked before anything
+    // changes, so a refused request spends nothing.
+    let scope = match form.scope.as_deref() {
+        Some(requested) => {
+            let granted: Vec<&str> = found.scope.split_whitespace().collect();
+            if let Some(extra) = requested.split_whitespace().find(|s| !granted.contains(s)) {
+                return Err(OAuthError::invalid_scope(format!("{extra:?} was not granted")));
+            }
+            requested.to_string()
+        }
+        None => found.scope.clone(),
+    };
     let successor = oidc.successor_of(presented);
-    let (old, reissued) = match oidc.store.rotate_refresh(&hash, now).await? {
-        Rotation::Rotated(old) => (old, None),
+    let successor_hash = sha256_hex(&successor);
+    let next = NewRefresh {
+        token_hash: &successor_hash,
+        grant_id: found.grant_id,
+        client_id: &client.id,
+        user_id: found.user_id,
+        scope: &scope,
+        auth_time: found.auth_time,
+        expires_at: now + oidc.lifespans.refresh,
+    };
+    let (old, scope) = match oidc.store.rotate_refresh(&hash, now, next).await? {
+        Rotation::Rotated(old) => (old, scope),
         Rotation::AlreadyRotated(old) if old.rotated_at.is_some_and(|at| now - at <= REFRESH_GRACE) => {
-            match oidc.store.find_refresh(&sha256_hex(&successor)).await? {
-                Some(next) if next.rotated_at.is_none() => (old, Some(next)),
-                _ => {
+            // A retry: the answer carries the successor the first one stored, with its scope.
+            match oidc.store.find_refresh(&successor_hash).await? {
+                Some(next) if next.rotated_at.is_none() => (old, next.scope),
+                Some(_) => {
+                    // The successor was used already: whoever holds this one is not its client.
                     oidc.store.revoke_grant(old.grant_id).await?;
                     return Err(OAuthError::invalid_grant(
                         "refresh token reused; the grant is revoked",
+                    ));
+                }
+                None => {
+                    return Err(OAuthError::invalid_grant(
+                        "this refresh token was just rotated; use its successor",
                     ));
                 }
             }
@@ -370,29 +399,12 @@ async fn refresh(oidc: &Oidc, client: &OAuthClient, form: &TokenForm) -> OAuthRe
     let Some(grant) = grant.filter(|g| g.revoked_at.is_none()) else {
         return Err(OAuthError::invalid_grant("the grant was revoked"));
     };
-    let scope = match (&reissued, form.scope.as_deref()) {
-        // The retry gets what the first answer got.
-        (Some(next), _) => next.scope.clone(),
-        // A refresh may narrow the scope, never widen it (RFC 6749 §6).
-        (None, Some(requested)) => {
-            let granted: Vec<&str> = old.scope.split_whitespace().collect();
-            if let Some(extra) = requested.split_whitespace().find(|s| !granted.contains(s)) {
-                return Err(OAuthError::invalid_scope(format!("{extra:?} was not granted")));
-            }
-            requested.to_string()
-        }
-        (None, None) => old.scope.clone(),
-    };
     let user = oidc
         .store
         .find_user(old.user_id)
         .await?
         .filter(|u| !u.locked)
         .ok_or_else(|| OAuthError::invalid_grant("the user is gone or locked"))?;
-    let refresh = match reissued {
-        Some(_) => NextRefresh::Existing(successor),
-        None => NextRefresh::New(successor),
-    };
     issue_tokens(
         oidc,
         &user,
@@ -402,7 +414,7 @@ async fn refresh(oidc: &Oidc, client: &OAuthClient, form: &TokenForm) -> OAuthRe
         grant.session_id,
         old.auth_time,
         None,
-        refresh,
+        NextRefresh::Stored(successor),
     )
     .await
 }
@@ -575,10 +587,8 @@ async fn device_code(oidc: &Oidc, client: &OAuthClient, form: &TokenForm) -> OAu
 enum NextRefresh {
     /// A new random one (a new grant).
     Random,
-    /// This value, stored now (a rotation).
-    New(String),
-    /// This value, already stored (a retry within the grace period).
-    Existing(String),
+    /// This value, already stored (a rotation's successor).
+    Stored(String),
 }
 
 /// Access token, plus an ID token with `openid` and a refresh token with `offline`.
@@ -608,8 +618,7 @@ async fn issue_tokens(
     {
         let (refresh, stored) = match refresh {
             NextRefresh::Random => (random_token(), false),
-            NextRefresh::New(value) => (value, false),
-            NextRefresh::Existing(value) => (value, true),
+            NextRefresh::Stored(value) => (value, true),
         };
         if !stored {
             oidc.store
