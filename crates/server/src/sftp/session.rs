@@ -715,20 +715,25 @@ impl Session {
         };
         let tree = &self.tree;
         if flags & packet::OPEN_WRITE == 0 {
-            let entry = tree.readable(&self.principal, &path).await?;
-            let Some(blob) = entry.node.blob_id.as_deref() else {
+            let mut entry = tree.readable(&self.principal, &path).await?;
+            let Some(blob) = entry.node.blob_id.clone() else {
                 return Err(Error::Conflict(format!("{path} is a folder")));
             };
-            let content = match tree.inline_data(&entry.node).await? {
+            let inline = tree.inline_data(&entry.node).await?;
+            // The handle keeps the entry for FSTAT, not the bytes the walk brought along: those
+            // are kept only in `Stored::Memory`, within the budgets, and as a copy of their own
+            // (a slice would keep the whole buffer it came from).
+            entry.node.data = None;
+            let content = match inline {
                 Some(data)
                     if self.in_memory + data.len() <= SESSION_MEMORY && self.budget.take(data.len()) =>
                 {
                     self.from_budget += data.len();
                     self.in_memory += data.len();
-                    Stored::Memory(data)
+                    Stored::Memory(Bytes::copy_from_slice(&data))
                 }
                 Some(_) => Stored::Row,
-                None => Stored::File(Arc::new(tree.blobs().open_file(blob).await?)),
+                None => Stored::File(Arc::new(tree.blobs().open_file(&blob).await?)),
             };
             return Ok(Handle::Read {
                 entry: Box::new(entry),
