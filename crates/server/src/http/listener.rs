@@ -252,21 +252,24 @@ impl AsyncWrite for Idle {
 
 /// A request body that fails once no frame has arrived for `timeout` (a client that stopped
 /// sending, or sends a byte now and then).
+/// Only time spent waiting for the client counts: the server's own work before its first read
+/// or between reads (a password check, a precheck) does not, nor does the wait for a client
+/// that sends its body only after `100 Continue`, which the first read asks for.
 struct TimedBody {
     body: Incoming,
     timeout: Duration,
-    last_frame: Instant,
+    /// Since when the body has been waited for (`None`: a frame just came, or no read yet).
+    waiting_since: Option<Instant>,
     timer: Pin<Box<Sleep>>,
 }
 
 impl TimedBody {
     fn new(body: Incoming, timeout: Duration) -> TimedBody {
-        let now = Instant::now();
         TimedBody {
             body,
             timeout,
-            last_frame: now,
-            timer: Box::pin(tokio::time::sleep_until(now + timeout)),
+            waiting_since: None,
+            timer: Box::pin(tokio::time::sleep(timeout)),
         }
     }
 }
@@ -282,21 +285,28 @@ impl http_body::Body for TimedBody {
         let this = &mut *self;
         match Pin::new(&mut this.body).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                this.last_frame = Instant::now();
+                this.waiting_since = None;
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => loop {
-                if this.timer.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
+            Poll::Pending => {
+                let now = Instant::now();
+                let since = *this.waiting_since.get_or_insert_with(|| {
+                    this.timer.as_mut().reset(now + this.timeout);
+                    now
+                });
+                loop {
+                    if this.timer.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    let deadline = since + this.timeout;
+                    if deadline <= Instant::now() {
+                        return Poll::Ready(Some(Err("the request body stopped arriving".into())));
+                    }
+                    this.timer.as_mut().reset(deadline);
                 }
-                let deadline = this.last_frame + this.timeout;
-                if deadline <= Instant::now() {
-                    return Poll::Ready(Some(Err("the request body stopped arriving".into())));
-                }
-                this.timer.as_mut().reset(deadline);
-            },
+            }
         }
     }
 

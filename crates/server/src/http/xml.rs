@@ -33,7 +33,8 @@ pub enum Refusal {
 ///
 /// The body must be UTF-8 without NUL: the parser would decode a UTF-16 or UTF-32 body (byte
 /// order mark, or a declaration), where markup the byte scan cannot see could nest deeply.
-/// Encodings that keep ASCII as it is (Latin-1 declared, say) show their markup to the scan.
+/// (A body declared Latin-1 passes only while it is also valid UTF-8; WebDAV clients send
+/// UTF-8.)
 pub fn check(body: &[u8]) -> Result<(), Refusal> {
     if std::str::from_utf8(body).is_err() || body.contains(&0) {
         return Err(Refusal::NotUtf8);

@@ -160,28 +160,35 @@ async fn answer(app: SharedApp, service: S3Service, request: Request<Body>) -> R
 const MAX_PRESIGNED_SECONDS: i64 = 7 * 24 * 3600;
 
 /// How long a presigned URL lives, in seconds from now (`Some(-1)` when unreadable):
-/// Signature V4's `X-Amz-Expires`, or Signature V2's absolute `Expires`. Names are compared
-/// decoded, as s3s reads them.
+/// Signature V4's `X-Amz-Expires`, or Signature V2's absolute `Expires`. Every occurrence of
+/// either name counts, compared decoded and without case, and the longest wins: s3s reads
+/// names exactly and prefers V2, so a decoy spelled otherwise must not hide the one it checks.
 pub(crate) fn presigned_expiry(parts: &axum::http::request::Parts) -> Option<i64> {
     let query = parts.uri.query()?;
-    let find = |wanted: &str| {
-        query.split('&').find_map(|pair| {
-            let (name, value) = pair.split_once('=')?;
-            let name = String::from_utf8_lossy(&crate::files::path::percent_decode(name)).into_owned();
-            name.eq_ignore_ascii_case(wanted)
-                .then(|| String::from_utf8_lossy(&crate::files::path::percent_decode(value)).into_owned())
+    let decode = |text: &str| String::from_utf8_lossy(&crate::files::path::percent_decode(text)).into_owned();
+    let pairs: Vec<(String, String)> = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(name, value)| (decode(name).to_ascii_lowercase(), decode(value)))
+        .collect();
+    let has = |wanted: &str| pairs.iter().any(|(name, _)| name == wanted);
+    let signed_v2 = has("signature") && has("awsaccesskeyid");
+    let lifetimes: Vec<i64> = pairs
+        .iter()
+        .filter_map(|(name, value)| match name.as_str() {
+            "x-amz-expires" => Some(value.trim().parse::<i64>().unwrap_or(-1)),
+            // Already expired: s3s refuses it; any positive lifetime here passes on to it.
+            "expires" if signed_v2 => Some(match value.trim().parse::<i64>() {
+                Ok(at) => (at - cells_store::now()).max(1),
+                Err(_) => -1,
+            }),
+            _ => None,
         })
-    };
-    if let Some(value) = find("X-Amz-Expires") {
-        return Some(value.trim().parse().unwrap_or(-1));
+        .collect();
+    if lifetimes.contains(&-1) {
+        return Some(-1);
     }
-    let signed_v2 = find("Signature").is_some() && find("AWSAccessKeyId").is_some();
-    let expires = find("Expires").filter(|_| signed_v2)?;
-    match expires.trim().parse::<i64>() {
-        // Already expired: s3s refuses it; any positive lifetime here passes on to it.
-        Ok(at) => Some((at - cells_store::now()).max(1)),
-        Err(_) => Some(-1),
-    }
+    lifetimes.into_iter().max()
 }
 
 /// The region a request is signed for (`Credential=KEY/DATE/REGION/s3/aws4_request`, in the

@@ -361,7 +361,14 @@ impl russh::server::Handler for Connection {
     }
 
     async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+        self.channels.remove(&channel);
         session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    /// A channel closed before it ran a session (rclone's exec probes) no longer counts.
+    async fn channel_close(&mut self, channel: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
+        self.channels.remove(&channel);
         Ok(())
     }
 
@@ -371,6 +378,7 @@ impl russh::server::Handler for Connection {
         _data: &[u8],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
+        self.channels.remove(&channel);
         session.channel_failure(channel)?;
         Ok(())
     }
