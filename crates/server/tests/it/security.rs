@@ -553,6 +553,24 @@ fn dav(verb: &str) -> Method {
     Method::from_bytes(verb.as_bytes()).unwrap()
 }
 
+/// A LOCK of `path` as `who`, with `headers` and an exclusive write lockinfo body.
+async fn lock(app: &TestApp, path: &str, who: &Auth, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = app.request(dav("LOCK"), path, who).body(LOCKINFO);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+/// The token a LOCK answer grants (its `Lock-Token` header, brackets removed).
+fn lock_token(response: &reqwest::Response) -> String {
+    response.headers()["lock-token"]
+        .to_str()
+        .unwrap()
+        .trim_matches(['<', '>'])
+        .to_string()
+}
+
 const LOCKINFO: &str = "<?xml version=\"1.0\"?><D:lockinfo xmlns:D=\"DAV:\"><D:lockscope><D:exclusive/></D:lockscope>\
     <D:locktype><D:write/></D:locktype><D:owner>me</D:owner></D:lockinfo>";
 
@@ -571,19 +589,9 @@ async fn dav_locks_are_bounded_and_private(db: Db) {
     assert_eq!(app.mkdir(&bob, "common-files/team").await, StatusCode::OK);
 
     // No Timeout: granted for 10 minutes, not forever.
-    let response = app
-        .request(dav("LOCK"), "/dav/common-files/shared.txt", &bob)
-        .header("Depth", "0")
-        .body(LOCKINFO)
-        .send()
-        .await
-        .unwrap();
+    let response = lock(&app, "/dav/common-files/shared.txt", &bob, &[("Depth", "0")]).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let token = response.headers()["lock-token"]
-        .to_str()
-        .unwrap()
-        .trim_matches(['<', '>'])
-        .to_string();
+    let token = lock_token(&response);
     assert!(response.text().await.unwrap().contains("Second-600"));
 
     // alice sees that it is locked, not the token.
@@ -618,19 +626,9 @@ async fn dav_locks_are_bounded_and_private(db: Db) {
         unlock(&Auth::admin()).await.unwrap().status(),
         StatusCode::NO_CONTENT
     );
-    let relocked = app
-        .request(dav("LOCK"), "/dav/common-files/shared.txt", &bob)
-        .header("Depth", "0")
-        .body(LOCKINFO)
-        .send()
-        .await
-        .unwrap();
+    let relocked = lock(&app, "/dav/common-files/shared.txt", &bob, &[("Depth", "0")]).await;
     assert_eq!(relocked.status(), StatusCode::OK);
-    let second = relocked.headers()["lock-token"]
-        .to_str()
-        .unwrap()
-        .trim_matches(['<', '>'])
-        .to_string();
+    let second = lock_token(&relocked);
     let listed = app.cli_ok(&["admin", "lock", "list", "-u", "bob"]);
     assert!(
         listed.contains(&second) && listed.contains("/common-files/shared.txt"),
@@ -646,13 +644,7 @@ async fn dav_locks_are_bounded_and_private(db: Db) {
         .unwrap();
     assert!(write.status().is_success(), "unlocked: {}", write.status());
     // In the console, bob sees and breaks his own lock; alice sees none of his.
-    let third = app
-        .request(dav("LOCK"), "/dav/common-files/shared.txt", &bob)
-        .header("Depth", "0")
-        .body(LOCKINFO)
-        .send()
-        .await
-        .unwrap();
+    let third = lock(&app, "/dav/common-files/shared.txt", &bob, &[("Depth", "0")]).await;
     assert_eq!(third.status(), StatusCode::OK);
     let (_, page) = crate::console::Page::sign_in(&app, "alice", "alice-password")
         .await
@@ -724,13 +716,13 @@ async fn dav_locks_are_bounded_and_private(db: Db) {
     assert_eq!(app.mkdir(&alice, "personal-files/many").await, StatusCode::OK);
     let mut statuses = Vec::new();
     for i in 0..101 {
-        let response = app
-            .request(dav("LOCK"), &format!("/dav/personal-files/many/f{i}"), &alice)
-            .header("Depth", "0")
-            .body(LOCKINFO)
-            .send()
-            .await
-            .unwrap();
+        let response = lock(
+            &app,
+            &format!("/dav/personal-files/many/f{i}"),
+            &alice,
+            &[("Depth", "0")],
+        )
+        .await;
         statuses.push(response.status());
     }
     assert!(statuses[..100].iter().all(|s| s.is_success()), "{statuses:?}");
