@@ -178,13 +178,20 @@ impl Drop for Attempt {
     }
 }
 
-/// One verification at a time per (login, password) key: the others wait, then find the
-/// first one's result in the credential cache.
+/// One verification at a time per (login, password) key: the others wait, then take the
+/// first one's success from its turn. The credential cache cannot carry it on its own: an
+/// epoch poll in between makes the entry stale, and every waiter would verify again.
 #[derive(Default)]
-struct Turns(Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>);
+struct Turns(Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<Option<Verified>>>>>);
+
+/// A successful verification, and when it ended.
+struct Verified {
+    user: User,
+    at: Instant,
+}
 
 impl Turns {
-    async fn take(&self, key: [u8; 32]) -> tokio::sync::OwnedMutexGuard<()> {
+    async fn take(&self, key: [u8; 32]) -> tokio::sync::OwnedMutexGuard<Option<Verified>> {
         let lock = {
             let mut turns = self.0.lock().unwrap_or_else(|e| e.into_inner());
             if turns.len() >= CACHE_MAX_ENTRIES {
@@ -444,14 +451,21 @@ impl Authenticator {
         if let Some(user) = self.cached_password(&cache_key) {
             return Ok(user);
         }
-        let _turn = self.turns.take(key).await;
+        let arrived = Instant::now();
+        let mut turn = self.turns.take(key).await;
+        if let Some(verified) = turn.as_ref()
+            && verified.at >= arrived
+        {
+            // Verified by the check this one waited for, which ended after this request came:
+            // both presented the same password at the same time.
+            return Ok(verified.user.clone());
+        }
         // Taken before the rows are read: a change committed in between makes the entry stale
         // at once instead of letting it pass for current.
         let epoch = self.current_epoch();
         if let Some(epoch) = epoch
             && let Some((user, _)) = self.cached(&cache_key, epoch)
         {
-            // Verified by the check this one waited for.
             return Ok(user);
         }
         let _address = self.throttle.reserve(client.address).map_err(Error::Throttled)?;
@@ -500,6 +514,10 @@ impl Authenticator {
         if let Some(epoch) = epoch {
             self.remember(cache_key, &user, None, epoch);
         }
+        *turn = Some(Verified {
+            user: user.clone(),
+            at: Instant::now(),
+        });
         Ok(user)
     }
 
