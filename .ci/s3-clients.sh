@@ -327,7 +327,7 @@ server_log_clean() {
     local pattern='InternalError|500 Internal Server Error|panicked'
     if grep -qE "$pattern" "$work/server.log"; then
         # The causes first (the server's own error lines), then the 500s as sent.
-        grep -E 'ERROR cells_server|panicked' "$work/server.log" | head -n 15 || true
+        grep -E 'ERROR cells|panicked' "$work/server.log" | head -n 15 || true
         grep -E "$pattern" "$work/server.log" | head -n 4
         echo "the server answered 500 or panicked: $(grep -cE "$pattern" "$work/server.log") log lines (first above)"
         exit 1

@@ -14,10 +14,10 @@ cd "$(dirname "$0")/.."
 cases=${CELLS_FUZZ_CASES:-200000}
 rounds=${BENCH_FUZZ_ROUNDS:-3000}
 start=$SECONDS
-CELLS_FUZZ_CASES=$cases cargo test --release --locked -p cells-server --lib -- \
-  fuzz:: http::xml:: http::range:: 2>&1 | grep -E '^test |test result'
+CELLS_FUZZ_CASES=$cases cargo test --release --locked -p cells --lib -- fuzz:: 2>&1 | grep -E '^test |test result'
+CELLS_FUZZ_CASES=$cases cargo test --release --locked -p cells-http --lib -- xml:: range:: 2>&1 | grep -E '^test |test result'
 echo "property tests: $cases cases each, $((SECONDS - start)) s"
 start=$SECONDS
-CELLS_FUZZ_CASES=$rounds cargo test --release --locked -p cells-server --test it -- \
+CELLS_FUZZ_CASES=$rounds cargo test --release --locked -p cells --test it -- \
   security::generated_garbage_never_crashes::sqlite 2>&1 | grep -E '^test |test result'
 echo "live requests: $rounds rounds of 5, $((SECONDS - start)) s"

@@ -61,6 +61,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("not found")]
     NotFound,
+    /// The change would leave no active administrator (`users`).
+    #[error("the last active administrator cannot be locked, demoted or deleted")]
+    LastAdmin,
     #[error("invalid database url: {0}")]
     BadUrl(String),
     #[error("database error: {0}")]

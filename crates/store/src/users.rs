@@ -186,7 +186,8 @@ impl Store {
         Ok(count)
     }
 
-    /// Change display name, email and profile; `NotFound` when the user is gone.
+    /// Change display name, email and profile; `NotFound` when the user is gone, `LastAdmin`
+    /// when this would demote the last active administrator.
     pub async fn update_user(
         &self,
         id: Uuid,
@@ -195,6 +196,10 @@ impl Store {
         profile: Profile,
     ) -> Result<User> {
         let mut tx = self.pool().begin().await?;
+        bump_epoch(&mut tx).await?;
+        if profile != Profile::Admin {
+            keep_an_admin(&mut tx, id).await?;
+        }
         let row: Option<UserRow> = sqlx::query_as(sql!(
             "UPDATE users SET display_name = $2, email = $3, profile = $4, updated_at = $5 \
              WHERE id = $1 RETURNING {COLUMNS}"
@@ -207,7 +212,6 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let user = row.ok_or(StoreError::NotFound)?.try_into()?;
-        bump_epoch(&mut tx).await?;
         tx.commit().await?;
         Ok(user)
     }
@@ -245,9 +249,13 @@ impl Store {
     }
 
     /// An administrator's lock, or its end; unlocking also ends a suspension and clears the
-    /// failed-login counter.
+    /// failed-login counter. `LastAdmin` when this would lock the last active administrator.
     pub async fn set_locked(&self, id: Uuid, locked: bool) -> Result<()> {
         let mut tx = self.pool().begin().await?;
+        bump_epoch(&mut tx).await?;
+        if locked {
+            keep_an_admin(&mut tx, id).await?;
+        }
         let done = sqlx::query(
             "UPDATE users SET locked = $2, \
              failed_logins = CASE WHEN $2 = 0 THEN 0 ELSE failed_logins END, \
@@ -261,7 +269,6 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         found(done.rows_affected())?;
-        bump_epoch(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -338,8 +345,11 @@ impl Store {
 
     /// Delete a user with their personal tree and tokens. Returns the blob ids that were
     /// referenced by the deleted nodes, for the caller to remove after the commit.
+    /// `LastAdmin` when this is the last active administrator.
     pub async fn delete_user(&self, id: Uuid) -> Result<Vec<String>> {
         let mut tx = self.pool().begin().await?;
+        bump_epoch(&mut tx).await?;
+        keep_an_admin(&mut tx, id).await?;
         let blobs: Vec<(String,)> = sqlx::query_as(
             "WITH RECURSIVE sub(id) AS ( \
                 SELECT id FROM nodes WHERE parent_id IS NULL AND owner_id = $1 \
@@ -367,10 +377,29 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         found(done.rows_affected())?;
-        bump_epoch(&mut tx).await?;
         tx.commit().await?;
         Ok(blobs.into_iter().map(|(blob,)| blob).collect())
     }
+}
+
+/// `LastAdmin` when `id` is an active administrator and no other is. Called after the
+/// transaction bumped the auth epoch: that row is locked until the commit, so two changes that
+/// each leave one administrator (on any node) run one after the other and the second one sees
+/// the first (PostgreSQL's READ COMMITTED takes a new snapshot per statement; SQLite has one
+/// writer).
+async fn keep_an_admin(conn: &mut sqlx::AnyConnection, id: Uuid) -> Result<()> {
+    let (target, others): (i64, i64) = sqlx::query_as(
+        "SELECT \
+           (SELECT COUNT(*) FROM users WHERE id = $1 AND profile = 'admin' AND locked = 0), \
+           (SELECT COUNT(*) FROM users WHERE id <> $1 AND profile = 'admin' AND locked = 0)",
+    )
+    .bind(id.to_string())
+    .fetch_one(conn)
+    .await?;
+    if target > 0 && others == 0 {
+        return Err(StoreError::LastAdmin);
+    }
+    Ok(())
 }
 
 fn found(rows_affected: u64) -> Result<()> {

@@ -1,0 +1,149 @@
+//! cells: a self-hosted file server whose credentials work on every protocol it speaks.
+//!
+//! This crate is the binary's: the command line (`cli`), the router that puts the protocol
+//! crates behind one listener, the background jobs, and `Server`, which binds, runs and drains.
+
+pub mod cli;
+#[cfg(test)]
+mod fuzz;
+pub mod router;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use cells_core::config::Config;
+use cells_core::{App, SharedApp};
+use cells_core::{auth, users};
+
+/// A bound server, ready to run: tests bind port 0 and read the addresses back.
+pub struct Server {
+    pub app: SharedApp,
+    pub listener: TcpListener,
+    pub sftp_listener: TcpListener,
+}
+
+impl Server {
+    /// Open everything, create the first admin if there is no user yet, clean the blob store,
+    /// and bind the HTTP listener.
+    pub async fn prepare(config: Config) -> anyhow::Result<Server> {
+        // Bind first: with port 0, the default external URL (and so the OIDC issuer) must
+        // name the port actually bound.
+        let listener = TcpListener::bind(&config.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.bind))?;
+        Server::prepare_on(config, listener).await
+    }
+
+    /// `prepare` on a listener bound by the caller.
+    pub async fn prepare_on(mut config: Config, listener: TcpListener) -> anyhow::Result<Server> {
+        if config.external_url_is_default {
+            config.external_url = format!("http://{}", listener.local_addr()?);
+        }
+        let sftp_listener = TcpListener::bind(&config.sftp_bind)
+            .await
+            .with_context(|| format!("cannot listen for SFTP on {}", config.sftp_bind))?;
+        let app = App::open(config).await?;
+        // Now, not at the first connection: a bad key file stops the start, and
+        // `admin sftp host-key` shows the key before anyone connects.
+        cells_sftp::host_key(&app.config.data_dir)?;
+        users::bootstrap_admin(&app).await?;
+        let report = app.tree.sweep().await.context("cannot clean the blob store")?;
+        if report.temp_files + report.orphan_blobs > 0 {
+            tracing::info!(
+                temp_files = report.temp_files,
+                orphan_blobs = report.orphan_blobs,
+                "removed unfinished uploads"
+            );
+        }
+        Ok(Server {
+            app,
+            listener,
+            sftp_listener,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn sftp_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.sftp_listener.local_addr()
+    }
+
+    /// Serve until `shutdown` completes, then finish in-flight requests and flush token uses.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let app = self.app;
+        let background = tokio::spawn(background_jobs(app.clone()));
+        let watcher = tokio::spawn(watch_auth_epoch(app.clone()));
+        let router = router::router(app.clone());
+        // One plain line on stdout, for people and for scripts that started us on port 0.
+        println!("cells: listening on http://{}", self.listener.local_addr()?);
+        println!("cells: sftp on {}", self.sftp_listener.local_addr()?);
+        let sftp = tokio::spawn(cells_sftp::serve(app.clone(), self.sftp_listener));
+        // TCP_NODELAY: small responses leave at once instead of waiting on delayed ACKs.
+        cells_http::listener::serve(self.listener, router, &app.config.limits, shutdown)
+            .await
+            .context("HTTP server failed")?;
+        background.abort();
+        watcher.abort();
+        sftp.abort();
+        app.auth.flush_usage(true).await;
+        app.store.close().await;
+        tracing::info!("cells stopped");
+        Ok(())
+    }
+}
+
+/// Keep this server's view of the auth epoch fresh (see `auth` module docs).
+async fn watch_auth_epoch(app: SharedApp) {
+    let mut tick = tokio::time::interval(auth::EPOCH_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        app.auth.poll_epoch().await;
+    }
+}
+
+/// Periodic work: write coalesced token uses; hourly, prune what expired (tokens, keys, OAuth
+/// state, WebDAV locks, abandoned S3 uploads).
+async fn background_jobs(app: SharedApp) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut last_prune = 0i64;
+    loop {
+        tick.tick().await;
+        app.auth.flush_usage(false).await;
+        let now = cells_store::now();
+        if now - last_prune >= 3600 {
+            last_prune = now;
+            app.prune_expired(now).await;
+            match cells_s3::multipart::expire(&app).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "deleted abandoned S3 multipart uploads"),
+                Err(error) => tracing::warn!(%error, "could not delete abandoned S3 multipart uploads"),
+            }
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing requests");
+}

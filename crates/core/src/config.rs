@@ -1,0 +1,288 @@
+//! The server configuration: flags, then `CELLS_*` environment, then `pydio.json`, then defaults.
+//!
+//! The JSON file keeps Cells' layout so that OAuth settings sit where the seeds say
+//! (`services."pydio.web.oauth"`); our own keys are top-level: `bind`, `sftp-bind`,
+//! `external-url`, `database-url`, `s3-gateway-secret`, and the limits (`Limits`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::Value;
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_SFTP_BIND: &str = "127.0.0.1:2022";
+/// The S3 secret that goes with a token used as access key (seed 003: "the string
+/// gatewaysecret as password").
+pub const DEFAULT_S3_GATEWAY_SECRET: &str = "gatewaysecret";
+
+/// What the command line (with its environment fallbacks) said; `None` means "not given".
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub config_file: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub bind: Option<String>,
+    pub sftp_bind: Option<String>,
+    pub external_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub config_file: PathBuf,
+    pub database_url: String,
+    pub bind: String,
+    pub sftp_bind: String,
+    /// Public base URL, without a trailing slash.
+    pub external_url: String,
+    /// The external URL was derived from `bind` (not given), so it follows the bound port.
+    pub external_url_is_default: bool,
+    /// First administrator, created when the database has no user yet.
+    pub admin_login: String,
+    /// Its password; `None` generates one and prints it once.
+    pub admin_password: Option<String>,
+    /// S3 secret access key for a token used as the access key.
+    pub s3_gateway_secret: String,
+    /// The whole `pydio.json`, for the sections other modules read (OAuth clients, lifespans).
+    pub file: Value,
+    pub limits: Limits,
+}
+
+/// Limits on what one client may hold or try. Each is set by an environment variable
+/// (`CELLS_` + the key in upper case with `_`) or a top-level `pydio.json` key; durations are
+/// written `30s`, `10m`, `2h`, `1d` or as seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// `http-header-timeout`: the whole request head must arrive within this.
+    pub http_header_timeout: Duration,
+    /// `http-idle-timeout`: a connection with no request in progress and no traffic is closed.
+    pub http_idle_timeout: Duration,
+    /// `http-connections-per-address`: open HTTP connections from one address (IPv6: one /64);
+    /// past it, requests get 503 (`/healthz` excepted).
+    pub http_connections_per_address: usize,
+    /// `sftp-auth-timeout`: an SSH connection must have authenticated within this.
+    pub sftp_auth_timeout: Duration,
+    /// `sftp-connections-per-user`, `sftp-connections-per-address`: open SSH connections.
+    pub sftp_connections_per_user: usize,
+    pub sftp_connections_per_address: usize,
+    /// `login-suspension`: how long failed logins first suspend password logins; it doubles
+    /// with each suspension in a row, up to `login-suspension-max`.
+    pub login_suspension: Duration,
+    pub login_suspension_max: Duration,
+    /// `max-file-size`: the largest file any write may leave, however written (a sparse
+    /// extension by truncate included); `1T`, `500G` (binary units) or bytes.
+    pub max_file_size: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            http_header_timeout: Duration::from_secs(30),
+            http_idle_timeout: Duration::from_secs(120),
+            http_connections_per_address: 256,
+            sftp_auth_timeout: Duration::from_secs(30),
+            sftp_connections_per_user: 32,
+            sftp_connections_per_address: 64,
+            login_suspension: Duration::from_secs(15 * 60),
+            login_suspension_max: Duration::from_secs(24 * 3600),
+            max_file_size: 1 << 40,
+        }
+    }
+}
+
+impl Limits {
+    /// Read every limit from the environment, then `file`, then the default.
+    fn load(file: &Value) -> anyhow::Result<Limits> {
+        let defaults = Limits::default();
+        let text = |key: &str| -> Option<String> {
+            let variable = format!("CELLS_{}", key.to_ascii_uppercase().replace('-', "_"));
+            std::env::var(&variable)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .or_else(|| match file.get(key) {
+                    Some(Value::String(text)) => Some(text.clone()),
+                    Some(Value::Number(number)) => Some(number.to_string()),
+                    _ => None,
+                })
+        };
+        let duration = |key: &str, default: Duration| -> anyhow::Result<Duration> {
+            match text(key) {
+                // The CLI's parser: Go-style with days, or a bare number of seconds.
+                Some(value) => crate::duration::parse(&value, true)
+                    .map(|seconds| Duration::from_secs(seconds as u64))
+                    .with_context(|| format!("{key}: not a duration such as 30s, 10m, 2h or 1d")),
+                None => Ok(default),
+            }
+        };
+        let count = |key: &str, default: usize| -> anyhow::Result<usize> {
+            match text(key) {
+                Some(value) => match value.trim().parse::<usize>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => anyhow::bail!("{key}: {value:?} is not a positive whole number"),
+                },
+                None => Ok(default),
+            }
+        };
+        let limits = Limits {
+            http_header_timeout: duration("http-header-timeout", defaults.http_header_timeout)?,
+            http_idle_timeout: duration("http-idle-timeout", defaults.http_idle_timeout)?,
+            http_connections_per_address: count(
+                "http-connections-per-address",
+                defaults.http_connections_per_address,
+            )?,
+            sftp_auth_timeout: duration("sftp-auth-timeout", defaults.sftp_auth_timeout)?,
+            sftp_connections_per_user: count(
+                "sftp-connections-per-user",
+                defaults.sftp_connections_per_user,
+            )?,
+            sftp_connections_per_address: count(
+                "sftp-connections-per-address",
+                defaults.sftp_connections_per_address,
+            )?,
+            login_suspension: duration("login-suspension", defaults.login_suspension)?,
+            login_suspension_max: duration("login-suspension-max", defaults.login_suspension_max)?,
+            max_file_size: match text("max-file-size") {
+                Some(value) => parse_size(&value).with_context(|| {
+                    format!("max-file-size: {value:?} is not a size such as 1T, 500G or 10M")
+                })?,
+                None => defaults.max_file_size,
+            },
+        };
+        if limits.login_suspension_max < limits.login_suspension {
+            anyhow::bail!("login-suspension-max must be at least login-suspension");
+        }
+        Ok(limits)
+    }
+}
+
+/// A size in bytes: a number, with an optional binary unit `K`, `M`, `G`, `T` (`Ki`, `KiB`, `KB`
+/// alike: 1024-based); never zero.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let number: u64 = text[..digits].parse().ok()?;
+    let unit = text[digits..].trim().to_ascii_uppercase();
+    let unit = unit.trim_end_matches('B').trim_end_matches('I');
+    let shift = match unit {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        "P" => 50,
+        _ => return None,
+    };
+    number.checked_mul(1u64 << shift).filter(|size| *size > 0)
+}
+
+impl Config {
+    /// Resolve the configuration. The data dir is created if missing.
+    pub fn load(overrides: Overrides) -> anyhow::Result<Config> {
+        let data_dir = overrides.data_dir.unwrap_or_else(|| PathBuf::from("cells-data"));
+        if !data_dir.exists() {
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+            // The database holds password and token hashes: keep the new dir to its owner.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot restrict {}", data_dir.display()))?;
+        }
+        let data_dir = data_dir
+            .canonicalize()
+            .with_context(|| format!("cannot resolve data dir {}", data_dir.display()))?;
+        let config_file = overrides
+            .config_file
+            .unwrap_or_else(|| data_dir.join("pydio.json"));
+        let file = read_json(&config_file)?;
+        let key = |name: &str| file.get(name).and_then(Value::as_str).map(str::to_string);
+
+        let bind = overrides
+            .bind
+            .or_else(|| key("bind"))
+            .unwrap_or_else(|| DEFAULT_BIND.into());
+        let sftp_bind = overrides
+            .sftp_bind
+            .or_else(|| key("sftp-bind"))
+            .unwrap_or_else(|| DEFAULT_SFTP_BIND.into());
+        let given_url = overrides.external_url.or_else(|| key("external-url"));
+        let external_url_is_default = given_url.is_none();
+        let external_url = given_url.unwrap_or_else(|| format!("http://{bind}"));
+        let external_url = external_url.trim_end_matches('/').to_string();
+        if !(external_url.starts_with("http://") || external_url.starts_with("https://")) {
+            anyhow::bail!("external URL {external_url:?} must start with http:// or https://");
+        }
+        let database_url = overrides
+            .database_url
+            .or_else(|| key("database-url"))
+            .unwrap_or_else(|| sqlite_url(&data_dir.join("cells.db")));
+        let env = |names: [&str; 2]| {
+            names
+                .iter()
+                .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        };
+        let admin_login =
+            env(["CELLS_ADMIN_LOGIN", "PYDIO_ADMIN_USER_LOGIN"]).unwrap_or_else(|| "admin".into());
+        let admin_password = env(["CELLS_ADMIN_PASSWORD", "PYDIO_ADMIN_USER_PASSWORD"]);
+        let s3_gateway_secret = std::env::var("CELLS_S3_GATEWAY_SECRET")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| key("s3-gateway-secret"))
+            .unwrap_or_else(|| DEFAULT_S3_GATEWAY_SECRET.into());
+        Ok(Config {
+            data_dir,
+            config_file,
+            database_url,
+            bind,
+            sftp_bind,
+            external_url,
+            external_url_is_default,
+            admin_login,
+            admin_password,
+            s3_gateway_secret,
+            limits: Limits::load(&file)?,
+            file,
+        })
+    }
+
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.data_dir.join("blobs")
+    }
+}
+
+/// `sqlite://` URL of a database file, created when missing.
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+fn read_json(path: &Path) -> anyhow::Result<Value> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let value: Value = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not valid JSON", path.display()))?;
+            if !value.is_object() {
+                anyhow::bail!("{} must hold a JSON object", path.display());
+            }
+            Ok(value)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Value::Object(Default::default())),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1T"), Some(1 << 40));
+        assert_eq!(parse_size("500G"), Some(500 << 30));
+        assert_eq!(parse_size("10MiB"), Some(10 << 20));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size(" 2 kb "), Some(2048));
+        for bad in ["", "0", "G", "1X", "-1G", "99999999999P", "1.5G"] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+    }
+}

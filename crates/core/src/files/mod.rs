@@ -1,0 +1,971 @@
+//! The file tree operations every protocol shares: locate, stat, list, create, write, read,
+//! move, delete, each checked by `auth::permission::decide` before it happens.
+//!
+//! Adapters (REST, WebDAV, S3, SFTP) parse their request into a `TreePath` and call these;
+//! they never join user input onto a filesystem path and never decide permissions themselves.
+
+pub mod blob;
+pub mod etags;
+pub mod inline;
+mod moves;
+pub mod path;
+mod props;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cells_store::{Content, DeadProp, NewNode, Node, NodeKind, Store, StoreError};
+use uuid::Uuid;
+
+use crate::auth::permission::{Access, Decision, Workspace, decide};
+use crate::auth::principal::Principal;
+use crate::error::{Error, Result};
+use blob::{BlobStore, ByteStream, DownloadStream, Draft, Md5When, WrittenBlob};
+use path::{TreePath, WorkspaceName};
+
+/// A node as the caller sees it: where it is, and what it is.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub path: TreePath,
+    pub node: Node,
+}
+
+/// A path resolved down to an existing node.
+struct Located {
+    workspace: Workspace,
+    path: TreePath,
+    /// The nodes from the workspace root down to the target.
+    chain: Vec<Node>,
+}
+
+impl Located {
+    fn node(&self) -> &Node {
+        self.chain.last().expect("a chain holds at least the root")
+    }
+
+    fn ids(&self) -> Vec<Uuid> {
+        self.chain.iter().map(|n| n.id).collect()
+    }
+
+    fn entry(&self) -> Entry {
+        Entry {
+            path: self.path.clone(),
+            node: self.node().clone(),
+        }
+    }
+}
+
+/// Options of `Tree::write` and `Tree::commit_blob`.
+#[derive(Debug, Default)]
+pub struct Write<'a> {
+    /// Content metadata to keep with the file (JSON); `None` clears what it had.
+    pub meta: Option<&'a str>,
+    /// Create missing parent folders instead of refusing with `Conflict`.
+    pub create_parents: bool,
+    /// Hex MD5 the content must have (S3 `Content-MD5`); a mismatch stores nothing and is
+    /// `Invalid` with the field `Content-MD5`.
+    pub expect_md5: Option<String>,
+    /// Commit a small file (kept in its node's row) with deferred durability
+    /// (`Store::deferred`: on disk within 50 ms, not before the call returns). A file with a
+    /// blob is committed durably whatever this says: its blob is synced first anyway.
+    pub deferred: bool,
+    /// When a large body's MD5 is computed (`BlobStore::put`): `Later` commits it with etag
+    /// `""`, for `etags` to fill in. Ignored with `expect_md5`, which needs it now.
+    pub md5: Md5When,
+}
+
+#[derive(Clone)]
+pub struct Tree {
+    store: Store,
+    blobs: Arc<dyn BlobStore>,
+    etags: Arc<etags::Etags>,
+    /// Whether entries handed out have their ETag (`settle`): all but SFTP's, which has no
+    /// use for it, and WebDAV's when the request shows or compares none (`without_etags`).
+    settle_etags: bool,
+    /// Workspace roots by key. A root's id never changes (a personal root goes only with its
+    /// user), so resolving a path does not read it again on every request.
+    roots: Arc<std::sync::Mutex<std::collections::HashMap<String, Node>>>,
+    /// The largest file any write may leave (`max-file-size`), however it is written:
+    /// streamed, extended by truncate or a write past the end, concatenated, copied.
+    max_file_size: u64,
+}
+
+/// Why a body stream was cut: it outgrew `max_file_size` (told apart from other I/O errors).
+#[derive(Debug)]
+struct FileTooLarge;
+
+impl std::fmt::Display for FileTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the file is larger than the largest allowed")
+    }
+}
+
+impl std::error::Error for FileTooLarge {}
+
+/// The root key of a user's personal files.
+pub fn personal_root_key(user: Uuid) -> String {
+    format!("personal:{user}")
+}
+
+pub const COMMON_ROOT_KEY: &str = "common-files";
+
+fn workspace_of(root: &Node) -> Workspace {
+    match root.owner_id {
+        Some(owner) => Workspace::Personal { owner },
+        None => Workspace::Common,
+    }
+}
+
+/// Turn a refusal into the error the caller sees.
+fn require(decision: Decision, what: &TreePath, access: Access) -> Result<Decision> {
+    match (decision, access) {
+        (Decision::Allow, _) | (Decision::Traverse, Access::Read) => Ok(decision),
+        (Decision::NotFound, _) => Err(Error::NotFound(format!("{what} does not exist"))),
+        _ => Err(Error::Forbidden(format!(
+            "this credential may not {} {what}",
+            verb(access)
+        ))),
+    }
+}
+
+fn verb(access: Access) -> &'static str {
+    match access {
+        Access::Read => "read",
+        Access::Write => "write to",
+    }
+}
+
+impl Tree {
+    pub fn new(store: Store, blobs: Arc<dyn BlobStore>) -> Tree {
+        let etags = Arc::new(etags::Etags::start(store.clone(), blobs.clone()));
+        Tree {
+            store,
+            blobs,
+            etags,
+            settle_etags: true,
+            roots: Arc::default(),
+            max_file_size: u64::MAX,
+        }
+    }
+
+    /// The same tree, refusing files larger than `max` bytes.
+    pub fn limit_file_size(self, max: u64) -> Tree {
+        Tree {
+            max_file_size: max,
+            ..self
+        }
+    }
+
+    /// `FileTooLarge` when a file of `size` bytes may not be: checked before work that would
+    /// make one (an SFTP truncate or write past the end), and at every commit.
+    pub fn check_file_size(&self, size: u64) -> Result<()> {
+        if size > self.max_file_size {
+            return Err(Error::FileTooLarge(self.max_file_size));
+        }
+        Ok(())
+    }
+
+    /// `body`, cut with an error once it outgrows the largest file allowed, so that an
+    /// oversized upload stops at the limit instead of filling the disk first.
+    fn limited(&self, body: ByteStream) -> ByteStream {
+        use futures_util::StreamExt;
+        let max = self.max_file_size;
+        if max == u64::MAX {
+            return body;
+        }
+        let mut seen = 0u64;
+        Box::pin(body.map(move |chunk| {
+            let chunk = chunk?;
+            seen = seen.saturating_add(chunk.len() as u64);
+            if seen > max {
+                return Err(std::io::Error::other(FileTooLarge));
+            }
+            Ok(chunk)
+        }))
+    }
+
+    /// Our error for a failed write of a body cut by `limited`, else the I/O error.
+    fn written_error(&self, error: std::io::Error) -> Error {
+        let cut = error
+            .get_ref()
+            .is_some_and(|inner| inner.downcast_ref::<FileTooLarge>().is_some());
+        if cut {
+            Error::FileTooLarge(self.max_file_size)
+        } else {
+            error.into()
+        }
+    }
+
+    /// The same tree, handing out entries whose ETag may still be `""` (`etags`): for SFTP,
+    /// which never shows one, so that listing or opening a file just uploaded does not wait
+    /// for its hash.
+    pub fn without_etags(&self) -> Tree {
+        Tree {
+            settle_etags: false,
+            ..self.clone()
+        }
+    }
+
+    /// Fill in the ETag of `entry` if it is a file committed without one (`etags`), hashing
+    /// its blob now rather than waiting for the worker.
+    async fn settle(&self, entry: &mut Entry) -> Result<()> {
+        let node = &mut entry.node;
+        if !self.settle_etags || node.is_collection() || !node.etag.is_empty() {
+            return Ok(());
+        }
+        let Some(blob) = node.blob_id.clone().filter(|blob| !inline::is_inline(blob)) else {
+            return Ok(());
+        };
+        let blobs = self.blobs.clone();
+        let hashed = blob.clone();
+        let md5 = tokio::task::spawn_blocking(move || blobs.md5_blocking(&hashed, &mut || {}))
+            .await
+            .map_err(Error::internal)??;
+        self.store.set_etag(node.id, &blob, &md5).await?;
+        node.etag = md5;
+        Ok(())
+    }
+
+    async fn settle_all(&self, entries: &mut [Entry]) -> Result<()> {
+        for entry in entries {
+            self.settle(entry).await?;
+        }
+        Ok(())
+    }
+
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.blobs
+    }
+
+    /// The root node of a workspace as `principal` sees it.
+    async fn root(&self, principal: &Principal, workspace: WorkspaceName) -> Result<Node> {
+        let (key, owner) = match workspace {
+            WorkspaceName::PersonalFiles => (personal_root_key(principal.user_id), Some(principal.user_id)),
+            WorkspaceName::CommonFiles => (COMMON_ROOT_KEY.to_string(), None),
+        };
+        if let Some(root) = self.roots.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(root.clone());
+        }
+        let root = self.store.ensure_root(&key, owner).await?;
+        let mut roots = self.roots.lock().unwrap_or_else(|e| e.into_inner());
+        if roots.len() > 100_000 {
+            roots.clear();
+        }
+        roots.insert(key, root.clone());
+        Ok(root)
+    }
+
+    /// Forget a cached personal root (its user was deleted).
+    pub fn forget_root(&self, user: Uuid) {
+        self.roots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&personal_root_key(user));
+    }
+
+    /// Resolve `path` to its nodes. `NotFound` when any part is missing or invisible.
+    async fn locate(&self, principal: &Principal, path: &TreePath) -> Result<Located> {
+        let root = self.root(principal, path.workspace).await?;
+        let workspace = workspace_of(&root);
+        let chain = self.store.walk(&root, &path.name_refs()).await?;
+        let located = Located {
+            workspace,
+            path: path.clone(),
+            chain,
+        };
+        if located.chain.len() != path.names.len() + 1 {
+            // Say "not found" whether or not the caller could see the part that exists.
+            return Err(Error::NotFound(format!("{path} does not exist")));
+        }
+        Ok(located)
+    }
+
+    fn decide(&self, principal: &Principal, located: &Located, access: Access) -> Decision {
+        decide(principal, located.workspace, &located.ids(), access)
+    }
+
+    /// The workspaces `principal` can see (the top of the tree).
+    pub async fn workspaces(&self, principal: &Principal) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        for name in WorkspaceName::ALL {
+            let root = self.root(principal, name).await?;
+            if decide(principal, workspace_of(&root), &[root.id], Access::Read).is_visible() {
+                out.push(Entry {
+                    path: TreePath {
+                        workspace: name,
+                        names: vec![],
+                    },
+                    node: root,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn stat(&self, principal: &Principal, path: &TreePath) -> Result<Entry> {
+        let located = self.locate(principal, path).await?;
+        require(self.decide(principal, &located, Access::Read), path, Access::Read)?;
+        let mut entry = located.entry();
+        self.settle(&mut entry).await?;
+        Ok(entry)
+    }
+
+    /// What `principal` may do on `path` (for clients that show it, like WebDAV permissions).
+    pub async fn can_write(&self, principal: &Principal, path: &TreePath) -> Result<bool> {
+        let located = self.locate(principal, path).await?;
+        Ok(self.decide(principal, &located, Access::Write) == Decision::Allow)
+    }
+
+    /// Bytes used by the caller's personal files (WebDAV `quota-used-bytes`).
+    pub async fn personal_usage(&self, principal: &Principal) -> Result<u64> {
+        let root = self.root(principal, WorkspaceName::PersonalFiles).await?;
+        Ok(self.store.subtree_size(root.id).await?.max(0) as u64)
+    }
+
+    /// `stat`, and whether `principal` may also read the content (not only see it), from one
+    /// resolution of the path.
+    pub async fn stat_access(&self, principal: &Principal, path: &TreePath) -> Result<(Entry, bool)> {
+        let located = self.locate(principal, path).await?;
+        let decision = self.decide(principal, &located, Access::Read);
+        require(decision, path, Access::Read)?;
+        let mut entry = located.entry();
+        self.settle(&mut entry).await?;
+        Ok((entry, decision == Decision::Allow))
+    }
+
+    /// The file at `path` if `principal` may read its content (not just see it); the caller
+    /// then reads the blob directly, without resolving the path again.
+    pub async fn readable(&self, principal: &Principal, path: &TreePath) -> Result<Entry> {
+        let located = self.locate(principal, path).await?;
+        let decision = self.decide(principal, &located, Access::Read);
+        if decision != Decision::Allow {
+            require(decision, path, Access::Read)?;
+            return Err(Error::Forbidden(format!("this credential may not read {path}")));
+        }
+        let mut entry = located.entry();
+        self.settle(&mut entry).await?;
+        Ok(entry)
+    }
+
+    /// The dead properties of every child of a folder `principal` may list (one query).
+    pub async fn children_props(&self, folder: &Entry) -> Result<Vec<(Uuid, DeadProp)>> {
+        Ok(self.store.list_children_props(folder.node.id).await?)
+    }
+
+    /// The dead properties of an entry already resolved for `principal`.
+    pub async fn own_props(&self, entry: &Entry) -> Result<Vec<DeadProp>> {
+        Ok(self.store.list_props(entry.node.id).await?)
+    }
+
+    /// Whether `principal` may read all of `path` (not just see it on the way to a scope).
+    pub async fn can_read(&self, principal: &Principal, path: &TreePath) -> Result<bool> {
+        let located = self.locate(principal, path).await?;
+        Ok(self.decide(principal, &located, Access::Read) == Decision::Allow)
+    }
+
+    /// Whether `principal` may write a file at `path` (overwrite it, or create it in its
+    /// folder). A missing folder is `NotFound`.
+    pub async fn can_write_at(&self, principal: &Principal, path: &TreePath) -> Result<bool> {
+        match self.write_target(principal, path).await {
+            Ok(_) => Ok(true),
+            Err(Error::Forbidden(_)) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// What is at `path` now (a file, a folder, or nothing), once `principal` may write a file
+    /// there (`Forbidden` otherwise): one lookup for SFTP's OPEN. A missing folder on the way
+    /// is `NotFound`.
+    pub async fn write_target(&self, principal: &Principal, path: &TreePath) -> Result<Option<Entry>> {
+        match self.locate_for_write(principal, path).await {
+            // No `settle`: its one caller is SFTP, which shows no ETag.
+            Ok((_, existing)) => Ok(existing.map(|node| Entry {
+                path: path.clone(),
+                node,
+            })),
+            Err(error @ Error::ParentMissing(_)) => Err(Error::NotFound(error.to_string())),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Whether `principal` could write a file at `path`, creating missing parent folders on
+    /// the way: the right to write is checked where the path stops existing. Nothing is
+    /// created (an S3 multipart upload checks this when it starts).
+    pub async fn can_create_at(&self, principal: &Principal, path: &TreePath) -> Result<bool> {
+        let mut target = path.clone();
+        loop {
+            match self.locate_for_write(principal, &target).await {
+                Ok((_, Some(existing))) if existing.is_collection() && target == *path => {
+                    return Err(Error::IsFolder(path.to_string()));
+                }
+                Ok((_, Some(existing))) if !existing.is_collection() && target != *path => {
+                    return Err(Error::Conflict(format!("{target} is a file, not a folder")));
+                }
+                Ok(_) => return Ok(true),
+                Err(Error::Forbidden(_)) => return Ok(false),
+                Err(Error::ParentMissing(_)) => {
+                    target = target.parent().expect("a named path has a parent");
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
+
+    /// A folder and the children `principal` can see, sorted by name.
+    pub async fn list(&self, principal: &Principal, path: &TreePath) -> Result<(Entry, Vec<Entry>)> {
+        let located = self.locate(principal, path).await?;
+        require(self.decide(principal, &located, Access::Read), path, Access::Read)?;
+        let folder = located.entry();
+        if !folder.node.is_collection() {
+            return Ok((folder, Vec::new()));
+        }
+        let mut ids = located.ids();
+        let mut children = Vec::new();
+        for child in self.store.list_children(folder.node.id).await? {
+            ids.push(child.id);
+            if decide(principal, located.workspace, &ids, Access::Read).is_visible() {
+                children.push(Entry {
+                    path: path.child(&child.name),
+                    node: child,
+                });
+            }
+            ids.pop();
+        }
+        self.settle_all(&mut children).await?;
+        Ok((folder, children))
+    }
+
+    /// Everything below a folder that `principal` can see, at any depth (one query). Entries
+    /// come in no particular order.
+    pub async fn list_recursive(&self, principal: &Principal, path: &TreePath) -> Result<Vec<Entry>> {
+        let located = self.locate(principal, path).await?;
+        require(self.decide(principal, &located, Access::Read), path, Access::Read)?;
+        if !located.node().is_collection() {
+            return Ok(Vec::new());
+        }
+        let mut children: std::collections::HashMap<Uuid, Vec<Node>> = std::collections::HashMap::new();
+        for node in self.store.list_subtree(located.node().id).await? {
+            if let Some(parent) = node.parent_id {
+                children.entry(parent).or_default().push(node);
+            }
+        }
+        let mut out = Vec::new();
+        // Depth first with the chain of ids the permission check needs; an invisible folder
+        // hides everything below it.
+        let mut ids = located.ids();
+        let mut stack: Vec<(usize, TreePath, Node)> = Vec::new();
+        let push_children =
+            |stack: &mut Vec<(usize, TreePath, Node)>,
+             depth: usize,
+             parent: &TreePath,
+             id: Uuid,
+             children: &mut std::collections::HashMap<Uuid, Vec<Node>>| {
+                for child in children.remove(&id).unwrap_or_default() {
+                    stack.push((depth, parent.child(&child.name), child));
+                }
+            };
+        push_children(&mut stack, ids.len(), path, located.node().id, &mut children);
+        while let Some((depth, child_path, node)) = stack.pop() {
+            ids.truncate(depth);
+            ids.push(node.id);
+            if !decide(principal, located.workspace, &ids, Access::Read).is_visible() {
+                continue;
+            }
+            if node.is_collection() {
+                push_children(&mut stack, ids.len(), &child_path, node.id, &mut children);
+            }
+            out.push(Entry {
+                path: child_path,
+                node,
+            });
+        }
+        self.settle_all(&mut out).await?;
+        Ok(out)
+    }
+
+    /// Copy one file's content to `to`, replacing what is there (S3 CopyObject). The caller
+    /// must be allowed to read the source's content and to write `to`. `meta`: the copy's
+    /// metadata, `None` to keep the source's.
+    pub async fn copy_file(
+        &self,
+        principal: &Principal,
+        from: &TreePath,
+        to: &TreePath,
+        meta: Option<Option<&str>>,
+        create_parents: bool,
+    ) -> Result<Entry> {
+        let source = self.readable(principal, from).await?;
+        if source.node.is_collection() {
+            return Err(Error::IsFolder(from.to_string()));
+        }
+        // Check the target before copying any byte.
+        let options = Write {
+            meta: meta.unwrap_or(source.node.meta.as_deref()),
+            create_parents,
+            ..Write::default()
+        };
+        self.locate_for_write_creating(principal, to, &options).await?;
+        let written = self.copy_content(&source.node).await?;
+        self.commit_blob(principal, to, written, None, &options).await
+    }
+
+    /// Create a folder. With `recursive`, missing parents are created too; an existing
+    /// folder at `path` is then returned as it is.
+    pub async fn create_folder(
+        &self,
+        principal: &Principal,
+        path: &TreePath,
+        recursive: bool,
+    ) -> Result<Entry> {
+        let Some(name) = path.name() else {
+            return Err(Error::Conflict(format!(
+                "{path} is a workspace and always exists"
+            )));
+        };
+        let parent_path = path.parent().expect("a named path has a parent");
+        let parent = match self.locate(principal, &parent_path).await {
+            Ok(parent) => parent,
+            Err(Error::NotFound(_)) if recursive => {
+                Box::pin(self.create_folder(principal, &parent_path, true)).await?;
+                self.locate(principal, &parent_path).await?
+            }
+            Err(other) => return Err(other),
+        };
+        self.check_parent(principal, &parent)?;
+        let created = self
+            .store
+            .create_node(NewNode {
+                parent_id: parent.node().id,
+                name,
+                kind: NodeKind::Collection,
+                size: 0,
+                etag: "",
+                blob_id: None,
+                mtime: cells_store::now(),
+                meta: None,
+                data: None,
+            })
+            .await;
+        match created {
+            Ok(node) => Ok(Entry {
+                path: path.clone(),
+                node,
+            }),
+            Err(StoreError::Conflict(_)) => {
+                let existing = self.stat(principal, path).await?;
+                if recursive && existing.node.is_collection() {
+                    Ok(existing)
+                } else {
+                    Err(Error::AlreadyExists(path.to_string()))
+                }
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// The parent must be a folder the caller may write into.
+    fn check_parent(&self, principal: &Principal, parent: &Located) -> Result<()> {
+        require(
+            self.decide(principal, parent, Access::Write),
+            &parent.path,
+            Access::Write,
+        )?;
+        if !parent.node().is_collection() {
+            return Err(Error::Conflict(format!(
+                "{} is a file, not a folder",
+                parent.path
+            )));
+        }
+        Ok(())
+    }
+
+    /// Write a file's whole content from `body`, atomically: readers see the old content
+    /// until the new one is complete and durable. The node keeps its UUID when overwritten.
+    pub async fn put(&self, principal: &Principal, path: &TreePath, body: ByteStream) -> Result<Entry> {
+        self.write(principal, path, body, &Write::default()).await
+    }
+
+    /// `put` with the options of object protocols (S3): metadata, and missing parent folders
+    /// created on the way (S3 keys have no folders to create first).
+    pub async fn write(
+        &self,
+        principal: &Principal,
+        path: &TreePath,
+        body: ByteStream,
+        options: &Write<'_>,
+    ) -> Result<Entry> {
+        let (parent, existing) = self.locate_for_write_creating(principal, path, options).await?;
+        let body = self.limited(body);
+        let taken = inline::take(body).await.map_err(|e| self.written_error(e))?;
+        let written = match taken {
+            inline::Body::Small(data) => inline::written(data),
+            inline::Body::Large(body) => {
+                let md5 = match options.expect_md5 {
+                    Some(_) => Md5When::Now,
+                    None => options.md5,
+                };
+                self.blobs
+                    .put(body, md5)
+                    .await
+                    .map_err(|e| self.written_error(e))?
+            }
+        };
+        if let Some(expected) = &options.expect_md5
+            && !expected.eq_ignore_ascii_case(&written.md5)
+        {
+            self.forget_blobs(vec![written.id]).await;
+            return Err(Error::invalid(
+                "Content-MD5",
+                "does not match the content received",
+            ));
+        }
+        self.commit_written(path, &parent, existing, written, None, options)
+            .await
+    }
+
+    /// Commit a blob written beforehand (an S3 multipart upload's concatenated parts, a copy)
+    /// as the content of `path`, with `etag` instead of the blob's MD5 when given. The blob is
+    /// deleted if the commit fails.
+    pub async fn commit_blob(
+        &self,
+        principal: &Principal,
+        path: &TreePath,
+        written: WrittenBlob,
+        etag: Option<&str>,
+        options: &Write<'_>,
+    ) -> Result<Entry> {
+        let located = self.locate_for_write_creating(principal, path, options).await;
+        let (parent, existing) = match located {
+            Ok(found) => found,
+            Err(error) => {
+                self.forget_blobs(vec![written.id]).await;
+                return Err(error);
+            }
+        };
+        self.commit_written(path, &parent, existing, written, etag, options)
+            .await
+    }
+
+    async fn locate_for_write_creating(
+        &self,
+        principal: &Principal,
+        path: &TreePath,
+        options: &Write<'_>,
+    ) -> Result<(Located, Option<Node>)> {
+        let located = match self.locate_for_write(principal, path).await {
+            Err(Error::ParentMissing(_)) if options.create_parents => {
+                let parent = path.parent().expect("a named path has a parent");
+                self.create_folder(principal, &parent, true).await?;
+                self.locate_for_write(principal, path).await?
+            }
+            other => other?,
+        };
+        if let Some(existing) = &located.1
+            && existing.is_collection()
+        {
+            return Err(Error::IsFolder(path.to_string()));
+        }
+        Ok(located)
+    }
+
+    async fn commit_written(
+        &self,
+        path: &TreePath,
+        parent: &Located,
+        existing: Option<Node>,
+        written: WrittenBlob,
+        etag: Option<&str>,
+        options: &Write<'_>,
+    ) -> Result<Entry> {
+        if let Err(error) = self.check_file_size(written.size) {
+            self.forget_blobs(vec![written.id]).await;
+            return Err(error);
+        }
+        let store = match written.inline {
+            Some(_) if options.deferred => self.store.deferred(),
+            _ => self.store.clone(),
+        };
+        let size = match i64::try_from(written.size) {
+            Ok(size) => size,
+            Err(error) => {
+                self.forget_blobs(vec![written.id]).await;
+                return Err(Error::internal(error));
+            }
+        };
+        let content = Content {
+            blob_id: &written.id,
+            size,
+            etag: etag.unwrap_or(&written.md5),
+            mtime: cells_store::now(),
+            meta: options.meta,
+            data: written.inline.as_deref(),
+        };
+        let committed = self.commit_content(&store, path, parent, existing, content).await;
+        match &committed {
+            Ok(entry) if content.etag.is_empty() && written.inline.is_none() => {
+                self.etags.queue(entry.node.id, &written.id);
+            }
+            Ok(_) => {}
+            Err(_) => self.forget_blobs(vec![written.id.clone()]).await,
+        }
+        committed
+    }
+
+    /// Parent of `path` checked for writing, and the node already at `path` if any.
+    async fn locate_for_write(
+        &self,
+        principal: &Principal,
+        path: &TreePath,
+    ) -> Result<(Located, Option<Node>)> {
+        if path.is_root() {
+            return Err(Error::Conflict(format!("{path} is a workspace, not a file")));
+        }
+        let parent_path = path.parent().expect("a named path has a parent");
+        // One walk down to the file itself: the parent, and whatever is there now.
+        let root = self.root(principal, path.workspace).await?;
+        let mut chain = self.store.walk_to_write(&root, &path.name_refs()).await?;
+        let existing = if chain.len() == path.names.len() + 1 {
+            chain.pop()
+        } else {
+            None
+        };
+        if chain.len() != path.names.len() {
+            return Err(Error::ParentMissing(parent_path.to_string()));
+        }
+        let parent = Located {
+            workspace: workspace_of(&root),
+            path: parent_path.clone(),
+            chain,
+        };
+        match &existing {
+            Some(node) => {
+                let mut ids = parent.ids();
+                ids.push(node.id);
+                require(
+                    decide(principal, parent.workspace, &ids, Access::Write),
+                    path,
+                    Access::Write,
+                )?;
+                if !parent.node().is_collection() {
+                    return Err(Error::Conflict(format!("{parent_path} is a file")));
+                }
+            }
+            None => self.check_parent(principal, &parent)?,
+        }
+        Ok((parent, existing))
+    }
+
+    async fn commit_content(
+        &self,
+        store: &Store,
+        path: &TreePath,
+        parent: &Located,
+        existing: Option<Node>,
+        content: Content<'_>,
+    ) -> Result<Entry> {
+        let name = path.name().expect("checked by locate_for_write");
+        // The usual overwrite: the file still has the content we saw, swapped in one statement.
+        if let Some(node) = &existing
+            && let Some(old_blob) = node.blob_id.as_deref()
+            && let Some(updated) = store.replace_content_if(node.id, old_blob, content).await?
+        {
+            self.forget_blobs(vec![old_blob.to_string()]).await;
+            return Ok(Entry {
+                path: path.clone(),
+                node: updated,
+            });
+        }
+        let mut target = existing.map(|n| n.id);
+        // Two attempts: a concurrent writer may create or delete the node between our look and
+        // our write; the second attempt sees what it did.
+        for _ in 0..2 {
+            match target {
+                Some(id) => match store.replace_content(id, content).await {
+                    Ok((node, old_blob)) => {
+                        self.forget_blobs(old_blob.into_iter().collect()).await;
+                        return Ok(Entry {
+                            path: path.clone(),
+                            node,
+                        });
+                    }
+                    Err(StoreError::NotFound) => target = None,
+                    Err(other) => return Err(other.into()),
+                },
+                None => {
+                    let created = store
+                        .create_node(NewNode {
+                            parent_id: parent.node().id,
+                            name,
+                            kind: NodeKind::Leaf,
+                            size: content.size,
+                            etag: content.etag,
+                            blob_id: Some(content.blob_id),
+                            mtime: content.mtime,
+                            meta: content.meta,
+                            data: content.data,
+                        })
+                        .await;
+                    match created {
+                        Ok(node) => {
+                            return Ok(Entry {
+                                path: path.clone(),
+                                node,
+                            });
+                        }
+                        Err(StoreError::Conflict(_)) => {
+                            let again = self.store.walk_to_write(parent.node(), &[name]).await?;
+                            match again.get(1) {
+                                Some(node) if !node.is_collection() => target = Some(node.id),
+                                _ => return Err(Error::IsFolder(path.to_string())),
+                            }
+                        }
+                        Err(other) => return Err(other.into()),
+                    }
+                }
+            }
+        }
+        Err(Error::Conflict(format!(
+            "{path} changed during the upload; retry"
+        )))
+    }
+
+    /// Open a file for reading: the entry and `length` bytes from `offset`.
+    pub async fn open(
+        &self,
+        principal: &Principal,
+        path: &TreePath,
+        range: Option<(u64, u64)>,
+    ) -> Result<(Entry, DownloadStream)> {
+        let entry = self.readable(principal, path).await?;
+        if entry.node.is_collection() {
+            return Err(Error::IsFolder(path.to_string()));
+        }
+        let size = entry.node.size as u64;
+        let (offset, length) = range.unwrap_or((0, size));
+        let body = self.stream_content(&entry.node, offset, length).await?;
+        Ok((entry, body))
+    }
+
+    /// `length` bytes of file `node`'s content from `offset`, as a download. The caller has
+    /// checked that it may read them (`readable`).
+    pub async fn stream_content(&self, node: &Node, offset: u64, length: u64) -> Result<DownloadStream> {
+        let Some(blob) = node.blob_id.as_deref() else {
+            return Err(Error::IsFolder(node.name.clone()));
+        };
+        match self.inline_data(node).await? {
+            Some(data) => Ok(inline::stream(&data, offset, length)?),
+            None => Ok(self.blobs.stream(blob, offset, length).await?),
+        }
+    }
+
+    /// The content of file `node` when it is kept in its row (`inline`); `None` when it is a
+    /// blob's (or `node` is a folder). Read from the database unless the lookup that found
+    /// `node` brought it along.
+    pub async fn inline_data(&self, node: &Node) -> Result<Option<Bytes>> {
+        let Some(blob) = node.blob_id.as_deref().filter(|blob| inline::is_inline(blob)) else {
+            return Ok(None);
+        };
+        if let Some(data) = &node.data {
+            return Ok(Some(data.clone()));
+        }
+        match self.store.find_data(node.id, blob).await? {
+            Some(data) => Ok(Some(data)),
+            // Overwritten or deleted since the caller looked it up.
+            None => Err(Error::Conflict(format!(
+                "{} changed while it was being read; retry",
+                node.name
+            ))),
+        }
+    }
+
+    /// A new, independent copy of file `node`'s content, as durable as an upload and with
+    /// the same ETag: the blob copied, or the row's bytes carried over.
+    async fn copy_content(&self, node: &Node) -> Result<WrittenBlob> {
+        let Some(blob) = node.blob_id.as_deref() else {
+            return Err(Error::IsFolder(node.name.clone()));
+        };
+        let (id, inline) = match self.inline_data(node).await? {
+            Some(data) => (inline::new_id(), Some(data)),
+            None => (self.blobs.copy(blob).await?, None),
+        };
+        Ok(WrittenBlob {
+            id,
+            size: node.size.max(0) as u64,
+            md5: node.etag.clone(),
+            inline,
+        })
+    }
+
+    /// A draft (SFTP's writes at any offset) holding file `node`'s content, or an empty one.
+    pub async fn draft_of(&self, node: Option<&Node>) -> Result<Draft> {
+        let Some(node) = node else {
+            return Ok(self.blobs.draft(None).await?);
+        };
+        let Some(data) = self.inline_data(node).await? else {
+            return Ok(self.blobs.draft(node.blob_id.as_deref()).await?);
+        };
+        let draft = self.blobs.draft(None).await?;
+        let file = draft.file().clone();
+        tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            file.write_all_at(&data, 0)
+        })
+        .await
+        .map_err(Error::internal)??;
+        Ok(draft)
+    }
+
+    /// Find a node by UUID, as `principal` sees it (its path is the caller's view of it).
+    pub async fn stat_by_id(&self, principal: &Principal, id: Uuid) -> Result<Entry> {
+        let chain = self.store.ancestry(id).await?;
+        let not_found = || Error::NotFound(format!("no node {id}"));
+        let root = chain.first().ok_or_else(not_found)?;
+        let workspace = workspace_of(root);
+        let ids: Vec<Uuid> = chain.iter().map(|n| n.id).collect();
+        if !decide(principal, workspace, &ids, Access::Read).is_visible() {
+            return Err(not_found());
+        }
+        let workspace_name = match workspace {
+            Workspace::Personal { .. } => WorkspaceName::PersonalFiles,
+            Workspace::Common => WorkspaceName::CommonFiles,
+        };
+        let names = chain[1..].iter().map(|n| n.name.clone()).collect();
+        let node = chain.last().expect("not empty").clone();
+        let mut entry = Entry {
+            path: TreePath {
+                workspace: workspace_name,
+                names,
+            },
+            node,
+        };
+        self.settle(&mut entry).await?;
+        Ok(entry)
+    }
+
+    /// Remove blobs no node points at any more (content kept in a row went with it). Failures
+    /// are logged: `sweep` catches them.
+    pub async fn forget_blobs(&self, ids: Vec<String>) {
+        for id in ids.into_iter().filter(|id| !inline::is_inline(id)) {
+            if let Err(error) = self.blobs.delete(&id).await {
+                tracing::warn!(blob = %id, %error, "could not delete an unused blob");
+            }
+        }
+    }
+
+    /// Clean the blob store of temp files and orphans. Run before serving.
+    ///
+    /// On SQLite this process is the only writer, so every leftover goes. A PostgreSQL
+    /// database may be shared by nodes that are writing right now, so only leftovers older
+    /// than an hour are removed there.
+    pub async fn sweep(&self) -> Result<blob::SweepReport> {
+        let keep: HashSet<String> = self.store.referenced_blobs().await?.into_iter().collect();
+        let before = match self.store.backend() {
+            cells_store::Backend::Sqlite => None,
+            cells_store::Backend::Postgres => {
+                Some(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+            }
+        };
+        Ok(self.blobs.sweep(&keep, before).await?)
+    }
+}

@@ -1,0 +1,213 @@
+//! User-supplied tree paths, parsed and validated in one place: `WORKSPACE[/NAME…]`.
+//!
+//! A name is refused when it is empty, `.` or `..`, contains `/`, NUL or another control
+//! character, or is longer than 255 bytes. Unicode is kept exactly as given (no normalisation),
+//! so what a client writes is what it reads back.
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+
+pub const MAX_NAME_BYTES: usize = 255;
+pub const MAX_DEPTH: usize = 64;
+
+/// The two workspaces of every user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkspaceName {
+    /// `personal-files`: always the caller's own personal root.
+    PersonalFiles,
+    /// `common-files`: shared by all users.
+    CommonFiles,
+}
+
+impl WorkspaceName {
+    pub const ALL: [WorkspaceName; 2] = [WorkspaceName::PersonalFiles, WorkspaceName::CommonFiles];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkspaceName::PersonalFiles => "personal-files",
+            WorkspaceName::CommonFiles => "common-files",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<WorkspaceName> {
+        WorkspaceName::ALL.into_iter().find(|w| w.as_str() == text)
+    }
+}
+
+/// A validated path inside a workspace. `names` is empty for the workspace root itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreePath {
+    pub workspace: WorkspaceName,
+    pub names: Vec<String>,
+}
+
+impl TreePath {
+    /// Parse `personal-files/docs/a.txt`; leading and trailing slashes are ignored.
+    pub fn parse(text: &str) -> Result<TreePath> {
+        let trimmed = text.trim_matches('/');
+        if trimmed.is_empty() {
+            return Err(Error::invalid(
+                "path",
+                "is empty; start with personal-files or common-files",
+            ));
+        }
+        let mut segments = trimmed.split('/');
+        let first = segments.next().unwrap_or_default();
+        let workspace = WorkspaceName::parse(first).ok_or_else(|| {
+            Error::NotFound(format!(
+                "no workspace {:?}; workspaces are personal-files and common-files",
+                first
+            ))
+        })?;
+        let names = segments
+            .map(|name| validate_name(name).map(str::to_string))
+            .collect::<Result<Vec<_>>>()?;
+        if names.len() > MAX_DEPTH {
+            return Err(Error::invalid(
+                "path",
+                format!("is deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+        Ok(TreePath { workspace, names })
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The last name, or `None` for a workspace root.
+    pub fn name(&self) -> Option<&str> {
+        self.names.last().map(String::as_str)
+    }
+
+    pub fn parent(&self) -> Option<TreePath> {
+        if self.names.is_empty() {
+            return None;
+        }
+        let mut names = self.names.clone();
+        names.pop();
+        Some(TreePath {
+            workspace: self.workspace,
+            names,
+        })
+    }
+
+    pub fn child(&self, name: &str) -> TreePath {
+        let mut names = self.names.clone();
+        names.push(name.to_string());
+        TreePath {
+            workspace: self.workspace,
+            names,
+        }
+    }
+
+    pub fn name_refs(&self) -> Vec<&str> {
+        self.names.iter().map(String::as_str).collect()
+    }
+
+    /// Whether `self` is `other` or lies below it.
+    pub fn starts_with(&self, other: &TreePath) -> bool {
+        self.workspace == other.workspace && self.names.starts_with(&other.names)
+    }
+}
+
+impl fmt::Display for TreePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.workspace.as_str())?;
+        for name in &self.names {
+            write!(f, "/{name}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Decode `%XX` escapes of a URL path segment (a malformed escape stays as it is).
+pub fn percent_decode(text: &str) -> Vec<u8> {
+    percent_encoding::percent_decode_str(text).collect()
+}
+
+/// Check one file or folder name.
+pub fn validate_name(name: &str) -> Result<&str> {
+    let bad = |reason: &str| Error::invalid("name", format!("{name:?} {reason}"));
+    if name.is_empty() {
+        return Err(Error::invalid("name", "empty name (a path has // or ends in /.)"));
+    }
+    if name == "." || name == ".." {
+        return Err(bad("is not allowed: paths cannot go up or stay in place"));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(Error::invalid(
+            "name",
+            format!("is longer than {MAX_NAME_BYTES} bytes"),
+        ));
+    }
+    if name.contains('/') {
+        return Err(bad("contains /"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(bad("contains a control character (such as NUL)"));
+    }
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_workspaces_and_names() {
+        let path = TreePath::parse("/personal-files/docs/a b.txt/").unwrap();
+        assert_eq!(path.workspace, WorkspaceName::PersonalFiles);
+        assert_eq!(path.names, ["docs", "a b.txt"]);
+        assert_eq!(path.to_string(), "personal-files/docs/a b.txt");
+        assert!(TreePath::parse("common-files").unwrap().is_root());
+    }
+
+    #[test]
+    fn keeps_unicode_as_given() {
+        let nfc = "caf\u{e9}";
+        let nfd = "cafe\u{301}";
+        assert_eq!(
+            TreePath::parse(&format!("common-files/{nfc}")).unwrap().names,
+            [nfc]
+        );
+        assert_eq!(
+            TreePath::parse(&format!("common-files/{nfd}")).unwrap().names,
+            [nfd]
+        );
+        assert!(TreePath::parse("common-files/😀 %#?").is_ok());
+    }
+
+    #[test]
+    fn refuses_hostile_paths() {
+        for path in [
+            "",
+            "/",
+            "personal-files/../x",
+            "personal-files/a/..",
+            "personal-files/./a",
+            "personal-files/a//b",
+            "personal-files/a\0b",
+            "personal-files/a\nb",
+            "other-user/files",
+            "..",
+            &format!("personal-files/{}", "x".repeat(256)),
+            &format!("personal-files/{}", "a/".repeat(70)),
+        ] {
+            assert!(TreePath::parse(path).is_err(), "{path:?} should be refused");
+        }
+        assert!(TreePath::parse(&format!("personal-files/{}", "x".repeat(255))).is_ok());
+    }
+
+    #[test]
+    fn ancestry_relations() {
+        let a = TreePath::parse("personal-files/a").unwrap();
+        let ab = TreePath::parse("personal-files/a/b").unwrap();
+        let abc = TreePath::parse("personal-files/abc").unwrap();
+        assert!(ab.starts_with(&a));
+        assert!(!abc.starts_with(&a));
+        assert_eq!(ab.parent().unwrap(), a);
+        assert_eq!(a.child("b"), ab);
+    }
+}

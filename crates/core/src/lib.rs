@@ -1,0 +1,126 @@
+//! cells-core: what every protocol shares. Credentials become a `Principal` (`auth`), the file
+//! tree asks one permission decision (`auth::permission`), users and their rules (`users`), the
+//! OpenID provider (`auth::oidc`), the configuration and the one error type. No protocol lives
+//! here; the adapter crates translate their requests into calls of this crate.
+
+pub mod auth;
+pub mod config;
+pub mod connections;
+pub mod duration;
+pub mod error;
+pub mod files;
+pub mod random;
+/// The store's records, as the adapters see them (they never open the store themselves).
+pub mod records {
+    pub use cells_store::{
+        DeadProp, DeviceCode, DeviceStatus, Node, Profile, PropChange, StoreError, StoredLock, Token,
+        TokenKind, Upload, User, now,
+    };
+}
+pub mod users;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use cells_store::Store;
+
+use auth::Authenticator;
+use auth::pat::PatKey;
+use auth::vault::Vault;
+use config::Config;
+use files::Tree;
+use files::blob::LocalBlobs;
+
+/// Shared state of a running server (or of one CLI command).
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub auth: Authenticator,
+    pub tree: Tree,
+    pub oidc: Arc<auth::oidc::Oidc>,
+    pub vault: Arc<Vault>,
+    /// Signs browser session cookies; loaded once, shared by every node through the vault.
+    pub session_key: aws_lc_rs::hmac::Key,
+    pub started_at: i64,
+}
+
+pub type SharedApp = Arc<App>;
+
+impl App {
+    /// Open the database (migrating it) and the blob store, and load the server's secrets.
+    pub async fn open(config: Config) -> anyhow::Result<SharedApp> {
+        let store = Store::open(&config.database_url)
+            .await
+            .with_context(|| "cannot open the database".to_string())?;
+        let vault = Arc::new(Vault::open(&config.data_dir)?);
+        let pat_key = vault.secret(&store, "pat_checksum_key", 32).await?;
+        let session_secret = vault.secret(&store, "session_cookie_key", 32).await?;
+        let session_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &session_secret);
+        let oidc = Arc::new(auth::oidc::Oidc::open(&config, store.clone(), vault.clone()).await?);
+        let blobs = LocalBlobs::open(&config.blobs_dir())
+            .with_context(|| format!("cannot open the blob store in {}", config.blobs_dir().display()))?;
+        let tree = Tree::new(store.clone(), Arc::new(blobs)).limit_file_size(config.limits.max_file_size);
+        let auth = Authenticator::new(
+            store.clone(),
+            PatKey::new(&pat_key),
+            oidc.clone(),
+            vault.clone(),
+            auth::suspension(&config.limits),
+        );
+        Ok(Arc::new(App {
+            config,
+            store,
+            auth,
+            tree,
+            oidc,
+            vault,
+            session_key,
+            started_at: cells_store::now(),
+        }))
+    }
+}
+
+impl App {
+    /// Hourly housekeeping of what expired: tokens (kept a week, so that their owners can see
+    /// what expired), signing keys (rotated when due, retired ones dropped once nothing they
+    /// signed can be valid), OAuth codes, refresh tokens and sessions, device codes, WebDAV
+    /// locks. Each failure is logged and the others still run.
+    pub async fn prune_expired(&self, now: i64) {
+        match self.store.prune_tokens(now - 7 * 24 * 3600).await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "pruned expired tokens"),
+            Err(error) => tracing::warn!(%error, "could not prune expired tokens"),
+        }
+        match self.oidc.rotate_keys_if_due().await {
+            Ok(true) => tracing::info!("rotated the signing keys (scheduled)"),
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "could not rotate the signing keys"),
+        }
+        match self.store.prune_dav_locks(now).await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "pruned expired WebDAV locks"),
+            Err(error) => tracing::warn!(%error, "could not prune expired WebDAV locks"),
+        }
+        for (what, outcome) in [
+            ("signing keys", self.store.prune_signing_keys(now).await),
+            (
+                "codes, refresh tokens and sessions",
+                self.store.prune_oauth(now).await,
+            ),
+            ("device codes", self.store.prune_device_codes(now).await),
+        ] {
+            if let Err(error) = outcome {
+                tracing::warn!(%error, "could not prune expired {what}");
+            }
+        }
+    }
+}
+
+/// Cases per generated-input property (`CELLS_FUZZ_CASES`, else 1,000): `bench/fuzz.sh` runs
+/// them longer on a release build.
+pub fn fuzz_cases() -> u32 {
+    std::env::var("CELLS_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
+}

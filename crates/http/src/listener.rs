@@ -1,0 +1,320 @@
+//! The HTTP listener: hyper's HTTP/1.1 with a header-read timeout, an idle timeout and a cap on
+//! open connections per address, and a graceful stop.
+//!
+//! - The request head must arrive within `http-header-timeout` (hyper's own timer), so a
+//!   client that trickles a header holds nothing for long.
+//! - A connection with no request in progress and no traffic either way for
+//!   `http-idle-timeout` is closed (`Idle`); a request the server is still working on (a large
+//!   COPY, a multipart completion) is never cut by it. A request body that stops arriving for
+//!   as long fails (`TimedBody`), so a body sent a byte a minute holds nothing for long.
+//!   (hyper also applies the header-read timeout to a keep-alive connection waiting for its
+//!   next request.)
+//! - An address (IPv6: its /64) holding `http-connections-per-address` connections gets 503
+//!   with `Connection: close` on as many more, except for `/healthz`, so a balancer's health
+//!   checks still pass while one client is over its share; past twice the limit its
+//!   connections are closed at once.
+
+use std::io;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::{Instant, Sleep};
+use tower::ServiceExt;
+
+use cells_core::auth::throttle::counted_as;
+use cells_core::config::Limits;
+use cells_core::connections::Connections;
+
+/// Set on the requests of a connection over its address's limit.
+#[derive(Clone, Copy, Debug)]
+pub struct OverLimit;
+
+/// Serve `router` on `listener` until `shutdown` completes, then let requests in progress
+/// finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: &Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let connections = Connections::<IpAddr>::new(limits.http_connections_per_address);
+    // Connections past the limit, answered 503 (or /healthz), up to as many again.
+    let overflow = Connections::<IpAddr>::new(limits.http_connections_per_address);
+    let body_timeout = limits.http_idle_timeout;
+    let graceful = GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.http_header_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    accept_failed(error).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let key = counted_as(peer.ip());
+        let (slot, overflow) = match connections.open(key) {
+            Some(slot) => (Some(slot), None),
+            None => match overflow.open(key) {
+                Some(extra) => (None, Some(extra)),
+                None => {
+                    drop(stream);
+                    continue;
+                }
+            },
+        };
+        let over_limit = slot.is_none();
+        let busy = Arc::new(AtomicUsize::new(0));
+        let io = TokioIo::new(Idle::new(stream, limits.http_idle_timeout, busy.clone()));
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let mut request = request.map(|body| Body::new(TimedBody::new(body, body_timeout)));
+            request.extensions_mut().insert(ConnectInfo(peer));
+            if over_limit {
+                request.extensions_mut().insert(OverLimit);
+            }
+            let working = Working::start(busy.clone());
+            let router = router.clone();
+            async move {
+                let response = router.oneshot(request).await;
+                drop(working);
+                response
+            }
+        });
+        let connection = graceful.watch(builder.serve_connection(io, service));
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop((slot, overflow));
+        });
+    }
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Refuse a request that came on a connection over its address's limit (`/healthz` passes).
+pub async fn refuse_over_limit(request: Request, next: Next) -> Response {
+    if request.extensions().get::<OverLimit>().is_none() || request.uri().path() == "/healthz" {
+        return next.run(request).await;
+    }
+    let mut response = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too many open connections from this address\n",
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// As axum's own loop: out of descriptors is waited out, anything else is logged and skipped.
+async fn accept_failed(error: io::Error) {
+    // ENFILE, EMFILE.
+    if matches!(error.raw_os_error(), Some(23 | 24)) {
+        tracing::warn!(%error, "cannot accept HTTP connections: out of file descriptors");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    } else {
+        tracing::debug!(%error, "an HTTP connection failed while being accepted");
+    }
+}
+
+/// A request in progress on a connection, while it lives.
+struct Working(Arc<AtomicUsize>);
+
+impl Working {
+    fn start(busy: Arc<AtomicUsize>) -> Working {
+        busy.fetch_add(1, Ordering::Relaxed);
+        Working(busy)
+    }
+}
+
+impl Drop for Working {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A TCP stream that fails with `TimedOut` once it has been idle for `timeout`: no byte read
+/// or written, and no request in progress.
+struct Idle {
+    stream: TcpStream,
+    timeout: Duration,
+    last_activity: Instant,
+    timer: Pin<Box<Sleep>>,
+    busy: Arc<AtomicUsize>,
+}
+
+impl Idle {
+    fn new(stream: TcpStream, timeout: Duration, busy: Arc<AtomicUsize>) -> Idle {
+        let now = Instant::now();
+        Idle {
+            stream,
+            timeout,
+            last_activity: now,
+            timer: Box::pin(tokio::time::sleep_until(now + timeout)),
+            busy,
+        }
+    }
+
+    /// Called when the stream has nothing to give or take: `Ready(Err)` once idle for long.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.timer.as_mut().poll(cx));
+            let now = Instant::now();
+            if self.busy.load(Ordering::Relaxed) > 0 {
+                self.last_activity = now;
+            }
+            let deadline = self.last_activity + self.timeout;
+            if deadline <= now {
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "idle connection")));
+            }
+            self.timer.as_mut().reset(deadline);
+        }
+    }
+}
+
+impl Idle {
+    /// What the stream answered, with the idle check when it had nothing.
+    fn track<T>(&mut self, cx: &mut Context<'_>, outcome: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match outcome {
+            Poll::Ready(outcome) => {
+                self.last_activity = Instant::now();
+                Poll::Ready(outcome)
+            }
+            Poll::Pending => match self.poll_idle(cx) {
+                Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+                _ => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl AsyncRead for Idle {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let outcome = Pin::new(&mut self.stream).poll_read(cx, buf);
+        self.track(cx, outcome)
+    }
+}
+
+impl AsyncWrite for Idle {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let outcome = Pin::new(&mut self.stream).poll_write(cx, data);
+        self.track(cx, outcome)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buffers: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let outcome = Pin::new(&mut self.stream).poll_write_vectored(cx, buffers);
+        self.track(cx, outcome)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// A request body that fails once no frame has arrived for `timeout` (a client that stopped
+/// sending, or sends a byte now and then).
+/// Only time spent waiting for the client counts: the server's own work before its first read
+/// or between reads (a password check, a precheck) does not, nor does the wait for a client
+/// that sends its body only after `100 Continue`, which the first read asks for.
+struct TimedBody {
+    body: Incoming,
+    timeout: Duration,
+    /// Since when the body has been waited for (`None`: a frame just came, or no read yet).
+    waiting_since: Option<Instant>,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl TimedBody {
+    fn new(body: Incoming, timeout: Duration) -> TimedBody {
+        TimedBody {
+            body,
+            timeout,
+            waiting_since: None,
+            timer: Box::pin(tokio::time::sleep(timeout)),
+        }
+    }
+}
+
+impl http_body::Body for TimedBody {
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.waiting_since = None;
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                let now = Instant::now();
+                let since = *this.waiting_since.get_or_insert_with(|| {
+                    this.timer.as_mut().reset(now + this.timeout);
+                    now
+                });
+                loop {
+                    if this.timer.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    let deadline = since + this.timeout;
+                    if deadline <= Instant::now() {
+                        return Poll::Ready(Some(Err("the request body stopped arriving".into())));
+                    }
+                    this.timer.as_mut().reset(deadline);
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}

@@ -1,0 +1,73 @@
+//! REST handlers under `/a`, keeping Cells' paths and JSON shapes (PascalCase fields, 64-bit
+//! numbers of tree nodes as strings, as Cells' gRPC gateway writes them).
+
+pub mod config;
+pub mod content;
+pub mod frontend;
+pub mod tokens;
+pub mod tree;
+pub mod users;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use cells_core::SharedApp;
+use cells_core::files::Entry;
+
+/// The OpenAPI 3 document of the REST API.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// `GET /healthz`: 200 when the database answers, 503 otherwise.
+pub async fn health(State(app): State<SharedApp>) -> Response {
+    if app.store.ping().await {
+        (StatusCode::OK, Json(json!({ "Status": "ready" }))).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "Status": "database unavailable" })),
+        )
+            .into_response()
+    }
+}
+
+/// `GET /metrics`: Prometheus text counters (no secrets, no per-user data).
+pub async fn metrics(State(app): State<SharedApp>) -> Response {
+    let body = format!(
+        "# HELP cells_token_use_writes_total Token rows written to record uses (coalesced).\n\
+         # TYPE cells_token_use_writes_total counter\n\
+         cells_token_use_writes_total {}\n\
+         # HELP cells_credential_cache_hits_total Credentials verified from the cache.\n\
+         # TYPE cells_credential_cache_hits_total counter\n\
+         cells_credential_cache_hits_total {}\n\
+         # HELP cells_password_verifications_total Passwords verified (Argon2id or PBKDF2 runs).\n\
+         # TYPE cells_password_verifications_total counter\n\
+         cells_password_verifications_total {}\n",
+        app.auth.usage().writes(),
+        app.auth.cache_hits(),
+        app.auth.hasher().verifications()
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// `GET /a/openapi.json`.
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// A tree node in Cells' JSON shape.
+pub fn node_json(entry: &Entry) -> Value {
+    let node = &entry.node;
+    let name = entry.path.name().unwrap_or(entry.path.workspace.as_str());
+    json!({
+        "Uuid": node.id,
+        "Path": entry.path.to_string(),
+        "Type": node.kind.as_str(),
+        "Size": node.size.to_string(),
+        "MTime": node.mtime.to_string(),
+        "Etag": node.etag,
+        "MetaStore": { "name": serde_json::to_string(name).unwrap_or_default() },
+    })
+}

@@ -1,0 +1,385 @@
+//! SFTP on its own port (2022 by default): russh carries SSH and password authentication,
+//! `session` speaks SFTP version 3 on the `sftp` subsystem. Nothing else is offered: no shell,
+//! no exec, no port forwarding.
+//!
+//! The password is checked by `Authenticator::authenticate_password`, as WebDAV's Basic
+//! password: the user's password, or a personal or OAuth access token of that login, with the
+//! same cache, lockout and per-address throttling. A public key logs in when it is registered
+//! for the login (`cells admin user add-key`), through `Authenticator::authenticate_ssh_key`.
+
+pub mod budget;
+pub mod packet;
+pub mod session;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use russh::keys::ssh_key::LineEnding;
+use russh::keys::ssh_key::private::Ed25519Keypair;
+use russh::keys::{HashAlg, PrivateKey};
+use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::{Channel, ChannelId, MethodKind, MethodSet};
+use tokio::net::TcpListener;
+
+use budget::Budget;
+use cells_core::SharedApp;
+use cells_core::auth::Client;
+use cells_core::auth::principal::Principal;
+use cells_core::auth::throttle::counted_as;
+use cells_core::connections::{Connections, Slot};
+use session::{Credential, Login};
+
+/// The host key, in OpenSSH format, in the data dir.
+pub const HOST_KEY_FILE: &str = "sftp_host_ed25519_key";
+
+/// The server's Ed25519 host key: read from the data dir, or generated there on first start
+/// (owner-only permissions). It must stay stable: clients pin it.
+pub fn host_key(data_dir: &Path) -> anyhow::Result<PrivateKey> {
+    let path = data_dir.join(HOST_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => PrivateKey::from_openssh(text)
+            .with_context(|| format!("cannot read the host key {}", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let mut seed = [0u8; 32];
+            cells_core::random::fill(&mut seed);
+            let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+            let text = key.to_openssh(LineEnding::LF)?;
+            write_private(&path, text.as_bytes())
+                .with_context(|| format!("cannot write the host key {}", path.display()))?;
+            tracing::info!(fingerprint = %fingerprint(&key), "generated the SFTP host key");
+            Ok(key)
+        }
+        Err(error) => Err(error).with_context(|| format!("cannot read the host key {}", path.display())),
+    }
+}
+
+/// Create `path` with mode 0600 and `content`, durably, failing if it exists (two nodes
+/// starting at once must not overwrite each other's key).
+fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(content)?;
+    file.sync_all()
+}
+
+/// `SHA256:…`, as `ssh-keygen -l` and OpenSSH's first-connection prompt show it.
+pub fn fingerprint(key: &PrivateKey) -> String {
+    key.public_key().fingerprint(HashAlg::Sha256).to_string()
+}
+
+/// The public key line for `known_hosts` / `authorized_keys` style pinning.
+pub fn public_line(key: &PrivateKey) -> anyhow::Result<String> {
+    Ok(key.public_key().to_openssh()?)
+}
+
+fn ssh_config(key: PrivateKey) -> Arc<russh::server::Config> {
+    let mut methods = MethodSet::empty();
+    methods.push(MethodKind::Password);
+    methods.push(MethodKind::PublicKey);
+    Arc::new(russh::server::Config {
+        server_id: russh::SshId::Standard(format!("SSH-2.0-cells_{}", env!("CARGO_PKG_VERSION")).into()),
+        methods,
+        // A failed password costs the guesser this long; the throttle and lockout do the rest.
+        auth_rejection_time: Duration::from_millis(300),
+        // OpenSSH probes with "none" first: answer that at once.
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        keys: vec![key],
+        // Large windows and packets keep bulk transfers from stalling on flow control.
+        window_size: 16 << 20,
+        maximum_packet_size: 65535,
+        inactivity_timeout: Some(Duration::from_secs(3600)),
+        keepalive_interval: Some(Duration::from_secs(60)),
+        nodelay: true,
+        ..Default::default()
+    })
+}
+
+/// What every connection of a server shares: the memory budget and the connection counts.
+struct Shared {
+    budget: Arc<Budget>,
+    per_address: Connections<IpAddr>,
+    per_user: Connections<uuid::Uuid>,
+}
+
+/// Accept SSH connections on `listener` until the task is dropped.
+///
+/// An address (IPv6: its /64) holding `sftp-connections-per-address` connections has further
+/// ones closed at once; a user holding `sftp-connections-per-user` authenticated connections
+/// is refused further logins; a connection that has not authenticated within
+/// `sftp-auth-timeout` is closed.
+pub async fn serve(app: SharedApp, listener: TcpListener) -> anyhow::Result<()> {
+    let config = ssh_config(host_key(&app.config.data_dir)?);
+    let limits = app.config.limits.clone();
+    let shared = Arc::new(Shared {
+        budget: Arc::new(Budget::new(budget::SERVER_MEMORY)),
+        per_address: Connections::new(limits.sftp_connections_per_address),
+        per_user: Connections::new(limits.sftp_connections_per_user),
+    });
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and the like: wait instead of spinning.
+                tracing::warn!(%error, "sftp: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Some(address_slot) = shared.per_address.open(counted_as(peer.ip())) else {
+            tracing::info!(%peer, "sftp: too many connections from this address; closed");
+            drop(socket);
+            continue;
+        };
+        let _ = socket.set_nodelay(true);
+        let authenticated = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let handler = Connection {
+            app: app.clone(),
+            peer,
+            login: None,
+            channels: HashMap::new(),
+            shared: shared.clone(),
+            user_slot: None,
+            authenticated: authenticated.clone(),
+            sessions: Arc::default(),
+        };
+        let config = config.clone();
+        let auth_timeout = limits.sftp_auth_timeout;
+        tokio::spawn(async move {
+            let _address_slot = address_slot;
+            // The deadline covers the version exchange too: a client that sends nothing at
+            // all is closed as well.
+            let deadline = tokio::time::Instant::now() + auth_timeout;
+            let session =
+                match tokio::time::timeout_at(deadline, russh::server::run_stream(config, socket, handler))
+                    .await
+                {
+                    Ok(Ok(session)) => session,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, %peer, "sftp: handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::info!(%peer, "sftp: no SSH version exchange in time; closed");
+                        return;
+                    }
+                };
+            tokio::pin!(session);
+            let outcome = tokio::select! {
+                outcome = &mut session => outcome,
+                () = tokio::time::sleep_until(deadline) => {
+                    if !authenticated.load(std::sync::atomic::Ordering::Acquire) {
+                        tracing::info!(%peer, "sftp: not authenticated in time; closed");
+                        // The session runs in a task of its own: ask it to end, and give it a
+                        // moment to close the socket.
+                        let _ = session
+                            .handle()
+                            .disconnect(
+                                russh::Disconnect::ByApplication,
+                                "authentication timeout".into(),
+                                "en".into(),
+                            )
+                            .await;
+                        let _ = tokio::time::timeout(Duration::from_secs(2), &mut session).await;
+                        return;
+                    }
+                    session.await
+                }
+            };
+            if let Err(error) = outcome {
+                tracing::debug!(%error, %peer, "sftp: connection ended");
+            }
+        });
+    }
+}
+
+/// One SSH connection.
+struct Connection {
+    app: SharedApp,
+    peer: SocketAddr,
+    /// Set once a password was accepted.
+    login: Option<(Login, Principal)>,
+    /// Session channels opened and not yet given a subsystem.
+    channels: HashMap<ChannelId, Channel<Msg>>,
+    shared: Arc<Shared>,
+    /// The user's connection slot, taken at login.
+    user_slot: Option<Slot<uuid::Uuid>>,
+    /// Set at login, for the authentication timeout.
+    authenticated: Arc<std::sync::atomic::AtomicBool>,
+    /// SFTP sessions running on this connection.
+    sessions: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Channels (open, or running a session) one connection may have.
+const CHANNELS_PER_CONNECTION: usize = 8;
+
+impl Connection {
+    fn client(&self) -> Client {
+        Client {
+            protocol: "sftp",
+            address: self.peer.ip(),
+        }
+    }
+
+    /// Log in as `principal`, if the user has a connection to spare.
+    fn log_in(&mut self, login: Login, principal: Principal) -> Auth {
+        if self.user_slot.is_none() {
+            match self.shared.per_user.open(principal.user_id()) {
+                Some(slot) => self.user_slot = Some(slot),
+                None => {
+                    tracing::info!(login = %login.login, peer = %self.peer,
+                        "sftp: login refused: too many connections of this user");
+                    return Auth::reject();
+                }
+            }
+        }
+        self.login = Some((login, principal));
+        self.authenticated
+            .store(true, std::sync::atomic::Ordering::Release);
+        Auth::Accept
+    }
+}
+
+impl russh::server::Handler for Connection {
+    type Error = russh::Error;
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        let client = self.client();
+        match self.app.auth.authenticate_password(user, password, client).await {
+            Ok(principal) => {
+                let login = Login {
+                    login: user.to_string(),
+                    credential: Credential::Secret(password.to_string()),
+                    client,
+                };
+                Ok(self.log_in(login, principal))
+            }
+            Err(error) => {
+                // The login is the user's to know; the password is never logged.
+                tracing::info!(login = user, peer = %self.peer, %error, "sftp: login refused");
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    /// Would this key do? (RFC 4252 §7: the client asks before it signs.)
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        let fingerprint = offer.public_key.fingerprint(HashAlg::Sha256).to_string();
+        match self
+            .app
+            .auth
+            .authenticate_ssh_key(user, &fingerprint, self.client())
+            .await
+        {
+            Ok(_) => Ok(Auth::Accept),
+            Err(_) => Ok(Auth::reject()),
+        }
+    }
+
+    /// The client signed with the key (russh checked the signature): log in if the key is
+    /// registered for `user`.
+    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
+        let client = self.client();
+        let fingerprint = key.public_key.fingerprint(HashAlg::Sha256).to_string();
+        match self
+            .app
+            .auth
+            .authenticate_ssh_key(user, &fingerprint, client)
+            .await
+        {
+            Ok(principal) => {
+                let login = Login {
+                    login: user.to_string(),
+                    credential: Credential::SshKey(fingerprint),
+                    client,
+                };
+                Ok(self.log_in(login, principal))
+            }
+            Err(error) => {
+                tracing::info!(login = user, peer = %self.peer, %fingerprint, %error, "sftp: key refused");
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let running = self.sessions.load(std::sync::atomic::Ordering::Acquire);
+        if self.login.is_some() && self.channels.len() + running < CHANNELS_PER_CONNECTION {
+            self.channels.insert(channel.id(), channel);
+            reply.accept().await;
+        } else {
+            reply.reject(russh::ChannelOpenFailure::ResourceShortage).await;
+        }
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let opened = self.channels.remove(&channel);
+        match (name, opened, &self.login) {
+            ("sftp", Some(opened), Some((login, principal))) => {
+                session.channel_success(channel)?;
+                let app = self.app.clone();
+                let login = login.clone();
+                let principal = principal.clone();
+                let peer = self.peer;
+                let budget = self.shared.budget.clone();
+                let sessions = self.sessions.clone();
+                sessions.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                tokio::spawn(async move {
+                    let stream = opened.into_stream();
+                    if let Err(error) = session::run(app, login, principal, stream, budget).await {
+                        tracing::debug!(%error, %peer, "sftp: session ended");
+                    }
+                    sessions.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                });
+            }
+            _ => session.channel_failure(channel)?,
+        }
+        Ok(())
+    }
+
+    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+        self.channels.remove(&channel);
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    /// A channel closed before it ran a session (rclone's exec probes) no longer counts.
+    async fn channel_close(&mut self, channel: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
+        self.channels.remove(&channel);
+        Ok(())
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.channels.remove(&channel);
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+}
