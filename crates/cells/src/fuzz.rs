@@ -77,7 +77,7 @@ proptest! {
     #[test]
     fn tree_paths(text in near(&["personal-files", "common-files", "/", ".", "..", "%2f", "\u{0}", "a"])) {
         if let Ok(path) = cells_core::files::path::TreePath::parse(&text) {
-            for name in &path.names {
+            for name in path.names() {
                 prop_assert!(!name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0']));
             }
         }

@@ -36,8 +36,8 @@ pub fn routes() -> Router<SharedApp> {
 
 /// `/files/personal-files/a%20b/`: a folder's URL ends with a slash, a file's does not.
 pub fn href(path: &TreePath, is_folder: bool) -> String {
-    let mut out = format!("/files/{}", path.workspace.as_str());
-    for name in &path.names {
+    let mut out = format!("/files/{}", path.workspace().as_str());
+    for name in path.names() {
         out.push('/');
         out.push_str(&encode_component(name));
     }
@@ -102,16 +102,15 @@ fn crumbs(path: Option<&TreePath>) -> Vec<Crumb> {
         href: "/files/".into(),
     }];
     if let Some(path) = path {
-        let mut at = TreePath {
-            workspace: path.workspace,
-            names: Vec::new(),
-        };
+        let mut at = TreePath::root(path.workspace());
         out.push(Crumb {
-            name: path.workspace.as_str().into(),
+            name: path.workspace().as_str().into(),
             href: href(&at, true),
         });
-        for name in &path.names {
-            at = at.child(name);
+        for name in path.names() {
+            // The names of a parsed path: each is valid again.
+            let Ok(next) = at.child(name) else { break };
+            at = next;
             out.push(Crumb {
                 name: name.clone(),
                 href: href(&at, true),
@@ -123,24 +122,24 @@ fn crumbs(path: Option<&TreePath>) -> Vec<Crumb> {
 
 fn display_name(entry: &Entry) -> String {
     entry
-        .path
+        .path()
         .name()
-        .unwrap_or(entry.path.workspace.as_str())
+        .unwrap_or(entry.path().workspace().as_str())
         .to_string()
 }
 
 fn row(entry: &Entry, folder_href: &str, selected: Option<&str>) -> Row {
     let name = display_name(entry);
-    let is_folder = entry.node.is_collection();
+    let is_folder = entry.node().is_collection();
     Row {
-        href: href(&entry.path, is_folder),
+        href: href(entry.path(), is_folder),
         is_folder,
         size: if is_folder {
             String::new()
         } else {
-            format_size(entry.node.size)
+            format_size(entry.node().size)
         },
-        modified: format_time(entry.node.mtime),
+        modified: format_time(entry.node().mtime),
         info_href: format!("{folder_href}?info={}", encode_component(&name)),
         selected: selected == Some(name.as_str()),
         name,
@@ -149,15 +148,15 @@ fn row(entry: &Entry, folder_href: &str, selected: Option<&str>) -> Row {
 
 fn details(entry: &Entry, folder_href: &str) -> Details {
     let name = display_name(entry);
-    let is_folder = entry.node.is_collection();
+    let is_folder = entry.node().is_collection();
     Details {
         is_folder,
-        size: format_size(entry.node.size),
-        modified: format_time(entry.node.mtime),
-        uuid: entry.node.id.to_string(),
-        path: entry.path.to_string(),
-        href: href(&entry.path, is_folder),
-        token_href: format!("/tokens?node={}#new-token", entry.node.id),
+        size: format_size(entry.node().size),
+        modified: format_time(entry.node().mtime),
+        uuid: entry.node().id.to_string(),
+        path: entry.path().to_string(),
+        href: href(entry.path(), is_folder),
+        token_href: format!("/tokens?node={}#new-token", entry.node().id),
         delete_href: format!("{folder_href}?delete={}", encode_component(&name)),
         name,
     }
@@ -209,12 +208,12 @@ async fn folder_page(
 ) -> Result<Response> {
     let tree = &browser.app.tree;
     let (folder, children) = tree.list(&browser.principal, path).await?;
-    if !folder.node.is_collection() {
+    if !folder.node().is_collection() {
         return download(browser, path).await;
     }
     let folder_href = href(path, true);
     let details = info
-        .and_then(|name| children.iter().find(|c| c.path.name() == Some(name)))
+        .and_then(|name| children.iter().find(|c| c.path().name() == Some(name)))
         .map(|entry| details(entry, &folder_href));
     let page = FilesPage {
         nav: browser.nav("files"),
@@ -230,14 +229,14 @@ async fn folder_page(
 }
 
 async fn confirm_delete(browser: &Browser, folder: &TreePath, name: &str) -> Result<Response> {
-    let target = folder.child(validate_name(name)?);
+    let target = folder.child(name)?;
     let entry = browser.app.tree.stat(&browser.principal, &target).await?;
-    let what = if entry.node.is_collection() {
+    let what = if entry.node().is_collection() {
         "the folder"
     } else {
         "the file"
     };
-    let extra = if entry.node.is_collection() {
+    let extra = if entry.node().is_collection() {
         " and everything in it"
     } else {
         ""
@@ -281,7 +280,10 @@ async fn download(browser: &Browser, path: &TreePath) -> Result<Response> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(entry.node.size as u64));
+    headers.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(entry.node().size as u64),
+    );
     headers.insert(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_str(&disposition).map_err(Error::internal)?,
@@ -367,20 +369,19 @@ async fn child_action(
         Some("mkdir") => {
             // A typed name: surrounding spaces are a slip of the keyboard.
             let name = validate_name(name.trim())?;
-            tree.create_folder(principal, &folder.child(name), false).await?;
+            tree.create_folder(principal, &folder.child(name)?, false).await?;
             Ok(format!("{folder_href}?info={}", encode_component(name)))
         }
         // An existing child's name comes back exactly as the page had it.
         Some("rename") => {
-            let target = folder.child(validate_name(name)?);
+            let target = folder.child(name)?;
             let new_name = new_name.unwrap_or_default();
             let new_name = validate_name(new_name.trim())?;
-            tree.rename(principal, &target, &folder.child(new_name)).await?;
+            tree.rename(principal, &target, &folder.child(new_name)?).await?;
             Ok(format!("{folder_href}?info={}", encode_component(new_name)))
         }
         Some("delete") => {
-            tree.delete(principal, &folder.child(validate_name(name)?))
-                .await?;
+            tree.delete(principal, &folder.child(name)?).await?;
             Ok(folder_href)
         }
         _ => Err(Error::invalid("action", "must be mkdir, rename or delete")),
@@ -401,7 +402,7 @@ async fn upload(browser: &Browser, folder: &TreePath, mut form: Multipart) -> Re
             // A file input left empty still sends its (nameless) part.
             continue;
         }
-        let target = folder.child(validate_name(&name)?);
+        let target = folder.child(&name)?;
         put_field(&browser.app, &browser.principal, &target, field).await?;
         count += 1;
     }

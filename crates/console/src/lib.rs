@@ -30,12 +30,11 @@ use cells_core::records::User;
 use serde::Deserialize;
 
 use cells_core::SharedApp;
-use cells_core::auth::Client;
 use cells_core::auth::principal::{Principal, Via};
 use cells_core::auth::sessions;
 use cells_core::error::Error;
 use cells_http::session::{
-    Csrf, csrf_ok, csrf_token, expired_session_cookie, open_session, session_user, set_cookie, signed_in,
+    Csrf, csrf_ok, csrf_token, expired_session_cookie, session_user, set_cookie, sign_in, signed_in,
     with_csrf_cookie,
 };
 
@@ -428,28 +427,17 @@ async fn login_submit(
             StatusCode::FORBIDDEN,
         );
     }
-    let who = Client {
-        protocol: "web",
-        address: peer.ip(),
-    };
-    let user = match app
-        .auth
-        .verify_password(&login, &form.password.unwrap_or_default(), who)
-        .await
-    {
-        Ok(user) => user,
-        Err(error) => {
-            let status = log_status(&error);
-            return login_form(&app, &headers, next, login, Some(error.to_string()), status);
-        }
-    };
-    match open_session(&app, &user).await {
-        Ok((_, _, cookie)) => {
+    match sign_in(&app, &login, &form.password.unwrap_or_default(), peer.ip()).await {
+        Ok(signed_in) => {
             let mut response = redirect(&next);
-            set_cookie(&mut response, cookie);
+            set_cookie(&mut response, signed_in.cookie);
             response
         }
-        Err(error) => bare_error(error),
+        Err(error @ Error::Internal(_)) => bare_error(error),
+        Err(error) => {
+            let status = log_status(&error);
+            login_form(&app, &headers, next, login, Some(error.to_string()), status)
+        }
     }
 }
 

@@ -263,7 +263,7 @@ async fn update(browser: Browser, Path(login): Path<String>, headers: HeaderMap,
         let user = target(&browser, &login).await?;
         let form: UpdateForm = browser.read_form(&headers, &body)?;
         let href = person_href(&user.login);
-        let actor = Actor::Admin(&browser.principal);
+        let actor = Actor::Principal(&browser.principal);
         let done = async {
             match form.action.as_deref() {
                 Some("profile") => {

@@ -21,6 +21,8 @@ use cells_core::auth::scope::Scope;
 use cells_core::auth::{Expiry, TokenRequest};
 use cells_core::error::{Error, Result};
 use cells_core::files::path::TreePath;
+use cells_core::tokens;
+use cells_core::users::Actor;
 
 pub fn routes() -> Router<SharedApp> {
     Router::new()
@@ -132,7 +134,7 @@ async fn scope_text(app: &SharedApp, owner: &Principal, scope: &Scope) -> String
         _ => "write only",
     };
     match app.tree.stat_by_id(owner, scope.node).await {
-        Ok(entry) => format!("{} ({rights})", entry.path),
+        Ok(entry) => format!("{} ({rights})", entry.path()),
         Err(_) => format!("deleted node {} ({rights})", scope.node),
     }
 }
@@ -204,8 +206,8 @@ pub async fn tokens_page(
     let principal = owner_principal(owner.user);
     let now = cells_core::records::now();
     let mut rows = Vec::new();
-    for token in app.store.list_tokens(Some(owner.user.id)).await? {
-        rows.push(row(app, &principal, &owner.base, &token, now).await);
+    for listed in tokens::list(app, Actor::Principal(&browser.principal), Some(owner.user)).await? {
+        rows.push(row(app, &principal, &owner.base, &listed.token, now).await);
     }
     let heading = match &owner.person {
         Some(person) => format!("Personal access tokens of {}", person.login),
@@ -242,10 +244,10 @@ pub async fn show(browser: &Browser, owner: &Owner<'_>, query: TokensQuery) -> R
             .stat_by_id(&owner_principal(owner.user), node)
             .await
     {
-        form.scope = entry.path.to_string();
+        form.scope = entry.path().to_string();
         form.label = format!(
             "Access to {}",
-            entry.path.name().unwrap_or(entry.path.workspace.as_str())
+            entry.path().name().unwrap_or(entry.path().workspace().as_str())
         );
     }
     let notice = match query.done.as_deref() {
@@ -332,7 +334,7 @@ async fn mint(browser: &Browser, owner: &Owner<'_>, form: &TokenForm) -> Result<
             Ok(id) => id,
             Err(_) => {
                 let path = TreePath::parse(&form.scope)?;
-                app.tree.stat(&principal, &path).await?.node.id
+                app.tree.stat(&principal, &path).await?.node().id
             }
         };
         scopes.push(Scope { node, read, write });
@@ -378,12 +380,8 @@ async fn mint(browser: &Browser, owner: &Owner<'_>, form: &TokenForm) -> Result<
 
 /// The token `id` of `owner`; anyone else's is "not found", so ids cannot be probed.
 async fn owned_token(browser: &Browser, owner: &Owner<'_>, id: &str) -> Result<Token> {
-    let not_found = || Error::NotFound("no such token".into());
-    let id = Uuid::parse_str(id).map_err(|_| not_found())?;
-    match browser.app.store.find_token(id).await? {
-        Some(token) if token.user_id == owner.user.id => Ok(token),
-        _ => Err(not_found()),
-    }
+    let id = Uuid::parse_str(id).map_err(|_| Error::NotFound("no such token".into()))?;
+    tokens::find(&browser.app, Actor::Principal(&browser.principal), owner.user, id).await
 }
 
 /// The confirmation page before a revocation.
@@ -415,7 +413,7 @@ pub async fn revoke(
 ) -> Result<Response> {
     browser.read_form::<super::CsrfForm>(headers, body)?;
     let token = owned_token(browser, owner, id).await?;
-    browser.app.auth.revoke_token(token.id).await?;
+    tokens::revoke(&browser.app, Actor::Principal(&browser.principal), token.id).await?;
     Ok(redirect(&format!("{}?done=revoked", owner.base)))
 }
 

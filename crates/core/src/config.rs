@@ -27,11 +27,61 @@ pub struct Overrides {
     pub external_url: Option<String>,
 }
 
+/// A value that must not reach a log line: `Debug` prints a placeholder, and the value is
+/// read only through `expose`, where a reader can see it is secret.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret<T = String>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Secret<T> {
+        Secret(value)
+    }
+
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Secret {
+        Secret(value.to_string())
+    }
+}
+
+/// `services."pydio.web.oauth"` of `pydio.json`, as Cells writes it. The keys we do not use
+/// (Cells carries more: `secret`, `cors`, `insecureRedirects`, `connectors`, …) are accepted
+/// and ignored, so a Cells configuration loads as it is.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuthSection {
+    /// Go durations (`10m`, `1h`), as Hydra reads them.
+    pub access_token_lifespan: Option<String>,
+    pub id_token_lifespan: Option<String>,
+    pub refresh_token_lifespan: Option<String>,
+    pub auth_code_lifespan: Option<String>,
+    /// Hydra client documents (`auth::oidc::clients` reads them); they carry client secrets.
+    #[serde(default)]
+    pub static_clients: Secret<Vec<Value>>,
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Secret<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Secret<T>, D::Error> {
+        T::deserialize(deserializer).map(Secret)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
     pub config_file: PathBuf,
-    pub database_url: String,
+    /// May carry the database's password (`postgres://user:password@…`).
+    pub database_url: Secret,
     pub bind: String,
     pub sftp_bind: String,
     /// Public base URL, without a trailing slash.
@@ -41,11 +91,11 @@ pub struct Config {
     /// First administrator, created when the database has no user yet.
     pub admin_login: String,
     /// Its password; `None` generates one and prints it once.
-    pub admin_password: Option<String>,
+    pub admin_password: Option<Secret>,
     /// S3 secret access key for a token used as the access key.
-    pub s3_gateway_secret: String,
-    /// The whole `pydio.json`, for the sections other modules read (OAuth clients, lifespans).
-    pub file: Value,
+    pub s3_gateway_secret: Secret,
+    /// `services."pydio.web.oauth"` of `pydio.json`: the provider's clients and lifespans.
+    pub oauth: OAuthSection,
     pub limits: Limits,
 }
 
@@ -232,16 +282,20 @@ impl Config {
         Ok(Config {
             data_dir,
             config_file,
-            database_url,
+            database_url: Secret::new(database_url),
             bind,
             sftp_bind,
             external_url,
             external_url_is_default,
             admin_login,
-            admin_password,
-            s3_gateway_secret,
+            admin_password: admin_password.map(Secret::new),
+            s3_gateway_secret: Secret::new(s3_gateway_secret),
             limits: Limits::load(&file)?,
-            file,
+            oauth: match file.pointer("/services/pydio.web.oauth") {
+                Some(section) => serde_json::from_value(section.clone())
+                    .context("services.\"pydio.web.oauth\" in the configuration file")?,
+                None => OAuthSection::default(),
+            },
         })
     }
 
@@ -272,7 +326,45 @@ fn read_json(path: &Path) -> anyhow::Result<Value> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{Config, Overrides, parse_size};
+
+    /// A Cells `pydio.json` loads with every key it carries; its secrets, the admin password
+    /// and the database password never show in `Debug`.
+    #[test]
+    fn cells_configuration_loads_and_debug_hides_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pydio.json");
+        std::fs::write(
+            &file,
+            r#"{"version": "4.4", "defaults": {"url": "https://x"}, "services": {"pydio.web.oauth": {
+                "secret": "hydra-system-secret-value", "cors": {"public": {"allowedOrigins": "*"}},
+                "insecureRedirects": ["http://localhost/*"], "connectors": [{"type": "pydio", "id": "pydio"}],
+                "accessTokenLifespan": "15m", "refreshTokenLifespan": "720h",
+                "staticClients": [{"client_id": "c", "client_secret": "client-secret-value",
+                    "grant_types": ["client_credentials"]}]}}}"#,
+        )
+        .unwrap();
+        let config = Config::load(Overrides {
+            data_dir: Some(dir.path().to_path_buf()),
+            config_file: Some(file),
+            database_url: Some("postgres://cells:database-password@127.0.0.1/cells".into()),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(config.oauth.access_token_lifespan.as_deref(), Some("15m"));
+        assert_eq!(config.oauth.static_clients.expose().len(), 1);
+        let mut config = config;
+        config.admin_password = Some("admin-password-value".into());
+        let shown = format!("{config:?}");
+        for secret in [
+            "client-secret-value",
+            "database-password",
+            "admin-password-value",
+            "hydra-system",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+    }
 
     #[test]
     fn sizes() {

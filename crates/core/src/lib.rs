@@ -17,6 +17,7 @@ pub mod records {
         TokenKind, Upload, User, now,
     };
 }
+pub mod tokens;
 pub mod users;
 
 use std::sync::Arc;
@@ -49,7 +50,7 @@ pub type SharedApp = Arc<App>;
 impl App {
     /// Open the database (migrating it) and the blob store, and load the server's secrets.
     pub async fn open(config: Config) -> anyhow::Result<SharedApp> {
-        let store = Store::open(&config.database_url)
+        let store = Store::open(config.database_url.expose())
             .await
             .with_context(|| "cannot open the database".to_string())?;
         let vault = Arc::new(Vault::open(&config.data_dir)?);

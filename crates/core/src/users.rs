@@ -15,11 +15,12 @@ use crate::App;
 use crate::auth::principal::Principal;
 use crate::error::{Error, Result};
 
-/// Who changes an account: a signed-in administrator (REST, console), or the operator at the
-/// command line, who is no account and so cannot act on their own.
+/// Who asks for a change (of an account, of tokens): a caller with a credential (REST, the
+/// console), or the operator at the command line, who is no account and so cannot act on
+/// their own.
 #[derive(Clone, Copy)]
 pub enum Actor<'a> {
-    Admin(&'a Principal),
+    Principal(&'a Principal),
     Operator,
 }
 
@@ -27,7 +28,7 @@ impl Actor<'_> {
     /// Refuse a change of `user`'s own standing (`what`: "lock", …) made by that user.
     fn not_on_themselves(self, user: &User, what: &str) -> Result<()> {
         match self {
-            Actor::Admin(principal) if principal.user_id() == user.id => {
+            Actor::Principal(principal) if principal.user_id() == user.id => {
                 Err(Error::Forbidden(format!("you cannot {what} your own account")))
             }
             _ => Ok(()),
@@ -240,7 +241,7 @@ pub async fn bootstrap_admin(app: &App) -> anyhow::Result<()> {
         return Ok(());
     }
     let login = app.config.admin_login.clone();
-    let (password, generated) = match app.config.admin_password.clone() {
+    let (password, generated) = match app.config.admin_password.as_ref().map(|p| p.expose().clone()) {
         Some(password) => (password, false),
         None => {
             let mut bytes = [0u8; 12];

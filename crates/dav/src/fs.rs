@@ -164,7 +164,7 @@ pub struct Meta {
 
 impl Meta {
     fn of(entry: &Entry) -> Meta {
-        let node = &entry.node;
+        let node = &entry.node();
         Meta {
             len: node.size as u64,
             modified: UNIX_EPOCH + Duration::from_secs(node.mtime.max(0) as u64),
@@ -240,7 +240,7 @@ impl GuardedFileSystem<Principal> for CellsFs {
                 }
                 let existing = tree.stat(principal, &path).await;
                 match &existing {
-                    Ok(entry) if entry.node.is_collection() => return Err(FsError::Forbidden),
+                    Ok(entry) if entry.node().is_collection() => return Err(FsError::Forbidden),
                     Ok(_) if options.create_new => return Err(FsError::Exists),
                     Err(Error::NotFound(_)) if !options.create && !options.create_new => {
                         return Err(FsError::NotFound);
@@ -264,7 +264,7 @@ impl GuardedFileSystem<Principal> for CellsFs {
                 Some(entry) => entry,
                 None => tree.readable(principal, &path).await.map_err(fs_error)?,
             };
-            if entry.node.is_collection() {
+            if entry.node().is_collection() {
                 return Err(FsError::Forbidden);
             }
             Ok(Box::new(ReadFile {
@@ -290,7 +290,7 @@ impl GuardedFileSystem<Principal> for CellsFs {
                 None => tree.workspaces(principal).await.map_err(fs_error)?,
                 Some(path) => {
                     let (folder, children) = tree.list(principal, &path).await.map_err(fs_error)?;
-                    if !folder.node.is_collection() {
+                    if !folder.node().is_collection() {
                         return Err(FsError::Forbidden);
                     }
                     let mut props: std::collections::HashMap<uuid::Uuid, Vec<DeadProp>> = Default::default();
@@ -300,8 +300,8 @@ impl GuardedFileSystem<Principal> for CellsFs {
                     let mut listing = self.listing.lock().unwrap_or_else(|e| e.into_inner());
                     listing.clear();
                     for child in &children {
-                        let own = props.remove(&child.node.id).unwrap_or_default();
-                        listing.insert(child.path.to_string(), (child.clone(), own));
+                        let own = props.remove(&child.node().id).unwrap_or_default();
+                        listing.insert(child.path().to_string(), (child.clone(), own));
                     }
                     children
                 }
@@ -310,9 +310,9 @@ impl GuardedFileSystem<Principal> for CellsFs {
                 .iter()
                 .map(|entry| {
                     let name = entry
-                        .path
+                        .path()
                         .name()
-                        .unwrap_or(entry.path.workspace.as_str())
+                        .unwrap_or(entry.path().workspace().as_str())
                         .as_bytes()
                         .to_vec();
                     Ok(Box::new(DirEntry {
@@ -338,7 +338,7 @@ impl GuardedFileSystem<Principal> for CellsFs {
                     let (entry, readable) =
                         self.tree.stat_access(principal, &path).await.map_err(fs_error)?;
                     let meta = Meta::in_request(&entry, self.quoted);
-                    if readable && !entry.node.is_collection() {
+                    if readable && !entry.node().is_collection() {
                         self.readable
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
@@ -582,7 +582,7 @@ fn uuid_prop(entry: &Entry, do_content: bool) -> DavProp {
         prefix: Some("oc".into()),
         namespace: Some(OC_NAMESPACE.into()),
         xml: do_content
-            .then(|| format!("<oc:id xmlns:oc=\"{OC_NAMESPACE}\">{}</oc:id>", entry.node.id).into_bytes()),
+            .then(|| format!("<oc:id xmlns:oc=\"{OC_NAMESPACE}\">{}</oc:id>", entry.node().id).into_bytes()),
     }
 }
 
@@ -599,7 +599,7 @@ struct ReadFile {
 
 impl std::fmt::Debug for ReadFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ReadFile({}, at {})", self.entry.path, self.offset)
+        write!(f, "ReadFile({}, at {})", self.entry.path(), self.offset)
     }
 }
 
@@ -619,18 +619,18 @@ impl DavFile for ReadFile {
 
     fn read_bytes(&'_ mut self, count: usize) -> FsFuture<'_, Bytes> {
         async move {
-            let size = self.entry.node.size as u64;
+            let size = self.entry.node().size as u64;
             if self.offset >= size || count == 0 {
                 return Ok(Bytes::new());
             }
             if self.body.is_none() {
-                if self.entry.node.is_collection() {
+                if self.entry.node().is_collection() {
                     return Err(FsError::Forbidden);
                 }
                 let body = self
                     .app
                     .tree
-                    .stream_content(&self.entry.node, self.offset, size - self.offset)
+                    .stream_content(self.entry.node(), self.offset, size - self.offset)
                     .await;
                 self.body = Some(body.map_err(|_| FsError::GeneralFailure)?);
             }
@@ -652,7 +652,7 @@ impl DavFile for ReadFile {
 
     fn seek(&'_ mut self, pos: SeekFrom) -> FsFuture<'_, u64> {
         async move {
-            let size = self.entry.node.size;
+            let size = self.entry.node().size;
             let target = match pos {
                 SeekFrom::Start(n) => n as i64,
                 SeekFrom::End(n) => size + n,

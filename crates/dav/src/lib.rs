@@ -177,14 +177,14 @@ async fn deep_lock_refusal(
         return None;
     }
     let path = tree_path_of(parts.uri.path())?;
-    let shared = path.workspace == WorkspaceName::CommonFiles;
+    let shared = path.workspace() == WorkspaceName::CommonFiles;
     let folder = || async {
         app.tree
             .stat(principal, &path)
             .await
-            .is_ok_and(|entry| entry.node.is_collection())
+            .is_ok_and(|entry| entry.node().is_collection())
     };
-    if path.names.is_empty() || (shared && folder().await) {
+    if path.names().is_empty() || (shared && folder().await) {
         return Some(forbidden(
             "a Depth: infinity lock on a workspace root or on a shared folder is for administrators\n",
         ));
@@ -210,10 +210,10 @@ async fn propfind_precondition(
     };
     match app.tree.stat(principal, path).await {
         Ok(entry) => {
-            let etag = fs::etag_of(&entry.node);
+            let etag = fs::etag_of(entry.node());
             let current = Current {
                 etag: Some(etag.as_str()).filter(|e| !e.is_empty()),
-                mtime: entry.node.mtime,
+                mtime: entry.node().mtime,
             };
             precondition::evaluate(headers, Some(current), false)
         }

@@ -126,8 +126,8 @@ pub struct Discovery(Vec<Held>);
 impl Discovery {
     /// The locks on `path` and on its ancestors, as `discover` gives them.
     pub fn along(&self, path: &TreePath) -> impl Iterator<Item = &DavLock> {
-        let mut segs: Vec<Vec<u8>> = vec![path.workspace.as_str().as_bytes().to_vec()];
-        segs.extend(path.names.iter().map(|n| n.as_bytes().to_vec()));
+        let mut segs: Vec<Vec<u8>> = vec![path.workspace().as_str().as_bytes().to_vec()];
+        segs.extend(path.names().iter().map(|n| n.as_bytes().to_vec()));
         along(&self.0, &segs).into_iter().map(|h| &h.lock)
     }
 }

@@ -105,7 +105,7 @@ pub async fn answer(
         let (entry, own) = tree.dead_props(principal, &path).await.ok()?;
         (entry, own, Vec::new(), Default::default())
     };
-    let is_dir = target.node.is_collection();
+    let is_dir = target.node().is_collection();
     if !is_dir && decoded.ends_with('/') {
         return None;
     }
@@ -148,7 +148,7 @@ pub async fn answer(
     let children: Vec<(Entry, Vec<DeadProp>)> = children
         .into_iter()
         .map(|child| {
-            let own = props.remove(&child.node.id).unwrap_or_default();
+            let own = props.remove(&child.node().id).unwrap_or_default();
             (child, own)
         })
         .collect();
@@ -167,8 +167,8 @@ pub async fn answer(
                 writer.response(&mut out, &base, &entry, &own);
             } else if let Some((child, own)) = children.get(next) {
                 let mut href = base.clone();
-                href.extend(utf8_percent_encode(child.path.name().unwrap_or_default(), HREF));
-                if child.node.is_collection() {
+                href.extend(utf8_percent_encode(child.path().name().unwrap_or_default(), HREF));
+                if child.node().is_collection() {
                     href.push('/');
                 }
                 writer.response(&mut out, &href, child, own);
@@ -340,7 +340,7 @@ impl Writer {
 
     /// Writes a live property of `entry` and says whether it has it.
     fn live(&self, out: &mut String, namespace: &str, local: &str, entry: &Entry) -> bool {
-        let node = &entry.node;
+        let node = &entry.node();
         let is_dir = node.is_collection();
         match (namespace, local) {
             (DAV, "getcontentlength") if !is_dir => {
@@ -350,7 +350,7 @@ impl Writer {
                 let kind = if is_dir {
                     "httpd/unix-directory"
                 } else {
-                    mime_of(entry.path.name().unwrap_or_default())
+                    mime_of(entry.path().name().unwrap_or_default())
                 };
                 let _ = write!(out, "<D:getcontenttype>{kind}</D:getcontenttype>");
             }
@@ -373,7 +373,7 @@ impl Writer {
             )),
             (DAV, "lockdiscovery") => {
                 out.push_str("<D:lockdiscovery>");
-                for lock in self.locks.along(&entry.path) {
+                for lock in self.locks.along(entry.path()) {
                     push_lock(out, lock);
                 }
                 out.push_str("</D:lockdiscovery>");
@@ -400,7 +400,7 @@ impl Writer {
                 );
             }
             (MS, "Win32FileAttributes") => {
-                let hidden = if entry.path.name().is_some_and(|n| n.starts_with('.')) { 0x2 } else { 0 };
+                let hidden = if entry.path().name().is_some_and(|n| n.starts_with('.')) { 0x2 } else { 0 };
                 // Directory, or Archive (set on every file when written).
                 let kind = if is_dir { 0x10 } else { 0x20 };
                 let _ = write!(out, "<Z:Win32FileAttributes>{:08x}</Z:Win32FileAttributes>", hidden | kind);

@@ -7,10 +7,13 @@
 //! session: a keyed hash of both, so a value planted in a cookie pairs with nothing, and a
 //! token taken from one session is worth nothing in another.
 
+use std::net::IpAddr;
+
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cells_core::auth::Client;
 use cells_core::auth::sessions::{self, SignedIn};
 use cells_core::records::User;
 use subtle::ConstantTimeEq;
@@ -159,6 +162,38 @@ pub fn with_session_cookie(headers: &HeaderMap, set_cookie: &str) -> HeaderMap {
         }
     }
     headers
+}
+
+/// A browser that has just signed in with a password on one of our pages.
+pub struct NewSession {
+    pub user: User,
+    pub id: Uuid,
+    pub auth_time: i64,
+    /// The `Set-Cookie` value that carries the session.
+    pub cookie: String,
+}
+
+/// The one password sign-in of our pages (the console, the provider's login and device
+/// pages): the password checked by the `Authenticator` (throttling, lockout, the same answer
+/// for every refusal) for a browser at `address`, then a session opened.
+pub async fn sign_in(
+    app: &SharedApp,
+    login: &str,
+    password: &str,
+    address: IpAddr,
+) -> Result<NewSession, Error> {
+    let who = Client {
+        protocol: "web",
+        address,
+    };
+    let user = app.auth.verify_password(login, password, who).await?;
+    let (id, auth_time, cookie) = open_session(app, &user).await?;
+    Ok(NewSession {
+        user,
+        id,
+        auth_time,
+        cookie,
+    })
 }
 
 /// Open a browser session for `user` (after a password check on our pages): its id, login

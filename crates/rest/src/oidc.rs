@@ -14,7 +14,8 @@ use std::net::SocketAddr;
 
 use cells_core::SharedApp;
 use cells_core::auth::oidc::grant::{self, OAuthError, OAuthResult, TokenForm};
-use cells_core::auth::oidc::{AccessClaims, sha256_hex};
+use cells_core::auth::oidc::tokens;
+
 use cells_core::auth::throttle::counted_as;
 use cells_http::extract::parse_basic;
 
@@ -210,35 +211,12 @@ pub async fn revoke(
         let token = form
             .token
             .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-        if let Some(claims) = app.oidc.verify_access(&token) {
-            if claims.client_id != client.id {
-                return Ok(());
-            }
-            let grant_id = claims
-                .grant_id()
-                .ok_or_else(|| OAuthError::invalid_request("malformed token"))?;
-            if app.store.find_grant(grant_id).await?.is_none() {
-                // A client's own token has no grant to revoke: it lives accessTokenLifespan.
-                return Err(OAuthError::new(
-                    400,
-                    "unsupported_token_type",
-                    "client_credentials access tokens cannot be revoked; they expire",
-                ));
-            }
-            app.store.revoke_grant(grant_id).await?;
-        } else if let Some(refresh) = app.store.find_refresh(&sha256_hex(&token)).await?
-            && refresh.client_id == client.id
-        {
-            app.store.revoke_grant(refresh.grant_id).await?;
-        }
+        tokens::revoke(&app, &client, &token).await?;
         Ok(())
     }
     .await;
     match outcome {
-        Ok(()) => {
-            app.auth.settle().await;
-            no_store(json!({}))
-        }
+        Ok(()) => no_store(json!({})),
         Err(error) => oauth_response(error),
     }
 }
@@ -260,56 +238,13 @@ pub async fn introspect(
         let token = form
             .token
             .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-        let inactive = json!({ "active": false });
-        if let Some(claims) = app.oidc.verify_access(&token) {
-            return Ok(match active_access(&app, &claims).await? {
-                true => access_json(&claims),
-                false => inactive,
-            });
-        }
-        let now = cells_core::records::now();
-        if let Some(refresh) = app.store.find_refresh(&sha256_hex(&token)).await?
-            && refresh.client_id == client.id
-            && refresh.rotated_at.is_none()
-            && refresh.expires_at >= now
-            && app
-                .store
-                .find_grant(refresh.grant_id)
-                .await?
-                .is_some_and(|g| g.revoked_at.is_none())
-        {
-            return Ok(json!({
-                "active": true, "token_type": "refresh_token", "client_id": refresh.client_id,
-                "sub": refresh.user_id.to_string(), "scope": refresh.scope, "exp": refresh.expires_at,
-                "iat": refresh.created_at, "iss": app.oidc.issuer,
-            }));
-        }
-        Ok(inactive)
+        tokens::introspect(&app, &client, &token).await
     }
     .await;
     match outcome {
         Ok(value) => no_store(value),
         Err(error) => oauth_response(error),
     }
-}
-
-async fn active_access(app: &SharedApp, claims: &AccessClaims) -> OAuthResult<bool> {
-    let Some(grant_id) = claims.grant_id() else {
-        return Ok(false);
-    };
-    Ok(!app.auth.is_grant_revoked_now(grant_id).await?)
-}
-
-fn access_json(claims: &AccessClaims) -> Value {
-    let mut value = json!({
-        "active": true, "token_type": "access_token", "client_id": claims.client_id, "sub": claims.sub,
-        "scope": claims.scope, "exp": claims.exp, "iat": claims.iat, "iss": claims.iss, "aud": claims.aud,
-        "jti": claims.jti,
-    });
-    if let Some(name) = &claims.name {
-        value["username"] = Value::String(name.clone());
-    }
-    value
 }
 
 /// `GET|POST /oidc/userinfo` with `Authorization: Bearer <access token>` (scope `openid`).
@@ -340,7 +275,7 @@ pub async fn userinfo(State(app): State<SharedApp>, headers: HeaderMap) -> Respo
     let Some(claims) = app.oidc.verify_access(&token) else {
         return refuse("invalid or expired token");
     };
-    match active_access(&app, &claims).await {
+    match tokens::access_is_live(&app, &claims).await {
         Ok(true) => {}
         Ok(false) => return refuse("the token was revoked"),
         Err(error) => return oauth_response(error),

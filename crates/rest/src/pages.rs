@@ -17,14 +17,13 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use cells_core::SharedApp;
-use cells_core::auth::Client;
 use cells_core::auth::oidc::clients::OAuthClient;
 use cells_core::auth::oidc::grant::{self, AuthRequest};
 use cells_core::auth::sessions;
 use cells_core::error::Error;
 use cells_http::error::Failure;
 use cells_http::session::{
-    csrf_ok, csrf_token, expired_session_cookie, open_session, session_user, set_cookie, with_csrf_cookie,
+    csrf_ok, csrf_token, expired_session_cookie, session_user, set_cookie, sign_in, with_csrf_cookie,
     with_session_cookie,
 };
 
@@ -428,12 +427,8 @@ pub async fn login_submit(
     };
     let login = form.login.unwrap_or_default();
     let password = form.password.unwrap_or_default();
-    let who = Client {
-        protocol: "web",
-        address: peer.ip(),
-    };
-    let user = match app.auth.verify_password(&login, &password, who).await {
-        Ok(user) => user,
+    let signed_in = match sign_in(&app, &login, &password, peer.ip()).await {
+        Ok(signed_in) => signed_in,
         Err(error @ (Error::Unauthenticated(_) | Error::AccountLocked | Error::Throttled(_))) => {
             return login_form(
                 &app,
@@ -446,10 +441,12 @@ pub async fn login_submit(
         }
         Err(error) => return Failure(error).into_response(),
     };
-    let (session, now, cookie) = match open_session(&app, &user).await {
-        Ok(opened) => opened,
-        Err(error) => return Failure(error).into_response(),
-    };
+    let (user, session, now, cookie) = (
+        signed_in.user,
+        signed_in.id,
+        signed_in.auth_time,
+        signed_in.cookie,
+    );
     // A consent page in this answer belongs to the session it opens (its CSRF token is bound
     // to it).
     let headers = with_session_cookie(&headers, &cookie);
@@ -724,21 +721,10 @@ pub async fn device_submit(
         Some((user, _, _)) => user,
         None => {
             let login = form.login.unwrap_or_default();
-            let who = Client {
-                protocol: "web",
-                address: peer.ip(),
-            };
-            match app
-                .auth
-                .verify_password(&login, &form.password.unwrap_or_default(), who)
-                .await
-            {
-                Ok(user) => {
-                    match open_session(&app, &user).await {
-                        Ok((_, _, cookie)) => new_session = Some(cookie),
-                        Err(error) => return Failure(error).into_response(),
-                    }
-                    user
+            match sign_in(&app, &login, &form.password.unwrap_or_default(), peer.ip()).await {
+                Ok(signed_in) => {
+                    new_session = Some(signed_in.cookie);
+                    signed_in.user
                 }
                 Err(error @ (Error::Unauthenticated(_) | Error::AccountLocked | Error::Throttled(_))) => {
                     let message = error.to_string();

@@ -43,7 +43,9 @@ impl S3Auth for Keys {
             };
         }
         if pat::looks_like_token(access_key) || looks_like_jwt(access_key) {
-            return Ok(SecretKey::from(self.app.config.s3_gateway_secret.as_str()));
+            return Ok(SecretKey::from(
+                self.app.config.s3_gateway_secret.expose().as_str(),
+            ));
         }
         Err(unknown_key())
     }

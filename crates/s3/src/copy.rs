@@ -169,7 +169,7 @@ async fn copy(
     let source = readable_source(app, principal, headers, source).await?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let replace = header("x-amz-metadata-directive").is_some_and(|d| d.eq_ignore_ascii_case("REPLACE"));
-    if source.path == to && !replace {
+    if *source.path() == to && !replace {
         return Err(s3_error!(
             InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata"
@@ -192,12 +192,12 @@ async fn copy(
         .tree
         .copy_file(
             principal,
-            &source.path,
+            source.path(),
             &to,
             new_meta.as_ref().map(Option::as_deref),
             true,
         )
         .await
         .map_err(s3_error)?;
-    xml_response("CopyObjectResult", &entry.node.etag, entry.node.mtime)
+    xml_response("CopyObjectResult", &entry.node().etag, entry.node().mtime)
 }

@@ -141,7 +141,7 @@ fn check_preconditions(
     if_none_match: Option<&ETagCondition>,
     if_modified_since: Option<&Timestamp>,
 ) -> S3Result<()> {
-    let node = &entry.node;
+    let node = &entry.node();
     let failed = match (if_match, if_unmodified_since) {
         (Some(condition), _) => !etag_matches(condition, &node.etag),
         (None, Some(since)) => node.mtime > seconds(since),
@@ -218,7 +218,7 @@ impl Gateway {
             .await
             .map_err(s3_error)?;
         // `a` and `a/` are different keys: a folder is only `a/`, a file only `a`.
-        if entry.node.is_collection() != folder {
+        if entry.node().is_collection() != folder {
             return Err(s3_error!(NoSuchKey, "The specified key does not exist."));
         }
         if !folder && !readable {
@@ -232,6 +232,46 @@ impl Gateway {
             .await
             .map_err(s3_error)
     }
+
+    /// The steps every listing shares (ListObjects, V2, ListObjectVersions): the bucket and
+    /// the arguments checked, then one page of keys after `after`.
+    async fn listing(&self, principal: &Principal, request: Listing<'_>) -> S3Result<Listed> {
+        check_bucket(request.bucket)?;
+        let encode = encoder(request.encoding)?;
+        let prefix = request.prefix.unwrap_or_default().to_string();
+        let max_keys = max_keys(request.max_keys)?;
+        let query = Query {
+            prefix: &prefix,
+            delimiter: request.delimiter,
+            after: request.after,
+            max_keys,
+        };
+        let page = self.page(principal, &query).await?;
+        Ok(Listed {
+            page,
+            encode,
+            prefix,
+            max_keys,
+        })
+    }
+}
+
+/// What a listing request asks.
+struct Listing<'a> {
+    bucket: &'a str,
+    encoding: Option<&'a EncodingType>,
+    prefix: Option<&'a str>,
+    delimiter: Option<&'a str>,
+    after: Option<&'a str>,
+    max_keys: Option<i32>,
+}
+
+/// One page of a listing, with the encoding its keys are written in.
+struct Listed {
+    page: list::Page,
+    encode: fn(&str) -> String,
+    prefix: String,
+    max_keys: usize,
 }
 
 fn max_keys(requested: Option<i32>) -> S3Result<usize> {
@@ -356,23 +396,26 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
         let principal = principal(&req)?;
         let input = &req.input;
-        check_bucket(&input.bucket)?;
-        let encode = encoder(input.encoding_type.as_ref())?;
         let after = match (&input.continuation_token, &input.start_after) {
             (Some(token), _) => Some(resume_after(token)?),
             (None, Some(start)) => Some(start.clone()),
             (None, None) => None,
         };
-        let prefix = input.prefix.clone().unwrap_or_default();
-        let max_keys = max_keys(input.max_keys)?;
-        let page = self
-            .page(
+        let Listed {
+            page,
+            encode,
+            prefix,
+            max_keys,
+        } = self
+            .listing(
                 principal,
-                &Query {
-                    prefix: &prefix,
+                Listing {
+                    bucket: &input.bucket,
+                    encoding: input.encoding_type.as_ref(),
+                    prefix: input.prefix.as_deref(),
                     delimiter: input.delimiter.as_deref(),
                     after: after.as_deref(),
-                    max_keys,
+                    max_keys: input.max_keys,
                 },
             )
             .await?;
@@ -400,18 +443,21 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<ListObjectsOutput>> {
         let principal = principal(&req)?;
         let input = &req.input;
-        check_bucket(&input.bucket)?;
-        let encode = encoder(input.encoding_type.as_ref())?;
-        let prefix = input.prefix.clone().unwrap_or_default();
-        let max_keys = max_keys(input.max_keys)?;
-        let page = self
-            .page(
+        let Listed {
+            page,
+            encode,
+            prefix,
+            max_keys,
+        } = self
+            .listing(
                 principal,
-                &Query {
-                    prefix: &prefix,
+                Listing {
+                    bucket: &input.bucket,
+                    encoding: input.encoding_type.as_ref(),
+                    prefix: input.prefix.as_deref(),
                     delimiter: input.delimiter.as_deref(),
                     after: input.marker.as_deref(),
-                    max_keys,
+                    max_keys: input.max_keys,
                 },
             )
             .await?;
@@ -439,18 +485,21 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
         let principal = principal(&req)?;
         let input = &req.input;
-        check_bucket(&input.bucket)?;
-        let encode = encoder(input.encoding_type.as_ref())?;
-        let prefix = input.prefix.clone().unwrap_or_default();
-        let max_keys = max_keys(input.max_keys)?;
-        let page = self
-            .page(
+        let Listed {
+            page,
+            encode,
+            prefix,
+            max_keys,
+        } = self
+            .listing(
                 principal,
-                &Query {
-                    prefix: &prefix,
+                Listing {
+                    bucket: &input.bucket,
+                    encoding: input.encoding_type.as_ref(),
+                    prefix: input.prefix.as_deref(),
                     delimiter: input.delimiter.as_deref(),
                     after: input.key_marker.as_deref(),
-                    max_keys,
+                    max_keys: input.max_keys,
                 },
             )
             .await?;
@@ -499,8 +548,8 @@ impl S3 for Gateway {
             input.if_none_match.as_ref(),
             input.if_modified_since.as_ref(),
         )?;
-        let meta = ObjectMeta::parse(entry.node.meta.as_deref());
-        let size = if folder { 0 } else { entry.node.size };
+        let meta = ObjectMeta::parse(entry.node().meta.as_deref());
+        let size = if folder { 0 } else { entry.node().size };
         let (content_length, content_range) = match &input.range {
             Some(range) if !folder => {
                 let span = range
@@ -521,8 +570,8 @@ impl S3 for Gateway {
             content_length: Some(content_length),
             content_range,
             content_type: Some(content_type(&meta, folder)),
-            e_tag: Some(etag(&entry.node.etag)),
-            last_modified: Some(timestamp(entry.node.mtime)),
+            e_tag: Some(etag(&entry.node().etag)),
+            last_modified: Some(timestamp(entry.node().mtime)),
             accept_ranges: Some("bytes".into()),
             metadata: meta.user_metadata(),
             ..Default::default()
@@ -541,8 +590,12 @@ impl S3 for Gateway {
             input.if_none_match.as_ref(),
             input.if_modified_since.as_ref(),
         )?;
-        let meta = ObjectMeta::parse(entry.node.meta.as_deref());
-        let size = if folder { 0 } else { entry.node.size.max(0) as u64 };
+        let meta = ObjectMeta::parse(entry.node().meta.as_deref());
+        let size = if folder {
+            0
+        } else {
+            entry.node().size.max(0) as u64
+        };
         let (start, length, content_range) = match &input.range {
             Some(range) => {
                 let span = range
@@ -557,12 +610,12 @@ impl S3 for Gateway {
             }
             None => (0, size, None),
         };
-        let body = match &entry.node.blob_id {
+        let body = match &entry.node().blob_id {
             Some(_) if length > 0 => {
                 let body = self
                     .app
                     .tree
-                    .stream_content(&entry.node, start, length)
+                    .stream_content(entry.node(), start, length)
                     .await
                     .map_err(s3_error)?;
                 StreamingBlob::wrap(body)
@@ -582,8 +635,8 @@ impl S3 for Gateway {
             cache_control: input.response_cache_control.clone(),
             content_encoding: input.response_content_encoding.clone(),
             content_language: input.response_content_language.clone(),
-            e_tag: Some(etag(&entry.node.etag)),
-            last_modified: Some(timestamp(entry.node.mtime)),
+            e_tag: Some(etag(&entry.node().etag)),
+            last_modified: Some(timestamp(entry.node().mtime)),
             accept_ranges: Some("bytes".into()),
             metadata: meta.user_metadata(),
             ..Default::default()
@@ -609,20 +662,20 @@ impl S3 for Gateway {
                 .await
                 .map_err(s3_error)?;
             return Ok(S3Response::new(PutObjectOutput {
-                e_tag: Some(etag(&entry.node.etag)),
+                e_tag: Some(etag(&entry.node().etag)),
                 ..Default::default()
             }));
         }
         check_metadata(input.metadata.as_ref())?;
         if input.if_none_match.is_some() || input.if_match.is_some() {
             let current = match tree.stat(&principal, &path).await {
-                Ok(entry) if !entry.node.is_collection() => Some(entry),
+                Ok(entry) if !entry.node().is_collection() => Some(entry),
                 Ok(_) | Err(Error::NotFound(_)) => None,
                 Err(other) => return Err(s3_error(other)),
             };
-            let fails_none_match = matches!((&input.if_none_match, &current), (Some(c), Some(e)) if etag_matches(c, &e.node.etag));
+            let fails_none_match = matches!((&input.if_none_match, &current), (Some(c), Some(e)) if etag_matches(c, &e.node().etag));
             let fails_match = match (&input.if_match, &current) {
-                (Some(condition), Some(entry)) => !etag_matches(condition, &entry.node.etag),
+                (Some(condition), Some(entry)) => !etag_matches(condition, &entry.node().etag),
                 (Some(_), None) => true,
                 (None, _) => false,
             };
@@ -646,8 +699,8 @@ impl S3 for Gateway {
             .await
             .map_err(write_error)?;
         Ok(S3Response::new(PutObjectOutput {
-            e_tag: Some(etag(&entry.node.etag)),
-            size: Some(entry.node.size),
+            e_tag: Some(etag(&entry.node().etag)),
+            size: Some(entry.node().size),
             ..Default::default()
         }))
     }
@@ -780,7 +833,7 @@ impl Gateway {
             }
             Err(other) => return Err(s3_error(other)),
         };
-        if entry.node.is_collection() != folder || path.is_root() {
+        if entry.node().is_collection() != folder || path.is_root() {
             return Ok(());
         }
         if folder {

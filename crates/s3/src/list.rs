@@ -56,10 +56,10 @@ impl Found {
 
 fn item(entry: &Entry) -> Item {
     Item {
-        key: entry.path.to_string(),
-        size: entry.node.size,
-        etag: entry.node.etag.clone(),
-        mtime: entry.node.mtime,
+        key: entry.path().to_string(),
+        size: entry.node().size,
+        etag: entry.node().etag.clone(),
+        mtime: entry.node().mtime,
     }
 }
 
@@ -74,14 +74,14 @@ pub async fn list(tree: &Tree, principal: &Principal, query: &Query<'_>) -> Resu
         None => {
             // The top: the workspaces are the folders here.
             for workspace in tree.workspaces(principal).await? {
-                let name = format!("{}/", workspace.path);
+                let name = format!("{}/", workspace.path());
                 if !name.starts_with(prefix) && !prefix.starts_with(&name) {
                     continue;
                 }
                 if delimiter == Some("/") {
                     found.push(Found::Prefix(name));
                 } else {
-                    collect_below(tree, principal, &workspace.path, query, &mut found).await?;
+                    collect_below(tree, principal, workspace.path(), query, &mut found).await?;
                 }
             }
         }
@@ -95,16 +95,16 @@ pub async fn list(tree: &Tree, principal: &Principal, query: &Query<'_>) -> Resu
             }
             if delimiter == Some("/") {
                 let children = match tree.list(principal, &path).await {
-                    Ok((folder, children)) if folder.node.is_collection() => children,
+                    Ok((folder, children)) if folder.node().is_collection() => children,
                     Ok(_) | Err(Error::NotFound(_) | Error::Forbidden(_)) => Vec::new(),
                     Err(other) => return Err(other),
                 };
                 for child in children {
-                    let key = child.path.to_string();
+                    let key = child.path().to_string();
                     if !key.starts_with(prefix) {
                         continue;
                     }
-                    if child.node.is_collection() {
+                    if child.node().is_collection() {
                         found.push(Found::Prefix(format!("{key}/")));
                     } else {
                         found.push(Found::Object(item(&child)));
@@ -134,10 +134,10 @@ async fn collect_below(
     let delimiter = query.delimiter.filter(|d| !d.is_empty());
     let mut prefixes = std::collections::BTreeSet::new();
     for entry in entries {
-        if entry.node.is_collection() {
+        if entry.node().is_collection() {
             continue;
         }
-        let key = entry.path.to_string();
+        let key = entry.path().to_string();
         let Some(rest) = key.strip_prefix(query.prefix) else {
             continue;
         };

@@ -216,13 +216,13 @@ pub async fn upload_part_copy(
     let number = part_number(number)?;
     let upload = find(&gateway, principal, BUCKET, key, upload_id).await?;
     check_writable(&gateway, principal, key).await?;
-    if source.node.is_collection() {
+    if source.node().is_collection() {
         return Err(s3_error!(InvalidRequest, "the copy source is a folder"));
     }
-    let (offset, length) = copy_range(range, source.node.size.max(0) as u64)?;
+    let (offset, length) = copy_range(range, source.node().size.max(0) as u64)?;
     let source = app
         .tree
-        .stream_content(&source.node, offset, length)
+        .stream_content(source.node(), offset, length)
         .await
         .map_err(s3_error)?;
     let written = app
@@ -329,12 +329,12 @@ pub async fn complete(
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(input.bucket),
         key: Some(input.key),
-        e_tag: Some(etag(&entry.node.etag)),
+        e_tag: Some(etag(&entry.node().etag)),
         location: Some(format!(
             "{}/{}/{}",
             app.config.external_url,
             super::BUCKET,
-            entry.path
+            entry.path()
         )),
         ..Default::default()
     }))

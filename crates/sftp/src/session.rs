@@ -483,7 +483,7 @@ impl Session {
                         }
                     }
                     Handle::Read { entry, .. } => {
-                        let path = entry.path.clone();
+                        let path = entry.path().clone();
                         self.setstat(&path, &attrs).await?;
                     }
                     Handle::Dir { .. } => {}
@@ -537,7 +537,7 @@ impl Session {
             Request::Remove { id, path } => {
                 let path = self.tree_path(&path)?;
                 let entry = self.tree.stat(&self.principal, &path).await?;
-                if entry.node.is_collection() {
+                if entry.node().is_collection() {
                     return Err(Error::Conflict(format!("{path} is a folder; use rmdir")));
                 }
                 self.tree.delete(&self.principal, &path).await?;
@@ -551,7 +551,7 @@ impl Session {
             Request::Rmdir { id, path } => {
                 let path = self.tree_path(&path)?;
                 let (folder, children) = self.tree.list(&self.principal, &path).await?;
-                if !folder.node.is_collection() {
+                if !folder.node().is_collection() {
                     return Err(Error::Conflict(format!("{path} is not a folder")));
                 }
                 if !children.is_empty() {
@@ -662,15 +662,15 @@ impl Session {
         };
         let tree = &self.tree;
         if flags & packet::OPEN_WRITE == 0 {
-            let mut entry = tree.readable(&self.principal, &path).await?;
-            let Some(blob) = entry.node.blob_id.clone() else {
+            let entry = tree.readable(&self.principal, &path).await?;
+            let Some(blob) = entry.node().blob_id.clone() else {
                 return Err(Error::IsFolder(path.to_string()));
             };
-            let inline = tree.inline_data(&entry.node).await?;
+            let inline = tree.inline_data(entry.node()).await?;
             // The handle keeps the entry for FSTAT, not the bytes the walk brought along: those
             // are kept only in `Stored::Memory`, within the budgets, and as a copy of their own
             // (a slice would keep the whole buffer it came from).
-            entry.node.data = None;
+            let entry = entry.without_data();
             let content = match inline {
                 Some(data)
                     if self.in_memory + data.len() <= SESSION_MEMORY && self.budget.take(data.len()) =>
@@ -696,7 +696,7 @@ impl Session {
             Err(other) => return Err(other),
         };
         match &existing {
-            Some(entry) if entry.node.is_collection() => {
+            Some(entry) if entry.node().is_collection() => {
                 return Err(Error::IsFolder(path.to_string()));
             }
             Some(_) if flags & packet::OPEN_CREATE != 0 && flags & packet::OPEN_EXCLUSIVE != 0 => {
@@ -711,8 +711,8 @@ impl Session {
         let keep = existing.filter(|_| flags & packet::OPEN_TRUNCATE == 0);
         let (content, size) = match keep {
             Some(entry) => {
-                let draft = tree.draft_of(Some(&entry.node)).await?;
-                (Written::Draft(draft), entry.node.size.max(0) as u64)
+                let draft = tree.draft_of(Some(entry.node())).await?;
+                (Written::Draft(draft), entry.node().size.max(0) as u64)
             }
             None => (Written::Memory(BytesMut::new()), 0),
         };
@@ -729,13 +729,13 @@ impl Session {
     async fn read(&mut self, id: u32, handle: &[u8], offset: u64, len: u32) -> cells_core::error::Result<()> {
         let (file, size) = match self.handles.get(&parse_handle(handle)?).ok_or_else(bad_handle)? {
             Handle::Read { entry, content } => match content {
-                Stored::File(file) => (file.clone(), entry.node.size.max(0) as u64),
+                Stored::File(file) => (file.clone(), entry.node().size.max(0) as u64),
                 Stored::Memory(data) => {
                     reply_from_memory(&mut self.out, id, data, offset, len);
                     return Ok(());
                 }
                 Stored::Row => {
-                    let data = self.tree.inline_data(&entry.node).await?.unwrap_or_default();
+                    let data = self.tree.inline_data(entry.node()).await?.unwrap_or_default();
                     reply_from_memory(&mut self.out, id, &data, offset, len);
                     return Ok(());
                 }
@@ -837,15 +837,15 @@ impl Session {
         let tree = &self.tree;
         if let Some(size) = attrs.size {
             let entry = tree.stat(&self.principal, path).await?;
-            if entry.node.is_collection() {
+            if entry.node().is_collection() {
                 return Err(Error::IsFolder(path.to_string()));
             }
-            if size != entry.node.size.max(0) as u64 {
+            if size != entry.node().size.max(0) as u64 {
                 tree.check_file_size(size)?;
                 if !tree.can_write_at(&self.principal, path).await? {
                     return Err(Error::Forbidden(format!("this credential may not write {path}")));
                 }
-                let draft = tree.draft_of(Some(&entry.node)).await?;
+                let draft = tree.draft_of(Some(entry.node())).await?;
                 let file = draft.file().clone();
                 blocking(move || file.set_len(size)).await?;
                 let written = tree.blobs().finish(draft, Md5When::Later).await?;

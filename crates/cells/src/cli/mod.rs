@@ -18,6 +18,7 @@ use cells_core::auth::{Expiry, TokenRequest};
 use cells_core::config::{Config, Overrides};
 use cells_core::duration;
 use cells_core::files::path::TreePath;
+use cells_core::tokens;
 use cells_core::users::{self, Actor, UserSpec};
 use cells_core::{App, SharedApp};
 use cells_http::encoding::http_date;
@@ -519,7 +520,7 @@ async fn token_command(app: &SharedApp, args: TokenArgs) -> anyhow::Result<()> {
         Some(TokenCommand::Revoke { token_id }) => {
             let id =
                 Uuid::parse_str(&token_id).map_err(|_| anyhow::anyhow!("{token_id:?} is not a token id"))?;
-            match app.auth.revoke_token(id).await {
+            match tokens::revoke(app, Actor::Operator, id).await {
                 Ok(()) => println!("Revoked token {id}"),
                 Err(cells_core::error::Error::NotFound(_)) => bail!("no token {id}"),
                 Err(other) => return Err(other.into()),
@@ -593,11 +594,15 @@ async fn token_command(app: &SharedApp, args: TokenArgs) -> anyhow::Result<()> {
 }
 
 async fn list_tokens(app: &SharedApp, login: Option<&str>) -> anyhow::Result<()> {
-    let filter = match login {
-        Some(login) => Some(find_user(app, login).await?.id),
+    let owner = match login {
+        Some(login) => Some(find_user(app, login).await?),
         None => None,
     };
-    let tokens = app.store.list_tokens(filter).await?;
+    let tokens: Vec<Token> = tokens::list(app, Actor::Operator, owner.as_ref())
+        .await?
+        .into_iter()
+        .map(|listed| listed.token)
+        .collect();
     let users: std::collections::HashMap<Uuid, String> = app
         .store
         .list_users()
@@ -680,7 +685,7 @@ async fn node_command(app: &SharedApp, command: NodeCommand) -> anyhow::Result<(
     if json {
         println!("{}", cells_rest::api::node_json(&entry));
     } else {
-        println!("{}", entry.node.id);
+        println!("{}", entry.node().id);
     }
     Ok(())
 }

@@ -24,11 +24,34 @@ use crate::error::{Error, Result};
 use blob::{BlobStore, ByteStream, DownloadStream, Draft, Md5When, WrittenBlob};
 use path::{TreePath, WorkspaceName};
 
-/// A node as the caller sees it: where it is, and what it is.
+/// A node as the caller sees it: where it is, and what it is. Made only by `Tree`, which
+/// checked that the caller may see it.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    pub path: TreePath,
-    pub node: Node,
+    pub(crate) path: TreePath,
+    pub(crate) node: Node,
+}
+
+impl Entry {
+    /// The path the caller reaches it by.
+    pub fn path(&self) -> &TreePath {
+        &self.path
+    }
+
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    pub fn into_node(self) -> Node {
+        self.node
+    }
+
+    /// The entry without the content bytes of a small file that its walk brought along, for
+    /// a holder that keeps it long (an SFTP handle) and must not keep the bytes with it.
+    pub fn without_data(mut self) -> Entry {
+        self.node.data = None;
+        self
+    }
 }
 
 /// A path resolved down to an existing node.
@@ -426,7 +449,7 @@ impl Tree {
             ids.push(child.id);
             if decide(principal, located.workspace, &ids, Access::Read).is_visible() {
                 children.push(Entry {
-                    path: path.child(&child.name),
+                    path: path.child_of_stored(&child.name),
                     node: child,
                 });
             }
@@ -462,7 +485,7 @@ impl Tree {
              id: Uuid,
              children: &mut std::collections::HashMap<Uuid, Vec<Node>>| {
                 for child in children.remove(&id).unwrap_or_default() {
-                    stack.push((depth, parent.child(&child.name), child));
+                    stack.push((depth, parent.child_of_stored(&child.name), child));
                 }
             };
         push_children(&mut stack, ids.len(), path, located.node().id, &mut children);

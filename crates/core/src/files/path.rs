@@ -35,14 +35,32 @@ impl WorkspaceName {
     }
 }
 
-/// A validated path inside a workspace. `names` is empty for the workspace root itself.
+/// A validated path inside a workspace: made only by `parse`, `root` and `child`, which
+/// check every name. `names` is empty for the workspace root itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreePath {
-    pub workspace: WorkspaceName,
-    pub names: Vec<String>,
+    pub(crate) workspace: WorkspaceName,
+    pub(crate) names: Vec<String>,
 }
 
 impl TreePath {
+    /// The root of `workspace`.
+    pub fn root(workspace: WorkspaceName) -> TreePath {
+        TreePath {
+            workspace,
+            names: Vec::new(),
+        }
+    }
+
+    pub fn workspace(&self) -> WorkspaceName {
+        self.workspace
+    }
+
+    /// The names below the workspace, root first.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
     /// Parse `personal-files/docs/a.txt`; leading and trailing slashes are ignored.
     pub fn parse(text: &str) -> Result<TreePath> {
         let trimmed = text.trim_matches('/');
@@ -93,7 +111,19 @@ impl TreePath {
         })
     }
 
-    pub fn child(&self, name: &str) -> TreePath {
+    /// The path of `name` in this folder; `name` is checked as `parse` checks each one.
+    pub fn child(&self, name: &str) -> Result<TreePath> {
+        if self.names.len() >= MAX_DEPTH {
+            return Err(Error::invalid(
+                "path",
+                format!("is deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+        Ok(self.child_of_stored(validate_name(name)?))
+    }
+
+    /// The path of a child whose name comes from the tree itself (checked when it was made).
+    pub(crate) fn child_of_stored(&self, name: &str) -> TreePath {
         let mut names = self.names.clone();
         names.push(name.to_string());
         TreePath {
@@ -208,6 +238,7 @@ mod tests {
         assert!(ab.starts_with(&a));
         assert!(!abc.starts_with(&a));
         assert_eq!(ab.parent().unwrap(), a);
-        assert_eq!(a.child("b"), ab);
+        assert_eq!(a.child("b").unwrap(), ab);
+        assert!(a.child("..").is_err() && a.child("x/y").is_err() && a.child("").is_err());
     }
 }

@@ -57,14 +57,14 @@ async fn download(
 ) -> Result<Response> {
     let path = TreePath::parse(&path)?;
     let entry = app.tree.stat(&principal, &path).await?;
-    if entry.node.is_collection() {
+    if entry.node().is_collection() {
         return Err(Error::Conflict(format!("{path} is a folder; list it with /a/tree/stats")).into());
     }
-    let etag = format!("\"{}\"", entry.node.etag);
-    let size = entry.node.size as u64;
+    let etag = format!("\"{}\"", entry.node().etag);
+    let size = entry.node().size as u64;
     let current = precondition::Current {
-        etag: Some(entry.node.etag.as_str()).filter(|e| !e.is_empty()),
-        mtime: entry.node.mtime,
+        etag: Some(entry.node().etag.as_str()).filter(|e| !e.is_empty()),
+        mtime: entry.node().mtime,
     };
     match precondition::evaluate(&headers, Some(current), true) {
         Some(StatusCode::NOT_MODIFIED) => {
@@ -96,7 +96,7 @@ async fn download(
     );
     headers.insert(
         header::LAST_MODIFIED,
-        HeaderValue::from_str(&http_date(entry.node.mtime)).map_err(Error::internal)?,
+        HeaderValue::from_str(&http_date(entry.node().mtime)).map_err(Error::internal)?,
     );
     if let Some((offset, length)) = range {
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;

@@ -59,11 +59,11 @@ pub async fn openapi() -> Response {
 
 /// A tree node in Cells' JSON shape.
 pub fn node_json(entry: &Entry) -> Value {
-    let node = &entry.node;
-    let name = entry.path.name().unwrap_or(entry.path.workspace.as_str());
+    let node = &entry.node();
+    let name = entry.path().name().unwrap_or(entry.path().workspace().as_str());
     json!({
         "Uuid": node.id,
-        "Path": entry.path.to_string(),
+        "Path": entry.path().to_string(),
         "Type": node.kind.as_str(),
         "Size": node.size.to_string(),
         "MTime": node.mtime.to_string(),

@@ -16,7 +16,8 @@ use cells_core::auth::scope::Scope;
 use cells_core::auth::{Expiry, TokenRequest};
 use cells_core::error::Error;
 use cells_core::files::path::TreePath;
-use cells_core::users;
+use cells_core::tokens;
+use cells_core::users::{self, Actor};
 use cells_http::error::Result;
 use cells_http::extract::Caller;
 use cells_http::extract::{Admin, ApiJson};
@@ -45,13 +46,6 @@ pub fn token_json(token: &Token, login: &str) -> Value {
     })
 }
 
-fn require_unscoped(principal: &Principal) -> Result<()> {
-    if principal.grants().is_some() {
-        return Err(Error::Forbidden("a scoped token cannot manage tokens".into()).into());
-    }
-    Ok(())
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PersonalRequest {
@@ -72,7 +66,7 @@ pub async fn create_personal(
     Caller(principal): Caller,
     ApiJson(request): ApiJson<PersonalRequest>,
 ) -> Result<Json<Value>> {
-    require_unscoped(&principal)?;
+    tokens::require_unscoped(Actor::Principal(&principal))?;
     if let Some(login) = &request.user_login
         && login != principal.login()
     {
@@ -160,13 +154,13 @@ pub async fn create_document(
     Caller(principal): Caller,
     ApiJson(request): ApiJson<DocumentRequest>,
 ) -> Result<Json<Value>> {
-    require_unscoped(&principal)?;
+    tokens::require_unscoped(Actor::Principal(&principal))?;
     let path = TreePath::parse(&request.path)?;
     let entry = app.tree.stat(&principal, &path).await?;
     let write = app.tree.can_write(&principal, &path).await?;
     let user = users::get_user(&app, principal.login()).await?;
     let scope = Scope {
-        node: entry.node.id,
+        node: entry.node().id,
         read: true,
         write,
     };
@@ -204,44 +198,18 @@ pub async fn list(
     Caller(principal): Caller,
     ApiJson(request): ApiJson<ListRequest>,
 ) -> Result<Json<Value>> {
-    require_unscoped(&principal)?;
     let by_user = request.by_user.filter(|login| !login.is_empty());
-    let user_filter = match (&by_user, principal.is_admin()) {
-        (Some(login), true) => Some(users::get_user(&app, login).await?.id),
-        (None, true) => None,
-        (Some(login), false) if login != principal.login() => {
-            return Err(Error::Forbidden("you can only list your own tokens".into()).into());
+    let owner = match by_user {
+        // Asking for someone else's list is refused by `tokens::list`, not "not found".
+        Some(login) if login == principal.login() || principal.is_admin() => {
+            Some(users::get_user(&app, &login).await?)
         }
-        (_, false) => Some(principal.user_id()),
+        Some(_) => return Err(Error::Forbidden("you can only list your own tokens".into()).into()),
+        None => None,
     };
-    let tokens = app.store.list_tokens(user_filter).await?;
-    let mut logins = std::collections::HashMap::<Uuid, String>::new();
-    let mut out = Vec::with_capacity(tokens.len());
-    for token in &tokens {
-        if let std::collections::hash_map::Entry::Vacant(slot) = logins.entry(token.user_id) {
-            let login = app
-                .store
-                .find_user(token.user_id)
-                .await?
-                .map(|u| u.login)
-                .unwrap_or_default();
-            slot.insert(login);
-        }
-        out.push(token_json(token, &logins[&token.user_id]));
-    }
+    let listed = tokens::list(&app, Actor::Principal(&principal), owner.as_ref()).await?;
+    let out: Vec<Value> = listed.iter().map(|l| token_json(&l.token, &l.owner)).collect();
     Ok(Json(json!({ "Tokens": out })))
-}
-
-/// Revoke `id` if `principal` owns it or is an administrator. Someone else's token is
-/// "not found", so ids cannot be probed.
-async fn revoke_checked(app: &SharedApp, principal: &Principal, id: Uuid) -> Result<()> {
-    let token = app.store.find_token(id).await?;
-    match token {
-        Some(token) if token.user_id == principal.user_id() || principal.is_admin() => {
-            Ok(app.auth.revoke_token(id).await?)
-        }
-        _ => Err(Error::NotFound(format!("no token {id}")).into()),
-    }
 }
 
 /// `DELETE /a/auth/tokens/{TokenId}`.
@@ -250,9 +218,8 @@ pub async fn delete(
     Caller(principal): Caller,
     Path(token_id): Path<String>,
 ) -> Result<Json<Value>> {
-    require_unscoped(&principal)?;
     let id = Uuid::parse_str(&token_id).map_err(|_| Error::invalid("TokenId", "is not a token id"))?;
-    revoke_checked(&app, &principal, id).await?;
+    tokens::revoke(&app, Actor::Principal(&principal), id).await?;
     Ok(Json(json!({ "Success": true })))
 }
 
@@ -270,15 +237,12 @@ pub async fn revoke(
     Caller(principal): Caller,
     ApiJson(request): ApiJson<RevokeRequest>,
 ) -> Result<Json<Value>> {
-    let id = match request.token_id.filter(|t| !t.is_empty()) {
+    match request.token_id.filter(|t| !t.is_empty()) {
         Some(text) => {
-            require_unscoped(&principal)?;
-            Uuid::parse_str(&text).map_err(|_| Error::invalid("TokenId", "is not a token id"))?
+            let id = Uuid::parse_str(&text).map_err(|_| Error::invalid("TokenId", "is not a token id"))?;
+            tokens::revoke(&app, Actor::Principal(&principal), id).await?;
         }
-        None => principal
-            .token_id()
-            .ok_or_else(|| Error::invalid("TokenId", "is required when not calling with a token"))?,
-    };
-    revoke_checked(&app, &principal, id).await?;
+        None => tokens::revoke_itself(&app, &principal).await?,
+    }
     Ok(Json(json!({ "Success": true })))
 }

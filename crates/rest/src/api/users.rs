@@ -98,7 +98,7 @@ pub async fn put_user(
         Some(user) => {
             let user = users::update_user(
                 &app,
-                Actor::Admin(&admin),
+                Actor::Principal(&admin),
                 &user,
                 body.attributes
                     .display_name
@@ -115,7 +115,7 @@ pub async fn put_user(
         }
     };
     if let Some(locked) = body.locked {
-        users::set_locked(&app, Actor::Admin(&admin), &user, locked).await?;
+        users::set_locked(&app, Actor::Principal(&admin), &user, locked).await?;
     }
     user = users::get_user(&app, &login).await?;
     Ok(Json(user_json(&user)))
@@ -127,6 +127,6 @@ pub async fn delete_user(
     Path(login): Path<String>,
 ) -> Result<Json<Value>> {
     let user = users::get_user(&app, &login).await?;
-    users::delete_user(&app, Actor::Admin(&admin), &user).await?;
+    users::delete_user(&app, Actor::Principal(&admin), &user).await?;
     Ok(Json(json!({ "Success": true })))
 }

@@ -72,7 +72,7 @@ impl Session {
             Err(Error::AlreadyExists(existing)) => {
                 let source = tree.stat(&self.principal, from).await?;
                 let target = tree.stat(&self.principal, to).await?;
-                if source.node.is_collection() || target.node.is_collection() {
+                if source.node().is_collection() || target.node().is_collection() {
                     return Err(Error::AlreadyExists(existing));
                 }
                 if !tree.can_write(&self.principal, from).await? {

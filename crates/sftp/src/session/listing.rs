@@ -10,7 +10,7 @@ impl Session {
             Target::Root => self.tree.workspaces(&self.principal).await?,
             Target::Tree(path) => {
                 let (folder, children) = self.tree.list(&self.principal, &path).await?;
-                if !folder.node.is_collection() {
+                if !folder.node().is_collection() {
                     return Err(Error::Conflict(format!("{path} is not a folder")));
                 }
                 children
@@ -20,9 +20,9 @@ impl Session {
             .iter()
             .map(|entry| {
                 let filename = entry
-                    .path
+                    .path()
                     .name()
-                    .unwrap_or(entry.path.workspace.as_str())
+                    .unwrap_or(entry.path().workspace().as_str())
                     .to_string();
                 let attrs = attrs_of(entry);
                 Name {
@@ -44,11 +44,15 @@ pub(super) fn times(mtime: i64) -> (u32, u32) {
 }
 
 pub(super) fn attrs_of(entry: &Entry) -> Attrs {
-    let folder = entry.node.is_collection();
+    let folder = entry.node().is_collection();
     Attrs {
-        size: Some(if folder { 0 } else { entry.node.size.max(0) as u64 }),
+        size: Some(if folder {
+            0
+        } else {
+            entry.node().size.max(0) as u64
+        }),
         permissions: Some(if folder { FOLDER_MODE } else { FILE_MODE }),
-        times: Some(times(entry.node.mtime)),
+        times: Some(times(entry.node().mtime)),
         ..Attrs::default()
     }
 }

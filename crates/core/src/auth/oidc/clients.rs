@@ -381,11 +381,7 @@ pub struct Clients {
 impl Clients {
     pub fn load(config: &Config, store: Store) -> anyhow::Result<Clients> {
         let mut fixed = defaults(&config.external_url).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let configured = config
-            .file
-            .pointer("/services/pydio.web.oauth/staticClients")
-            .cloned()
-            .unwrap_or(Value::Array(vec![]));
+        let configured = Value::Array(config.oauth.static_clients.expose().clone());
         let configured: Vec<HydraClient> =
             serde_json::from_value(configured).context("services.\"pydio.web.oauth\".staticClients")?;
         for client in configured {

@@ -11,6 +11,7 @@
 pub mod clients;
 pub mod grant;
 pub mod keys;
+pub mod tokens;
 
 use std::sync::Arc;
 
@@ -42,19 +43,23 @@ pub struct Lifespans {
 
 impl Lifespans {
     fn from_config(config: &Config) -> anyhow::Result<Lifespans> {
-        let section = config.file.pointer("/services/pydio.web.oauth");
-        let read = |key: &str, default: i64| -> anyhow::Result<i64> {
-            match section.and_then(|s| s.get(key)).and_then(Value::as_str) {
+        let section = &config.oauth;
+        let read = |key: &str, value: &Option<String>, default: i64| -> anyhow::Result<i64> {
+            match value {
                 Some(text) => crate::duration::parse(text, false)
                     .map_err(|e| anyhow::anyhow!("services.\"pydio.web.oauth\".{key}: {e}")),
                 None => Ok(default),
             }
         };
         Ok(Lifespans {
-            access: read("accessTokenLifespan", 600)?,
-            id: read("idTokenLifespan", 3600)?,
-            refresh: read("refreshTokenLifespan", 1440 * 3600)?,
-            code: read("authCodeLifespan", 600)?,
+            access: read("accessTokenLifespan", &section.access_token_lifespan, 600)?,
+            id: read("idTokenLifespan", &section.id_token_lifespan, 3600)?,
+            refresh: read(
+                "refreshTokenLifespan",
+                &section.refresh_token_lifespan,
+                1440 * 3600,
+            )?,
+            code: read("authCodeLifespan", &section.auth_code_lifespan, 600)?,
         })
     }
 }
