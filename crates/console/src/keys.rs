@@ -46,9 +46,7 @@ async fn keys_page(
     status: StatusCode,
 ) -> Result<Response> {
     let app = &browser.app;
-    let rows = app
-        .store
-        .list_ssh_keys(browser.user.id)
+    let rows = users::ssh_keys(app, &browser.user)
         .await?
         .into_iter()
         .map(|key| KeyRow {
@@ -115,10 +113,7 @@ struct RemoveQuery {
 async fn confirm_remove(browser: Browser, Query(query): Query<RemoveQuery>) -> Response {
     let page = async {
         let fingerprint = query.fingerprint.unwrap_or_default();
-        let known = browser
-            .app
-            .store
-            .find_ssh_key(browser.user.id, &fingerprint)
+        let known = users::find_ssh_key(&browser.app, &browser.user, &fingerprint)
             .await?
             .ok_or_else(|| Error::NotFound("no such key".into()))?;
         let page = ConfirmPage {

@@ -96,7 +96,7 @@ async fn people_page(
     status: StatusCode,
 ) -> Result<Response> {
     browser.require_admin()?;
-    let users = browser.app.store.list_users().await?;
+    let users = users::list(&browser.app).await?;
     let needle = query.trim().to_lowercase();
     let rows: Vec<PersonRow> = users
         .iter()

@@ -82,6 +82,11 @@ impl App {
 }
 
 impl App {
+    /// Whether the database answers now (`/healthz`).
+    pub async fn database_ready(&self) -> bool {
+        self.store.ping().await
+    }
+
     /// Hourly housekeeping of what expired: tokens (kept a week, so that their owners can see
     /// what expired), signing keys (rotated when due, retired ones dropped once nothing they
     /// signed can be valid), OAuth codes, refresh tokens and sessions, device codes, WebDAV

@@ -96,6 +96,31 @@ fn check_text(field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// The user with this login, if any.
+pub async fn find(app: &App, login: &str) -> Result<Option<User>> {
+    Ok(app.store.find_user_by_login(login).await?)
+}
+
+/// The user with this id, if any.
+pub async fn find_by_id(app: &App, id: uuid::Uuid) -> Result<Option<User>> {
+    Ok(app.store.find_user(id).await?)
+}
+
+/// Every user, by login.
+pub async fn list(app: &App) -> Result<Vec<User>> {
+    Ok(app.store.list_users().await?)
+}
+
+/// `user`'s SSH keys for SFTP.
+pub async fn ssh_keys(app: &App, user: &User) -> Result<Vec<SshKey>> {
+    Ok(app.store.list_ssh_keys(user.id).await?)
+}
+
+/// One of `user`'s SSH keys, by fingerprint.
+pub async fn find_ssh_key(app: &App, user: &User, fingerprint: &str) -> Result<Option<SshKey>> {
+    Ok(app.store.find_ssh_key(user.id, fingerprint).await?)
+}
+
 pub async fn get_user(app: &App, login: &str) -> Result<User> {
     app.store
         .find_user_by_login(login)

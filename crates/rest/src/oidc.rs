@@ -286,7 +286,7 @@ pub async fn userinfo(State(app): State<SharedApp>, headers: HeaderMap) -> Respo
     let Some(user_id) = claims.user_id() else {
         return refuse("a client's own token has no user");
     };
-    let user = match app.store.find_user(user_id).await {
+    let user = match cells_core::users::find_by_id(&app, user_id).await {
         Ok(Some(user)) if !user.locked => user,
         Ok(_) => return refuse("the user is gone or locked"),
         Err(error) => return oauth_response(OAuthError::server_error(error)),

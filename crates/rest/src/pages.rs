@@ -238,10 +238,10 @@ pub async fn authorize(
                 );
             }
             if silent && !client.skip_consent {
-                match has_consent(&app, &user, &client.id, &request.scope).await {
+                match app.oidc.has_consent(user.id, &client.id, &request.scope).await {
                     Ok(true) => {}
                     Ok(false) => return fail("consent_required", "this client needs the user's consent"),
-                    Err(error) => return Failure(Error::from(error)).into_response(),
+                    Err(error) => return Failure(error).into_response(),
                 }
             }
             if prompt.contains(&"consent") {
@@ -265,33 +265,6 @@ pub async fn authorize(
     }
 }
 
-/// Whether `user` consented to `client` with these scopes: as a set (`consent_scope`), or as
-/// the string itself (consents remembered before they were kept as sets).
-async fn has_consent(
-    app: &SharedApp,
-    user: &User,
-    client: &str,
-    scope: &str,
-) -> Result<bool, cells_core::records::StoreError> {
-    if app
-        .store
-        .has_consent(user.id, client, &consent_scope(scope))
-        .await?
-    {
-        return Ok(true);
-    }
-    app.store.has_consent(user.id, client, scope).await
-}
-
-/// The scopes a consent is remembered for: a set, so `profile openid` after `openid profile`
-/// is the same consent.
-fn consent_scope(scope: &str) -> String {
-    let mut scopes: Vec<&str> = scope.split_whitespace().collect();
-    scopes.sort_unstable();
-    scopes.dedup();
-    scopes.join(" ")
-}
-
 /// After login: consent when needed (unless `consented` just now), else the code, sent to the
 /// client's redirect URI.
 #[allow(clippy::too_many_arguments)]
@@ -309,10 +282,10 @@ async fn continue_as(
         if client.always_ask_consent {
             return consent_page(app, headers, client, request);
         }
-        match has_consent(app, user, &client.id, &request.scope).await {
+        match app.oidc.has_consent(user.id, &client.id, &request.scope).await {
             Ok(true) => {}
             Ok(false) => return consent_page(app, headers, client, request),
-            Err(error) => return Failure(Error::from(error)).into_response(),
+            Err(error) => return Failure(error).into_response(),
         }
     }
     match grant::issue_code(&app.oidc, user, request, Some(session), auth_time).await {
@@ -523,11 +496,11 @@ pub async fn consent_submit(State(app): State<SharedApp>, headers: HeaderMap, bo
     }
     if !client.always_ask_consent
         && let Err(error) = app
-            .store
-            .add_consent(user.id, &client.id, &consent_scope(&request.scope))
+            .oidc
+            .remember_consent(user.id, &client.id, &request.scope)
             .await
     {
-        return Failure(Error::from(error)).into_response();
+        return Failure(error).into_response();
     }
     continue_as(&app, &headers, &client, &user, session, auth_time, &request, true).await
 }
@@ -608,13 +581,7 @@ async fn device_request(
     app: &SharedApp,
     user_code: &str,
 ) -> Option<(cells_core::records::DeviceCode, String)> {
-    let code = grant::normalize_user_code(user_code);
-    let device = app.store.find_device_by_user_code(&code).await.ok()??;
-    if device.status != cells_core::records::DeviceStatus::Pending
-        || device.expires_at < cells_core::records::now()
-    {
-        return None;
-    }
+    let device = app.oidc.pending_device(user_code).await.ok()??;
     let name = match app.oidc.clients.find(&device.client_id).await {
         Ok(Some(client)) => client.name,
         _ => device.client_id.clone(),
@@ -736,11 +703,7 @@ pub async fn device_submit(
         }
     };
     let allow = form.decision.as_deref() == Some("allow");
-    match app
-        .store
-        .decide_device(&device.user_code, user.id, allow, cells_core::records::now())
-        .await
-    {
+    match app.oidc.decide_device(&device.user_code, user.id, allow).await {
         Ok(true) => {}
         Ok(false) => {
             return error_page(
@@ -748,7 +711,7 @@ pub async fn device_submit(
                 "This code was already answered or has expired.",
             );
         }
-        Err(error) => return Failure(Error::from(error)).into_response(),
+        Err(error) => return Failure(error).into_response(),
     }
     let (title, text) = if allow {
         (

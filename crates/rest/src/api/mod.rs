@@ -22,7 +22,7 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 
 /// `GET /healthz`: 200 when the database answers, 503 otherwise.
 pub async fn health(State(app): State<SharedApp>) -> Response {
-    if app.store.ping().await {
+    if app.database_ready().await {
         (StatusCode::OK, Json(json!({ "Status": "ready" }))).into_response()
     } else {
         (

@@ -76,7 +76,7 @@ pub async fn put_user(
             Some(Profile::parse(text).ok_or_else(|| Error::invalid("profile", "must be admin or standard"))?)
         }
     };
-    let existing = app.store.find_user_by_login(&login).await?;
+    let existing = users::find(&app, &login).await?;
     let mut user = match existing {
         None => {
             let password = body

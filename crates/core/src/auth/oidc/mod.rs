@@ -9,6 +9,7 @@
 //! - Refresh tokens and authorization codes are random values stored as SHA-256.
 
 pub mod clients;
+mod consent;
 pub mod grant;
 pub mod keys;
 pub mod tokens;
