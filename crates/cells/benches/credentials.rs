@@ -41,7 +41,7 @@ async fn fixture(data: &std::path::Path, create: bool) -> Fixture {
         };
         users::create_user(&app, spec).await.expect("user");
     }
-    let user = app.store.find_user_by_login("bench").await.unwrap().unwrap();
+    let user = app.store().find_user_by_login("bench").await.unwrap().unwrap();
     let token = |expiry| {
         let app = app.clone();
         let user = user.clone();

@@ -90,7 +90,7 @@ impl Server {
         watcher.abort();
         sftp.abort();
         app.auth.flush_usage(true).await;
-        app.store.close().await;
+        app.close().await;
         tracing::info!("cells stopped");
         Ok(())
     }

@@ -24,7 +24,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use cells_core::records::User;
 use serde::Deserialize;
@@ -223,19 +223,7 @@ fn log_status(error: &Error) -> StatusCode {
 
 /// A rendered template with the console's security headers.
 fn html(status: StatusCode, template: &impl Template) -> Response {
-    let body = match template.render() {
-        Ok(body) => body,
-        Err(error) => {
-            tracing::error!(%error, "a console template failed to render");
-            return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
-        }
-    };
-    let mut response = (status, Html(body)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    cells_http::html::render(status, template, CSP)
 }
 
 /// An error before any session is known (the database failed while reading it).

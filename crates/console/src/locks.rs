@@ -45,8 +45,8 @@ async fn visible(browser: &Browser) -> Result<Vec<cells_core::records::StoredLoc
     let login = browser.user.login.as_str();
     Ok(browser
         .app
-        .store
-        .all_live_dav_locks()
+        .locks()
+        .all_live()
         .await?
         .into_iter()
         .filter(|lock| all || lock.principal.as_deref() == Some(login))
@@ -103,11 +103,7 @@ async fn break_lock(browser: Browser, headers: HeaderMap, body: Bytes) -> Respon
         if !visible(&browser).await?.iter().any(|lock| lock.token == token) {
             return Err(Error::NotFound("no such lock of yours".into()));
         }
-        browser
-            .app
-            .store
-            .delete_dav_locks(std::slice::from_ref(&token))
-            .await?;
+        browser.app.locks().delete(std::slice::from_ref(&token)).await?;
         tracing::info!(login = %browser.user.login, "a WebDAV lock was broken from the console");
         Ok(redirect("/locks?done=broken"))
     }

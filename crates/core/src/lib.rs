@@ -9,15 +9,17 @@ pub mod connections;
 pub mod duration;
 pub mod error;
 pub mod files;
+pub mod locks;
 pub mod random;
 /// The store's records, as the adapters see them (they never open the store themselves).
 pub mod records {
     pub use cells_store::{
-        DeadProp, DeviceCode, DeviceStatus, Node, Profile, PropChange, StoreError, StoredLock, Token,
-        TokenKind, Upload, User, now,
+        DeadProp, DeviceCode, DeviceStatus, Node, Part, Profile, PropChange, StoredLock, Token, TokenKind,
+        Upload, User, now,
     };
 }
 pub mod tokens;
+pub mod uploads;
 pub mod users;
 
 use std::sync::Arc;
@@ -35,7 +37,8 @@ use files::blob::LocalBlobs;
 /// Shared state of a running server (or of one CLI command).
 pub struct App {
     pub config: Config,
-    pub store: Store,
+    /// Private: the protocol crates reach the database through this crate's functions.
+    store: Store,
     pub auth: Authenticator,
     pub tree: Tree,
     pub oidc: Arc<auth::oidc::Oidc>,
@@ -82,6 +85,18 @@ impl App {
 }
 
 impl App {
+    /// The store itself, for white-box tests only: the feature `test-support` is enabled by
+    /// the binary's tests and benches, never by a protocol crate.
+    #[cfg(feature = "test-support")]
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Wait for every write to be committed and close the database (end of a command).
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+
     /// Whether the database answers now (`/healthz`).
     pub async fn database_ready(&self) -> bool {
         self.store.ping().await

@@ -346,7 +346,7 @@ async fn answer(app: SharedApp, request: Request<Body>) -> Response<Body> {
     };
     let handler: DavHandler<Principal> = DavHandler::builder()
         .filesystem(Box::new(CellsFs::new(app.clone(), etags)))
-        .locksystem(locks::DbLocks::new(app.clone(), &principal))
+        .locksystem(locks::DbLocks::new(&app, &principal))
         .strip_prefix(locks::PREFIX)
         // Large reads: a GET of a big file is a few syscalls per MiB, not hundreds.
         .read_buf_size(1 << 20)

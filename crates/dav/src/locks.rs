@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cells_core::SharedApp;
+use cells_core::locks::Locks;
 use cells_core::records::StoredLock;
 use dav_server::davpath::DavPath;
 use dav_server::ls::{DavLock, DavLockSystem, LsFuture};
@@ -56,7 +57,7 @@ struct Held {
 
 #[derive(Clone)]
 pub struct DbLocks {
-    app: SharedApp,
+    locks: Locks,
     /// The user whose request this is: the namespace of their personal files' locks.
     user: String,
     /// Their login: the principal of the locks they take.
@@ -74,9 +75,9 @@ impl std::fmt::Debug for DbLocks {
 }
 
 impl DbLocks {
-    pub fn new(app: SharedApp, principal: &Principal) -> Box<DbLocks> {
+    pub fn new(app: &SharedApp, principal: &Principal) -> Box<DbLocks> {
         Box::new(DbLocks {
-            app,
+            locks: app.locks(),
             user: principal.user_id().to_string(),
             login: principal.login().to_string(),
             is_admin: principal.is_admin(),
@@ -111,7 +112,7 @@ impl DbLocks {
     async fn held(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Vec<Held>>>, ()> {
         let mut held = self.held.lock().await;
         if held.is_none() {
-            *held = Some(live(&self.app, &self.user).await?);
+            *held = Some(live(&self.locks, &self.user).await?);
         }
         Ok(held)
     }
@@ -163,8 +164,8 @@ fn granted(asked: Option<Duration>, created: i64, now: i64) -> Option<Duration> 
     (!grant.is_zero()).then_some(grant)
 }
 
-async fn live(app: &SharedApp, user: &str) -> Result<Vec<Held>, ()> {
-    match app.store.live_dav_locks(user).await {
+async fn live(locks: &Locks, user: &str) -> Result<Vec<Held>, ()> {
+    match locks.live(user).await {
         Ok(locks) => Ok(locks.into_iter().filter_map(held_of).collect()),
         Err(error) => {
             tracing::error!(%error, "could not read the WebDAV locks");
@@ -337,9 +338,8 @@ impl DavLockSystem for DbLocks {
             let segs = segs_of(&lock.path);
             let stored = stored_of(&lock, self.namespace_of(&segs));
             let outcome = self
-                .app
-                .store
-                .add_dav_lock(&self.user, &stored, |live| {
+                .locks
+                .add(&self.user, &stored, |live| {
                     let mine = live
                         .iter()
                         .filter(|l| l.principal.as_deref() == Some(self.login.as_str()))
@@ -398,7 +398,7 @@ impl DavLockSystem for DbLocks {
             if !self.owns(&lock.lock) {
                 tracing::info!(login = %self.login, path = %lock.stored.path, "an administrator broke a WebDAV lock");
             }
-            if let Err(error) = self.app.store.delete_dav_locks(std::slice::from_ref(&token)).await {
+            if let Err(error) = self.locks.delete(std::slice::from_ref(&token)).await {
                 tracing::error!(%error, "could not remove a WebDAV lock");
                 return Err(());
             }
@@ -430,12 +430,7 @@ impl DavLockSystem for DbLocks {
             let timeout = granted(timeout, created, now).ok_or(())?;
             let expires_at = Some(now + timeout.as_secs() as i64);
             let timeout_seconds = Some(timeout.as_secs() as i64);
-            let refreshed = match self
-                .app
-                .store
-                .refresh_dav_lock(&token, timeout_seconds, expires_at)
-                .await
-            {
+            let refreshed = match self.locks.refresh(&token, timeout_seconds, expires_at).await {
                 Ok(Some(stored)) => held_of(stored).ok_or(())?,
                 Ok(None) => return Err(()),
                 Err(error) => {
@@ -505,12 +500,12 @@ impl DavLockSystem for DbLocks {
         let segs = segs_of(path);
         async move {
             // Read afresh: a lock taken below by another node meanwhile goes too.
-            let live = live(&self.app, &self.user).await?;
+            let live = live(&self.locks, &self.user).await?;
             let tokens: Vec<String> = below(&live, &segs)
                 .into_iter()
                 .map(|h| h.lock.token.clone())
                 .collect();
-            if let Err(error) = self.app.store.delete_dav_locks(&tokens).await {
+            if let Err(error) = self.locks.delete(&tokens).await {
                 tracing::error!(%error, "could not remove WebDAV locks");
                 return Err(());
             }

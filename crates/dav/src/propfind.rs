@@ -127,7 +127,7 @@ pub async fn answer(
             .any(|n| n.namespace == DAV && n.local == "lockdiscovery"),
     };
     let locks = if needs_locks {
-        DbLocks::new(app.clone(), principal).discovery().await
+        DbLocks::new(app, principal).discovery().await
     } else {
         Discovery::default()
     };

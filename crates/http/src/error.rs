@@ -21,12 +21,6 @@ impl From<Error> for Failure {
     }
 }
 
-impl From<cells_core::records::StoreError> for Failure {
-    fn from(error: cells_core::records::StoreError) -> Failure {
-        Failure(error.into())
-    }
-}
-
 /// What a REST handler returns.
 pub type Result<T, E = Failure> = std::result::Result<T, E>;
 

@@ -6,6 +6,7 @@
 pub mod encoding;
 pub mod error;
 pub mod extract;
+pub mod html;
 pub mod listener;
 pub mod precondition;
 pub mod range;

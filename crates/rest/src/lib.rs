@@ -53,6 +53,7 @@ pub const OIDC_ROUTES: &[(&str, &str)] = &[
     ("post", "/oauth2/consent"),
     ("get", "/oauth2/oob"),
     ("get", "/oauth/oob"),
+    ("get", "/oauth2/pages.css"),
     ("post", "/oidc/oauth2/device/auth"),
     ("get", "/oauth2/device"),
     ("post", "/oauth2/device"),
@@ -104,6 +105,7 @@ pub fn routes() -> Router<SharedApp> {
         .route("/oauth2/consent", post(pages::consent_submit))
         .route("/oauth2/oob", get(pages::oob))
         .route("/oauth/oob", get(pages::oob))
+        .route("/oauth2/pages.css", get(pages::stylesheet))
 }
 
 /// The provider's JSON endpoints, callable from any origin (browser apps, as in Cells); they

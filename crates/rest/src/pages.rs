@@ -8,10 +8,11 @@
 
 use std::net::SocketAddr;
 
+use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use cells_core::records::User;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -30,42 +31,114 @@ use cells_http::session::{
 /// How long the login page accepts an authorization request.
 const CHALLENGE_SECONDS: i64 = 15 * 60;
 
-use cells_http::encoding::escape as esc;
+/// The pages' policy: no script at all, our stylesheet only. There is no `form-action`: a
+/// sign-in or consent form's answer redirects to the client (RFC 6749 §4.1.2), which browsers
+/// would hold to it.
+const CSP: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title} · cells</title><style>\
-         body{{font-family:system-ui,sans-serif;background:#f4f5f7;margin:0;display:flex;min-height:100vh;\
-         align-items:center;justify-content:center}}\
-         main{{background:#fff;padding:2rem;border-radius:8px;box-shadow:0 1px 4px #0002;width:min(24rem,90vw)}}\
-         h1{{font-size:1.3rem;margin-top:0}} label{{display:block;margin:.8rem 0 .3rem}}\
-         input[type=text],input[type=password]{{width:100%;box-sizing:border-box;padding:.5rem;font-size:1rem}}\
-         button{{margin-top:1.2rem;padding:.6rem 1.2rem;font-size:1rem;cursor:pointer}}\
-         :focus-visible{{outline:3px solid #2563eb;outline-offset:2px}}\
-         .error{{color:#b91c1c}} code{{display:block;word-break:break-all;background:#f1f5f9;padding:.8rem;\
-         font-size:1.05rem;user-select:all}}</style></head><body><main>{body}</main></body></html>",
-        title = esc(title)
+/// `GET /oauth2/pages.css`: the pages' stylesheet.
+pub async fn stylesheet() -> Response {
+    let mut response = (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../assets/pages.css"),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
     );
-    let mut response = (status, Html(html)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
-fn error_page(status: StatusCode, message: &str) -> Response {
+/// A page with a heading and one paragraph: errors and what happened.
+#[derive(Template)]
+#[template(path = "oidc/message.html")]
+struct Message<'a> {
+    title: &'a str,
+    heading: &'a str,
+    text: &'a str,
+    is_error: bool,
+}
+
+#[derive(Template)]
+#[template(path = "oidc/login.html")]
+struct LoginPage<'a> {
+    title: &'a str,
+    client: &'a str,
+    challenge: &'a str,
+    csrf: &'a str,
+    login: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "oidc/consent.html")]
+struct ConsentPage<'a> {
+    title: &'a str,
+    client: &'a str,
+    scopes: Vec<&'a str>,
+    redirect: &'a str,
+    challenge: &'a str,
+    csrf: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "oidc/oob.html")]
+struct OobPage<'a> {
+    title: &'a str,
+    code: &'a str,
+    state: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "oidc/device.html")]
+struct DevicePage<'a> {
+    title: &'a str,
+    csrf: &'a str,
+    user_code: &'a str,
+    asking: Option<&'a str>,
+    signed_in: Option<&'a str>,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "oidc/logout.html")]
+struct LogoutPage<'a> {
+    title: &'a str,
+    csrf: &'a str,
+    post_logout_redirect_uri: Option<&'a str>,
+    state: Option<&'a str>,
+    client_id: Option<&'a str>,
+}
+
+/// A rendered page with the pages' security headers.
+fn page(status: StatusCode, template: &impl Template) -> Response {
+    cells_http::html::render(status, template, CSP)
+}
+
+/// A heading and a paragraph.
+fn message(status: StatusCode, title: &str, text: &str, is_error: bool) -> Response {
     page(
         status,
-        "Error",
-        &format!("<h1>Cannot continue</h1><p class=\"error\">{}</p>", esc(message)),
+        &Message {
+            title,
+            heading: title,
+            text,
+            is_error,
+        },
+    )
+}
+
+fn error_page(status: StatusCode, text: &str) -> Response {
+    page(
+        status,
+        &Message {
+            title: "Error",
+            heading: "Cannot continue",
+            text,
+            is_error: true,
+        },
     )
 }
 
@@ -309,30 +382,20 @@ fn login_form(
     error: Option<&str>,
 ) -> Response {
     let csrf = csrf_token(app, headers);
-    let error = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e)))
-        .unwrap_or_default();
-    let body = format!(
-        "<h1>Sign in</h1><p>to continue to <strong>{client}</strong></p>{error}\
-         <form method=\"post\" action=\"/oauth2/login\">\
-         <input type=\"hidden\" name=\"login_challenge\" value=\"{challenge}\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <label for=\"login\">Login</label>\
-         <input type=\"text\" id=\"login\" name=\"login\" value=\"{login}\" autocomplete=\"username\" required autofocus>\
-         <label for=\"password\">Password</label>\
-         <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
-         <button type=\"submit\">Sign in</button></form>",
-        client = esc(client),
-        challenge = esc(challenge),
-        csrf = esc(&csrf.token),
-        login = esc(login),
-    );
-    let status = if error.is_empty() {
+    let status = if error.is_none() {
         StatusCode::OK
     } else {
         StatusCode::UNAUTHORIZED
     };
-    with_csrf_cookie(app, page(status, "Sign in", &body), &csrf)
+    let login_page = LoginPage {
+        title: "Sign in",
+        client,
+        challenge,
+        csrf: &csrf.token,
+        login,
+        error,
+    };
+    with_csrf_cookie(app, page(status, &login_page), &csrf)
 }
 
 #[derive(Deserialize)]
@@ -435,26 +498,16 @@ fn consent_page(
     request: &AuthRequest,
 ) -> Response {
     let csrf = csrf_token(app, headers);
-    let scopes: String = request
-        .scope
-        .split_whitespace()
-        .map(|s| format!("<li>{}</li>", esc(s)))
-        .collect();
-    let body = format!(
-        "<h1>Allow access?</h1><p><strong>{client}</strong> asks to act on your behalf with:</p><ul>{scopes}</ul>\
-         <p>The access goes to the program that receives <code>{redirect}</code>. Allow only if you \
-         have just started {client} yourself.</p>\
-         <form method=\"post\" action=\"/oauth2/consent\">\
-         <input type=\"hidden\" name=\"login_challenge\" value=\"{challenge}\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button> \
-         <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>",
-        client = esc(&client.name),
-        redirect = esc(&request.redirect_uri),
-        challenge = esc(&seal_request(app, request)),
-        csrf = esc(&csrf.token),
-    );
-    with_csrf_cookie(app, page(StatusCode::OK, "Allow access", &body), &csrf)
+    let challenge = seal_request(app, request);
+    let consent = ConsentPage {
+        title: "Allow access",
+        client: &client.name,
+        scopes: request.scope.split_whitespace().collect(),
+        redirect: &request.redirect_uri,
+        challenge: &challenge,
+        csrf: &csrf.token,
+    };
+    with_csrf_cookie(app, page(StatusCode::OK, &consent), &csrf)
 }
 
 #[derive(Deserialize)]
@@ -522,16 +575,12 @@ pub async fn oob(Query(query): Query<OobQuery>) -> Response {
     let Some(code) = query.code else {
         return error_page(StatusCode::BAD_REQUEST, "No authorization code here.");
     };
-    let state = query
-        .state
-        .map(|s| format!("<p>State: <span id=\"state\">{}</span></p>", esc(&s)))
-        .unwrap_or_default();
-    let body = format!(
-        "<h1>Authorization code</h1><p>Copy this code into your application. It works once, for a few minutes.</p>\
-         <code id=\"code\">{}</code>{state}",
-        esc(&code)
-    );
-    page(StatusCode::OK, "Authorization code", &body)
+    let oob = OobPage {
+        title: "Authorization code",
+        code: &code,
+        state: query.state.as_deref(),
+    };
+    page(StatusCode::OK, &oob)
 }
 
 #[derive(Deserialize)]
@@ -550,30 +599,15 @@ fn device_form(
     status: StatusCode,
 ) -> Response {
     let csrf = csrf_token(app, headers);
-    let error = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e)))
-        .unwrap_or_default();
-    let asking = asking.map(|a| format!("<p>{}</p>", esc(a))).unwrap_or_default();
-    let credentials = match signed_in {
-        Some(login) => format!("<p>Signed in as <strong>{}</strong>.</p>", esc(login)),
-        None => "<label for=\"login\">Login</label>\
-                 <input type=\"text\" id=\"login\" name=\"login\" autocomplete=\"username\" required>\
-                 <label for=\"password\">Password</label>\
-                 <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>"
-            .to_string(),
+    let device = DevicePage {
+        title: "Connect a device",
+        csrf: &csrf.token,
+        user_code,
+        asking,
+        signed_in,
+        error,
     };
-    let body = format!(
-        "<h1>Connect a device</h1>{error}{asking}<form method=\"post\" action=\"/oauth2/device\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <label for=\"user_code\">Code shown on the device</label>\
-         <input type=\"text\" id=\"user_code\" name=\"user_code\" value=\"{code}\" autocomplete=\"off\" required>\
-         {credentials}\
-         <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button> \
-         <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>",
-        csrf = esc(&csrf.token),
-        code = esc(user_code),
-    );
-    with_csrf_cookie(app, page(status, "Connect a device", &body), &csrf)
+    with_csrf_cookie(app, page(status, &device), &csrf)
 }
 
 /// The pending device code behind `user_code`, and what it asks for, in words.
@@ -721,7 +755,7 @@ pub async fn device_submit(
     } else {
         ("Access denied", "You denied the device. Nothing was shared.")
     };
-    let mut done = page(StatusCode::OK, title, &format!("<h1>{title}</h1><p>{text}</p>"));
+    let mut done = message(StatusCode::OK, title, text, false);
     if let Some(cookie) = new_session {
         set_cookie(&mut done, cookie);
     }
@@ -796,22 +830,14 @@ pub async fn logout(
         .await;
     }
     let csrf = csrf_token(&app, &headers);
-    let field = |name: &str, value: &Option<String>| {
-        value
-            .as_ref()
-            .map(|v| format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", esc(v)))
-            .unwrap_or_default()
+    let confirm = LogoutPage {
+        title: "Sign out",
+        csrf: &csrf.token,
+        post_logout_redirect_uri: query.post_logout_redirect_uri.as_deref(),
+        state: query.state.as_deref(),
+        client_id: client_id.as_deref(),
     };
-    let body = format!(
-        "<h1>Sign out?</h1><form method=\"post\" action=\"/oidc/oauth2/sessions/logout\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{}\">{}{}{}\
-         <button type=\"submit\">Sign out</button></form>",
-        esc(&csrf.token),
-        field("post_logout_redirect_uri", &query.post_logout_redirect_uri),
-        field("state", &query.state),
-        field("client_id", &client_id),
-    );
-    with_csrf_cookie(&app, page(StatusCode::OK, "Sign out", &body), &csrf)
+    with_csrf_cookie(&app, page(StatusCode::OK, &confirm), &csrf)
 }
 
 /// `POST /oidc/oauth2/sessions/logout`: the confirmation form.
@@ -883,11 +909,7 @@ async fn finish_logout(
             let params: Vec<(&str, &str)> = state.map(|s| vec![("state", s)]).unwrap_or_default();
             redirect_with(uri, &params)
         }
-        None => page(
-            StatusCode::OK,
-            "Signed out",
-            "<h1>Signed out</h1><p>You are signed out.</p>",
-        ),
+        None => message(StatusCode::OK, "Signed out", "You are signed out.", false),
     };
     set_cookie(&mut response, expired_session_cookie(app));
     response
@@ -897,11 +919,33 @@ async fn finish_logout(
 mod tests {
     use super::*;
 
+    /// Whatever a client name, a login or a scope holds, it stays text on our pages.
     #[test]
-    fn escaping_makes_markup_inert() {
-        assert_eq!(
-            esc("<script>alert('x')</script>&\""),
-            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
-        );
+    fn pages_escape_what_they_show() {
+        let hostile = "<script>alert('x')</script>\"&";
+        let login = LoginPage {
+            title: "Sign in",
+            client: hostile,
+            challenge: hostile,
+            csrf: "t",
+            login: hostile,
+            error: Some(hostile),
+        };
+        let consent = ConsentPage {
+            title: "Allow access",
+            client: hostile,
+            scopes: vec![hostile],
+            redirect: hostile,
+            challenge: hostile,
+            csrf: "t",
+        };
+        for html in [login.render().unwrap(), consent.render().unwrap()] {
+            assert!(!html.contains("<script>"), "{html}");
+            assert!(html.contains("&#60;script&#62;"), "{html}");
+            assert!(
+                !html.contains("style=") && !html.contains("<style"),
+                "no inline style: {html}"
+            );
+        }
     }
 }

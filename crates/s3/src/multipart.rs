@@ -71,10 +71,10 @@ async fn find(
     let id = Uuid::parse_str(id).map_err(|_| no_such_upload())?;
     let upload = gateway
         .app
-        .store
-        .find_upload(id)
+        .uploads()
+        .find(id)
         .await
-        .map_err(|e| s3_error(e.into()))?
+        .map_err(s3_error)?
         .ok_or_else(no_such_upload)?;
     if upload.user_id != principal.user_id() || upload.object_key != key {
         return Err(no_such_upload());
@@ -94,10 +94,10 @@ pub async fn create(
     let meta = ObjectMeta::new(input.content_type.clone(), input.metadata.clone()).to_json();
     let upload = gateway
         .app
-        .store
-        .create_upload(principal.user_id(), &input.key, meta.as_deref(), MAX_OPEN_UPLOADS)
+        .uploads()
+        .create(principal.user_id(), &input.key, meta.as_deref(), MAX_OPEN_UPLOADS)
         .await
-        .map_err(|e| s3_error(e.into()))?
+        .map_err(s3_error)?
         .ok_or_else(|| {
             s3_error!(
                 InvalidRequest,
@@ -128,7 +128,7 @@ async fn record_part(gateway: &Gateway, upload: &Upload, number: i64, written: &
     let app = &gateway.app;
     let size = i64::try_from(written.size).unwrap_or(i64::MAX);
     match app
-        .store
+        .uploads()
         .put_part(upload.id, number, &written.id, size, &written.md5)
         .await
     {
@@ -141,8 +141,8 @@ async fn record_part(gateway: &Gateway, upload: &Upload, number: i64, written: &
         Err(error) => {
             forget(app, std::slice::from_ref(&written.id)).await;
             match error {
-                cells_core::records::StoreError::NotFound => Err(no_such_upload()),
-                other => Err(s3_error(other.into())),
+                Error::NotFound(_) => Err(no_such_upload()),
+                other => Err(s3_error(other)),
             }
         }
     }
@@ -259,11 +259,7 @@ pub async fn complete(
         .filter(|parts| !parts.is_empty())
         .ok_or_else(|| s3_error!(MalformedXML, "CompleteMultipartUpload lists no parts"))?;
     let app = &gateway.app;
-    let stored = app
-        .store
-        .list_parts(upload.id)
-        .await
-        .map_err(|e| s3_error(e.into()))?;
+    let stored = app.uploads().parts(upload.id).await.map_err(s3_error)?;
     let mut chosen = Vec::with_capacity(requested.len());
     let mut previous = 0;
     for (index, part) in requested.iter().enumerate() {
@@ -323,7 +319,7 @@ pub async fn complete(
         .map_err(s3_error)?;
     // The object is in place; the upload and its parts go (a concurrent completion may have
     // removed them first).
-    if let Ok(parts) = app.store.delete_upload(upload.id).await {
+    if let Ok(parts) = app.uploads().delete(upload.id).await {
         forget(app, &parts).await;
     }
     Ok(S3Response::new(CompleteMultipartUploadOutput {
@@ -347,10 +343,10 @@ pub async fn abort(
     let principal = principal(&req)?;
     let input = &req.input;
     let upload = find(gateway, principal, &input.bucket, &input.key, &input.upload_id).await?;
-    let parts = match gateway.app.store.delete_upload(upload.id).await {
+    let parts = match gateway.app.uploads().delete(upload.id).await {
         Ok(parts) => parts,
-        Err(cells_core::records::StoreError::NotFound) => return Err(no_such_upload()),
-        Err(other) => return Err(s3_error(other.into())),
+        Err(Error::NotFound(_)) => return Err(no_such_upload()),
+        Err(other) => return Err(s3_error(other)),
     };
     forget(&gateway.app, &parts).await;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
@@ -365,12 +361,7 @@ pub async fn list_parts(
     let upload = find(gateway, principal, &input.bucket, &input.key, &input.upload_id).await?;
     let max = input.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
     let marker = i64::from(input.part_number_marker.unwrap_or(0));
-    let stored = gateway
-        .app
-        .store
-        .list_parts(upload.id)
-        .await
-        .map_err(|e| s3_error(e.into()))?;
+    let stored = gateway.app.uploads().parts(upload.id).await.map_err(s3_error)?;
     let after: Vec<_> = stored.into_iter().filter(|p| p.part_number > marker).collect();
     let truncated = after.len() > max;
     let page = &after[..after.len().min(max)];
@@ -420,10 +411,10 @@ pub async fn list_uploads(
     let id_marker = input.upload_id_marker.clone().unwrap_or_default();
     let mut uploads = gateway
         .app
-        .store
-        .list_uploads(principal.user_id())
+        .uploads()
+        .of_user(principal.user_id())
         .await
-        .map_err(|e| s3_error(e.into()))?;
+        .map_err(s3_error)?;
     uploads.retain(|u| u.object_key.starts_with(&prefix));
     uploads.sort_by(|a, b| {
         (a.object_key.as_bytes(), a.id.to_string()).cmp(&(b.object_key.as_bytes(), b.id.to_string()))
@@ -482,12 +473,12 @@ async fn forget(app: &SharedApp, blobs: &[String]) {
 /// Delete uploads older than `UPLOAD_TTL` with their parts (run periodically).
 pub async fn expire(app: &SharedApp) -> cells_core::error::Result<usize> {
     let stale = app
-        .store
-        .stale_uploads(cells_core::records::now() - UPLOAD_TTL)
+        .uploads()
+        .stale(cells_core::records::now() - UPLOAD_TTL)
         .await?;
     let mut count = 0;
     for id in stale {
-        if let Ok(parts) = app.store.delete_upload(id).await {
+        if let Ok(parts) = app.uploads().delete(id).await {
             forget(app, &parts).await;
             count += 1;
         }

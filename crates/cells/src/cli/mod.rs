@@ -363,7 +363,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::User { command } => {
             let app = App::open(Config::load(overrides)?).await?;
             let outcome = user_command(&app, command).await;
-            app.store.close().await;
+            app.close().await;
             outcome
         }
         Command::Admin {
@@ -371,7 +371,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let app = App::open(Config::load(overrides)?).await?;
             let outcome = node_command(&app, command).await;
-            app.store.close().await;
+            app.close().await;
             outcome
         }
         Command::Admin {
@@ -379,7 +379,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let app = App::open(Config::load(overrides)?).await?;
             let outcome = client_command(&app, command).await;
-            app.store.close().await;
+            app.close().await;
             outcome
         }
         Command::Admin {
@@ -387,7 +387,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let app = App::open(Config::load(overrides)?).await?;
             let outcome = lock_command(&app, command).await;
-            app.store.close().await;
+            app.close().await;
             outcome
         }
         Command::Admin {
@@ -395,7 +395,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let app = App::open(Config::load(overrides)?).await?;
             let outcome = keys_command(&app, command).await;
-            app.store.close().await;
+            app.close().await;
             outcome
         }
         Command::Admin {
@@ -419,8 +419,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn find_user(app: &SharedApp, login: &str) -> anyhow::Result<User> {
-    app.store
-        .find_user_by_login(login)
+    users::find(app, login)
         .await?
         .with_context(|| format!("unknown user {login:?}"))
 }
@@ -456,7 +455,7 @@ async fn user_command(app: &SharedApp, command: UserCommand) -> anyhow::Result<(
                 "LOGIN", "PROFILE", "LOCKED", "DISPLAY NAME"
             );
             let now = cells_store::now();
-            for user in app.store.list_users().await? {
+            for user in users::list(app).await? {
                 println!(
                     "{:<24} {:<9} {:<30} {:<24} {}",
                     user.login,
@@ -496,7 +495,7 @@ async fn user_command(app: &SharedApp, command: UserCommand) -> anyhow::Result<(
         UserCommand::ListKeys { login } => {
             let user = find_user(app, &login).await?;
             println!("{:<52} {:<30} COMMENT", "FINGERPRINT", "ADDED");
-            for key in app.store.list_ssh_keys(user.id).await? {
+            for key in users::ssh_keys(app, &user).await? {
                 println!(
                     "{:<52} {:<30} {}",
                     key.fingerprint,
@@ -603,9 +602,7 @@ async fn list_tokens(app: &SharedApp, login: Option<&str>) -> anyhow::Result<()>
         .into_iter()
         .map(|listed| listed.token)
         .collect();
-    let users: std::collections::HashMap<Uuid, String> = app
-        .store
-        .list_users()
+    let users: std::collections::HashMap<Uuid, String> = users::list(app)
         .await?
         .into_iter()
         .map(|u| (u.id, u.login))
@@ -670,9 +667,7 @@ async fn node_command(app: &SharedApp, command: NodeCommand) -> anyhow::Result<(
         .filter(|v| !v.is_empty());
     let user = match login.or(default_admin) {
         Some(login) => find_user(app, &login).await?,
-        None => app
-            .store
-            .list_users()
+        None => users::list(app)
             .await?
             .into_iter()
             .filter(|u| u.profile == Profile::Admin)
@@ -732,12 +727,12 @@ async fn client_command(app: &SharedApp, command: ClientCommand) -> anyhow::Resu
                 println!("It is shown only this once: keep it secret.");
             }
         }
-        ClientCommand::Delete { client_id } => match app.store.delete_client(&client_id).await {
+        ClientCommand::Delete { client_id } => match app.oidc.clients.delete(&client_id).await {
             Ok(()) => {
                 app.auth.settle().await;
                 println!("Deleted client {client_id} and revoked its grants");
             }
-            Err(cells_store::StoreError::NotFound) => {
+            Err(cells_core::error::Error::NotFound(_)) => {
                 bail!(
                     "no added client {client_id:?} (default and configured clients live in code and pydio.json)"
                 )
@@ -786,7 +781,7 @@ async fn lock_command(app: &App, command: LockCommand) -> anyhow::Result<()> {
                 "{:<47} {:<16} {:<9} {:<8} {:<29} PATH",
                 "TOKEN", "OWNER", "SCOPE", "DEPTH", "EXPIRES"
             );
-            for lock in app.store.all_live_dav_locks().await? {
+            for lock in app.locks().all_live().await? {
                 let owner = lock.principal.as_deref().unwrap_or("-");
                 if login.as_deref().is_some_and(|login| login != owner) {
                     continue;
@@ -804,16 +799,11 @@ async fn lock_command(app: &App, command: LockCommand) -> anyhow::Result<()> {
             }
         }
         LockCommand::Break { token } => {
-            let exists = app
-                .store
-                .all_live_dav_locks()
-                .await?
-                .iter()
-                .any(|l| l.token == token);
+            let exists = app.locks().all_live().await?.iter().any(|l| l.token == token);
             if !exists {
                 anyhow::bail!("no live lock {token}");
             }
-            app.store.delete_dav_locks(std::slice::from_ref(&token)).await?;
+            app.locks().delete(std::slice::from_ref(&token)).await?;
             println!("Broke lock {token}");
         }
     }

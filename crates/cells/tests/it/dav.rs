@@ -933,7 +933,7 @@ async fn dav_large_put_is_hashed_after_the_commit(db: Db) {
         .unwrap();
     assert_eq!(put.status(), StatusCode::CREATED);
     assert_eq!(etag(&put), None, "committed before its MD5");
-    let store = &app.app.store;
+    let store = &app.app.store();
     let id = uuid::Uuid::parse_str(&app.uuid(&Auth::admin(), "personal-files/large.bin").await).unwrap();
     app.wait_for_etags().await;
     let head = dav

@@ -242,7 +242,7 @@ impl TestApp {
     pub async fn wait_for_etags(&self) {
         let mut pending = Vec::new();
         for _ in 0..1200 {
-            pending = self.app.store.pending_etags().await.unwrap();
+            pending = self.app.store().pending_etags().await.unwrap();
             if pending.is_empty() {
                 return;
             }

@@ -4,6 +4,7 @@
 mod harness;
 mod scope_matrix;
 
+mod architecture;
 mod console;
 mod crash;
 mod dav;

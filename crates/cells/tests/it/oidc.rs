@@ -97,13 +97,29 @@ pub async fn login_through(
     let page = browser.get(&login_url).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    // No inline style or script may run on the provider's pages: the stylesheet is ours.
     assert!(
-        page.headers()["content-security-policy"]
+        !csp.contains("unsafe-inline") && csp.contains("style-src 'self'"),
+        "{csp}"
+    );
+    let css = browser.get(app.url("/oauth2/pages.css")).send().await.unwrap();
+    assert_eq!(css.status(), StatusCode::OK);
+    assert!(
+        css.headers()["content-type"]
             .to_str()
             .unwrap()
-            .contains("frame-ancestors 'none'")
+            .starts_with("text/css")
     );
     let html = page.text().await.unwrap();
+    assert!(
+        html.contains("href=\"/oauth2/pages.css\"") && !html.contains("<style"),
+        "{html}"
+    );
     let form = [
         ("login_challenge", hidden(&html, "login_challenge")),
         ("csrf", hidden(&html, "csrf")),
@@ -684,7 +700,7 @@ async fn attacks_are_refused(db: Db) {
     let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
     let admin_id = app
         .app
-        .store
+        .store()
         .find_user_by_login(ADMIN)
         .await
         .unwrap()

@@ -628,7 +628,13 @@ async fn lockout_after_ten_failures(db: Db) {
         suspended.1["Detail"], "wrong login or password, or too many attempts",
         "{suspended:?}"
     );
-    let user = app.app.store.find_user_by_login("frank").await.unwrap().unwrap();
+    let user = app
+        .app
+        .store()
+        .find_user_by_login("frank")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
         !user.locked && user.suspended_until > cells_store::now(),
         "{user:?}"
@@ -659,7 +665,13 @@ async fn lockout_after_ten_failures(db: Db) {
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
     assert_eq!(app.stat(&good, "personal-files").await.0, StatusCode::OK);
-    let user = app.app.store.find_user_by_login("frank").await.unwrap().unwrap();
+    let user = app
+        .app
+        .store()
+        .find_user_by_login("frank")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((user.locked, user.failed_logins), (false, 0));
 }
 
@@ -718,7 +730,7 @@ async fn concurrent_failures_are_counted_exactly(db: Db) {
         )),
         "{statuses:?}"
     );
-    let user = app.app.store.find_user_by_login("gina").await.unwrap().unwrap();
+    let user = app.app.store().find_user_by_login("gina").await.unwrap().unwrap();
     assert!(
         !user.locked && user.suspended_until > cells_store::now(),
         "{user:?}"
@@ -873,7 +885,7 @@ async fn copies_are_deep_and_independent(db: Db) {
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     // Every blob is accounted for: one per file node, no two nodes sharing one.
-    let blobs = app.app.store.referenced_blobs().await.unwrap();
+    let blobs = app.app.store().referenced_blobs().await.unwrap();
     let unique: std::collections::HashSet<_> = blobs.iter().collect();
     assert_eq!(unique.len(), blobs.len(), "no two nodes share a blob");
 }
@@ -909,7 +921,7 @@ async fn concurrent_overwrites_keep_one_file(db: Db) {
         &content[..content.len().min(40)]
     );
     assert_eq!(app.uuid(&admin, "personal-files/hot.txt").await, uuid);
-    let referenced = app.app.store.referenced_blobs().await.unwrap();
+    let referenced = app.app.store().referenced_blobs().await.unwrap();
     assert_eq!(
         app.blob_files(),
         referenced.len(),

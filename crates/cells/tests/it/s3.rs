@@ -350,8 +350,14 @@ async fn s3_multipart_upload(db: Db) {
         .unwrap();
     upload.abort().await.unwrap();
     assert!(refused(s3.head(&aborted).await).contains("NotFound"));
-    let admin = app.app.store.find_user_by_login("admin").await.unwrap().unwrap();
-    assert!(app.app.store.list_uploads(admin.id).await.unwrap().is_empty());
+    let admin = app
+        .app
+        .store()
+        .find_user_by_login("admin")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(app.app.store().list_uploads(admin.id).await.unwrap().is_empty());
     assert_eq!(
         app.blob_files(),
         1,

@@ -535,8 +535,14 @@ async fn a_token_under_another_login_leaves_no_trace(db: Db) {
     let (status, _) = app.stat(&Auth::basic("bob", &token), "personal-files").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     app.app.auth.flush_usage(true).await;
-    let alice = app.app.store.find_user_by_login("alice").await.unwrap().unwrap();
-    let tokens = app.app.store.list_tokens(Some(alice.id)).await.unwrap();
+    let alice = app
+        .app
+        .store()
+        .find_user_by_login("alice")
+        .await
+        .unwrap()
+        .unwrap();
+    let tokens = app.app.store().list_tokens(Some(alice.id)).await.unwrap();
     assert_eq!(tokens.len(), 1);
     assert_eq!(tokens[0].last_used_at, None, "not recorded as used");
     // Under its own login it works and is recorded.
@@ -545,7 +551,7 @@ async fn a_token_under_another_login_leaves_no_trace(db: Db) {
         StatusCode::OK
     );
     app.app.auth.flush_usage(true).await;
-    let tokens = app.app.store.list_tokens(Some(alice.id)).await.unwrap();
+    let tokens = app.app.store().list_tokens(Some(alice.id)).await.unwrap();
     assert!(tokens[0].last_used_at.is_some());
 }
 
@@ -972,13 +978,19 @@ fn data_files_are_private_whatever_the_umask() {
 async fn open_multipart_uploads_are_capped_per_user(db: Db) {
     let app = TestApp::spawn(db).await;
     app.create_user("alice", "alice-password", "standard").await;
-    let alice = app.app.store.find_user_by_login("alice").await.unwrap().unwrap();
-    let admin = app.app.store.find_user_by_login(ADMIN).await.unwrap().unwrap();
+    let alice = app
+        .app
+        .store()
+        .find_user_by_login("alice")
+        .await
+        .unwrap()
+        .unwrap();
+    let admin = app.app.store().find_user_by_login(ADMIN).await.unwrap().unwrap();
     for i in 0..3 {
         let key = format!("personal-files/{i}");
         assert!(
             app.app
-                .store
+                .store()
                 .create_upload(alice.id, &key, None, 3)
                 .await
                 .unwrap()
@@ -987,7 +999,7 @@ async fn open_multipart_uploads_are_capped_per_user(db: Db) {
     }
     assert!(
         app.app
-            .store
+            .store()
             .create_upload(alice.id, "personal-files/x", None, 3)
             .await
             .unwrap()
@@ -995,7 +1007,7 @@ async fn open_multipart_uploads_are_capped_per_user(db: Db) {
     );
     assert!(
         app.app
-            .store
+            .store()
             .create_upload(admin.id, "personal-files/x", None, 3)
             .await
             .unwrap()
@@ -1300,7 +1312,7 @@ async fn a_dropped_attempt_never_locks_for_good(db: Db) {
     })
     .await;
     app.create_user("dora", "dora-password", "standard").await;
-    let dora = app.app.store.find_user_by_login("dora").await.unwrap().unwrap();
+    let dora = app.app.store().find_user_by_login("dora").await.unwrap().unwrap();
     // Nine failures, then ten reservations a crash left behind.
     for i in 0..9 {
         let (status, _) = app
@@ -1308,8 +1320,8 @@ async fn a_dropped_attempt_never_locks_for_good(db: Db) {
             .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
-    assert!(app.app.store.reserve_login_attempt(dora.id, 10).await.unwrap());
-    let stuck = app.app.store.find_user_by_login("dora").await.unwrap().unwrap();
+    assert!(app.app.store().reserve_login_attempt(dora.id, 10).await.unwrap());
+    let stuck = app.app.store().find_user_by_login("dora").await.unwrap().unwrap();
     assert_eq!((stuck.failed_logins, stuck.suspended_until), (10, 0));
     let other = app.client_from("127.0.0.40");
     let try_good = || {
@@ -1321,7 +1333,7 @@ async fn a_dropped_attempt_never_locks_for_good(db: Db) {
     };
     // Refused now, and turned into a suspension that ends.
     assert_eq!(try_good().await.unwrap().status(), StatusCode::UNAUTHORIZED);
-    let suspended = app.app.store.find_user_by_login("dora").await.unwrap().unwrap();
+    let suspended = app.app.store().find_user_by_login("dora").await.unwrap().unwrap();
     assert!(
         suspended.suspended_until > 0 && suspended.failed_logins == 0,
         "{suspended:?}"
@@ -1332,7 +1344,7 @@ async fn a_dropped_attempt_never_locks_for_good(db: Db) {
     // A request dropped while its password is being verified counts as one failure.
     let before = app
         .app
-        .store
+        .store()
         .find_user_by_login("dora")
         .await
         .unwrap()
@@ -1351,7 +1363,7 @@ async fn a_dropped_attempt_never_locks_for_good(db: Db) {
         tokio::time::sleep(Duration::from_millis(20)).await;
         after = app
             .app
-            .store
+            .store()
             .find_user_by_login("dora")
             .await
             .unwrap()
@@ -1385,6 +1397,6 @@ async fn parallel_logins_share_one_verification(db: Db) {
     assert!(statuses.iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
     let verified = app.app.auth.hasher().verifications() - before;
     assert!(verified <= 3, "{verified} verifications for 40 identical logins");
-    let erin = app.app.store.find_user_by_login("erin").await.unwrap().unwrap();
+    let erin = app.app.store().find_user_by_login("erin").await.unwrap().unwrap();
     assert_eq!((erin.failed_logins, erin.suspended_until), (0, 0));
 }

@@ -715,7 +715,7 @@ async fn sftp_fsync_and_deferred_close(db: Db) {
     let close = |id: u32, handle: &[u8]| [&id.to_be_bytes()[..], &string(handle)].concat();
 
     // Without fsync: committed when CLOSE answers.
-    let syncs_before = app.app.store.log_syncs();
+    let syncs_before = app.app.store().log_syncs();
     let handle = raw
         .open_file(1, "/personal-files/plain.txt", 0x02 | 0x08 | 0x10)
         .await
@@ -730,7 +730,7 @@ async fn sftp_fsync_and_deferred_close(db: Db) {
     );
     if sqlite {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while app.app.store.log_syncs() == syncs_before {
+        while app.app.store().log_syncs() == syncs_before {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the deferred commit was never synced"
@@ -739,7 +739,7 @@ async fn sftp_fsync_and_deferred_close(db: Db) {
         }
     } else {
         assert_eq!(
-            app.app.store.log_syncs(),
+            app.app.store().log_syncs(),
             0,
             "PostgreSQL commits are durable at once"
         );

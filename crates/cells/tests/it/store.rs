@@ -19,7 +19,7 @@ backend_tests!(
 /// winners lands.
 async fn group_commits_give_each_writer_its_own_result(db: Db) {
     let app = TestApp::spawn(db).await;
-    let store = app.app.store.clone();
+    let store = app.app.store().clone();
     let root = store.ensure_root("common-files", None).await.unwrap();
     let missing = Uuid::new_v4();
 
@@ -174,7 +174,7 @@ async fn kept(conn: &mut sqlx::AnyConnection) -> i64 {
 async fn walks_see_exactly_what_is_committed(db: Db) {
     use sqlx::Connection;
     let app = TestApp::spawn(db.clone()).await;
-    let store = app.app.store.clone();
+    let store = app.app.store().clone();
     let root = store.ensure_root("common-files", None).await.unwrap();
     fn leaf<'a>(parent_id: Uuid, name: &'a str, data: &'static [u8]) -> NewNode<'a> {
         NewNode {

@@ -419,6 +419,12 @@ impl Clients {
     }
 
     /// Store a new client. A confidential client gets a generated secret, returned once.
+    /// Delete an added client and revoke its grants; `NotFound` for a default or configured
+    /// one (they live in code and `pydio.json`) or an unknown id.
+    pub async fn delete(&self, id: &str) -> crate::error::Result<()> {
+        Ok(self.store.delete_client(id).await?)
+    }
+
     pub async fn add(&self, client: HydraClient) -> Result<(OAuthClient, Option<String>)> {
         if self.fixed.iter().any(|c| c.id == client.client_id) {
             return Err(Error::Conflict(format!(

@@ -120,7 +120,7 @@ pub struct Oidc {
     pub keys: KeyRing,
     pub clients: Clients,
     pub lifespans: Lifespans,
-    pub store: Store,
+    pub(crate) store: Store,
     pub vault: Arc<Vault>,
     /// Access tokens whose signature and claims already checked out, by SHA-256 of the token,
     /// until they expire: a signature verifies the same way every time, so a repeated token
