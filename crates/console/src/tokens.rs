@@ -10,7 +10,7 @@ use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
-use cells_core::records::{Token, TokenKind, User};
+use cells_core::records::{Token, TokenId, TokenKind, User};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -380,7 +380,7 @@ async fn mint(browser: &Browser, owner: &Owner<'_>, form: &TokenForm) -> Result<
 
 /// The token `id` of `owner`; anyone else's is "not found", so ids cannot be probed.
 async fn owned_token(browser: &Browser, owner: &Owner<'_>, id: &str) -> Result<Token> {
-    let id = Uuid::parse_str(id).map_err(|_| Error::NotFound("no such token".into()))?;
+    let id = TokenId::parse(id).ok_or_else(|| Error::NotFound("no such token".into()))?;
     tokens::find(&browser.app, Actor::Principal(&browser.principal), owner.user, id).await
 }
 

@@ -14,8 +14,8 @@ pub mod random;
 /// The store's records, as the adapters see them (they never open the store themselves).
 pub mod records {
     pub use cells_store::{
-        DeadProp, DeviceCode, DeviceStatus, Node, Part, Profile, PropChange, StoredLock, Token, TokenKind,
-        Upload, User, now,
+        DeadProp, DeviceCode, DeviceStatus, GrantId, Node, Part, Profile, PropChange, StoredLock, Token,
+        TokenId, TokenKind, Upload, User, now,
     };
 }
 pub mod tokens;

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use cells_store::{Token, User};
+use cells_store::{Token, TokenId, User};
 use uuid::Uuid;
 
 use crate::App;
@@ -55,7 +55,7 @@ pub async fn list(app: &App, actor: Actor<'_>, owner: Option<&User>) -> Result<V
 }
 
 /// Token `id` of `owner`, when `actor` may see it; "not found" otherwise.
-pub async fn find(app: &App, actor: Actor<'_>, owner: &User, id: Uuid) -> Result<Token> {
+pub async fn find(app: &App, actor: Actor<'_>, owner: &User, id: TokenId) -> Result<Token> {
     match app.store.find_token(id).await? {
         Some(token) if token.user_id == owner.id && may_manage(actor, &token) => Ok(token),
         _ => Err(Error::NotFound(format!("no token {id}"))),
@@ -64,7 +64,7 @@ pub async fn find(app: &App, actor: Actor<'_>, owner: &User, id: Uuid) -> Result
 
 /// Revoke token `id` on every node (from its next request), when `actor` may: its owner, an
 /// administrator, or the operator.
-pub async fn revoke(app: &App, actor: Actor<'_>, id: Uuid) -> Result<()> {
+pub async fn revoke(app: &App, actor: Actor<'_>, id: TokenId) -> Result<()> {
     require_unscoped(actor)?;
     match app.store.find_token(id).await? {
         Some(token) if may_manage(actor, &token) => app.auth.revoke_token(id).await,

@@ -16,6 +16,7 @@ macro_rules! sql {
 pub mod dav_locks;
 pub mod device;
 pub mod durability;
+pub mod ids;
 mod local_reads;
 mod migrate;
 pub mod nodes;
@@ -36,6 +37,7 @@ use sqlx::{AnyPool, Executor};
 pub use dav_locks::StoredLock;
 pub use device::{DeviceCode, DeviceStatus};
 pub use durability::Durability;
+pub use ids::{GrantId, TokenId};
 pub use nodes::{Content, NewNode, Node, NodeKind};
 pub use oauth::{
     AuthCode, ClientRow, Grant, LoginSession, NewClient, NewCode, NewRefresh, NewSigningKey, Redemption,

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use sqlx::FromRow;
 use uuid::Uuid;
 
+use crate::ids::GrantId;
 use crate::{Result, Returned, Store, StoreError, bump_epoch, now, on_conflict};
 
 /// A column read back as something it can never have been written as.
@@ -216,7 +217,7 @@ struct GrantRow {
 /// with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
-    pub id: Uuid,
+    pub id: GrantId,
     /// `None` for grants to the client itself (client credentials).
     pub user_id: Option<Uuid>,
     pub client_id: String,
@@ -231,7 +232,7 @@ impl TryFrom<GrantRow> for Grant {
     fn try_from(row: GrantRow) -> Result<Grant> {
         let uuid = |text: &str, column: &str| parse_uuid(text, "oauth_grants", column, &row.id);
         Ok(Grant {
-            id: uuid(&row.id, "id")?,
+            id: GrantId::new(uuid(&row.id, "id")?),
             user_id: row.user_id.as_deref().map(|u| uuid(u, "user_id")).transpose()?,
             session_id: row
                 .session_id
@@ -269,7 +270,7 @@ struct CodeRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthCode {
     pub code_hash: String,
-    pub grant_id: Uuid,
+    pub grant_id: GrantId,
     pub client_id: String,
     pub redirect_uri: String,
     pub code_challenge: Option<String>,
@@ -286,7 +287,7 @@ impl TryFrom<CodeRow> for AuthCode {
     fn try_from(row: CodeRow) -> Result<AuthCode> {
         let uuid = |text: &str, column: &str| parse_uuid(text, "oauth_codes", column, &row.code_hash);
         Ok(AuthCode {
-            grant_id: uuid(&row.grant_id, "grant_id")?,
+            grant_id: GrantId::new(uuid(&row.grant_id, "grant_id")?),
             user_id: uuid(&row.user_id, "user_id")?,
             code_hash: row.code_hash,
             client_id: row.client_id,
@@ -303,7 +304,7 @@ impl TryFrom<CodeRow> for AuthCode {
 
 pub struct NewCode<'a> {
     pub code_hash: &'a str,
-    pub grant_id: Uuid,
+    pub grant_id: GrantId,
     pub client_id: &'a str,
     pub redirect_uri: &'a str,
     pub code_challenge: Option<&'a str>,
@@ -344,7 +345,7 @@ struct RefreshRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshToken {
     pub token_hash: String,
-    pub grant_id: Uuid,
+    pub grant_id: GrantId,
     pub client_id: String,
     pub user_id: Uuid,
     pub scope: String,
@@ -359,7 +360,7 @@ impl TryFrom<RefreshRow> for RefreshToken {
     fn try_from(row: RefreshRow) -> Result<RefreshToken> {
         let uuid = |text: &str, column: &str| parse_uuid(text, "refresh_tokens", column, &row.token_hash);
         Ok(RefreshToken {
-            grant_id: uuid(&row.grant_id, "grant_id")?,
+            grant_id: GrantId::new(uuid(&row.grant_id, "grant_id")?),
             user_id: uuid(&row.user_id, "user_id")?,
             token_hash: row.token_hash,
             client_id: row.client_id,
@@ -374,7 +375,7 @@ impl TryFrom<RefreshRow> for RefreshToken {
 
 pub struct NewRefresh<'a> {
     pub token_hash: &'a str,
-    pub grant_id: Uuid,
+    pub grant_id: GrantId,
     pub client_id: &'a str,
     pub user_id: Uuid,
     pub scope: &'a str,
@@ -614,7 +615,7 @@ impl Store {
         row.try_into()
     }
 
-    pub async fn find_grant(&self, id: Uuid) -> Result<Option<Grant>> {
+    pub async fn find_grant(&self, id: GrantId) -> Result<Option<Grant>> {
         let row: Option<GrantRow> =
             sqlx::query_as(sql!("SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE id = $1"))
                 .bind(id.to_string())
@@ -624,7 +625,7 @@ impl Store {
     }
 
     /// Revoke a grant; true when it was active. The epoch moves only when something changed.
-    pub async fn revoke_grant(&self, id: Uuid) -> Result<bool> {
+    pub async fn revoke_grant(&self, id: GrantId) -> Result<bool> {
         let mut tx = self.pool().begin().await?;
         let done =
             sqlx::query("UPDATE oauth_grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
@@ -641,14 +642,14 @@ impl Store {
     }
 
     /// Ids of grants revoked at or after `since`: what caches of issued tokens must drop.
-    pub async fn revoked_grants_since(&self, since: i64) -> Result<Vec<Uuid>> {
+    pub async fn revoked_grants_since(&self, since: i64) -> Result<Vec<GrantId>> {
         let rows: Vec<(String,)> =
             sqlx::query_as("SELECT id FROM oauth_grants WHERE revoked_at >= $1 ORDER BY revoked_at, id")
                 .bind(since)
                 .fetch_all(self.pool())
                 .await?;
         rows.into_iter()
-            .map(|(id,)| parse_uuid(&id, "oauth_grants", "id", &id))
+            .map(|(id,)| parse_uuid(&id, "oauth_grants", "id", &id).map(GrantId::new))
             .collect()
     }
 

@@ -6,6 +6,7 @@
 use sqlx::FromRow;
 use uuid::Uuid;
 
+use crate::ids::TokenId;
 use crate::users::User;
 use crate::{Result, Returned, Store, StoreError, bump_epoch, now, on_conflict};
 
@@ -45,7 +46,7 @@ struct TokenRow {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
-    pub id: Uuid,
+    pub id: TokenId,
     pub user_id: Uuid,
     pub kind: TokenKind,
     pub label: String,
@@ -76,7 +77,7 @@ impl TryFrom<TokenRow> for Token {
             ))
         };
         Ok(Token {
-            id: Uuid::parse_str(&row.id).map_err(|_| corrupt("id"))?,
+            id: TokenId::parse(&row.id).ok_or_else(|| corrupt("id"))?,
             user_id: Uuid::parse_str(&row.user_id).map_err(|_| corrupt("user_id"))?,
             kind: match row.kind.as_str() {
                 "PERSONAL" => TokenKind::Personal,
@@ -100,7 +101,7 @@ impl TryFrom<TokenRow> for Token {
 }
 
 pub struct NewToken<'a> {
-    pub id: Uuid,
+    pub id: TokenId,
     pub user_id: Uuid,
     pub kind: TokenKind,
     pub label: &'a str,
@@ -116,7 +117,7 @@ pub struct NewToken<'a> {
 /// One recorded use of a token, written in batches.
 #[derive(Debug, Clone)]
 pub struct TokenUse {
-    pub id: Uuid,
+    pub id: TokenId,
     /// New sliding expiry; ignored unless it is later than the stored one.
     pub expires_at: Option<i64>,
     pub used_at: i64,
@@ -153,7 +154,7 @@ impl Store {
         row.try_into()
     }
 
-    pub async fn find_token(&self, id: Uuid) -> Result<Option<Token>> {
+    pub async fn find_token(&self, id: TokenId) -> Result<Option<Token>> {
         let row: Option<TokenRow> = sqlx::query_as(sql!("SELECT {COLUMNS} FROM tokens WHERE id = $1"))
             .bind(id.to_string())
             .fetch_optional(self.pool())
@@ -162,7 +163,7 @@ impl Store {
     }
 
     /// A token and its owner in one read: what every request with a token needs.
-    pub async fn find_token_and_user(&self, id: Uuid) -> Result<Option<(Token, User)>> {
+    pub async fn find_token_and_user(&self, id: TokenId) -> Result<Option<(Token, User)>> {
         let Some(token) = self.find_token(id).await? else {
             return Ok(None);
         };
@@ -193,7 +194,7 @@ impl Store {
     }
 
     /// Delete (revoke) a token; `NotFound` when there is no such token.
-    pub async fn delete_token(&self, id: Uuid) -> Result<()> {
+    pub async fn delete_token(&self, id: TokenId) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query("DELETE FROM tokens WHERE id = $1")
             .bind(id.to_string())

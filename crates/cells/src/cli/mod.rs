@@ -517,8 +517,8 @@ async fn token_command(app: &SharedApp, args: TokenArgs) -> anyhow::Result<()> {
     match args.command {
         Some(TokenCommand::List { login }) => return list_tokens(app, login.as_deref()).await,
         Some(TokenCommand::Revoke { token_id }) => {
-            let id =
-                Uuid::parse_str(&token_id).map_err(|_| anyhow::anyhow!("{token_id:?} is not a token id"))?;
+            let id = cells_core::records::TokenId::parse(&token_id)
+                .ok_or_else(|| anyhow::anyhow!("{token_id:?} is not a token id"))?;
             match tokens::revoke(app, Actor::Operator, id).await {
                 Ok(()) => println!("Revoked token {id}"),
                 Err(cells_core::error::Error::NotFound(_)) => bail!("no token {id}"),

@@ -27,6 +27,7 @@ pub mod throttle;
 pub mod usage;
 pub mod vault;
 
+use cells_store::{GrantId, TokenId};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -81,7 +82,7 @@ pub struct Client {
 enum CacheKey {
     /// Keyed hash of login ‖ 0 ‖ password.
     Password([u8; 32]),
-    Token(Uuid),
+    Token(TokenId),
     /// A user named by an access token.
     User(Uuid),
     /// Keyed hash of login ‖ 0 ‖ SSH key fingerprint.
@@ -91,7 +92,7 @@ enum CacheKey {
 /// Grants revoked recently enough for their access tokens to be unexpired, as of an epoch.
 struct RevokedGrants {
     epoch: Option<i64>,
-    ids: std::collections::HashSet<Uuid>,
+    ids: std::collections::HashSet<GrantId>,
 }
 
 /// A verified credential: the rows it was checked against, and under which epoch.
@@ -405,7 +406,7 @@ impl Authenticator {
 
     /// Whether a grant was revoked: from the in-memory list when it is current, else from
     /// the database.
-    pub async fn is_grant_revoked(&self, grant_id: Uuid, epoch: Option<i64>) -> Result<bool> {
+    pub async fn is_grant_revoked(&self, grant_id: GrantId, epoch: Option<i64>) -> Result<bool> {
         if let Some(epoch) = epoch {
             let revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
             if revoked.epoch == Some(epoch) {
@@ -420,7 +421,7 @@ impl Authenticator {
     }
 
     /// `is_grant_revoked` with this server's current epoch (no database read when fresh).
-    pub async fn is_grant_revoked_now(&self, grant_id: Uuid) -> Result<bool> {
+    pub async fn is_grant_revoked_now(&self, grant_id: GrantId) -> Result<bool> {
         self.is_grant_revoked(grant_id, self.current_epoch()).await
     }
 
@@ -676,7 +677,7 @@ impl Authenticator {
 
     /// A personal token named by its id alone, for a request whose signature was made with
     /// the token's own S3 secret (so possession is proven). Same checks as a token value.
-    pub async fn authenticate_token_id(&self, id: Uuid, client: Client) -> Result<Principal> {
+    pub async fn authenticate_token_id(&self, id: TokenId, client: Client) -> Result<Principal> {
         self.throttle.check(client.address).map_err(Error::Throttled)?;
         let outcome = async {
             let (token, user) = self.token_rows(id).await?;
@@ -694,7 +695,7 @@ impl Authenticator {
 
     /// The S3 secret of a token, to check a signature with; no other check and no use
     /// recorded (nothing is proven yet). `None` for an unknown or expired token.
-    pub async fn token_s3_secret(&self, id: Uuid) -> Result<Option<String>> {
+    pub async fn token_s3_secret(&self, id: TokenId) -> Result<Option<String>> {
         let sealed = match self.token_rows(id).await {
             Ok((token, _)) if cells_store::now() <= self.usage.effective_expiry(&token) => token.s3_secret,
             Ok(_) | Err(Error::Unauthenticated(_)) => None,
@@ -711,7 +712,7 @@ impl Authenticator {
     }
 
     /// A token's row and its owner, from the cache when it is current.
-    async fn token_rows(&self, id: Uuid) -> Result<(Token, User)> {
+    async fn token_rows(&self, id: TokenId) -> Result<(Token, User)> {
         let now = cells_store::now();
         let key = CacheKey::Token(id);
         let epoch = self.current_epoch();
@@ -848,7 +849,7 @@ impl Authenticator {
     }
 
     /// Revoke a token: it fails on the next request, on every node.
-    pub async fn revoke_token(&self, id: Uuid) -> Result<()> {
+    pub async fn revoke_token(&self, id: TokenId) -> Result<()> {
         self.store.delete_token(id).await?;
         self.usage.forget(id);
         self.cache

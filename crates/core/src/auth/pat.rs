@@ -9,6 +9,7 @@
 use aws_lc_rs::{digest, hmac};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cells_store::TokenId;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
@@ -23,7 +24,7 @@ pub const VALUE_LEN: usize = PREFIX.len() + (RAW_LEN * 4).div_ceil(3);
 /// The parts of a well-formed token value.
 #[derive(Clone)]
 pub struct TokenValue {
-    pub id: Uuid,
+    pub id: TokenId,
     secret: [u8; SECRET_LEN],
 }
 
@@ -59,11 +60,11 @@ impl PatKey {
         let mut secret = [0u8; SECRET_LEN];
         crate::random::fill(&mut secret);
         let value = TokenValue {
-            id: Uuid::new_v4(),
+            id: TokenId::random(),
             secret,
         };
         let mut raw = Vec::with_capacity(RAW_LEN);
-        raw.extend_from_slice(value.id.as_bytes());
+        raw.extend_from_slice(value.id.uuid().as_bytes());
         raw.extend_from_slice(&value.secret);
         let checksum = self.checksum(&raw);
         raw.extend_from_slice(&checksum);
@@ -85,7 +86,7 @@ impl PatKey {
         if !bool::from(self.checksum(id_and_secret).ct_eq(checksum)) {
             return None;
         }
-        let id = Uuid::from_slice(&id_and_secret[..ID_LEN]).ok()?;
+        let id = TokenId::new(Uuid::from_slice(&id_and_secret[..ID_LEN]).ok()?);
         let mut secret = [0u8; SECRET_LEN];
         secret.copy_from_slice(&id_and_secret[ID_LEN..]);
         Some(TokenValue { id, secret })
@@ -96,12 +97,12 @@ impl PatKey {
 /// the token without being a credential; the token's S3 secret proves possession.
 pub const S3_KEY_PREFIX: &str = "cpak_";
 
-pub fn s3_access_key_id(id: Uuid) -> String {
-    format!("{S3_KEY_PREFIX}{}", id.simple())
+pub fn s3_access_key_id(id: TokenId) -> String {
+    format!("{S3_KEY_PREFIX}{}", id.uuid().simple())
 }
 
 /// The token id named by an S3 access key id, if `text` is one.
-pub fn parse_s3_access_key_id(text: &str) -> Option<Uuid> {
+pub fn parse_s3_access_key_id(text: &str) -> Option<TokenId> {
     let hex = text.strip_prefix(S3_KEY_PREFIX)?;
     if hex.len() != 32
         || !hex
@@ -110,7 +111,7 @@ pub fn parse_s3_access_key_id(text: &str) -> Option<Uuid> {
     {
         return None;
     }
-    Uuid::parse_str(hex).ok()
+    TokenId::parse(hex)
 }
 
 /// A new S3 secret access key: 30 random bytes, 40 characters (the length AWS uses).
@@ -121,7 +122,7 @@ pub fn mint_s3_secret() -> String {
 }
 
 /// The vault name a token's S3 secret is sealed under (binds the sealed value to the token).
-pub fn s3_secret_name(id: Uuid) -> String {
+pub fn s3_secret_name(id: TokenId) -> String {
     format!("token_s3_secret:{id}")
 }
 

@@ -3,7 +3,7 @@
 //! Every protocol's credential (Basic password, PAT, OAuth access token, SigV4 key, SFTP
 //! password, browser session cookie) becomes one of these before anything touches the tree.
 
-use cells_store::{Profile, User};
+use cells_store::{GrantId, Profile, TokenId, User};
 use uuid::Uuid;
 
 use super::scope::Scope;
@@ -13,11 +13,11 @@ use super::scope::Scope;
 pub enum Via {
     Password,
     PersonalToken {
-        token_id: Uuid,
+        token_id: TokenId,
     },
     /// An OAuth access token of our provider, from this grant.
     AccessToken {
-        grant_id: Uuid,
+        grant_id: GrantId,
     },
     /// A browser session cookie of the web pages (signed in with the password).
     Session {
@@ -94,7 +94,7 @@ impl Principal {
         self.profile == Profile::Admin && self.grants.is_none()
     }
 
-    pub fn token_id(&self) -> Option<Uuid> {
+    pub fn token_id(&self) -> Option<TokenId> {
         match self.via {
             Via::PersonalToken { token_id } => Some(token_id),
             Via::Password | Via::AccessToken { .. } | Via::Session { .. } | Via::SshKey | Via::System => None,

@@ -7,13 +7,13 @@
 //! quarter window (bounded staleness), a crash loses at most that, and one busy token costs a
 //! few writes per window instead of one per request.
 
+use cells_store::TokenId;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use cells_store::{Store, Token, TokenUse};
-use uuid::Uuid;
 
 struct Pending {
     /// The latest sliding expiry computed in this process.
@@ -28,7 +28,7 @@ struct Pending {
 
 #[derive(Default)]
 pub struct TokenUsage {
-    pending: Mutex<HashMap<Uuid, Pending>>,
+    pending: Mutex<HashMap<TokenId, Pending>>,
     writes: AtomicU64,
 }
 
@@ -134,12 +134,12 @@ impl TokenUsage {
     }
 
     /// Forget a revoked token.
-    pub fn forget(&self, id: Uuid) {
+    pub fn forget(&self, id: TokenId) {
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
     }
 }
 
-fn take(id: Uuid, entry: &mut Pending) -> TokenUse {
+fn take(id: TokenId, entry: &mut Pending) -> TokenUse {
     entry.dirty = false;
     entry.last_write = Some(Instant::now());
     TokenUse {
@@ -158,8 +158,8 @@ mod tests {
 
     fn token(auto_refresh: i64, expires_at: i64) -> Token {
         Token {
-            id: Uuid::new_v4(),
-            user_id: Uuid::new_v4(),
+            id: TokenId::random(),
+            user_id: uuid::Uuid::new_v4(),
             kind: TokenKind::Personal,
             label: String::new(),
             secret_hash: String::new(),

@@ -5,10 +5,9 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use cells_core::records::{Token, TokenKind, User};
+use cells_core::records::{Token, TokenId, TokenKind, User};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use cells_core::SharedApp;
 use cells_core::auth::principal::Principal;
@@ -218,7 +217,7 @@ pub async fn delete(
     Caller(principal): Caller,
     Path(token_id): Path<String>,
 ) -> Result<Json<Value>> {
-    let id = Uuid::parse_str(&token_id).map_err(|_| Error::invalid("TokenId", "is not a token id"))?;
+    let id = TokenId::parse(&token_id).ok_or_else(|| Error::invalid("TokenId", "is not a token id"))?;
     tokens::revoke(&app, Actor::Principal(&principal), id).await?;
     Ok(Json(json!({ "Success": true })))
 }
@@ -239,7 +238,7 @@ pub async fn revoke(
 ) -> Result<Json<Value>> {
     match request.token_id.filter(|t| !t.is_empty()) {
         Some(text) => {
-            let id = Uuid::parse_str(&text).map_err(|_| Error::invalid("TokenId", "is not a token id"))?;
+            let id = TokenId::parse(&text).ok_or_else(|| Error::invalid("TokenId", "is not a token id"))?;
             tokens::revoke(&app, Actor::Principal(&principal), id).await?;
         }
         None => tokens::revoke_itself(&app, &principal).await?,

@@ -6,6 +6,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cells_store::GrantId;
 use cells_store::{DeviceStatus, NewCode, NewRefresh, Redemption, Rotation, User};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -429,7 +430,7 @@ async fn client_credentials(oidc: &Oidc, client: &OAuthClient, form: &TokenForm)
         .check_scopes(form.scope.as_deref().unwrap_or(""))?
         .join(" ");
     // No grant row: a client token is revoked by recording its grant id as revoked.
-    let (access, expires_in) = oidc.issue_access(None, &client.id, &scope, Uuid::new_v4(), None, None)?;
+    let (access, expires_in) = oidc.issue_access(None, &client.id, &scope, GrantId::random(), None, None)?;
     Ok(json!({ "access_token": access, "token_type": "bearer", "expires_in": expires_in, "scope": scope }))
 }
 
@@ -598,7 +599,7 @@ async fn issue_tokens(
     user: &User,
     client: &OAuthClient,
     scope: &str,
-    grant: Uuid,
+    grant: GrantId,
     session: Option<Uuid>,
     auth_time: i64,
     nonce: Option<&str>,

@@ -14,6 +14,7 @@ pub mod grant;
 pub mod keys;
 pub mod tokens;
 
+use cells_store::GrantId;
 use std::sync::Arc;
 
 use aws_lc_rs::digest;
@@ -89,8 +90,8 @@ pub struct AccessClaims {
 }
 
 impl AccessClaims {
-    pub fn grant_id(&self) -> Option<Uuid> {
-        Uuid::parse_str(&self.gid).ok()
+    pub fn grant_id(&self) -> Option<GrantId> {
+        GrantId::parse(&self.gid)
     }
 
     /// The user the token acts for; `None` for a client's own token.
@@ -186,7 +187,7 @@ impl Oidc {
         user: Option<&User>,
         client_id: &str,
         scope: &str,
-        grant: Uuid,
+        grant: GrantId,
         session: Option<Uuid>,
         auth_time: Option<i64>,
     ) -> anyhow::Result<(String, i64)> {
