@@ -14,6 +14,7 @@ use cells_store::{NewUser, Profile, SshKey, StoreError, User};
 use crate::App;
 use crate::auth::principal::Principal;
 use crate::error::{Error, Result};
+use crate::files::personal_root_key;
 
 /// Who asks for a change (of an account, of tokens): a caller with a credential (REST, the
 /// console), or the operator at the command line, who is no account and so cannot act on
@@ -35,7 +36,6 @@ impl Actor<'_> {
         }
     }
 }
-use crate::files::personal_root_key;
 
 /// Logins are used in Basic auth (`login:secret`), SFTP and paths: no `:`, `/` or control
 /// characters, no surrounding spaces, 1 to 128 characters.
