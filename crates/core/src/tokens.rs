@@ -23,34 +23,35 @@ pub struct Listed {
 
 /// The tokens of `owner` (everyone's without one) that `actor` may see, oldest first.
 pub async fn list(app: &App, actor: Actor<'_>, owner: Option<&User>) -> Result<Vec<Listed>> {
-    let filter = match actor {
-        Actor::Operator => owner.map(|user| user.id),
-        Actor::Principal(principal) => {
-            require_unscoped(actor)?;
-            match owner {
-                Some(user) if user.id == principal.user_id() || principal.is_admin() => Some(user.id),
-                Some(_) => return Err(Error::Forbidden("you can only list your own tokens".into())),
-                None if principal.is_admin() => None,
-                None => Some(principal.user_id()),
-            }
+    require_unscoped(actor)?;
+    // Who each token belongs to, read once: the one owner listed, or every user.
+    let (filter, logins): (Option<Uuid>, HashMap<Uuid, String>) = match (actor, owner) {
+        (Actor::Principal(principal), Some(user))
+            if user.id != principal.user_id() && !principal.is_admin() =>
+        {
+            return Err(Error::Forbidden("you can only list your own tokens".into()));
+        }
+        (_, Some(user)) => (Some(user.id), HashMap::from([(user.id, user.login.clone())])),
+        (Actor::Principal(principal), None) if !principal.is_admin() => (
+            Some(principal.user_id()),
+            HashMap::from([(principal.user_id(), principal.login().to_string())]),
+        ),
+        (_, None) => {
+            let users = app.store.list_users().await?;
+            (
+                None,
+                users.into_iter().map(|user| (user.id, user.login)).collect(),
+            )
         }
     };
     let tokens = app.store.list_tokens(filter).await?;
-    let mut logins = HashMap::<Uuid, String>::new();
-    let mut listed = Vec::with_capacity(tokens.len());
-    for token in tokens {
-        if let std::collections::hash_map::Entry::Vacant(slot) = logins.entry(token.user_id) {
-            let login = app
-                .store
-                .find_user(token.user_id)
-                .await?
-                .map(|u| u.login)
-                .unwrap_or_default();
-            slot.insert(login);
-        }
-        let owner = logins[&token.user_id].clone();
-        listed.push(Listed { token, owner });
-    }
+    let listed = tokens
+        .into_iter()
+        .map(|token| Listed {
+            owner: logins.get(&token.user_id).cloned().unwrap_or_default(),
+            token,
+        })
+        .collect();
     Ok(listed)
 }
 

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use cells_store::{Profile, Token, TokenKind, User};
 use clap::{Args, Parser, Subcommand};
-use uuid::Uuid;
 
 use crate::Server;
 use cells_core::auth::principal::Principal;
@@ -597,26 +596,14 @@ async fn list_tokens(app: &SharedApp, login: Option<&str>) -> anyhow::Result<()>
         Some(login) => Some(find_user(app, login).await?),
         None => None,
     };
-    let tokens: Vec<Token> = tokens::list(app, Actor::Operator, owner.as_ref())
-        .await?
-        .into_iter()
-        .map(|listed| listed.token)
-        .collect();
-    let users: std::collections::HashMap<Uuid, String> = users::list(app)
-        .await?
-        .into_iter()
-        .map(|u| (u.id, u.login))
-        .collect();
+    let listed = tokens::list(app, Actor::Operator, owner.as_ref()).await?;
     println!(
         "{:<36}  {:<16} {:<20} {:<9} {:<16} {:<29} {:<40} SCOPES",
         "ID", "USER", "LABEL", "TYPE", "MODEL", "EXPIRES", "LAST USED"
     );
     let now = cells_store::now();
-    for token in tokens {
-        println!(
-            "{}",
-            token_line(&token, users.get(&token.user_id).map_or("?", String::as_str), now)
-        );
+    for tokens::Listed { token, owner } in listed {
+        println!("{}", token_line(&token, &owner, now));
     }
     Ok(())
 }
