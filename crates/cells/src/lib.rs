@@ -8,20 +8,26 @@ pub mod cli;
 mod fuzz;
 pub mod router;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use cells_core::config::Config;
+use cells_core::config::{Config, Tls};
 use cells_core::{App, SharedApp};
 use cells_core::{auth, users};
+use cells_http::tls::Certificates;
 
 /// A bound server, ready to run: tests bind port 0 and read the addresses back.
 pub struct Server {
     pub app: SharedApp,
     pub listener: TcpListener,
     pub sftp_listener: TcpListener,
+    /// With HTTPS: the certificate and key served, reloaded when they change.
+    pub certificates: Option<Arc<Certificates>>,
+    /// `--http-redirect-bind`: the plain-HTTP port that sends browsers to HTTPS.
+    pub redirect_listener: Option<TcpListener>,
 }
 
 impl Server {
@@ -39,8 +45,27 @@ impl Server {
     /// `prepare` on a listener bound by the caller.
     pub async fn prepare_on(mut config: Config, listener: TcpListener) -> anyhow::Result<Server> {
         if config.external_url_is_default {
-            config.external_url = format!("http://{}", listener.local_addr()?);
+            let scheme = if config.tls.is_some() { "https" } else { "http" };
+            config.external_url = format!("{scheme}://{}", listener.local_addr()?);
         }
+        // A certificate that does not load stops the start, with the reason.
+        let certificates = match &config.tls {
+            None => None,
+            Some(Tls::Files { cert, key }) => Some(Certificates::load(cert, key)?),
+            Some(Tls::SelfSigned) => {
+                let (cert, key) =
+                    cells_http::tls::self_signed(&config.tls_dir(), &self_signed_names(&config))?;
+                Some(Certificates::load(&cert, &key)?)
+            }
+        };
+        let redirect_listener = match &config.http_redirect_bind {
+            Some(bind) => Some(
+                TcpListener::bind(bind)
+                    .await
+                    .with_context(|| format!("cannot listen for the HTTPS redirect on {bind}"))?,
+            ),
+            None => None,
+        };
         let sftp_listener = TcpListener::bind(&config.sftp_bind)
             .await
             .with_context(|| format!("cannot listen for SFTP on {}", config.sftp_bind))?;
@@ -61,6 +86,8 @@ impl Server {
             app,
             listener,
             sftp_listener,
+            certificates,
+            redirect_listener,
         })
     }
 
@@ -78,21 +105,87 @@ impl Server {
         let background = tokio::spawn(background_jobs(app.clone()));
         let watcher = tokio::spawn(watch_auth_epoch(app.clone()));
         let router = router::router(app.clone());
+        let mut options = cells_http::listener::Options {
+            tls: None,
+            proxies: app.config.trusted_proxies.clone(),
+        };
+        let mut tls_tasks = Vec::new();
         // One plain line on stdout, for people and for scripts that started us on port 0.
-        println!("cells: listening on http://{}", self.listener.local_addr()?);
+        match &self.certificates {
+            Some(certificates) => {
+                println!("cells: listening on https://{}", self.listener.local_addr()?);
+                println!("cells: TLS certificate SHA-256 {}", certificates.fingerprint());
+                options.tls = Some(certificates.acceptor()?);
+                tls_tasks.push(tokio::spawn(certificates.clone().watch()));
+                tls_tasks.push(tokio::spawn(reload_on_hangup(certificates.clone())));
+            }
+            None => println!("cells: listening on http://{}", self.listener.local_addr()?),
+        }
+        if let Some(redirect) = self.redirect_listener {
+            println!("cells: redirecting http://{} to HTTPS", redirect.local_addr()?);
+            let router = cells_http::listener::redirect_router(&app.config.external_url);
+            let limits = app.config.limits.clone();
+            tls_tasks.push(tokio::spawn(async move {
+                let plain = cells_http::listener::Options {
+                    tls: None,
+                    proxies: Default::default(),
+                };
+                let forever = std::future::pending::<()>();
+                if let Err(error) =
+                    cells_http::listener::serve(redirect, router, &limits, plain, forever).await
+                {
+                    tracing::error!(%error, "the HTTPS redirect port failed");
+                }
+            }));
+        }
         println!("cells: sftp on {}", self.sftp_listener.local_addr()?);
         let sftp = tokio::spawn(cells_sftp::serve(app.clone(), self.sftp_listener));
         // TCP_NODELAY: small responses leave at once instead of waiting on delayed ACKs.
-        cells_http::listener::serve(self.listener, router, &app.config.limits, shutdown)
+        cells_http::listener::serve(self.listener, router, &app.config.limits, options, shutdown)
             .await
             .context("HTTP server failed")?;
         background.abort();
         watcher.abort();
         sftp.abort();
+        for task in tls_tasks {
+            task.abort();
+        }
         app.auth.flush_usage(true).await;
         app.close().await;
         tracing::info!("cells stopped");
         Ok(())
+    }
+}
+
+/// The names a self-signed certificate is made for: localhost, the loopback addresses, and the
+/// host of the external URL and of the bind address.
+fn self_signed_names(config: &Config) -> Vec<String> {
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    let external = config.external_url.split_once("://").map_or("", |(_, rest)| rest);
+    for authority in [external.split('/').next().unwrap_or(""), config.bind.as_str()] {
+        let host = match authority.rsplit_once(':') {
+            Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+            _ => authority,
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if !host.is_empty() && host != "0.0.0.0" && host != "::" && !names.iter().any(|n| n == host) {
+            names.push(host.to_string());
+        }
+    }
+    names
+}
+
+/// SIGHUP reloads the TLS certificate now (as nginx and HAProxy do).
+async fn reload_on_hangup(certificates: Arc<Certificates>) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        certificates.request_reload();
     }
 }
 

@@ -16,6 +16,12 @@ use cells_http::error::Failure;
 use cells_http::{error, listener, request_log};
 
 pub fn router(app: SharedApp) -> Router {
+    // HSTS only where it cannot lock anyone out (`Config::sends_hsts`); one year, without
+    // `includeSubDomains`: other hosts of the domain are not ours to decide for.
+    let hsts = app
+        .config
+        .sends_hsts()
+        .then(|| HeaderValue::from_static("max-age=31536000"));
     Router::new()
         .merge(cells_rest::routes())
         .merge(cells_dav::routes(app.clone()))
@@ -30,6 +36,10 @@ pub fn router(app: SharedApp) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static("referrer-policy"),
             HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            move |_: &Response| hsts.clone(),
         ))
         .layer(axum::middleware::from_fn(listener::refuse_over_limit))
         .layer(CatchPanicLayer::custom(panic_response))

@@ -10,9 +10,8 @@ use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
-use cells_core::records::{Token, TokenId, TokenKind, User};
+use cells_core::records::{NodeId, Token, TokenId, TokenKind, User};
 use serde::Deserialize;
-use uuid::Uuid;
 
 use super::{Browser, ConfirmPage, Nav, Notice, format_duration, format_time, redirect};
 use cells_core::SharedApp;
@@ -237,7 +236,7 @@ pub struct TokensQuery {
 /// The page for a GET: the list, a notice after a revocation, the form pre-filled.
 pub async fn show(browser: &Browser, owner: &Owner<'_>, query: TokensQuery) -> Result<Response> {
     let mut form = TokenForm::default();
-    if let Some(node) = query.node.as_deref().and_then(|n| Uuid::parse_str(n).ok())
+    if let Some(node) = query.node.as_deref().and_then(NodeId::parse)
         && let Ok(entry) = browser
             .app
             .tree
@@ -330,9 +329,9 @@ async fn mint(browser: &Browser, owner: &Owner<'_>, form: &TokenForm) -> Result<
             _ => return Err(Error::invalid("rights", "must be read, write, or both")),
         };
         // A node UUID, or a path as the owner sees it.
-        let node = match Uuid::parse_str(&form.scope) {
-            Ok(id) => id,
-            Err(_) => {
+        let node = match NodeId::parse(&form.scope) {
+            Some(id) => id,
+            None => {
                 let path = TreePath::parse(&form.scope)?;
                 app.tree.stat(&principal, &path).await?.node().id
             }

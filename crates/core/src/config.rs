@@ -2,7 +2,9 @@
 //!
 //! The JSON file keeps Cells' layout so that OAuth settings sit where the seeds say
 //! (`services."pydio.web.oauth"`); our own keys are top-level: `bind`, `sftp-bind`,
-//! `external-url`, `database-url`, `s3-gateway-secret`, and the limits (`Limits`).
+//! `external-url`, `database-url`, `s3-gateway-secret`, `s3-bucket-alias`, `tls-cert`,
+//! `tls-key`, `tls-self-signed`, `http-redirect-bind`, `trusted-proxies`, and the limits
+//! (`Limits`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,11 +12,15 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::Value;
 
+use crate::proxy::{Cidr, TrustedProxies};
+
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_SFTP_BIND: &str = "127.0.0.1:2022";
 /// The S3 secret that goes with a token used as access key (seed 003: "the string
 /// gatewaysecret as password").
 pub const DEFAULT_S3_GATEWAY_SECRET: &str = "gatewaysecret";
+/// The second name of the S3 bucket `io` (`s3-bucket-alias`).
+pub const DEFAULT_S3_BUCKET_ALIAS: &str = "cells";
 
 /// What the command line (with its environment fallbacks) said; `None` means "not given".
 #[derive(Debug, Clone, Default)]
@@ -25,6 +31,21 @@ pub struct Overrides {
     pub bind: Option<String>,
     pub sftp_bind: Option<String>,
     pub external_url: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_self_signed: bool,
+    pub http_redirect_bind: Option<String>,
+    /// `--trusted-proxy`, repeatable; replaces the file's list when given.
+    pub trusted_proxies: Vec<String>,
+}
+
+/// HTTPS served by this process itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tls {
+    /// `--tls-cert` and `--tls-key`: PEM files, reloaded when they change or on SIGHUP.
+    Files { cert: PathBuf, key: PathBuf },
+    /// `--tls-self-signed`: a pair made once in `DATA/tls/` and kept.
+    SelfSigned,
 }
 
 /// A value that must not reach a log line: `Debug` prints a placeholder, and the value is
@@ -94,6 +115,15 @@ pub struct Config {
     pub admin_password: Option<Secret>,
     /// S3 secret access key for a token used as the access key.
     pub s3_gateway_secret: Secret,
+    /// HTTPS on `bind`; `None` serves plain HTTP (behind a proxy that ends TLS, say).
+    pub tls: Option<Tls>,
+    /// `http-redirect-bind`: a plain-HTTP port beside HTTPS that only redirects.
+    pub http_redirect_bind: Option<String>,
+    /// `trusted-proxy`: who may name the client in `X-Forwarded-For`.
+    pub trusted_proxies: TrustedProxies,
+    /// `s3-bucket-alias`: a second name of the `io` bucket, for clients that check S3's
+    /// 3-63 character rule before they send anything (minio-go, so restic and `mc`).
+    pub s3_bucket_alias: String,
     /// `services."pydio.web.oauth"` of `pydio.json`: the provider's clients and lifespans.
     pub oauth: OAuthSection,
     pub limits: Limits,
@@ -120,6 +150,8 @@ pub struct Limits {
     /// with each suspension in a row, up to `login-suspension-max`.
     pub login_suspension: Duration,
     pub login_suspension_max: Duration,
+    /// `tls-handshake-timeout`: a TLS connection must have finished its handshake within this.
+    pub tls_handshake_timeout: Duration,
     /// `max-file-size`: the largest file any write may leave, however written (a sparse
     /// extension by truncate included); `1T`, `500G` (binary units) or bytes.
     pub max_file_size: u64,
@@ -136,6 +168,7 @@ impl Default for Limits {
             sftp_connections_per_address: 64,
             login_suspension: Duration::from_secs(15 * 60),
             login_suspension_max: Duration::from_secs(24 * 3600),
+            tls_handshake_timeout: Duration::from_secs(10),
             max_file_size: 1 << 40,
         }
     }
@@ -192,6 +225,7 @@ impl Limits {
             )?,
             login_suspension: duration("login-suspension", defaults.login_suspension)?,
             login_suspension_max: duration("login-suspension-max", defaults.login_suspension_max)?,
+            tls_handshake_timeout: duration("tls-handshake-timeout", defaults.tls_handshake_timeout)?,
             max_file_size: match text("max-file-size") {
                 Some(value) => parse_size(&value).with_context(|| {
                     format!("max-file-size: {value:?} is not a size such as 1T, 500G or 10M")
@@ -255,9 +289,16 @@ impl Config {
             .sftp_bind
             .or_else(|| key("sftp-bind"))
             .unwrap_or_else(|| DEFAULT_SFTP_BIND.into());
+        let tls = tls_of(
+            overrides.tls_cert,
+            overrides.tls_key,
+            overrides.tls_self_signed,
+            &file,
+        )?;
         let given_url = overrides.external_url.or_else(|| key("external-url"));
         let external_url_is_default = given_url.is_none();
-        let external_url = given_url.unwrap_or_else(|| format!("http://{bind}"));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let external_url = given_url.unwrap_or_else(|| format!("{scheme}://{bind}"));
         let external_url = external_url.trim_end_matches('/').to_string();
         if !(external_url.starts_with("http://") || external_url.starts_with("https://")) {
             anyhow::bail!("external URL {external_url:?} must start with http:// or https://");
@@ -279,6 +320,46 @@ impl Config {
             .filter(|v| !v.is_empty())
             .or_else(|| key("s3-gateway-secret"))
             .unwrap_or_else(|| DEFAULT_S3_GATEWAY_SECRET.into());
+        let s3_bucket_alias = std::env::var("CELLS_S3_BUCKET_ALIAS")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| key("s3-bucket-alias"))
+            .unwrap_or_else(|| DEFAULT_S3_BUCKET_ALIAS.into());
+        if !is_bucket_alias(&s3_bucket_alias) {
+            anyhow::bail!(
+                "s3-bucket-alias {s3_bucket_alias:?}: 3 to 63 lower-case letters, digits and '-', \
+                 starting and ending with a letter or digit, other than io"
+            );
+        }
+        let http_redirect_bind = overrides.http_redirect_bind.or_else(|| key("http-redirect-bind"));
+        if http_redirect_bind.is_some() && tls.is_none() {
+            anyhow::bail!(
+                "http-redirect-bind redirects to HTTPS: give --tls-cert and --tls-key or --tls-self-signed"
+            );
+        }
+        let proxies = if overrides.trusted_proxies.is_empty() {
+            match file.get("trusted-proxies") {
+                Some(Value::Array(list)) => list
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect(),
+                Some(Value::String(one)) => vec![one.clone()],
+                _ => Vec::new(),
+            }
+        } else {
+            overrides.trusted_proxies
+        };
+        let mut trusted = Vec::new();
+        for text in proxies
+            .iter()
+            .flat_map(|p| p.split(','))
+            .filter(|p| !p.trim().is_empty())
+        {
+            trusted.push(Cidr::parse(text).with_context(|| {
+                format!("trusted-proxy {text:?} is not an address range such as 10.0.0.0/8")
+            })?);
+        }
         Ok(Config {
             data_dir,
             config_file,
@@ -290,6 +371,10 @@ impl Config {
             admin_login,
             admin_password: admin_password.map(Secret::new),
             s3_gateway_secret: Secret::new(s3_gateway_secret),
+            s3_bucket_alias,
+            tls,
+            http_redirect_bind,
+            trusted_proxies: TrustedProxies::new(trusted),
             limits: Limits::load(&file)?,
             oauth: match file.pointer("/services/pydio.web.oauth") {
                 Some(section) => serde_json::from_value(section.clone())
@@ -302,6 +387,73 @@ impl Config {
     pub fn blobs_dir(&self) -> PathBuf {
         self.data_dir.join("blobs")
     }
+
+    /// Where `--tls-self-signed` keeps its pair.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.data_dir.join("tls")
+    }
+
+    /// Browsers reach us over HTTPS (here or at a proxy in front): cookies get `Secure` and
+    /// the `__Host-` prefix.
+    pub fn is_https(&self) -> bool {
+        self.external_url.starts_with("https://")
+    }
+
+    /// Send `Strict-Transport-Security`: only with a real certificate (`--tls-cert`) for a DNS
+    /// name. HSTS ignores ports, so on `localhost` or an address it would break every other
+    /// plain-HTTP service of that host; a self-signed certificate would lock browsers out.
+    pub fn sends_hsts(&self) -> bool {
+        let host = self
+            .external_url
+            .split_once("://")
+            .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
+            .unwrap_or("");
+        let host = match host.rsplit_once(':') {
+            Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+            _ => host,
+        };
+        let is_name = !host.starts_with('[')
+            && host.parse::<std::net::IpAddr>().is_err()
+            && host.contains(|c: char| c.is_ascii_alphabetic());
+        let local =
+            host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost");
+        matches!(self.tls, Some(Tls::Files { .. })) && self.is_https() && is_name && !local
+    }
+}
+
+/// HTTPS from the flags, or the file's `tls-cert`/`tls-key`/`tls-self-signed`.
+fn tls_of(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    self_signed: bool,
+    file: &Value,
+) -> anyhow::Result<Option<Tls>> {
+    let path = |name: &str| file.get(name).and_then(Value::as_str).map(PathBuf::from);
+    let cert = cert.or_else(|| path("tls-cert"));
+    let key = key.or_else(|| path("tls-key"));
+    let self_signed = self_signed || file.get("tls-self-signed").and_then(Value::as_bool) == Some(true);
+    match (cert, key, self_signed) {
+        (Some(_), Some(_), true) => {
+            anyhow::bail!("give either --tls-cert and --tls-key or --tls-self-signed, not both")
+        }
+        (Some(cert), Some(key), false) => Ok(Some(Tls::Files { cert, key })),
+        (Some(_), None, _) | (None, Some(_), _) => anyhow::bail!("--tls-cert and --tls-key go together"),
+        (None, None, true) => Ok(Some(Tls::SelfSigned)),
+        (None, None, false) => Ok(None),
+    }
+}
+
+/// An S3 bucket name clients accept (AWS's rules for new buckets, without dots, so that no
+/// client mistakes it for an address) that is not `io` itself.
+fn is_bucket_alias(name: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    (3..=63).contains(&name.len())
+        && name != "io"
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && edge(name.chars().next())
+        && edge(name.chars().last())
 }
 
 /// `sqlite://` URL of a database file, created when missing.
@@ -326,7 +478,27 @@ fn read_json(path: &Path) -> anyhow::Result<Value> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Config, Overrides, parse_size};
+    use super::{Config, Overrides, is_bucket_alias, parse_size};
+
+    #[test]
+    fn bucket_aliases_follow_the_s3_naming_rules() {
+        for good in ["cells", "abc", "team-files-2", &"a".repeat(63)] {
+            assert!(is_bucket_alias(good), "{good}");
+        }
+        for bad in [
+            "io",
+            "ab",
+            "Cells",
+            "-cells",
+            "cells-",
+            "my.bucket",
+            "a_b",
+            &"a".repeat(64),
+            "",
+        ] {
+            assert!(!is_bucket_alias(bad), "{bad}");
+        }
+    }
 
     /// A Cells `pydio.json` loads with every key it carries; its secrets, the admin password
     /// and the database password never show in `Debug`.

@@ -10,12 +10,13 @@ pub mod duration;
 pub mod error;
 pub mod files;
 pub mod locks;
+pub mod proxy;
 pub mod random;
 /// The store's records, as the adapters see them (they never open the store themselves).
 pub mod records {
     pub use cells_store::{
-        DeadProp, DeviceCode, DeviceStatus, GrantId, Node, Part, Profile, PropChange, StoredLock, Token,
-        TokenId, TokenKind, Upload, User, now,
+        DeadProp, DeviceCode, DeviceStatus, GrantId, Node, NodeId, Part, Profile, PropChange, StoredLock,
+        Token, TokenId, TokenKind, Upload, User, UserId, now,
     };
 }
 pub mod tokens;

@@ -7,8 +7,7 @@
 
 use std::collections::HashMap;
 
-use cells_store::{Token, TokenId, User};
-use uuid::Uuid;
+use cells_store::{Token, TokenId, User, UserId};
 
 use crate::App;
 use crate::auth::principal::Principal;
@@ -25,7 +24,7 @@ pub struct Listed {
 pub async fn list(app: &App, actor: Actor<'_>, owner: Option<&User>) -> Result<Vec<Listed>> {
     require_unscoped(actor)?;
     // Who each token belongs to, read once: the one owner listed, or every user.
-    let (filter, logins): (Option<Uuid>, HashMap<Uuid, String>) = match (actor, owner) {
+    let (filter, logins): (Option<UserId>, HashMap<UserId, String>) = match (actor, owner) {
         (Actor::Principal(principal), Some(user))
             if user.id != principal.user_id() && !principal.is_admin() =>
         {

@@ -2,7 +2,7 @@
 //! parts (blobs outside the tree until completion), and the stale ones to expire. The S3
 //! adapter speaks the protocol; this is where uploads are kept.
 
-use cells_store::{Part, Store, Upload};
+use cells_store::{Part, Store, Upload, UserId};
 use uuid::Uuid;
 
 use crate::App;
@@ -26,7 +26,7 @@ impl Uploads {
     /// A new upload of `user` to `object_key`; `None` when they have `max_open` already.
     pub async fn create(
         &self,
-        user: Uuid,
+        user: UserId,
         object_key: &str,
         meta: Option<&str>,
         max_open: i64,
@@ -39,7 +39,7 @@ impl Uploads {
     }
 
     /// `user`'s uploads in progress, by key.
-    pub async fn of_user(&self, user: Uuid) -> Result<Vec<Upload>> {
+    pub async fn of_user(&self, user: UserId) -> Result<Vec<Upload>> {
         Ok(self.store.list_uploads(user).await?)
     }
 

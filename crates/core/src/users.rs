@@ -102,7 +102,7 @@ pub async fn find(app: &App, login: &str) -> Result<Option<User>> {
 }
 
 /// The user with this id, if any.
-pub async fn find_by_id(app: &App, id: uuid::Uuid) -> Result<Option<User>> {
+pub async fn find_by_id(app: &App, id: cells_store::UserId) -> Result<Option<User>> {
     Ok(app.store.find_user(id).await?)
 }
 

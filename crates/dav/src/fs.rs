@@ -148,7 +148,7 @@ fn required(path: &DavPath) -> FsResult<TreePath> {
 /// folders get one from their id and time.
 pub fn etag_of(node: &cells_core::records::Node) -> String {
     if node.is_collection() {
-        format!("{}-{:x}", node.id.simple(), node.mtime)
+        format!("{}-{:x}", node.id.uuid().simple(), node.mtime)
     } else {
         node.etag.clone()
     }
@@ -293,7 +293,8 @@ impl GuardedFileSystem<Principal> for CellsFs {
                     if !folder.node().is_collection() {
                         return Err(FsError::Forbidden);
                     }
-                    let mut props: std::collections::HashMap<uuid::Uuid, Vec<DeadProp>> = Default::default();
+                    let mut props: std::collections::HashMap<cells_core::records::NodeId, Vec<DeadProp>> =
+                        Default::default();
                     for (node, prop) in tree.children_props(&folder).await.map_err(fs_error)? {
                         props.entry(node).or_default().push(prop);
                     }

@@ -365,10 +365,25 @@ async fn answer(app: SharedApp, request: Request<Body>) -> Response<Body> {
             }
         }
     }
+    let lock_target = (parts.method.as_str() == "LOCK")
+        .then(|| tree_path_of(parts.uri.path()))
+        .flatten()
+        .map(|path| (path, principal.clone()));
     let request = Request::from_parts(parts, body);
     let response = handler
         .handle_guarded(request, principal.login().to_string(), principal)
         .await;
+    // dav-server answers a LOCK of an unmapped URL 201 after opening the file for writing,
+    // but our files appear only when a write completes. RFC 4918 §7.3: the lock creates an
+    // empty, locked resource, which davfs2 and Office-style clients then write and MOVE.
+    if response.status() == StatusCode::CREATED
+        && let Some((path, principal)) = lock_target
+    {
+        match app.tree.create_empty(&principal, &path).await {
+            Ok(_) | Err(Error::AlreadyExists(_)) => {}
+            Err(error) => tracing::warn!(%error, %path, "WebDAV: the locked empty file was not created"),
+        }
+    }
     response.map(Body::new)
 }
 

@@ -94,7 +94,8 @@ pub async fn answer(
     let (target, own, children, mut props) = if depth_one {
         let (folder, children) = tree.list(principal, &path).await.ok()?;
         let own = tree.own_props(&folder).await.ok()?;
-        let mut props: std::collections::HashMap<uuid::Uuid, Vec<DeadProp>> = Default::default();
+        let mut props: std::collections::HashMap<cells_core::records::NodeId, Vec<DeadProp>> =
+            Default::default();
         if !children.is_empty() {
             for (node, prop) in tree.children_props(&folder).await.ok()? {
                 props.entry(node).or_default().push(prop);

@@ -13,9 +13,14 @@
 //!   with `Connection: close` on as many more, except for `/healthz`, so a balancer's health
 //!   checks still pass while one client is over its share; past twice the limit its
 //!   connections are closed at once.
+//! - With TLS (`tls`), the handshake must end within `tls-handshake-timeout`; until it has,
+//!   the connection counts against its address like any other.
+//! - A connection from a trusted proxy (`--trusted-proxy`) may name its client in
+//!   `X-Forwarded-For`: its requests then carry the client's address (`ConnectInfo`), which
+//!   every per-address rule reads. Connection limits count the proxy itself.
 
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,10 +44,18 @@ use tower::ServiceExt;
 use cells_core::auth::throttle::counted_as;
 use cells_core::config::Limits;
 use cells_core::connections::Connections;
+use cells_core::proxy::TrustedProxies;
 
 /// Set on the requests of a connection over its address's limit.
 #[derive(Clone, Copy, Debug)]
 pub struct OverLimit;
+
+/// How connections are spoken to: plain or TLS, and who may name the client.
+#[derive(Clone, Default)]
+pub struct Options {
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub proxies: TrustedProxies,
+}
 
 /// Serve `router` on `listener` until `shutdown` completes, then let requests in progress
 /// finish.
@@ -50,8 +63,10 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: &Limits,
+    options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    let proxies = Arc::new(options.proxies);
     let connections = Connections::<IpAddr>::new(limits.http_connections_per_address);
     // Connections past the limit, answered 503 (or /healthz), up to as many again.
     let overflow = Connections::<IpAddr>::new(limits.http_connections_per_address);
@@ -87,11 +102,13 @@ pub async fn serve(
         };
         let over_limit = slot.is_none();
         let busy = Arc::new(AtomicUsize::new(0));
-        let io = TokioIo::new(Idle::new(stream, limits.http_idle_timeout, busy.clone()));
+        let idle = Idle::new(stream, limits.http_idle_timeout, busy.clone());
         let router = router.clone();
+        let proxies = proxies.clone();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let mut request = request.map(|body| Body::new(TimedBody::new(body, body_timeout)));
-            request.extensions_mut().insert(ConnectInfo(peer));
+            let client = client_of(&proxies, peer, request.headers());
+            request.extensions_mut().insert(ConnectInfo(client));
             if over_limit {
                 request.extensions_mut().insert(OverLimit);
             }
@@ -103,14 +120,83 @@ pub async fn serve(
                 response
             }
         });
-        let connection = graceful.watch(builder.serve_connection(io, service));
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let tls = options.tls.clone();
+        let handshake = limits.tls_handshake_timeout;
         tokio::spawn(async move {
-            let _ = connection.await;
+            match tls {
+                None => {
+                    let _ = watcher
+                        .watch(builder.serve_connection(TokioIo::new(idle), service))
+                        .await;
+                }
+                Some(acceptor) => match tokio::time::timeout(handshake, acceptor.accept(idle)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = watcher
+                            .watch(builder.serve_connection(TokioIo::new(stream), service))
+                            .await;
+                    }
+                    Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                },
+            }
             drop((slot, overflow));
         });
     }
     graceful.shutdown().await;
     Ok(())
+}
+
+/// The plain-HTTP port beside HTTPS (`--http-redirect-bind`): a GET or HEAD that carries no
+/// credential is sent to the same path on the external (HTTPS) URL, never to the host the
+/// request names; anything else is refused 403 "use https", so that a client set up with
+/// `http://` fails loudly instead of sending its password or token in clear at every request.
+pub fn redirect_router(external_url: &str) -> Router {
+    let base = external_url.trim_end_matches('/').to_string();
+    Router::new().fallback(move |request: Request| {
+        let base = base.clone();
+        async move { redirect(&base, &request) }
+    })
+}
+
+fn redirect(base: &str, request: &Request) -> Response {
+    let headers = request.headers();
+    let query = request.uri().query().unwrap_or_default().to_ascii_lowercase();
+    let credentials = headers.contains_key(header::AUTHORIZATION)
+        || headers.contains_key(header::COOKIE)
+        || ["signature=", "x-amz-credential=", "token=", "password="]
+            .iter()
+            .any(|name| query.contains(name));
+    let safe = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    if safe && !credentials {
+        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        if let Ok(location) = HeaderValue::from_str(&format!("{base}{path}")) {
+            return (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, location)]).into_response();
+        }
+    }
+    (
+        StatusCode::FORBIDDEN,
+        "use https: this port only redirects browsers (whatever credential this request carried \
+         crossed the network in clear)\n",
+    )
+        .into_response()
+}
+
+/// The client of a request: the peer, or whom a trusted proxy names (`proxy`).
+fn client_of(proxies: &TrustedProxies, peer: SocketAddr, headers: &axum::http::HeaderMap) -> SocketAddr {
+    if proxies.is_empty() {
+        return peer;
+    }
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    SocketAddr::new(proxies.client(peer.ip(), &forwarded), peer.port())
 }
 
 /// Refuse a request that came on a connection over its address's limit (`/healthz` passes).

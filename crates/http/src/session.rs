@@ -25,15 +25,31 @@ use cells_core::error::Error;
 
 pub const CSRF_COOKIE: &str = "cells_csrf";
 pub const SESSION_COOKIE: &str = "cells_session";
+
+/// The session cookie's name: with the `__Host-` prefix when browsers reach us over HTTPS
+/// (RFC 6265bis §4.1.3.2: the browser keeps it only if it is `Secure`, for `Path=/` and
+/// without `Domain`, so no sibling host and no plain-HTTP page can set or shadow it).
+pub fn session_cookie(app: &SharedApp) -> &'static str {
+    if app.config.is_https() {
+        "__Host-cells_session"
+    } else {
+        SESSION_COOKIE
+    }
+}
+
+/// The CSRF cookie's name, prefixed as `session_cookie`.
+pub fn csrf_cookie(app: &SharedApp) -> &'static str {
+    if app.config.is_https() {
+        "__Host-cells_csrf"
+    } else {
+        CSRF_COOKIE
+    }
+}
 /// How long a browser login lasts.
 pub const SESSION_SECONDS: i64 = 14 * 24 * 3600;
 
 pub fn secure_flag(app: &SharedApp) -> &'static str {
-    if app.config.external_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    }
+    if app.config.is_https() { "; Secure" } else { "" }
 }
 
 pub fn set_cookie(response: &mut Response, value: String) {
@@ -68,7 +84,7 @@ pub async fn session_user(app: &SharedApp, headers: &HeaderMap) -> Result<Option
 
 /// The signed-in browser whose valid session cookie `headers` carry, as a principal.
 pub async fn signed_in(app: &SharedApp, headers: &HeaderMap) -> Result<Option<SignedIn>, Error> {
-    let Some(value) = cookie(headers, SESSION_COOKIE) else {
+    let Some(value) = cookie(headers, session_cookie(app)) else {
         return Ok(None);
     };
     let Some((id, tag)) = value.split_once('.') else {
@@ -97,7 +113,7 @@ pub struct Csrf {
 
 /// The token forms carry for `nonce` in the session that `headers` present.
 fn csrf_for(app: &SharedApp, headers: &HeaderMap, nonce: &str) -> String {
-    let session = cookie(headers, SESSION_COOKIE).unwrap_or_default();
+    let session = cookie(headers, session_cookie(app)).unwrap_or_default();
     let mut context = aws_lc_rs::hmac::Context::with_key(&app.session_key);
     context.update(b"csrf\0");
     context.update(nonce.as_bytes());
@@ -107,7 +123,7 @@ fn csrf_for(app: &SharedApp, headers: &HeaderMap, nonce: &str) -> String {
 }
 
 pub fn csrf_token(app: &SharedApp, headers: &HeaderMap) -> Csrf {
-    let (nonce, is_new) = match cookie(headers, CSRF_COOKIE) {
+    let (nonce, is_new) = match cookie(headers, csrf_cookie(app)) {
         Some(value) if value.len() == 43 => (value.to_string(), false),
         _ => (random_token(), true),
     };
@@ -122,7 +138,8 @@ pub fn with_csrf_cookie(app: &SharedApp, mut response: Response, csrf: &Csrf) ->
     if csrf.is_new {
         // One path for every page's token, so a browser never holds two `cells_csrf` cookies.
         let value = format!(
-            "{CSRF_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict{}",
+            "{}={}; Path=/; HttpOnly; SameSite=Strict{}",
+            csrf_cookie(app),
             csrf.nonce,
             secure_flag(app)
         );
@@ -132,7 +149,7 @@ pub fn with_csrf_cookie(app: &SharedApp, mut response: Response, csrf: &Csrf) ->
 }
 
 pub fn csrf_ok(app: &SharedApp, headers: &HeaderMap, presented: Option<&str>) -> bool {
-    match (cookie(headers, CSRF_COOKIE), presented) {
+    match (cookie(headers, csrf_cookie(app)), presented) {
         (Some(nonce), Some(presented)) if nonce.len() == 43 => {
             let expected = csrf_for(app, headers, nonce);
             expected.as_bytes().ct_eq(presented.as_bytes()).into()
@@ -146,13 +163,14 @@ pub fn csrf_ok(app: &SharedApp, headers: &HeaderMap, presented: Option<&str>) ->
 pub fn with_session_cookie(headers: &HeaderMap, set_cookie: &str) -> HeaderMap {
     let mut headers = headers.clone();
     if let Some(pair) = set_cookie.split(';').next() {
+        let name = pair.split('=').next().unwrap_or_default().trim();
         let mut others: Vec<String> = headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
             .map(str::trim)
-            .filter(|p| !p.starts_with(&format!("{SESSION_COOKIE}=")) && !p.is_empty())
+            .filter(|p| !p.starts_with(&format!("{name}=")) && !p.is_empty())
             .map(str::to_string)
             .collect();
         others.push(pair.trim().to_string());
@@ -201,7 +219,8 @@ pub async fn sign_in(
 pub async fn open_session(app: &SharedApp, user: &User) -> Result<(Uuid, i64, String), Error> {
     let (id, now) = sessions::open(app, user, SESSION_SECONDS).await?;
     let cookie = format!(
-        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_SECONDS}{}",
+        "{}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_SECONDS}{}",
+        session_cookie(app),
         session_cookie_value(app, id),
         secure_flag(app)
     );
@@ -211,7 +230,8 @@ pub async fn open_session(app: &SharedApp, user: &User) -> Result<(Uuid, i64, St
 /// The `Set-Cookie` value that ends the browser's session cookie.
 pub fn expired_session_cookie(app: &SharedApp) -> String {
     format!(
-        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        session_cookie(app),
         secure_flag(app)
     )
 }

@@ -1,7 +1,8 @@
 //! CopyObject and UploadPartCopy, routed around s3s's parser: s3s refuses
 //! `x-amz-copy-source: io/…` because AWS bucket names have at least 3 characters, and ours is
 //! `io` (SPEC §4). The header is signed, so it cannot be rewritten; s3s still verifies the
-//! signature before this route runs.
+//! signature before this route runs. Copies naming the alias (`cells`) come here too: one
+//! path for every copy within our tree.
 
 use axum::http::{Extensions, HeaderMap, Method, Uri};
 use s3s::route::S3Route;
@@ -27,12 +28,18 @@ impl CopyRoute {
     }
 }
 
-/// The source key of an `x-amz-copy-source` naming our bucket.
-fn source_key(headers: &HeaderMap) -> Option<String> {
+/// The source key of an `x-amz-copy-source` naming our bucket, by either name.
+fn source_key(app: &SharedApp, headers: &HeaderMap) -> Option<String> {
     let raw = headers.get("x-amz-copy-source")?.to_str().ok()?;
     let decoded = decode(raw.split('?').next()?)?;
     let inner = decoded.strip_prefix('/').unwrap_or(&decoded);
-    inner.strip_prefix("io/").map(str::to_string)
+    object_key(app, inner)
+}
+
+/// The key in `bucket/key`, when the bucket is ours.
+fn object_key(app: &SharedApp, path: &str) -> Option<String> {
+    let (bucket, key) = path.split_once('/')?;
+    super::is_bucket(app, bucket).then(|| key.to_string())
 }
 
 fn decode(text: &str) -> Option<String> {
@@ -43,7 +50,12 @@ fn decode(text: &str) -> Option<String> {
 impl S3Route for CopyRoute {
     fn is_match(&self, method: &Method, uri: &Uri, headers: &HeaderMap, _: &mut Extensions) -> bool {
         // With `uploadId` and `partNumber` in the query this is UploadPartCopy, else CopyObject.
-        *method == Method::PUT && uri.path().starts_with("/io/") && source_key(headers).is_some()
+        *method == Method::PUT
+            && uri
+                .path()
+                .strip_prefix('/')
+                .is_some_and(|path| object_key(&self.app, path).is_some())
+            && source_key(&self.app, headers).is_some()
     }
 
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
@@ -57,9 +69,16 @@ impl S3Route for CopyRoute {
 
     async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
         let principal = super::auth::principal(&req)?.clone();
-        let source =
-            source_key(&req.headers).ok_or_else(|| s3_error!(InvalidArgument, "bad x-amz-copy-source"))?;
-        let target = decode(req.uri.path().strip_prefix("/io/").unwrap_or_default())
+        let source = source_key(&self.app, &req.headers)
+            .ok_or_else(|| s3_error!(InvalidArgument, "bad x-amz-copy-source"))?;
+        let target = req
+            .uri
+            .path()
+            .strip_prefix('/')
+            .and_then(|path| object_key(&self.app, path));
+        let target = target
+            .as_deref()
+            .and_then(decode)
             .ok_or_else(|| s3_error!(InvalidURI, "the key is not valid UTF-8"))?;
         let upload_id = query_value(&req.uri, "uploadId");
         let part_number = query_value(&req.uri, "partNumber");

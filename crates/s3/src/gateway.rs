@@ -83,17 +83,6 @@ pub fn check_metadata(user: Option<&Metadata>) -> S3Result<()> {
     Ok(())
 }
 
-pub fn check_bucket(bucket: &str) -> S3Result<()> {
-    if bucket == BUCKET {
-        Ok(())
-    } else {
-        Err(s3_error!(
-            NoSuchBucket,
-            "the only bucket is {BUCKET}; keys are <workspace>/<path>"
-        ))
-    }
-}
-
 /// A key as a tree path, and whether it names a folder (`a/b/`).
 pub fn key_path(key: &str) -> S3Result<(TreePath, bool)> {
     let folder = key.ends_with('/');
@@ -202,6 +191,19 @@ pub fn write_error(error: Error) -> S3Error {
 }
 
 impl Gateway {
+    /// `io`, or its alias (`s3-bucket-alias`, `cells` by default): the same tree.
+    pub fn check_bucket(&self, bucket: &str) -> S3Result<()> {
+        if super::is_bucket(&self.app, bucket) {
+            Ok(())
+        } else {
+            Err(s3_error!(
+                NoSuchBucket,
+                "the buckets are {BUCKET} and {}, the same tree; keys are <workspace>/<path>",
+                self.app.config.s3_bucket_alias
+            ))
+        }
+    }
+
     /// The file at `key` that `principal` may read, or the folder a `…/` key names.
     pub(super) async fn object(
         &self,
@@ -209,7 +211,7 @@ impl Gateway {
         bucket: &str,
         key: &str,
     ) -> S3Result<(Entry, bool)> {
-        check_bucket(bucket)?;
+        self.check_bucket(bucket)?;
         let (path, folder) = key_path(key)?;
         let (entry, readable) = self
             .app
@@ -236,7 +238,7 @@ impl Gateway {
     /// The steps every listing shares (ListObjects, V2, ListObjectVersions): the bucket and
     /// the arguments checked, then one page of keys after `after`.
     async fn listing(&self, principal: &Principal, request: Listing<'_>) -> S3Result<Listed> {
-        check_bucket(request.bucket)?;
+        self.check_bucket(request.bucket)?;
         let encode = encoder(request.encoding)?;
         let prefix = request.prefix.unwrap_or_default().to_string();
         let max_keys = max_keys(request.max_keys)?;
@@ -336,11 +338,16 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<ListBucketsOutput>> {
         let principal = principal(&req)?;
         Ok(S3Response::new(ListBucketsOutput {
-            buckets: Some(vec![Bucket {
-                name: Some(BUCKET.into()),
-                creation_date: Some(timestamp(self.app.started_at)),
-                bucket_region: Some(super::REGION.into()),
-            }]),
+            buckets: Some(
+                [BUCKET, &self.app.config.s3_bucket_alias]
+                    .into_iter()
+                    .map(|name| Bucket {
+                        name: Some(name.into()),
+                        creation_date: Some(timestamp(self.app.started_at)),
+                        bucket_region: Some(super::REGION.into()),
+                    })
+                    .collect(),
+            ),
             owner: Some(Owner {
                 display_name: Some(principal.login().to_string()),
                 id: Some(principal.user_id().to_string()),
@@ -350,7 +357,7 @@ impl S3 for Gateway {
     }
 
     async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
-        check_bucket(&req.input.bucket)?;
+        self.check_bucket(&req.input.bucket)?;
         Ok(S3Response::new(HeadBucketOutput {
             bucket_region: Some(super::REGION.into()),
             ..Default::default()
@@ -361,7 +368,7 @@ impl S3 for Gateway {
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        check_bucket(&req.input.bucket)?;
+        self.check_bucket(&req.input.bucket)?;
         // An empty constraint means us-east-1.
         Ok(S3Response::new(GetBucketLocationOutput::default()))
     }
@@ -370,10 +377,11 @@ impl S3 for Gateway {
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
-        if req.input.bucket == BUCKET {
+        if super::is_bucket(&self.app, &req.input.bucket) {
             return Err(s3_error!(
                 BucketAlreadyOwnedByYou,
-                "the bucket {BUCKET} always exists"
+                "the bucket {} always exists",
+                req.input.bucket
             ));
         }
         Err(s3_error!(
@@ -386,8 +394,12 @@ impl S3 for Gateway {
         &self,
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
-        check_bucket(&req.input.bucket)?;
-        Err(s3_error!(AccessDenied, "the bucket {BUCKET} cannot be deleted"))
+        self.check_bucket(&req.input.bucket)?;
+        Err(s3_error!(
+            AccessDenied,
+            "the bucket {} cannot be deleted",
+            req.input.bucket
+        ))
     }
 
     async fn list_objects_v2(
@@ -421,7 +433,7 @@ impl S3 for Gateway {
             .await?;
         let (contents, common_prefixes) = objects(&page, encode);
         Ok(S3Response::new(ListObjectsV2Output {
-            name: Some(BUCKET.into()),
+            name: Some(input.bucket.clone()),
             prefix: Some(encode(&prefix)),
             delimiter: input.delimiter.as_deref().map(encode),
             max_keys: Some(max_keys as i32),
@@ -463,7 +475,7 @@ impl S3 for Gateway {
             .await?;
         let (contents, common_prefixes) = objects(&page, encode);
         Ok(S3Response::new(ListObjectsOutput {
-            name: Some(BUCKET.into()),
+            name: Some(input.bucket.clone()),
             prefix: Some(encode(&prefix)),
             marker: input.marker.as_deref().map(encode),
             delimiter: input.delimiter.as_deref().map(encode),
@@ -521,7 +533,7 @@ impl S3 for Gateway {
             .collect();
         let (_, common_prefixes) = objects(&page, encode);
         Ok(S3Response::new(ListObjectVersionsOutput {
-            name: Some(BUCKET.into()),
+            name: Some(input.bucket.clone()),
             prefix: Some(encode(&prefix)),
             delimiter: input.delimiter.as_deref().map(encode),
             key_marker: input.key_marker.as_deref().map(encode),
@@ -646,7 +658,7 @@ impl S3 for Gateway {
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         let principal = principal(&req)?.clone();
         let input = req.input;
-        check_bucket(&input.bucket)?;
+        self.check_bucket(&input.bucket)?;
         let (path, folder) = key_path(&input.key)?;
         let tree = &self.app.tree;
         if folder {
@@ -709,9 +721,9 @@ impl S3 for Gateway {
     /// of 3 characters or more), so `copy::CopyRoute` serves them. What arrives here names
     /// another bucket as its source.
     async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
-        check_bucket(&req.input.bucket)?;
+        self.check_bucket(&req.input.bucket)?;
         let (source_bucket, _) = copy_source(&req.input.copy_source)?;
-        check_bucket(source_bucket)?;
+        self.check_bucket(source_bucket)?;
         Err(s3_error!(
             InternalError,
             "copies within {BUCKET} are served by the copy route"
@@ -723,7 +735,7 @@ impl S3 for Gateway {
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let principal = principal(&req)?.clone();
-        check_bucket(&req.input.bucket)?;
+        self.check_bucket(&req.input.bucket)?;
         self.delete_key(&principal, &req.input.key).await?;
         Ok(S3Response::new(DeleteObjectOutput::default()))
     }
@@ -734,7 +746,7 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let principal = principal(&req)?.clone();
         let input = req.input;
-        check_bucket(&input.bucket)?;
+        self.check_bucket(&input.bucket)?;
         if input.delete.objects.len() > 1000 {
             return Err(s3_error!(MalformedXML, "at most 1000 keys per request"));
         }
@@ -779,9 +791,9 @@ impl S3 for Gateway {
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         // As for copy_object: copies from `io` are served by the copy route.
-        check_bucket(&req.input.bucket)?;
+        self.check_bucket(&req.input.bucket)?;
         let (source_bucket, _) = copy_source(&req.input.copy_source)?;
-        check_bucket(source_bucket)?;
+        self.check_bucket(source_bucket)?;
         Err(s3_error!(
             InternalError,
             "copies within {BUCKET} are served by the copy route"

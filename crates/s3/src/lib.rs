@@ -1,4 +1,5 @@
-//! S3 gateway: one bucket, `io`, whose keys are `<workspace>/<path>` in the shared file tree.
+//! S3 gateway: one bucket, `io` (also named `cells`, `s3-bucket-alias`), whose keys are
+//! `<workspace>/<path>` in the shared file tree.
 //!
 //! s3s parses the protocol and verifies Signature V4 (header, presigned URL and
 //! `aws-chunked` streaming forms) and V2. Our part: which secret goes with an access key
@@ -45,18 +46,28 @@ tokio::task_local! {
     pub(crate) static REQUEST: Arc<RequestScope>;
 }
 
-/// Routes `/io` and everything below it.
+/// Routes `/io`, `/<alias>` and everything below them.
 pub fn routes(app: SharedApp) -> Router<SharedApp> {
+    let alias = app.config.s3_bucket_alias.clone();
     let service = build(app.clone());
     let handler = tower::service_fn(move |request: Request<Body>| {
         let app = app.clone();
         let service = service.clone();
         async move { Ok::<_, std::convert::Infallible>(serve(app, service, request).await) }
     });
-    Router::new()
-        .route_service("/io", handler.clone())
-        .route_service("/io/", handler.clone())
-        .route_service("/io/{*key}", handler)
+    let mut router = Router::new();
+    for bucket in [BUCKET, &alias] {
+        router = router
+            .route_service(&format!("/{bucket}"), handler.clone())
+            .route_service(&format!("/{bucket}/"), handler.clone())
+            .route_service(&format!("/{bucket}/{{*key}}"), handler.clone());
+    }
+    router
+}
+
+/// Whether `name` is one of the bucket's two names.
+pub fn is_bucket(app: &SharedApp, name: &str) -> bool {
+    name == BUCKET || name == app.config.s3_bucket_alias
 }
 
 /// The service for requests that reach S3 outside `/io` (a signed `GET /`).

@@ -12,8 +12,7 @@ use uuid::Uuid;
 use super::BUCKET;
 use super::auth::principal;
 use super::gateway::{
-    Gateway, ObjectMeta, check_bucket, check_metadata, content_md5, etag, key_path, timestamp, upload_body,
-    write_error,
+    Gateway, ObjectMeta, check_metadata, content_md5, etag, key_path, timestamp, upload_body, write_error,
 };
 use super::s3_error;
 use cells_core::SharedApp;
@@ -67,7 +66,7 @@ async fn find(
     key: &str,
     id: &str,
 ) -> S3Result<Upload> {
-    check_bucket(bucket)?;
+    gateway.check_bucket(bucket)?;
     let id = Uuid::parse_str(id).map_err(|_| no_such_upload())?;
     let upload = gateway
         .app
@@ -88,7 +87,7 @@ pub async fn create(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let principal = principal(&req)?;
     let input = &req.input;
-    check_bucket(&input.bucket)?;
+    gateway.check_bucket(&input.bucket)?;
     check_metadata(input.metadata.as_ref())?;
     check_writable(gateway, principal, &input.key).await?;
     let meta = ObjectMeta::new(input.content_type.clone(), input.metadata.clone()).to_json();
@@ -323,15 +322,15 @@ pub async fn complete(
         forget(app, &parts).await;
     }
     Ok(S3Response::new(CompleteMultipartUploadOutput {
-        bucket: Some(input.bucket),
-        key: Some(input.key),
-        e_tag: Some(etag(&entry.node().etag)),
         location: Some(format!(
             "{}/{}/{}",
             app.config.external_url,
-            super::BUCKET,
+            input.bucket,
             entry.path()
         )),
+        bucket: Some(input.bucket),
+        key: Some(input.key),
+        e_tag: Some(etag(&entry.node().etag)),
         ..Default::default()
     }))
 }
@@ -404,7 +403,7 @@ pub async fn list_uploads(
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
     let principal = principal(&req)?;
     let input = &req.input;
-    check_bucket(&input.bucket)?;
+    gateway.check_bucket(&input.bucket)?;
     let prefix = input.prefix.clone().unwrap_or_default();
     let max = input.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;
     let key_marker = input.key_marker.clone().unwrap_or_default();

@@ -107,7 +107,7 @@ fn ssh_config(key: PrivateKey) -> Arc<russh::server::Config> {
 struct Shared {
     budget: Arc<Budget>,
     per_address: Connections<IpAddr>,
-    per_user: Connections<uuid::Uuid>,
+    per_user: Connections<cells_core::records::UserId>,
 }
 
 /// Accept SSH connections on `listener` until the task is dropped.
@@ -211,7 +211,7 @@ struct Connection {
     channels: HashMap<ChannelId, Channel<Msg>>,
     shared: Arc<Shared>,
     /// The user's connection slot, taken at login.
-    user_slot: Option<Slot<uuid::Uuid>>,
+    user_slot: Option<Slot<cells_core::records::UserId>>,
     /// Set at login, for the authentication timeout.
     authenticated: Arc<std::sync::atomic::AtomicBool>,
     /// SFTP sessions running on this connection.
@@ -346,10 +346,17 @@ impl russh::server::Handler for Connection {
                 let peer = self.peer;
                 let budget = self.shared.budget.clone();
                 let sessions = self.sessions.clone();
+                let handle = session.handle();
                 sessions.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 tokio::spawn(async move {
                     let stream = opened.into_stream();
-                    if let Err(error) = session::run(app, login, principal, stream, budget).await {
+                    // OpenSSH's sftp-server exits 0 when its client closes; the status goes
+                    // out before our EOF and CLOSE, through the same queue (RFC 4254 §6.10).
+                    // A connection already gone cannot take it, and needs nothing more.
+                    let ending = async {
+                        let _ = handle.exit_status_request(channel, 0).await;
+                    };
+                    if let Err(error) = session::run(app, login, principal, stream, budget, ending).await {
                         tracing::debug!(%error, %peer, "sftp: session ended");
                     }
                     sessions.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);

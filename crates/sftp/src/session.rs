@@ -25,6 +25,7 @@ use cells_core::error::Error;
 use cells_core::files::blob::{BlobFile, BlobStore, Draft, Md5When, bytes_stream};
 use cells_core::files::path::TreePath;
 use cells_core::files::{Entry, Tree, Write};
+use cells_core::records::NodeId;
 
 /// Open handles per session; more is refused with a clear status (OpenSSH's client keeps a
 /// few; a client holding hundreds is leaking them).
@@ -85,30 +86,6 @@ enum Stored {
     Row,
 }
 
-/// A file opened for writing: its content committed on CLOSE.
-struct Upload {
-    path: TreePath,
-    content: Written,
-    size: u64,
-    append: bool,
-    /// A modification time set through FSETSTAT, applied after the commit.
-    mtime: Option<i64>,
-    /// `fsync@openssh.com` was asked on this handle: CLOSE commits durably. Otherwise a small
-    /// file's CLOSE returns once it is committed, and it is on disk within 50 ms
-    /// (`Write::deferred`), as CLOSE promises no more in SFTP or POSIX.
-    durable: bool,
-}
-
-/// Where the bytes written to an open file are.
-enum Written {
-    /// In memory, while every write continued the one before from offset 0 and they add up
-    /// to at most `MEMORY_UPLOAD`: the usual small file, one or a few WRITEs long, stored on
-    /// CLOSE in one hop to the blob store, with no draft file made and written first.
-    Memory(BytesMut),
-    /// In a draft blob, written at any offset.
-    Draft(Draft),
-}
-
 /// The most an upload keeps in memory before it moves to a draft file, and the most all the
 /// uploads and small files read of a session keep (so `MAX_HANDLES` open files cost no more
 /// than this).
@@ -117,33 +94,6 @@ const SESSION_MEMORY: usize = 1024 * 1024;
 /// The most the folder listings of a session hold, estimated; one listing of any size is
 /// always allowed while the server's budget (`budget::SERVER_MEMORY`) has room.
 const LISTING_MEMORY: usize = 16 << 20;
-
-impl Upload {
-    fn in_memory(&self) -> usize {
-        match &self.content {
-            Written::Memory(buffer) => buffer.len(),
-            Written::Draft(_) => 0,
-        }
-    }
-
-    /// The draft file, made now from what is in memory if the upload is still there.
-    async fn draft_file(
-        &mut self,
-        blobs: &Arc<dyn BlobStore>,
-    ) -> cells_core::error::Result<Arc<std::fs::File>> {
-        // The buffer stays until the draft holds its bytes: a failure here loses nothing.
-        let data = match &self.content {
-            Written::Draft(draft) => return Ok(draft.file().clone()),
-            Written::Memory(buffer) => Bytes::copy_from_slice(buffer),
-        };
-        let draft = blobs.draft(None).await?;
-        let file = draft.file().clone();
-        let target = file.clone();
-        blocking(move || target.write_all_at(&data, 0)).await?;
-        self.content = Written::Draft(draft);
-        Ok(file)
-    }
-}
 
 struct Session {
     app: SharedApp,
@@ -185,7 +135,9 @@ enum Incoming {
 }
 
 /// Serve one SFTP session on `stream` until the client closes it or its credential stops
-/// being valid.
+/// being valid. `ending` runs after the last reply and before the end of the stream: the SSH
+/// adapter sends the `exit-status` there (RFC 4254 §6.10), which restic and OpenSSH's `sftp`
+/// check when they close.
 ///
 /// Packets are read by a task of their own, so that the channel is always drained: russh
 /// stops reading the connection (window adjustments included) when a channel's queue is
@@ -197,6 +149,7 @@ pub async fn run<S>(
     principal: Principal,
     stream: S,
     budget: Arc<Budget>,
+    ending: impl Future<Output = ()>,
 ) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
@@ -260,6 +213,8 @@ where
     }
     .await;
     reading.abort();
+    session.abandon_uploads().await;
+    ending.await;
     let _ = writer.shutdown().await;
     outcome
 }
@@ -687,43 +642,7 @@ impl Session {
                 content,
             });
         }
-        // One lookup: whether this credential may write there, and what is there now.
-        let existing = match tree.write_target(&self.principal, &path).await {
-            Ok(existing) => existing,
-            Err(Error::Forbidden(_)) => {
-                return Err(Error::Forbidden(format!("this credential may not write {path}")));
-            }
-            Err(other) => return Err(other),
-        };
-        match &existing {
-            Some(entry) if entry.node().is_collection() => {
-                return Err(Error::IsFolder(path.to_string()));
-            }
-            Some(_) if flags & packet::OPEN_CREATE != 0 && flags & packet::OPEN_EXCLUSIVE != 0 => {
-                return Err(Error::AlreadyExists(path.to_string()));
-            }
-            None if flags & packet::OPEN_CREATE == 0 => {
-                return Err(Error::NotFound(format!("{path} does not exist")));
-            }
-            _ => {}
-        }
-        // Without TRUNCATE the file keeps its content and the client writes into it.
-        let keep = existing.filter(|_| flags & packet::OPEN_TRUNCATE == 0);
-        let (content, size) = match keep {
-            Some(entry) => {
-                let draft = tree.draft_of(Some(entry.node())).await?;
-                (Written::Draft(draft), entry.node().size.max(0) as u64)
-            }
-            None => (Written::Memory(BytesMut::new()), 0),
-        };
-        Ok(Handle::Write(Box::new(Upload {
-            path,
-            content,
-            size,
-            append: flags & packet::OPEN_APPEND != 0,
-            mtime: None,
-            durable: false,
-        })))
+        self.open_for_writing(path, flags).await
     }
 
     async fn read(&mut self, id: u32, handle: &[u8], offset: u64, len: u32) -> cells_core::error::Result<()> {
@@ -761,73 +680,6 @@ impl Session {
         })
         .await?;
         self.out.extend_from_slice(&reply);
-        Ok(())
-    }
-
-    async fn write(&mut self, handle: &[u8], offset: u64, data: Bytes) -> cells_core::error::Result<()> {
-        let number = parse_handle(handle)?;
-        let Some(Handle::Write(upload)) = self.handles.get_mut(&number) else {
-            return Err(match self.handles.get(&number) {
-                None => bad_handle(),
-                Some(_) => Error::Forbidden("this handle was not opened for writing".into()),
-            });
-        };
-        let offset = if upload.append { upload.size } else { offset };
-        let end = offset
-            .checked_add(data.len() as u64)
-            .ok_or_else(|| Error::invalid("offset", "is too large"))?;
-        // A write far past the end would make a sparse file of any size for free.
-        self.tree.check_file_size(end)?;
-        if let Written::Memory(buffer) = &mut upload.content
-            && offset == buffer.len() as u64
-            && end <= MEMORY_UPLOAD as u64
-            && self.in_memory + data.len() <= SESSION_MEMORY
-        {
-            buffer.extend_from_slice(&data);
-            self.in_memory += data.len();
-            upload.size = end;
-            return Ok(());
-        }
-        let freed = upload.in_memory();
-        let file = upload.draft_file(self.tree.blobs()).await?;
-        self.in_memory -= freed;
-        blocking(move || file.write_all_at(&data, offset)).await?;
-        upload.size = upload.size.max(end);
-        if let Written::Draft(draft) = &mut upload.content {
-            draft.wrote(end - offset);
-        }
-        Ok(())
-    }
-
-    /// CLOSE of a written file: what was written becomes the file's content, atomically.
-    async fn commit(&self, upload: Upload) -> cells_core::error::Result<()> {
-        let Upload {
-            path,
-            content,
-            mtime,
-            durable,
-            ..
-        } = upload;
-        let tree = &self.tree;
-        match content {
-            Written::Memory(buffer) => {
-                let body = bytes_stream(buffer.freeze());
-                let options = Write {
-                    deferred: !durable,
-                    ..Write::default()
-                };
-                tree.write(&self.principal, &path, body, &options).await?;
-            }
-            Written::Draft(draft) => {
-                // Hashed after the commit (`files::etags`): no SFTP client asks for the MD5.
-                let written = tree.blobs().finish(draft, Md5When::Later).await?;
-                tree.commit_blob(&self.principal, &path, written, None, &Write::default())
-                    .await?;
-            }
-        }
-        if let Some(mtime) = mtime {
-            tree.set_mtime(&self.principal, &path, mtime).await?;
-        }
         Ok(())
     }
 
@@ -973,6 +825,8 @@ fn read_full(file: &BlobFile, buf: &mut [u8], offset: u64) -> io::Result<usize> 
 
 mod extended;
 mod listing;
+mod upload;
 use listing::{FILE_MODE, FOLDER_MODE, attrs_of, times};
+use upload::{Upload, Written};
 #[cfg(test)]
 mod tests;

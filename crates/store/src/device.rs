@@ -1,8 +1,8 @@
 //! Device authorization codes (RFC 8628): a device polls with its code while the user
 //! approves the short user code in a browser. Only a SHA-256 of the device code is stored.
 
+use crate::ids::UserId;
 use sqlx::FromRow;
-use uuid::Uuid;
 
 use crate::{Result, Store, StoreError, now, on_conflict};
 
@@ -38,7 +38,7 @@ pub struct DeviceCode {
     pub interval_seconds: i64,
     pub last_poll_at: Option<i64>,
     pub status: DeviceStatus,
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<UserId>,
     pub auth_time: Option<i64>,
 }
 
@@ -58,9 +58,8 @@ impl TryFrom<DeviceRow> for DeviceCode {
             user_id: row
                 .user_id
                 .as_deref()
-                .map(Uuid::parse_str)
-                .transpose()
-                .map_err(|_| corrupt("user_id"))?,
+                .map(|u| UserId::parse(u).ok_or_else(|| corrupt("user_id")))
+                .transpose()?,
             device_code_hash: row.device_code_hash,
             user_code: row.user_code,
             client_id: row.client_id,
@@ -117,7 +116,7 @@ impl Store {
     pub async fn decide_device(
         &self,
         user_code: &str,
-        user_id: Uuid,
+        user_id: UserId,
         approve: bool,
         now: i64,
     ) -> Result<bool> {

@@ -1,6 +1,7 @@
-//! Typed ids where two kinds of UUID travel side by side and could be swapped without the
-//! compiler noticing: a personal access token's and an OAuth grant's (both revoke
-//! credentials, both ride in a `Principal`).
+//! Typed ids where kinds of UUID travel side by side and could be swapped without the
+//! compiler noticing: a user's and a node's (a personal root is keyed by its owner, a scope by
+//! its node), a personal access token's and an OAuth grant's (both revoke credentials, both
+//! ride in a `Principal`).
 
 use std::fmt;
 
@@ -46,6 +47,14 @@ macro_rules! typed_id {
     };
 }
 
+typed_id!(
+    /// A user's id (the `users` table; the OpenID `sub`).
+    UserId
+);
+typed_id!(
+    /// A node's id in the file tree (the `nodes` table; REST's `Uuid`).
+    NodeId
+);
 typed_id!(
     /// A personal access token's id (the `tokens` table).
     TokenId

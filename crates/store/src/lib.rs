@@ -37,7 +37,7 @@ use sqlx::{AnyPool, Executor};
 pub use dav_locks::StoredLock;
 pub use device::{DeviceCode, DeviceStatus};
 pub use durability::Durability;
-pub use ids::{GrantId, TokenId};
+pub use ids::{GrantId, NodeId, TokenId, UserId};
 pub use nodes::{Content, NewNode, Node, NodeKind};
 pub use oauth::{
     AuthCode, ClientRow, Grant, LoginSession, NewClient, NewCode, NewRefresh, NewSigningKey, Redemption,

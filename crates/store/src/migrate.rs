@@ -36,6 +36,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(8, "0008_inline_content"),
     migration!(9, "0009_pending_etags"),
     migration!(10, "0010_login_suspension"),
+    migration!(11, "0011_client_token_options"),
 ];
 
 /// Any number, the same on every node: the key of the PostgreSQL advisory lock.

@@ -4,9 +4,9 @@
 //! with `owner_id` set). Rename and move change `parent_id`/`name` only, so a node's UUID never
 //! changes. Names are unique per parent (exact bytes, no case folding); the caller validates them.
 
+use crate::ids::{NodeId, UserId};
 use bytes::Bytes;
 use sqlx::FromRow;
-use uuid::Uuid;
 
 use crate::{Result, Returned, Store, StoreError, now, on_conflict};
 
@@ -44,8 +44,8 @@ struct NodeRow {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
-    pub id: Uuid,
-    pub parent_id: Option<Uuid>,
+    pub id: NodeId,
+    pub parent_id: Option<NodeId>,
     pub name: String,
     pub kind: NodeKind,
     pub size: i64,
@@ -53,7 +53,7 @@ pub struct Node {
     pub etag: String,
     pub blob_id: Option<String>,
     /// Set on personal roots only.
-    pub owner_id: Option<Uuid>,
+    pub owner_id: Option<UserId>,
     /// A file's content metadata (S3 `Content-Type`, `x-amz-meta-*`) as JSON, when given.
     pub meta: Option<String>,
     /// A small file's content, kept in its row instead of a blob, when the query that found
@@ -76,15 +76,19 @@ impl TryFrom<NodeRow> for Node {
                 format!("nodes.{what} of {} is invalid", row.id).into(),
             ))
         };
-        let uuid = |text: &str, what: &str| Uuid::parse_str(text).map_err(|_| corrupt(what));
+        let node = |text: &str, what: &str| NodeId::parse(text).ok_or_else(|| corrupt(what));
         Ok(Node {
-            id: uuid(&row.id, "id")?,
+            id: node(&row.id, "id")?,
             parent_id: row
                 .parent_id
                 .as_deref()
-                .map(|p| uuid(p, "parent_id"))
+                .map(|p| node(p, "parent_id"))
                 .transpose()?,
-            owner_id: row.owner_id.as_deref().map(|o| uuid(o, "owner_id")).transpose()?,
+            owner_id: row
+                .owner_id
+                .as_deref()
+                .map(|o| UserId::parse(o).ok_or_else(|| corrupt("owner_id")))
+                .transpose()?,
             kind: match row.kind.as_str() {
                 "COLLECTION" => NodeKind::Collection,
                 "LEAF" => NodeKind::Leaf,
@@ -102,7 +106,7 @@ impl TryFrom<NodeRow> for Node {
 }
 
 pub struct NewNode<'a> {
-    pub parent_id: Uuid,
+    pub parent_id: NodeId,
     pub name: &'a str,
     pub kind: NodeKind,
     pub size: i64,
@@ -164,7 +168,7 @@ fn convert(rows: Vec<NodeRow>) -> Result<Vec<Node>> {
 
 impl Store {
     /// The root named `key`, created on first use.
-    pub async fn ensure_root(&self, key: &str, owner: Option<Uuid>) -> Result<Node> {
+    pub async fn ensure_root(&self, key: &str, owner: Option<UserId>) -> Result<Node> {
         if let Some(root) = self.find_root(key).await? {
             return Ok(root);
         }
@@ -172,7 +176,7 @@ impl Store {
             "INSERT INTO nodes (id, parent_id, name, kind, size, mtime, etag, owner_id, created_at) \
              VALUES ($1, NULL, $2, 'COLLECTION', 0, $3, '', $4, $3)",
         )
-        .bind(Uuid::new_v4().to_string())
+        .bind(NodeId::random().to_string())
         .bind(key)
         .bind(now())
         .bind(owner.map(|o| o.to_string()))
@@ -197,7 +201,7 @@ impl Store {
         row.map(Node::try_from).transpose()
     }
 
-    pub async fn find_node(&self, id: Uuid) -> Result<Option<Node>> {
+    pub async fn find_node(&self, id: NodeId) -> Result<Option<Node>> {
         let row: Option<NodeRow> = sqlx::query_as(sql!("SELECT {COLUMNS} FROM nodes WHERE id = $1"))
             .bind(id.to_string())
             .fetch_optional(self.pool())
@@ -271,7 +275,7 @@ impl Store {
     }
 
     /// The node and its ancestors, root first; empty when the node does not exist.
-    pub async fn ancestry(&self, id: Uuid) -> Result<Vec<Node>> {
+    pub async fn ancestry(&self, id: NodeId) -> Result<Vec<Node>> {
         let rows: Vec<NodeRow> = sqlx::query_as(sql!(
             "WITH RECURSIVE up(id, parent_id, depth) AS ( \
                 SELECT id, parent_id, 0 FROM nodes WHERE id = $1 \
@@ -286,7 +290,7 @@ impl Store {
         convert(rows)
     }
 
-    pub async fn list_children(&self, parent: Uuid) -> Result<Vec<Node>> {
+    pub async fn list_children(&self, parent: NodeId) -> Result<Vec<Node>> {
         let mut nodes = self
             .nodes_as_json("FROM nodes WHERE parent_id = $1", parent)
             .await?;
@@ -296,7 +300,7 @@ impl Store {
 
     /// Every node below `id` (not `id` itself), in no particular order: one query for a
     /// recursive listing.
-    pub async fn list_subtree(&self, id: Uuid) -> Result<Vec<Node>> {
+    pub async fn list_subtree(&self, id: NodeId) -> Result<Vec<Node>> {
         self.nodes_as_json(
             &format!("{SUBTREE} SELECT {{}} FROM nodes WHERE id IN (SELECT id FROM sub) AND id <> $1"),
             id,
@@ -308,7 +312,7 @@ impl Store {
     /// 10,000 files costs one row through the driver instead of 10,000 (each row crosses
     /// threads in sqlx's SQLite driver). `from` is the query after its select list, or a whole
     /// query with `{}` where the select list goes; `$1` is `id`.
-    async fn nodes_as_json(&self, from: &str, id: Uuid) -> Result<Vec<Node>> {
+    async fn nodes_as_json(&self, from: &str, id: NodeId) -> Result<Vec<Node>> {
         let fields = qualified_columns();
         // The one difference between the backends here: the names of the JSON functions.
         let select = match self.backend() {
@@ -376,7 +380,7 @@ impl Store {
                          owner_id, created_at, meta, data) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, $11) RETURNING {COLUMNS}"
                     ))
-                    .bind(Uuid::new_v4().to_string())
+                    .bind(NodeId::random().to_string())
                     .bind(parent_id)
                     .bind(name)
                     .bind(kind.as_str())
@@ -402,7 +406,7 @@ impl Store {
     /// the caller then takes the transactional way.
     pub async fn replace_content_if(
         &self,
-        id: Uuid,
+        id: NodeId,
         expected: &str,
         content: Content<'_>,
     ) -> Result<Option<Node>> {
@@ -445,7 +449,7 @@ impl Store {
     /// Point an existing file at new content (and its metadata, `None` clearing the old).
     /// Returns the updated node and the blob it replaced (to delete after the commit).
     /// `NotFound` if the node is gone or is a folder.
-    pub async fn replace_content(&self, id: Uuid, content: Content<'_>) -> Result<(Node, Option<String>)> {
+    pub async fn replace_content(&self, id: NodeId, content: Content<'_>) -> Result<(Node, Option<String>)> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
         // A write first, so SQLite takes the write lock now (waiting its turn) rather than
@@ -479,7 +483,7 @@ impl Store {
 
     /// The content kept in the row of file `id`, while its content is still `blob_id` (the
     /// one the caller saw): `None` once it has changed, or when it is a blob's.
-    pub async fn find_data(&self, id: Uuid, blob_id: &str) -> Result<Option<Bytes>> {
+    pub async fn find_data(&self, id: NodeId, blob_id: &str) -> Result<Option<Bytes>> {
         let row: Option<(Option<Vec<u8>>,)> =
             sqlx::query_as("SELECT data FROM nodes WHERE id = $1 AND blob_id = $2")
                 .bind(id.to_string())
@@ -490,7 +494,7 @@ impl Store {
     }
 
     /// Move and/or rename a node. The caller makes sure `new_parent` is not inside the node.
-    pub async fn move_node(&self, id: Uuid, new_parent: Uuid, new_name: &str) -> Result<Node> {
+    pub async fn move_node(&self, id: NodeId, new_parent: NodeId, new_name: &str) -> Result<Node> {
         let _turn = self.write_turn().await;
         let row: Option<NodeRow> = sqlx::query_as(sql!(
             "UPDATE nodes SET parent_id = $2, name = $3 WHERE id = $1 AND parent_id IS NOT NULL \
@@ -507,7 +511,7 @@ impl Store {
     }
 
     /// Set a node's modification time (seconds).
-    pub async fn set_mtime(&self, id: Uuid, mtime: i64) -> Result<()> {
+    pub async fn set_mtime(&self, id: NodeId, mtime: i64) -> Result<()> {
         let _turn = self.write_turn().await;
         sqlx::query("UPDATE nodes SET mtime = $2 WHERE id = $1")
             .bind(id.to_string())
@@ -518,7 +522,7 @@ impl Store {
     }
 
     /// Files whose MD5 ETag is still to compute (etag `''`, see `set_etag`), with their blob.
-    pub async fn pending_etags(&self) -> Result<Vec<(Uuid, String)>> {
+    pub async fn pending_etags(&self) -> Result<Vec<(NodeId, String)>> {
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT id, blob_id FROM nodes WHERE kind = 'LEAF' AND etag = '' AND blob_id IS NOT NULL",
         )
@@ -526,7 +530,7 @@ impl Store {
         .await?;
         rows.into_iter()
             .map(|(id, blob)| {
-                let id = Uuid::parse_str(&id).map_err(|_| {
+                let id = NodeId::parse(&id).ok_or_else(|| {
                     StoreError::Database(sqlx::Error::Decode(format!("nodes.id {id} is invalid").into()))
                 })?;
                 Ok((id, blob))
@@ -536,7 +540,7 @@ impl Store {
 
     /// Record the MD5 ETag of file `id`, committed without one (etag `''`), if it still holds
     /// `blob_id`: content written since has its own. Returns whether the row changed.
-    pub async fn set_etag(&self, id: Uuid, blob_id: &str, etag: &str) -> Result<bool> {
+    pub async fn set_etag(&self, id: NodeId, blob_id: &str, etag: &str) -> Result<bool> {
         let _turn = self.write_turn().await;
         let done = sqlx::query(
             "UPDATE nodes SET etag = $3 WHERE id = $1 AND kind = 'LEAF' AND blob_id = $2 AND etag = ''",
@@ -551,7 +555,7 @@ impl Store {
 
     /// Delete a node and everything below it. Returns the blob ids they referenced, for the
     /// caller to remove after the commit. Roots cannot be deleted this way.
-    pub async fn delete_subtree(&self, id: Uuid) -> Result<Vec<String>> {
+    pub async fn delete_subtree(&self, id: NodeId) -> Result<Vec<String>> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
         // Write lock first (see `replace_content`).
@@ -584,8 +588,20 @@ impl Store {
         Ok(blobs.into_iter().map(|(blob,)| blob).collect())
     }
 
+    /// Delete file `id` if it still holds `blob_id`: a placeholder nobody wrote to since it
+    /// was made. Returns whether it went.
+    pub async fn delete_leaf_if(&self, id: NodeId, blob_id: &str) -> Result<bool> {
+        let _turn = self.write_turn().await;
+        let done = sqlx::query("DELETE FROM nodes WHERE id = $1 AND kind = 'LEAF' AND blob_id = $2")
+            .bind(id.to_string())
+            .bind(blob_id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Total size of the files below a node (the node included).
-    pub async fn subtree_size(&self, id: Uuid) -> Result<i64> {
+    pub async fn subtree_size(&self, id: NodeId) -> Result<i64> {
         // SUM of BIGINT is NUMERIC on PostgreSQL: cast back for one decoder on both backends.
         let (total,): (i64,) = sqlx::query_as(sql!(
             "{SUBTREE} SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM nodes \

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use crate::ids::GrantId;
+use crate::ids::{GrantId, UserId};
 use crate::{Result, Returned, Store, StoreError, bump_epoch, now, on_conflict};
 
 /// A column read back as something it can never have been written as.
@@ -104,6 +104,8 @@ struct OauthClientRow {
     skip_consent: i64,
     post_logout_redirect_uris: String,
     created_at: i64,
+    access_token_alg: String,
+    introspect_personal_tokens: i64,
 }
 
 /// A registered OAuth client.
@@ -122,6 +124,8 @@ pub struct ClientRow {
     pub skip_consent: bool,
     pub post_logout_redirect_uris: Vec<String>,
     pub created_at: i64,
+    pub access_token_alg: String,
+    pub introspect_personal_tokens: bool,
 }
 
 impl From<OauthClientRow> for ClientRow {
@@ -139,6 +143,8 @@ impl From<OauthClientRow> for ClientRow {
             skip_consent: row.skip_consent != 0,
             post_logout_redirect_uris: split_list(&row.post_logout_redirect_uris),
             created_at: row.created_at,
+            access_token_alg: row.access_token_alg,
+            introspect_personal_tokens: row.introspect_personal_tokens != 0,
         }
     }
 }
@@ -156,11 +162,13 @@ pub struct NewClient<'a> {
     pub id_token_alg: &'a str,
     pub skip_consent: bool,
     pub post_logout_redirect_uris: &'a [&'a str],
+    pub access_token_alg: &'a str,
+    pub introspect_personal_tokens: bool,
 }
 
 const CLIENT_COLUMNS: &str = "client_id, client_name, secret_hash, redirect_uris, grant_types, \
     response_types, scope, token_endpoint_auth_method, id_token_alg, skip_consent, \
-    post_logout_redirect_uris, created_at";
+    post_logout_redirect_uris, created_at, access_token_alg, introspect_personal_tokens";
 
 // ---------------------------------------------------------------------------------------------
 // Login sessions
@@ -178,7 +186,7 @@ struct SessionRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginSession {
     pub id: Uuid,
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub auth_time: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
@@ -189,7 +197,7 @@ impl TryFrom<SessionRow> for LoginSession {
     fn try_from(row: SessionRow) -> Result<LoginSession> {
         Ok(LoginSession {
             id: parse_uuid(&row.id, "login_sessions", "id", &row.id)?,
-            user_id: parse_uuid(&row.user_id, "login_sessions", "user_id", &row.id)?,
+            user_id: UserId::new(parse_uuid(&row.user_id, "login_sessions", "user_id", &row.id)?),
             auth_time: row.auth_time,
             expires_at: row.expires_at,
             revoked_at: row.revoked_at,
@@ -219,7 +227,7 @@ struct GrantRow {
 pub struct Grant {
     pub id: GrantId,
     /// `None` for grants to the client itself (client credentials).
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<UserId>,
     pub client_id: String,
     pub scope: String,
     pub session_id: Option<Uuid>,
@@ -233,7 +241,11 @@ impl TryFrom<GrantRow> for Grant {
         let uuid = |text: &str, column: &str| parse_uuid(text, "oauth_grants", column, &row.id);
         Ok(Grant {
             id: GrantId::new(uuid(&row.id, "id")?),
-            user_id: row.user_id.as_deref().map(|u| uuid(u, "user_id")).transpose()?,
+            user_id: row
+                .user_id
+                .as_deref()
+                .map(|u| uuid(u, "user_id").map(UserId::new))
+                .transpose()?,
             session_id: row
                 .session_id
                 .as_deref()
@@ -276,7 +288,7 @@ pub struct AuthCode {
     pub code_challenge: Option<String>,
     pub nonce: Option<String>,
     pub scope: String,
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub auth_time: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,
@@ -288,7 +300,7 @@ impl TryFrom<CodeRow> for AuthCode {
         let uuid = |text: &str, column: &str| parse_uuid(text, "oauth_codes", column, &row.code_hash);
         Ok(AuthCode {
             grant_id: GrantId::new(uuid(&row.grant_id, "grant_id")?),
-            user_id: uuid(&row.user_id, "user_id")?,
+            user_id: UserId::new(uuid(&row.user_id, "user_id")?),
             code_hash: row.code_hash,
             client_id: row.client_id,
             redirect_uri: row.redirect_uri,
@@ -310,7 +322,7 @@ pub struct NewCode<'a> {
     pub code_challenge: Option<&'a str>,
     pub nonce: Option<&'a str>,
     pub scope: &'a str,
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub auth_time: i64,
     pub expires_at: i64,
 }
@@ -347,7 +359,7 @@ pub struct RefreshToken {
     pub token_hash: String,
     pub grant_id: GrantId,
     pub client_id: String,
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub scope: String,
     pub auth_time: i64,
     pub expires_at: i64,
@@ -361,7 +373,7 @@ impl TryFrom<RefreshRow> for RefreshToken {
         let uuid = |text: &str, column: &str| parse_uuid(text, "refresh_tokens", column, &row.token_hash);
         Ok(RefreshToken {
             grant_id: GrantId::new(uuid(&row.grant_id, "grant_id")?),
-            user_id: uuid(&row.user_id, "user_id")?,
+            user_id: UserId::new(uuid(&row.user_id, "user_id")?),
             token_hash: row.token_hash,
             client_id: row.client_id,
             scope: row.scope,
@@ -377,7 +389,7 @@ pub struct NewRefresh<'a> {
     pub token_hash: &'a str,
     pub grant_id: GrantId,
     pub client_id: &'a str,
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub scope: &'a str,
     pub auth_time: i64,
     pub expires_at: i64,
@@ -470,8 +482,9 @@ impl Store {
         let row: OauthClientRow = sqlx::query_as(sql!(
             "INSERT INTO oauth_clients (client_id, client_name, secret_hash, redirect_uris, \
              grant_types, response_types, scope, token_endpoint_auth_method, id_token_alg, \
-             skip_consent, created_at, post_logout_redirect_uris) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             skip_consent, created_at, post_logout_redirect_uris, access_token_alg, \
+             introspect_personal_tokens) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
              RETURNING {CLIENT_COLUMNS}"
         ))
         .bind(new.client_id)
@@ -486,6 +499,8 @@ impl Store {
         .bind(i64::from(new.skip_consent))
         .bind(now())
         .bind(join_list(new.post_logout_redirect_uris))
+        .bind(new.access_token_alg)
+        .bind(i64::from(new.introspect_personal_tokens))
         .fetch_all(self.pool())
         .await
         .map_err(on_conflict)?
@@ -537,7 +552,7 @@ impl Store {
 
     pub async fn create_session(
         &self,
-        user_id: Uuid,
+        user_id: UserId,
         auth_time: i64,
         expires_at: i64,
     ) -> Result<LoginSession> {
@@ -593,7 +608,7 @@ impl Store {
 
     pub async fn create_grant(
         &self,
-        user_id: Option<Uuid>,
+        user_id: Option<UserId>,
         client_id: &str,
         scope: &str,
         session_id: Option<Uuid>,
@@ -766,7 +781,7 @@ impl Store {
 
     // -- Consents -----------------------------------------------------------------------------
 
-    pub async fn has_consent(&self, user_id: Uuid, client_id: &str, scope: &str) -> Result<bool> {
+    pub async fn has_consent(&self, user_id: UserId, client_id: &str, scope: &str) -> Result<bool> {
         let row = sqlx::query(
             "SELECT created_at FROM consents WHERE user_id = $1 AND client_id = $2 AND scope = $3",
         )
@@ -779,7 +794,7 @@ impl Store {
     }
 
     /// Record a consent; consenting again is not an error.
-    pub async fn add_consent(&self, user_id: Uuid, client_id: &str, scope: &str) -> Result<()> {
+    pub async fn add_consent(&self, user_id: UserId, client_id: &str, scope: &str) -> Result<()> {
         sqlx::query(
             "INSERT INTO consents (user_id, client_id, scope, created_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",

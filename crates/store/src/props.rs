@@ -1,7 +1,7 @@
 //! WebDAV dead properties of nodes: arbitrary XML set with PROPPATCH, kept per node id.
 
+use crate::ids::NodeId;
 use sqlx::FromRow;
-use uuid::Uuid;
 
 use crate::{Result, Store};
 
@@ -22,7 +22,7 @@ pub enum PropChange {
 }
 
 impl Store {
-    pub async fn list_props(&self, node: Uuid) -> Result<Vec<DeadProp>> {
+    pub async fn list_props(&self, node: NodeId) -> Result<Vec<DeadProp>> {
         Ok(sqlx::query_as(
             "SELECT namespace, name, prefix, xml FROM dead_props WHERE node_id = $1 ORDER BY namespace, name",
         )
@@ -32,7 +32,7 @@ impl Store {
     }
 
     /// The dead properties of every child of `parent`, in one query (a PROPFIND of a folder).
-    pub async fn list_children_props(&self, parent: Uuid) -> Result<Vec<(Uuid, DeadProp)>> {
+    pub async fn list_children_props(&self, parent: NodeId) -> Result<Vec<(NodeId, DeadProp)>> {
         let rows: Vec<(String, String, String, Option<String>, String)> = sqlx::query_as(
             "SELECT p.node_id, p.namespace, p.name, p.prefix, p.xml FROM dead_props p \
              JOIN nodes n ON n.id = p.node_id WHERE n.parent_id = $1",
@@ -42,7 +42,7 @@ impl Store {
         .await?;
         rows.into_iter()
             .map(|(node, namespace, name, prefix, xml)| {
-                let node = Uuid::parse_str(&node).map_err(|_| {
+                let node = NodeId::parse(&node).ok_or_else(|| {
                     crate::StoreError::Database(sqlx::Error::Decode("dead_props.node_id".into()))
                 })?;
                 Ok((
@@ -60,7 +60,7 @@ impl Store {
 
     /// Apply a PROPPATCH atomically and in document order: all changes or none (RFC 4918
     /// §9.2), so a remove followed by a set of one property leaves it set.
-    pub async fn patch_props(&self, node: Uuid, changes: &[PropChange]) -> Result<()> {
+    pub async fn patch_props(&self, node: NodeId, changes: &[PropChange]) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         for change in changes {
             match change {

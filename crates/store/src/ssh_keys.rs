@@ -5,6 +5,7 @@
 use sqlx::FromRow;
 use uuid::Uuid;
 
+use crate::ids::UserId;
 use crate::{Result, Returned, Store, StoreError, bump_epoch, now, on_conflict};
 
 #[derive(Debug, Clone, FromRow)]
@@ -20,7 +21,7 @@ struct SshKeyRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshKey {
     pub id: Uuid,
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// `SHA256:…`.
     pub fingerprint: String,
     /// The OpenSSH public key line, without its comment.
@@ -39,7 +40,7 @@ impl TryFrom<SshKeyRow> for SshKey {
         };
         Ok(SshKey {
             id: Uuid::parse_str(&row.id).map_err(|_| corrupt("id"))?,
-            user_id: Uuid::parse_str(&row.user_id).map_err(|_| corrupt("user_id"))?,
+            user_id: UserId::parse(&row.user_id).ok_or_else(|| corrupt("user_id"))?,
             fingerprint: row.fingerprint,
             public_key: row.public_key,
             comment: row.comment,
@@ -54,7 +55,7 @@ impl Store {
     /// Register a key for a user; `Conflict` when the user has it already.
     pub async fn add_ssh_key(
         &self,
-        user_id: Uuid,
+        user_id: UserId,
         fingerprint: &str,
         public_key: &str,
         comment: &str,
@@ -76,7 +77,7 @@ impl Store {
     }
 
     /// The key of `user_id` with this fingerprint, if registered.
-    pub async fn find_ssh_key(&self, user_id: Uuid, fingerprint: &str) -> Result<Option<SshKey>> {
+    pub async fn find_ssh_key(&self, user_id: UserId, fingerprint: &str) -> Result<Option<SshKey>> {
         let row: Option<SshKeyRow> = sqlx::query_as(sql!(
             "SELECT {COLUMNS} FROM ssh_keys WHERE user_id = $1 AND fingerprint = $2"
         ))
@@ -87,7 +88,7 @@ impl Store {
         row.map(SshKey::try_from).transpose()
     }
 
-    pub async fn list_ssh_keys(&self, user_id: Uuid) -> Result<Vec<SshKey>> {
+    pub async fn list_ssh_keys(&self, user_id: UserId) -> Result<Vec<SshKey>> {
         let rows: Vec<SshKeyRow> = sqlx::query_as(sql!(
             "SELECT {COLUMNS} FROM ssh_keys WHERE user_id = $1 ORDER BY created_at, fingerprint"
         ))
@@ -98,7 +99,7 @@ impl Store {
     }
 
     /// Remove a key; `NotFound` when the user has no such key.
-    pub async fn delete_ssh_key(&self, user_id: Uuid, fingerprint: &str) -> Result<()> {
+    pub async fn delete_ssh_key(&self, user_id: UserId, fingerprint: &str) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query("DELETE FROM ssh_keys WHERE user_id = $1 AND fingerprint = $2")
             .bind(user_id.to_string())

@@ -3,12 +3,10 @@
 //! Only a hash of the secret is stored. Sliding expiry is written by `touch_token`, which only
 //! ever moves `expires_at` forward, so writes from several nodes in any order agree.
 
-use sqlx::FromRow;
-use uuid::Uuid;
-
-use crate::ids::TokenId;
+use crate::ids::{TokenId, UserId};
 use crate::users::User;
 use crate::{Result, Returned, Store, StoreError, bump_epoch, now, on_conflict};
+use sqlx::FromRow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
@@ -47,7 +45,7 @@ struct TokenRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
     pub id: TokenId,
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub kind: TokenKind,
     pub label: String,
     /// Lowercase hex SHA-256 of the token's secret part.
@@ -78,7 +76,7 @@ impl TryFrom<TokenRow> for Token {
         };
         Ok(Token {
             id: TokenId::parse(&row.id).ok_or_else(|| corrupt("id"))?,
-            user_id: Uuid::parse_str(&row.user_id).map_err(|_| corrupt("user_id"))?,
+            user_id: UserId::parse(&row.user_id).ok_or_else(|| corrupt("user_id"))?,
             kind: match row.kind.as_str() {
                 "PERSONAL" => TokenKind::Personal,
                 "DOCUMENT" => TokenKind::Document,
@@ -102,7 +100,7 @@ impl TryFrom<TokenRow> for Token {
 
 pub struct NewToken<'a> {
     pub id: TokenId,
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub kind: TokenKind,
     pub label: &'a str,
     pub secret_hash: &'a str,
@@ -174,7 +172,7 @@ impl Store {
     }
 
     /// Tokens of one user, or of everyone; newest first.
-    pub async fn list_tokens(&self, user: Option<Uuid>) -> Result<Vec<Token>> {
+    pub async fn list_tokens(&self, user: Option<UserId>) -> Result<Vec<Token>> {
         let rows: Vec<TokenRow> = match user {
             Some(user) => {
                 sqlx::query_as(sql!(

@@ -7,6 +7,7 @@
 use sqlx::FromRow;
 use uuid::Uuid;
 
+use crate::ids::UserId;
 use crate::{Result, Returned, Store, StoreError, now};
 
 #[derive(Debug, Clone, FromRow)]
@@ -21,7 +22,7 @@ struct UploadRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {
     pub id: Uuid,
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// The S3 key the object will have (`<workspace>/<path>`).
     pub object_key: String,
     /// Content-Type and user metadata given at creation, as JSON.
@@ -39,7 +40,7 @@ impl TryFrom<UploadRow> for Upload {
         };
         Ok(Upload {
             id: Uuid::parse_str(&row.id).map_err(|_| corrupt("id"))?,
-            user_id: Uuid::parse_str(&row.user_id).map_err(|_| corrupt("user_id"))?,
+            user_id: UserId::parse(&row.user_id).ok_or_else(|| corrupt("user_id"))?,
             object_key: row.object_key,
             meta: row.meta,
             created_at: row.created_at,
@@ -63,7 +64,7 @@ impl Store {
     /// A new upload for `user`, unless they already have `max_open` in progress (`None`).
     pub async fn create_upload(
         &self,
-        user: Uuid,
+        user: UserId,
         object_key: &str,
         meta: Option<&str>,
         max_open: i64,
@@ -94,7 +95,7 @@ impl Store {
     }
 
     /// A user's uploads in progress, by key then age.
-    pub async fn list_uploads(&self, user: Uuid) -> Result<Vec<Upload>> {
+    pub async fn list_uploads(&self, user: UserId) -> Result<Vec<Upload>> {
         let rows: Vec<UploadRow> = sqlx::query_as(sql!(
             "SELECT {UPLOAD_COLUMNS} FROM s3_uploads WHERE user_id = $1 ORDER BY object_key, created_at"
         ))

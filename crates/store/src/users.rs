@@ -6,8 +6,8 @@
 //! an attempt is counted (reserved) *before* its password is verified, so a burst of
 //! concurrent guesses, on any number of nodes, gets at most `lock_after` verifications.
 
+use crate::ids::UserId;
 use sqlx::FromRow;
-use uuid::Uuid;
 
 use crate::{Result, Returned, Store, StoreError, bump_epoch, now, on_conflict};
 
@@ -52,7 +52,7 @@ struct UserRow {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
-    pub id: Uuid,
+    pub id: UserId,
     pub login: String,
     pub display_name: String,
     pub email: String,
@@ -78,7 +78,7 @@ impl TryFrom<UserRow> for User {
             ))
         };
         Ok(User {
-            id: Uuid::parse_str(&row.id).map_err(|_| corrupt("id"))?,
+            id: UserId::parse(&row.id).ok_or_else(|| corrupt("id"))?,
             profile: Profile::parse(&row.profile).ok_or_else(|| corrupt("profile"))?,
             login: row.login,
             display_name: row.display_name,
@@ -135,7 +135,7 @@ const COLUMNS: &str = "id, login, display_name, email, profile, password_hash, l
 impl Store {
     /// Insert a user; `Conflict` when the login is taken.
     pub async fn create_user(&self, new: NewUser<'_>) -> Result<User> {
-        let id = Uuid::new_v4();
+        let id = UserId::random();
         let at = now();
         let row: UserRow = sqlx::query_as(sql!(
             "INSERT INTO users (id, login, display_name, email, profile, password_hash, locked, \
@@ -164,7 +164,7 @@ impl Store {
         row.map(User::try_from).transpose()
     }
 
-    pub async fn find_user(&self, id: Uuid) -> Result<Option<User>> {
+    pub async fn find_user(&self, id: UserId) -> Result<Option<User>> {
         let row: Option<UserRow> = sqlx::query_as(sql!("SELECT {COLUMNS} FROM users WHERE id = $1"))
             .bind(id.to_string())
             .fetch_optional(self.pool())
@@ -190,7 +190,7 @@ impl Store {
     /// when this would demote the last active administrator.
     pub async fn update_user(
         &self,
-        id: Uuid,
+        id: UserId,
         display_name: &str,
         email: &str,
         profile: Profile,
@@ -218,7 +218,7 @@ impl Store {
 
     /// Replace the password hash; also ends a suspension after failed logins (the new
     /// password is no guess), and the user's browser sessions and OAuth grants.
-    pub async fn set_password_hash(&self, id: Uuid, password_hash: &str) -> Result<()> {
+    pub async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<()> {
         let at = now();
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
@@ -250,7 +250,7 @@ impl Store {
 
     /// An administrator's lock, or its end; unlocking also ends a suspension and clears the
     /// failed-login counter. `LastAdmin` when this would lock the last active administrator.
-    pub async fn set_locked(&self, id: Uuid, locked: bool) -> Result<()> {
+    pub async fn set_locked(&self, id: UserId, locked: bool) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         bump_epoch(&mut tx).await?;
         if locked {
@@ -276,7 +276,7 @@ impl Store {
     /// Reserve one password verification for `id`: counted as a failure until it succeeds.
     /// `false` (nothing counted) when the account is locked or suspended, or when failures and
     /// verifications in flight already reach `lock_after`.
-    pub async fn reserve_login_attempt(&self, id: Uuid, lock_after: i64) -> Result<bool> {
+    pub async fn reserve_login_attempt(&self, id: UserId, lock_after: i64) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE users SET failed_logins = failed_logins + 1 \
              WHERE id = $1 AND locked = 0 AND suspended_until <= $2 AND failed_logins < $3",
@@ -292,7 +292,7 @@ impl Store {
     /// A reserved attempt failed: when failures reach `lock_after`, suspend password logins
     /// (for a time that doubles with each suspension in a row) and start counting afresh.
     /// Only one of several concurrent failures suspends.
-    pub async fn record_login_failure(&self, id: Uuid, policy: Suspension) -> Result<FailureCount> {
+    pub async fn record_login_failure(&self, id: UserId, policy: Suspension) -> Result<FailureCount> {
         let mut tx = self.pool().begin().await?;
         // The row stays locked (PostgreSQL) or the database written (SQLite) until the commit,
         // so the suspension's length is computed from the count this statement made.
@@ -331,7 +331,7 @@ impl Store {
 
     /// A reserved attempt verified: clear the counters, unless the account was locked or
     /// suspended meanwhile (by concurrent failures, on any node), in which case `false`.
-    pub async fn record_login_success(&self, id: Uuid) -> Result<bool> {
+    pub async fn record_login_success(&self, id: UserId) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE users SET failed_logins = 0, suspensions = 0 \
              WHERE id = $1 AND locked = 0 AND suspended_until <= $2",
@@ -346,7 +346,7 @@ impl Store {
     /// Delete a user with their personal tree and tokens. Returns the blob ids that were
     /// referenced by the deleted nodes, for the caller to remove after the commit.
     /// `LastAdmin` when this is the last active administrator.
-    pub async fn delete_user(&self, id: Uuid) -> Result<Vec<String>> {
+    pub async fn delete_user(&self, id: UserId) -> Result<Vec<String>> {
         let mut tx = self.pool().begin().await?;
         bump_epoch(&mut tx).await?;
         keep_an_admin(&mut tx, id).await?;
@@ -387,7 +387,7 @@ impl Store {
 /// each leave one administrator (on any node) run one after the other and the second one sees
 /// the first (PostgreSQL's READ COMMITTED takes a new snapshot per statement; SQLite has one
 /// writer).
-async fn keep_an_admin(conn: &mut sqlx::AnyConnection, id: Uuid) -> Result<()> {
+async fn keep_an_admin(conn: &mut sqlx::AnyConnection, id: UserId) -> Result<()> {
     let (target, others): (i64, i64) = sqlx::query_as(
         "SELECT \
            (SELECT COUNT(*) FROM users WHERE id = $1 AND profile = 'admin' AND locked = 0), \

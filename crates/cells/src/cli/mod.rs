@@ -66,9 +66,30 @@ struct StartArgs {
     /// SFTP listen address
     #[arg(long, env = "CELLS_SFTP_BIND", value_name = "ADDR")]
     sftp_bind: Option<String>,
-    /// Public URL of this server [default: http://BIND]
+    /// Public URL of this server [default: http://BIND, or https://BIND with TLS]
     #[arg(long, env = "CELLS_EXTERNAL_URL", value_name = "URL")]
     external_url: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (reloaded when it changes, or on SIGHUP)
+    #[arg(long, env = "CELLS_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(long, env = "CELLS_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Serve HTTPS with a self-signed certificate, made once in DATA/tls
+    #[arg(long, env = "CELLS_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
+    tls_self_signed: bool,
+    /// Plain-HTTP address that redirects browsers to HTTPS and refuses everything else
+    #[arg(long, env = "CELLS_HTTP_REDIRECT_BIND", value_name = "ADDR")]
+    http_redirect_bind: Option<String>,
+    /// A reverse proxy's address range, trusted to name the client in X-Forwarded-For
+    /// (repeatable)
+    #[arg(
+        long = "trusted-proxy",
+        env = "CELLS_TRUSTED_PROXY",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -353,6 +374,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             overrides.bind = args.bind;
             overrides.sftp_bind = args.sftp_bind;
             overrides.external_url = args.external_url;
+            overrides.tls_cert = args.tls_cert;
+            overrides.tls_key = args.tls_key;
+            overrides.tls_self_signed = args.tls_self_signed;
+            overrides.http_redirect_bind = args.http_redirect_bind;
+            overrides.trusted_proxies = args.trusted_proxies;
             let server = Server::prepare(Config::load(overrides)?).await?;
             server.run(crate::shutdown_signal()).await
         }

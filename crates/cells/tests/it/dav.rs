@@ -934,7 +934,8 @@ async fn dav_large_put_is_hashed_after_the_commit(db: Db) {
     assert_eq!(put.status(), StatusCode::CREATED);
     assert_eq!(etag(&put), None, "committed before its MD5");
     let store = &app.app.store();
-    let id = uuid::Uuid::parse_str(&app.uuid(&Auth::admin(), "personal-files/large.bin").await).unwrap();
+    let id = cells_core::records::NodeId::parse(&app.uuid(&Auth::admin(), "personal-files/large.bin").await)
+        .unwrap();
     app.wait_for_etags().await;
     let head = dav
         .request("HEAD", "personal-files/large.bin")

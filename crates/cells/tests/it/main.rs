@@ -5,9 +5,11 @@ mod harness;
 mod scope_matrix;
 
 mod architecture;
+mod clients;
 mod console;
 mod crash;
 mod dav;
+mod https;
 mod oidc;
 mod oidc_rp;
 mod rest;

@@ -24,7 +24,7 @@ backend_tests!(
 pub(crate) fn config(base: &str) -> Value {
     json!({"services": {"pydio.web.oauth": {"staticClients": [
         {"client_id": "cells-curl", "client_name": "cells-curl", "client_secret": "password",
-         "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
+         "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code", "token", "id_token"],
          "redirect_uris": [format!("{base}/oauth2/oob")], "scope": "openid email profile pydio offline",
          "skip_consent": true},
         {"client_id": "device", "grant_types": ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
@@ -461,25 +461,33 @@ async fn attacks_are_refused(db: Db) {
             "{uri} must not be redirected to"
         );
     }
-    // Implicit flow refused, at the (valid) redirect URI, with the state kept.
+    // Implicit and hybrid flows refused, at the (valid) redirect URI, with the state kept; also
+    // for cells-curl, whose configuration (seed 003's) lists "token" and "id_token".
     let oob = format!("{base}/oauth2/oob");
-    let response = browser
-        .get(format!("{base}/oidc/oauth2/auth"))
-        .query(&[
-            ("response_type", "token"),
-            ("client_id", "cells-client"),
-            ("redirect_uri", &oob),
-            ("state", "xyz"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let redirect = location(&response);
-    assert_eq!(
-        query_param(&redirect, "error").as_deref(),
-        Some("unsupported_response_type")
-    );
-    assert_eq!(query_param(&redirect, "state").as_deref(), Some("xyz"));
+    for (client, response_type) in [
+        ("cells-client", "token"),
+        ("cells-curl", "token"),
+        ("cells-curl", "code id_token"),
+    ] {
+        let response = browser
+            .get(format!("{base}/oidc/oauth2/auth"))
+            .query(&[
+                ("response_type", response_type),
+                ("client_id", client),
+                ("redirect_uri", &oob),
+                ("state", "xyz"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let redirect = location(&response);
+        assert_eq!(
+            query_param(&redirect, "error").as_deref(),
+            Some("unsupported_response_type"),
+            "{client} {response_type}"
+        );
+        assert_eq!(query_param(&redirect, "state").as_deref(), Some("xyz"));
+    }
     // A non-default public client must use PKCE; unknown client: error page.
     let response = browser
         .get(format!("{base}/oidc/oauth2/auth"))
@@ -959,7 +967,11 @@ async fn key_rotation_and_client_cli(db: Db) {
     assert_eq!(status, StatusCode::OK);
     let output = app.cli(&["admin", "client", "add", "--file", file.to_str().unwrap()]);
     assert!(!output.status.success(), "the id is taken");
-    std::fs::write(&file, r#"{"client_id": "bad", "response_types": ["token"]}"#).unwrap();
+    std::fs::write(
+        &file,
+        r#"{"client_id": "bad", "response_types": ["code device"]}"#,
+    )
+    .unwrap();
     assert!(
         !app.cli(&["admin", "client", "add", "--file", file.to_str().unwrap()])
             .status

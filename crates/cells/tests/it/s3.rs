@@ -29,9 +29,14 @@ backend_tests!(
 pub(crate) const GATEWAY_SECRET: &str = "gatewaysecret";
 
 fn client(app: &TestApp, access_key: &str, secret: &str) -> AmazonS3 {
+    bucket_client(app, "io", access_key, secret)
+}
+
+/// A client of `bucket` (ours is `io`, also named `cells`).
+pub(crate) fn bucket_client(app: &TestApp, bucket: &str, access_key: &str, secret: &str) -> AmazonS3 {
     AmazonS3Builder::new()
         .with_endpoint(&app.base)
-        .with_bucket_name("io")
+        .with_bucket_name(bucket)
         .with_region("us-east-1")
         .with_access_key_id(access_key)
         .with_secret_access_key(secret)

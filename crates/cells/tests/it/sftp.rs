@@ -29,7 +29,7 @@ backend_tests!(
 );
 
 /// Accepts the server's key, remembering its fingerprint.
-struct Client {
+pub(crate) struct Client {
     seen: Arc<Mutex<Option<String>>>,
 }
 
@@ -45,13 +45,13 @@ impl client::Handler for Client {
 }
 
 /// An SSH connection with the sftp subsystem started; `None` when the login is refused.
-struct Ssh {
-    handle: client::Handle<Client>,
-    channel: russh::Channel<client::Msg>,
+pub(crate) struct Ssh {
+    pub(crate) handle: client::Handle<Client>,
+    pub(crate) channel: russh::Channel<client::Msg>,
     fingerprint: Option<String>,
 }
 
-async fn ssh(app: &TestApp, login: &str, secret: &str) -> Option<Ssh> {
+pub(crate) async fn ssh(app: &TestApp, login: &str, secret: &str) -> Option<Ssh> {
     ssh_at(app.sftp, login, secret).await
 }
 
@@ -129,6 +129,14 @@ pub(crate) async fn sftp_at(address: std::net::SocketAddr, login: &str, secret: 
 }
 
 impl Sftp {
+    /// Cut the connection as a crash would: no CLOSE for open files, no channel close.
+    pub(crate) async fn cut(&self) {
+        let _ = self
+            ._ssh
+            .disconnect(russh::Disconnect::ByApplication, "cut", "en")
+            .await;
+    }
+
     pub(crate) async fn put(&self, path: &str, content: &[u8]) -> Result<(), SftpError> {
         let mut file = self.fs.create(path).await?;
         file.write_all(content).await?;

@@ -1,7 +1,7 @@
 //! The store under concurrent writers: group commits give every writer its own result, and
 //! path walks (on SQLite, on the caller's thread) see each write once it has committed.
 
-use cells_store::{Content, NewNode, NodeKind, StoreError};
+use cells_store::{Content, NewNode, NodeId, NodeKind, StoreError};
 use uuid::Uuid;
 
 use crate::backend_tests;
@@ -21,7 +21,7 @@ async fn group_commits_give_each_writer_its_own_result(db: Db) {
     let app = TestApp::spawn(db).await;
     let store = app.app.store().clone();
     let root = store.ensure_root("common-files", None).await.unwrap();
-    let missing = Uuid::new_v4();
+    let missing = NodeId::random();
 
     let creations = (0..64).map(|i| {
         let store = store.clone();
@@ -176,7 +176,7 @@ async fn walks_see_exactly_what_is_committed(db: Db) {
     let app = TestApp::spawn(db.clone()).await;
     let store = app.app.store().clone();
     let root = store.ensure_root("common-files", None).await.unwrap();
-    fn leaf<'a>(parent_id: Uuid, name: &'a str, data: &'static [u8]) -> NewNode<'a> {
+    fn leaf<'a>(parent_id: NodeId, name: &'a str, data: &'static [u8]) -> NewNode<'a> {
         NewNode {
             parent_id,
             name,

@@ -27,7 +27,7 @@ pub mod throttle;
 pub mod usage;
 pub mod vault;
 
-use cells_store::{GrantId, TokenId};
+use cells_store::{GrantId, NodeId, TokenId, UserId};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -35,7 +35,6 @@ use std::time::{Duration, Instant};
 
 use aws_lc_rs::hmac;
 use cells_store::{NewToken, Store, Suspension, Token, TokenKind, User};
-use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::files::Tree;
@@ -84,7 +83,7 @@ enum CacheKey {
     Password([u8; 32]),
     Token(TokenId),
     /// A user named by an access token.
-    User(Uuid),
+    User(UserId),
     /// Keyed hash of login ‖ 0 ‖ SSH key fingerprint.
     SshKey([u8; 32]),
 }
@@ -137,13 +136,13 @@ pub struct Authenticator {
 /// before the outcome was recorded), as a failure, from a task of its own.
 struct Attempt {
     store: Store,
-    user: Uuid,
+    user: UserId,
     policy: Suspension,
     settled: bool,
 }
 
 impl Attempt {
-    fn new(store: Store, user: Uuid, policy: Suspension) -> Attempt {
+    fn new(store: Store, user: UserId, policy: Suspension) -> Attempt {
         Attempt {
             store,
             user,
@@ -638,7 +637,7 @@ impl Authenticator {
     }
 
     /// Drop every cached credential of a user (password change, lock, delete).
-    pub fn forget_user(&self, user_id: Uuid) {
+    pub fn forget_user(&self, user_id: UserId) {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.retain(|_, entry| entry.user.id != user_id);
     }
@@ -673,6 +672,21 @@ impl Authenticator {
             ));
         }
         self.token_principal(token, user, client).await
+    }
+
+    /// A personal or document token, its owner and when it expires, if `value` is live now:
+    /// read from the database (introspection answers for other servers), with nothing
+    /// recorded: looking at a token is not a use of it, so it neither slides nor shows as used.
+    pub async fn inspect_token(&self, value: &str) -> Result<Option<(Token, User, i64)>> {
+        let Some(parsed) = self.pat_key.parse(value) else {
+            return Ok(None);
+        };
+        let Some((token, user)) = self.store.find_token_and_user(parsed.id).await? else {
+            return Ok(None);
+        };
+        let expires_at = self.usage.effective_expiry(&token);
+        let live = parsed.matches(&token.secret_hash) && !user.locked && cells_store::now() <= expires_at;
+        Ok(live.then_some((token, user, expires_at)))
     }
 
     /// A personal token named by its id alone, for a request whose signature was made with
@@ -762,7 +776,7 @@ impl Authenticator {
             .map_err(|_| Error::internal(anyhow::anyhow!("token {} has unreadable scopes", token.id)))?;
         let mut grants = Vec::with_capacity(scopes.len());
         for scope in scopes {
-            let chain: Vec<Uuid> = self
+            let chain: Vec<NodeId> = self
                 .store
                 .ancestry(scope.node)
                 .await?

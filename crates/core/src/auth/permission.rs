@@ -13,7 +13,7 @@
 //!    list it, where only the branch leading to the scoped node is shown. Everything else is
 //!    invisible; a visible node that the scope does not let it write is forbidden.
 
-use uuid::Uuid;
+use cells_store::{NodeId, UserId};
 
 use super::principal::Principal;
 
@@ -21,7 +21,7 @@ use super::principal::Principal;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workspace {
     /// A user's `personal-files`, owned by that user.
-    Personal { owner: Uuid },
+    Personal { owner: UserId },
     /// `common-files`, shared by all users.
     Common,
 }
@@ -51,7 +51,7 @@ impl Decision {
 }
 
 /// Decide whether `principal` may `access` the node whose root-first id chain is `chain`.
-pub fn decide(principal: &Principal, workspace: Workspace, chain: &[Uuid], access: Access) -> Decision {
+pub fn decide(principal: &Principal, workspace: Workspace, chain: &[NodeId], access: Access) -> Decision {
     if let Workspace::Personal { owner } = workspace
         && owner != principal.user_id
     {
@@ -104,26 +104,26 @@ mod tests {
     use cells_store::Profile;
 
     struct Tree {
-        owner: Uuid,
-        root: Uuid,
-        a: Uuid,
-        a_file: Uuid,
-        b: Uuid,
-        common: Uuid,
+        owner: UserId,
+        root: NodeId,
+        a: NodeId,
+        a_file: NodeId,
+        b: NodeId,
+        common: NodeId,
     }
 
     fn tree() -> Tree {
         Tree {
-            owner: Uuid::new_v4(),
-            root: Uuid::new_v4(),
-            a: Uuid::new_v4(),
-            a_file: Uuid::new_v4(),
-            b: Uuid::new_v4(),
-            common: Uuid::new_v4(),
+            owner: UserId::random(),
+            root: NodeId::random(),
+            a: NodeId::random(),
+            a_file: NodeId::random(),
+            b: NodeId::random(),
+            common: NodeId::random(),
         }
     }
 
-    fn principal(user: Uuid, grants: Option<Vec<ScopeGrant>>) -> Principal {
+    fn principal(user: UserId, grants: Option<Vec<ScopeGrant>>) -> Principal {
         Principal {
             user_id: user,
             login: "alice".into(),
@@ -149,7 +149,7 @@ mod tests {
         let t = tree();
         let own = Workspace::Personal { owner: t.owner };
         let me = principal(t.owner, None);
-        let other = principal(Uuid::new_v4(), None);
+        let other = principal(UserId::random(), None);
         for access in [Access::Read, Access::Write] {
             assert_eq!(decide(&me, own, &[t.root, t.a], access), Decision::Allow);
             assert_eq!(decide(&other, own, &[t.root, t.a], access), Decision::NotFound);
@@ -215,7 +215,7 @@ mod tests {
     #[test]
     fn scopes_never_grant_beyond_the_owner() {
         let t = tree();
-        let stranger = Uuid::new_v4();
+        let stranger = UserId::random();
         let p = principal(stranger, Some(vec![grant(&t, true, true)]));
         let ws = Workspace::Personal { owner: t.owner };
         assert_eq!(decide(&p, ws, &[t.root, t.a], Access::Read), Decision::NotFound);

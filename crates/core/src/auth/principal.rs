@@ -3,7 +3,7 @@
 //! Every protocol's credential (Basic password, PAT, OAuth access token, SigV4 key, SFTP
 //! password, browser session cookie) becomes one of these before anything touches the tree.
 
-use cells_store::{GrantId, Profile, TokenId, User};
+use cells_store::{GrantId, NodeId, Profile, TokenId, User, UserId};
 use uuid::Uuid;
 
 use super::scope::Scope;
@@ -35,13 +35,13 @@ pub enum Via {
 pub struct ScopeGrant {
     pub scope: Scope,
     /// Ids from the workspace root down to the scoped node itself.
-    pub chain: Vec<Uuid>,
+    pub chain: Vec<NodeId>,
 }
 
 /// Built only by `auth` from a checked credential, or by `acting_for`; adapters read it.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    pub(crate) user_id: Uuid,
+    pub(crate) user_id: UserId,
     pub(crate) login: String,
     pub(crate) profile: Profile,
     pub(crate) via: Via,
@@ -68,7 +68,7 @@ impl Principal {
         Principal::from_user(user, Via::System, None)
     }
 
-    pub fn user_id(&self) -> Uuid {
+    pub fn user_id(&self) -> UserId {
         self.user_id
     }
 

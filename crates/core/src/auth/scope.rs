@@ -4,13 +4,13 @@
 
 use std::fmt;
 
-use uuid::Uuid;
+use cells_store::NodeId;
 
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Scope {
-    pub node: Uuid,
+    pub node: NodeId,
     pub read: bool,
     pub write: bool,
 }
@@ -37,7 +37,7 @@ impl Scope {
         if node.len() != 36 {
             return Err(bad("not a node UUID"));
         }
-        let node = Uuid::parse_str(node).map_err(|_| bad("not a node UUID"))?;
+        let node = NodeId::parse(node).ok_or_else(|| bad("not a node UUID"))?;
         let (read, write) = match permission {
             "r" => (true, false),
             "w" => (false, true),

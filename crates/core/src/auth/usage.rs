@@ -159,7 +159,7 @@ mod tests {
     fn token(auto_refresh: i64, expires_at: i64) -> Token {
         Token {
             id: TokenId::random(),
-            user_id: uuid::Uuid::new_v4(),
+            user_id: cells_store::UserId::random(),
             kind: TokenKind::Personal,
             label: String::new(),
             secret_hash: String::new(),

@@ -28,14 +28,13 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use cells_store::Store;
-use uuid::Uuid;
+use cells_store::{NodeId, Store};
 
 use super::blob::BlobStore;
 
 /// A file whose ETag is to compute: its node and the blob it held when it was queued.
 struct Job {
-    node: Uuid,
+    node: NodeId,
     blob: String,
 }
 
@@ -93,7 +92,7 @@ impl Etags {
     }
 
     /// Compute the ETag of file `node`, just committed with content `blob` and etag `""`.
-    pub fn queue(&self, node: Uuid, blob: &str) {
+    pub fn queue(&self, node: NodeId, blob: &str) {
         // A worker that is gone leaves the file to its first reader (`Tree::settle`).
         let _ = self.jobs.send(Job {
             node,
@@ -204,7 +203,7 @@ mod tests {
     use md5::{Digest, Md5};
 
     /// A file node committed without its MD5.
-    fn leaf<'a>(parent: Uuid, name: &'a str, blob: &'a str) -> NewNode<'a> {
+    fn leaf<'a>(parent: NodeId, name: &'a str, blob: &'a str) -> NewNode<'a> {
         NewNode {
             parent_id: parent,
             name,

@@ -10,13 +10,13 @@ pub mod inline;
 mod moves;
 pub mod path;
 mod props;
+mod writes;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cells_store::{Content, DeadProp, NewNode, Node, NodeKind, Store, StoreError};
-use uuid::Uuid;
+use cells_store::{DeadProp, NewNode, Node, NodeId, NodeKind, Store, StoreError, UserId};
 
 use crate::auth::permission::{Access, Decision, Workspace, decide};
 use crate::auth::principal::Principal;
@@ -67,7 +67,7 @@ impl Located {
         self.chain.last().expect("a chain holds at least the root")
     }
 
-    fn ids(&self) -> Vec<Uuid> {
+    fn ids(&self) -> Vec<NodeId> {
         self.chain.iter().map(|n| n.id).collect()
     }
 
@@ -127,7 +127,7 @@ impl std::fmt::Display for FileTooLarge {
 impl std::error::Error for FileTooLarge {}
 
 /// The root key of a user's personal files.
-pub fn personal_root_key(user: Uuid) -> String {
+pub fn personal_root_key(user: UserId) -> String {
     format!("personal:{user}")
 }
 
@@ -280,7 +280,7 @@ impl Tree {
     }
 
     /// Forget a cached personal root (its user was deleted).
-    pub fn forget_root(&self, user: Uuid) {
+    pub fn forget_root(&self, user: UserId) {
         self.roots
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -372,7 +372,7 @@ impl Tree {
     }
 
     /// The dead properties of every child of a folder `principal` may list (one query).
-    pub async fn children_props(&self, folder: &Entry) -> Result<Vec<(Uuid, DeadProp)>> {
+    pub async fn children_props(&self, folder: &Entry) -> Result<Vec<(NodeId, DeadProp)>> {
         Ok(self.store.list_children_props(folder.node.id).await?)
     }
 
@@ -467,7 +467,7 @@ impl Tree {
         if !located.node().is_collection() {
             return Ok(Vec::new());
         }
-        let mut children: std::collections::HashMap<Uuid, Vec<Node>> = std::collections::HashMap::new();
+        let mut children: std::collections::HashMap<NodeId, Vec<Node>> = std::collections::HashMap::new();
         for node in self.store.list_subtree(located.node().id).await? {
             if let Some(parent) = node.parent_id {
                 children.entry(parent).or_default().push(node);
@@ -482,8 +482,8 @@ impl Tree {
             |stack: &mut Vec<(usize, TreePath, Node)>,
              depth: usize,
              parent: &TreePath,
-             id: Uuid,
-             children: &mut std::collections::HashMap<Uuid, Vec<Node>>| {
+             id: NodeId,
+             children: &mut std::collections::HashMap<NodeId, Vec<Node>>| {
                 for child in children.remove(&id).unwrap_or_default() {
                     stack.push((depth, parent.child_of_stored(&child.name), child));
                 }
@@ -603,256 +603,6 @@ impl Tree {
         Ok(())
     }
 
-    /// Write a file's whole content from `body`, atomically: readers see the old content
-    /// until the new one is complete and durable. The node keeps its UUID when overwritten.
-    pub async fn put(&self, principal: &Principal, path: &TreePath, body: ByteStream) -> Result<Entry> {
-        self.write(principal, path, body, &Write::default()).await
-    }
-
-    /// `put` with the options of object protocols (S3): metadata, and missing parent folders
-    /// created on the way (S3 keys have no folders to create first).
-    pub async fn write(
-        &self,
-        principal: &Principal,
-        path: &TreePath,
-        body: ByteStream,
-        options: &Write<'_>,
-    ) -> Result<Entry> {
-        let (parent, existing) = self.locate_for_write_creating(principal, path, options).await?;
-        let body = self.limited(body);
-        let taken = inline::take(body).await.map_err(|e| self.written_error(e))?;
-        let written = match taken {
-            inline::Body::Small(data) => inline::written(data),
-            inline::Body::Large(body) => {
-                let md5 = match options.expect_md5 {
-                    Some(_) => Md5When::Now,
-                    None => options.md5,
-                };
-                self.blobs
-                    .put(body, md5)
-                    .await
-                    .map_err(|e| self.written_error(e))?
-            }
-        };
-        if let Some(expected) = &options.expect_md5
-            && !expected.eq_ignore_ascii_case(&written.md5)
-        {
-            self.forget_blobs(vec![written.id]).await;
-            return Err(Error::invalid(
-                "Content-MD5",
-                "does not match the content received",
-            ));
-        }
-        self.commit_written(path, &parent, existing, written, None, options)
-            .await
-    }
-
-    /// Commit a blob written beforehand (an S3 multipart upload's concatenated parts, a copy)
-    /// as the content of `path`, with `etag` instead of the blob's MD5 when given. The blob is
-    /// deleted if the commit fails.
-    pub async fn commit_blob(
-        &self,
-        principal: &Principal,
-        path: &TreePath,
-        written: WrittenBlob,
-        etag: Option<&str>,
-        options: &Write<'_>,
-    ) -> Result<Entry> {
-        let located = self.locate_for_write_creating(principal, path, options).await;
-        let (parent, existing) = match located {
-            Ok(found) => found,
-            Err(error) => {
-                self.forget_blobs(vec![written.id]).await;
-                return Err(error);
-            }
-        };
-        self.commit_written(path, &parent, existing, written, etag, options)
-            .await
-    }
-
-    async fn locate_for_write_creating(
-        &self,
-        principal: &Principal,
-        path: &TreePath,
-        options: &Write<'_>,
-    ) -> Result<(Located, Option<Node>)> {
-        let located = match self.locate_for_write(principal, path).await {
-            Err(Error::ParentMissing(_)) if options.create_parents => {
-                let parent = path.parent().expect("a named path has a parent");
-                self.create_folder(principal, &parent, true).await?;
-                self.locate_for_write(principal, path).await?
-            }
-            other => other?,
-        };
-        if let Some(existing) = &located.1
-            && existing.is_collection()
-        {
-            return Err(Error::IsFolder(path.to_string()));
-        }
-        Ok(located)
-    }
-
-    async fn commit_written(
-        &self,
-        path: &TreePath,
-        parent: &Located,
-        existing: Option<Node>,
-        written: WrittenBlob,
-        etag: Option<&str>,
-        options: &Write<'_>,
-    ) -> Result<Entry> {
-        if let Err(error) = self.check_file_size(written.size) {
-            self.forget_blobs(vec![written.id]).await;
-            return Err(error);
-        }
-        let store = match written.inline {
-            Some(_) if options.deferred => self.store.deferred(),
-            _ => self.store.clone(),
-        };
-        let size = match i64::try_from(written.size) {
-            Ok(size) => size,
-            Err(error) => {
-                self.forget_blobs(vec![written.id]).await;
-                return Err(Error::internal(error));
-            }
-        };
-        let content = Content {
-            blob_id: &written.id,
-            size,
-            etag: etag.unwrap_or(&written.md5),
-            mtime: cells_store::now(),
-            meta: options.meta,
-            data: written.inline.as_deref(),
-        };
-        let committed = self.commit_content(&store, path, parent, existing, content).await;
-        match &committed {
-            Ok(entry) if content.etag.is_empty() && written.inline.is_none() => {
-                self.etags.queue(entry.node.id, &written.id);
-            }
-            Ok(_) => {}
-            Err(_) => self.forget_blobs(vec![written.id.clone()]).await,
-        }
-        committed
-    }
-
-    /// Parent of `path` checked for writing, and the node already at `path` if any.
-    async fn locate_for_write(
-        &self,
-        principal: &Principal,
-        path: &TreePath,
-    ) -> Result<(Located, Option<Node>)> {
-        if path.is_root() {
-            return Err(Error::Conflict(format!("{path} is a workspace, not a file")));
-        }
-        let parent_path = path.parent().expect("a named path has a parent");
-        // One walk down to the file itself: the parent, and whatever is there now.
-        let root = self.root(principal, path.workspace).await?;
-        let mut chain = self.store.walk_to_write(&root, &path.name_refs()).await?;
-        let existing = if chain.len() == path.names.len() + 1 {
-            chain.pop()
-        } else {
-            None
-        };
-        if chain.len() != path.names.len() {
-            return Err(Error::ParentMissing(parent_path.to_string()));
-        }
-        let parent = Located {
-            workspace: workspace_of(&root),
-            path: parent_path.clone(),
-            chain,
-        };
-        match &existing {
-            Some(node) => {
-                let mut ids = parent.ids();
-                ids.push(node.id);
-                require(
-                    decide(principal, parent.workspace, &ids, Access::Write),
-                    path,
-                    Access::Write,
-                )?;
-                if !parent.node().is_collection() {
-                    return Err(Error::Conflict(format!("{parent_path} is a file")));
-                }
-            }
-            None => self.check_parent(principal, &parent)?,
-        }
-        Ok((parent, existing))
-    }
-
-    async fn commit_content(
-        &self,
-        store: &Store,
-        path: &TreePath,
-        parent: &Located,
-        existing: Option<Node>,
-        content: Content<'_>,
-    ) -> Result<Entry> {
-        let name = path.name().expect("checked by locate_for_write");
-        // The usual overwrite: the file still has the content we saw, swapped in one statement.
-        if let Some(node) = &existing
-            && let Some(old_blob) = node.blob_id.as_deref()
-            && let Some(updated) = store.replace_content_if(node.id, old_blob, content).await?
-        {
-            self.forget_blobs(vec![old_blob.to_string()]).await;
-            return Ok(Entry {
-                path: path.clone(),
-                node: updated,
-            });
-        }
-        let mut target = existing.map(|n| n.id);
-        // Two attempts: a concurrent writer may create or delete the node between our look and
-        // our write; the second attempt sees what it did.
-        for _ in 0..2 {
-            match target {
-                Some(id) => match store.replace_content(id, content).await {
-                    Ok((node, old_blob)) => {
-                        self.forget_blobs(old_blob.into_iter().collect()).await;
-                        return Ok(Entry {
-                            path: path.clone(),
-                            node,
-                        });
-                    }
-                    Err(StoreError::NotFound) => target = None,
-                    Err(other) => return Err(other.into()),
-                },
-                None => {
-                    let created = store
-                        .create_node(NewNode {
-                            parent_id: parent.node().id,
-                            name,
-                            kind: NodeKind::Leaf,
-                            size: content.size,
-                            etag: content.etag,
-                            blob_id: Some(content.blob_id),
-                            mtime: content.mtime,
-                            meta: content.meta,
-                            data: content.data,
-                        })
-                        .await;
-                    match created {
-                        Ok(node) => {
-                            return Ok(Entry {
-                                path: path.clone(),
-                                node,
-                            });
-                        }
-                        Err(StoreError::Conflict(_)) => {
-                            let again = self.store.walk_to_write(parent.node(), &[name]).await?;
-                            match again.get(1) {
-                                Some(node) if !node.is_collection() => target = Some(node.id),
-                                _ => return Err(Error::IsFolder(path.to_string())),
-                            }
-                        }
-                        Err(other) => return Err(other.into()),
-                    }
-                }
-            }
-        }
-        Err(Error::Conflict(format!(
-            "{path} changed during the upload; retry"
-        )))
-    }
-
     /// Open a file for reading: the entry and `length` bytes from `offset`.
     pub async fn open(
         &self,
@@ -940,12 +690,12 @@ impl Tree {
     }
 
     /// Find a node by UUID, as `principal` sees it (its path is the caller's view of it).
-    pub async fn stat_by_id(&self, principal: &Principal, id: Uuid) -> Result<Entry> {
+    pub async fn stat_by_id(&self, principal: &Principal, id: NodeId) -> Result<Entry> {
         let chain = self.store.ancestry(id).await?;
         let not_found = || Error::NotFound(format!("no node {id}"));
         let root = chain.first().ok_or_else(not_found)?;
         let workspace = workspace_of(root);
-        let ids: Vec<Uuid> = chain.iter().map(|n| n.id).collect();
+        let ids: Vec<NodeId> = chain.iter().map(|n| n.id).collect();
         if !decide(principal, workspace, &ids, Access::Read).is_visible() {
             return Err(not_found());
         }

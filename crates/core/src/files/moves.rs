@@ -1,7 +1,6 @@
 //! Deleting, moving and copying files and folders (`Tree`), each checked by the one decision.
 
-use cells_store::{NewNode, Node};
-use uuid::Uuid;
+use cells_store::{NewNode, Node, NodeId};
 
 use super::path::TreePath;
 use super::{Entry, Tree, require};
@@ -110,9 +109,9 @@ impl Tree {
     async fn copy_node(
         &self,
         source: &Node,
-        parent: Uuid,
+        parent: NodeId,
         name: &str,
-        created: &mut Vec<Uuid>,
+        created: &mut Vec<NodeId>,
     ) -> Result<Node> {
         let content = match &source.blob_id {
             Some(_) => Some(self.copy_content(source).await?),

@@ -55,6 +55,14 @@ pub struct OAuthClient {
     pub response_types: Vec<String>,
     pub scopes: Vec<String>,
     pub id_token_alg: Algorithm,
+    /// What signs this client's access tokens: ES256 unless the client's JSON asks for RS256
+    /// or EdDSA (`access_token_signed_response_alg`). ES256 and RS256 are what every resource
+    /// server's JOSE library verifies (cjose in mod_auth_openidc has no EdDSA).
+    pub access_token_alg: Algorithm,
+    /// May introspect personal access tokens too (`introspect_personal_tokens`): for a
+    /// reverse proxy in front of another service. Off by default: a PAT is a full credential
+    /// on four protocols, and introspection tells its owner and scopes.
+    pub introspect_personal_tokens: bool,
     /// First-party clients get no consent page.
     pub skip_consent: bool,
     /// Cells' public apps (`cells-sync`, `cells-client`, `cells-mobile`): consent is asked at
@@ -182,6 +190,8 @@ fn default_client(id: &str, name: &str, uris: &[&str]) -> Result<OAuthClient> {
         response_types: vec!["code".into()],
         scopes: DEFAULT_SCOPES.split(' ').map(str::to_string).collect(),
         id_token_alg: Algorithm::RS256,
+        access_token_alg: Algorithm::ES256,
+        introspect_personal_tokens: false,
         // Our own pages: the code comes back to this server, so there is nothing to ask.
         skip_consent: id == "cells-frontend",
         always_ask_consent: id != "cells-frontend",
@@ -232,6 +242,16 @@ fn defaults(external_url: &str) -> Result<Vec<OAuthClient>> {
     ])
 }
 
+/// `code`, `token`, `id_token` or a space-separated combination of them (OAuth 2.0 Multiple
+/// Response Type Encoding Practices §3-5): what a Hydra client may list.
+fn is_known_response_type(value: &str) -> bool {
+    let mut parts: Vec<&str> = value.split(' ').collect();
+    parts.sort_unstable();
+    let len = parts.len();
+    parts.dedup();
+    len == parts.len() && parts.iter().all(|p| ["code", "token", "id_token"].contains(p))
+}
+
 /// A client as Hydra (and Cells' `staticClients`) write it.
 #[derive(Deserialize)]
 pub struct HydraClient {
@@ -252,6 +272,12 @@ pub struct HydraClient {
     pub token_endpoint_auth_method: Option<String>,
     #[serde(default)]
     pub id_token_signed_response_alg: Option<String>,
+    /// Hydra's name for it too; ours decides (`OAuthClient::access_token_alg`).
+    #[serde(default)]
+    pub access_token_signed_response_alg: Option<String>,
+    /// Ours: may introspect personal access tokens.
+    #[serde(default)]
+    pub introspect_personal_tokens: bool,
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
     /// Ours: no consent page for this client.
@@ -286,11 +312,10 @@ impl HydraClient {
             }
         }
         for response in &self.response_types {
-            if response != "code" {
-                // Implicit and hybrid flows are refused (RFC 9700 §2.1.2).
+            if !is_known_response_type(response) {
                 return Err(Error::invalid(
                     "response_types",
-                    format!("{response:?}: only \"code\" is supported"),
+                    format!("{response:?}: \"code\", \"token\", \"id_token\" or a combination"),
                 ));
             }
         }
@@ -317,12 +342,24 @@ impl HydraClient {
                 "client_secret_basic, client_secret_post or none",
             ));
         }
-        if let Some(alg) = &self.id_token_signed_response_alg
-            && parse_alg(alg).is_none()
+        for (field, alg) in [
+            ("id_token_signed_response_alg", &self.id_token_signed_response_alg),
+            (
+                "access_token_signed_response_alg",
+                &self.access_token_signed_response_alg,
+            ),
+        ] {
+            if alg.as_deref().is_some_and(|alg| parse_alg(alg).is_none()) {
+                return Err(Error::invalid(field, "RS256, ES256 or EdDSA"));
+            }
+        }
+        if self.introspect_personal_tokens
+            && self.client_secret.as_deref().is_none_or(str::is_empty)
+            && !generated_secret
         {
             return Err(Error::invalid(
-                "id_token_signed_response_alg",
-                "RS256, ES256 or EdDSA",
+                "introspect_personal_tokens",
+                "only a confidential client (with a client_secret) may introspect",
             ));
         }
         Ok(())
@@ -330,6 +367,22 @@ impl HydraClient {
 
     fn into_client(self, secret: ClientSecret, source: Source) -> Result<OAuthClient> {
         self.validate(false)?;
+        // Cells' documentation lists "code, token, id_token" for its clients, so a copied
+        // configuration carries them: it loads, and only the code flow is served. The
+        // authorization endpoint answers the others `unsupported_response_type`.
+        let unserved: Vec<&str> = self
+            .response_types
+            .iter()
+            .map(String::as_str)
+            .filter(|r| *r != "code")
+            .collect();
+        if !unserved.is_empty() {
+            tracing::warn!(
+                client = %self.client_id,
+                response_types = ?unserved,
+                "implicit and hybrid responses are not served (RFC 9700 §2.1.2); this client gets the code flow only"
+            );
+        }
         let mut redirect_uris = Vec::new();
         for uri in &self.redirect_uris {
             redirect_uris.extend(expand_range(uri)?);
@@ -362,6 +415,12 @@ impl HydraClient {
                 .as_deref()
                 .and_then(parse_alg)
                 .unwrap_or(Algorithm::RS256),
+            access_token_alg: self
+                .access_token_signed_response_alg
+                .as_deref()
+                .and_then(parse_alg)
+                .unwrap_or(Algorithm::ES256),
+            introspect_personal_tokens: self.introspect_personal_tokens,
             skip_consent: self.skip_consent,
             always_ask_consent: false,
             pkce_optional: false,
@@ -453,6 +512,10 @@ impl Clients {
             (true, _) => "client_secret_basic",
         };
         let alg = client.id_token_signed_response_alg.as_deref().unwrap_or("RS256");
+        let access_alg = client
+            .access_token_signed_response_alg
+            .as_deref()
+            .unwrap_or("ES256");
         let scope = client.scope.clone().unwrap_or_else(|| DEFAULT_SCOPES.to_string());
         let grant_types = if client.grant_types.is_empty() {
             vec!["authorization_code".to_string()]
@@ -480,6 +543,8 @@ impl Clients {
                 id_token_alg: alg,
                 skip_consent: client.skip_consent,
                 post_logout_redirect_uris: &post_logout,
+                access_token_alg: access_alg,
+                introspect_personal_tokens: client.introspect_personal_tokens && confidential,
             })
             .await
             .map_err(|e| match e {
@@ -514,6 +579,8 @@ fn from_row(row: ClientRow) -> Result<OAuthClient> {
         response_types: row.response_types,
         scopes: row.scope.split_whitespace().map(str::to_string).collect(),
         id_token_alg: parse_alg(&row.id_token_alg).unwrap_or(Algorithm::RS256),
+        access_token_alg: parse_alg(&row.access_token_alg).unwrap_or(Algorithm::ES256),
+        introspect_personal_tokens: row.introspect_personal_tokens,
         skip_consent: row.skip_consent,
         always_ask_consent: false,
         pkce_optional: false,
@@ -588,7 +655,11 @@ mod tests {
             parse_client_file(text).and_then(|c| c.validate(false).map_err(|e| anyhow::anyhow!("{e}")))
         };
         assert!(parse(r#"{"client_id":"cells-curl","client_secret":"password","grant_types":["authorization_code"],"redirect_uris":["http://x/oauth2/oob"]}"#).is_ok());
-        assert!(parse(r#"{"client_id":"a","response_types":["token"]}"#).is_err());
+        // Seed 003's client lists "code, token, id_token": it loads, served the code flow only.
+        assert!(parse(r#"{"client_id":"a","response_types":["code","token","id_token"]}"#).is_ok());
+        assert!(parse(r#"{"client_id":"a","response_types":["code id_token"]}"#).is_ok());
+        assert!(parse(r#"{"client_id":"a","response_types":["device"]}"#).is_err());
+        assert!(parse(r#"{"client_id":"a","response_types":["code code"]}"#).is_err());
         assert!(parse(r#"{"client_id":"a","grant_types":["implicit"]}"#).is_err());
         assert!(parse(r#"{"client_id":"a","grant_types":["client_credentials"]}"#).is_err());
         assert!(parse(r#"{"client_id":"a","redirect_uris":["http://x/#frag"]}"#).is_err());

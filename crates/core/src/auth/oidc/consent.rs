@@ -2,8 +2,7 @@
 //! the next sign-in does not ask again), and a device's request (RFC 8628 §3.3), allowed or
 //! denied.
 
-use cells_store::{DeviceCode, DeviceStatus};
-use uuid::Uuid;
+use cells_store::{DeviceCode, DeviceStatus, UserId};
 
 use super::Oidc;
 use super::grant::normalize_user_code;
@@ -12,7 +11,7 @@ use crate::error::Result;
 impl Oidc {
     /// Whether `user` consented to `client` with these scopes: as a set, or as the string
     /// itself (consents remembered before they were kept as sets).
-    pub async fn has_consent(&self, user: Uuid, client: &str, scope: &str) -> Result<bool> {
+    pub async fn has_consent(&self, user: UserId, client: &str, scope: &str) -> Result<bool> {
         if self.store.has_consent(user, client, &scope_set(scope)).await? {
             return Ok(true);
         }
@@ -20,7 +19,7 @@ impl Oidc {
     }
 
     /// Remember that `user` granted `client` these scopes.
-    pub async fn remember_consent(&self, user: Uuid, client: &str, scope: &str) -> Result<()> {
+    pub async fn remember_consent(&self, user: UserId, client: &str, scope: &str) -> Result<()> {
         Ok(self.store.add_consent(user, client, &scope_set(scope)).await?)
     }
 
@@ -38,7 +37,7 @@ impl Oidc {
 
     /// `user`'s answer to a pending device request; `false` when it was answered already or
     /// has expired.
-    pub async fn decide_device(&self, user_code: &str, user: Uuid, allow: bool) -> Result<bool> {
+    pub async fn decide_device(&self, user_code: &str, user: UserId, allow: bool) -> Result<bool> {
         Ok(self
             .store
             .decide_device(user_code, user, allow, crate::records::now())

@@ -430,7 +430,7 @@ async fn client_credentials(oidc: &Oidc, client: &OAuthClient, form: &TokenForm)
         .check_scopes(form.scope.as_deref().unwrap_or(""))?
         .join(" ");
     // No grant row: a client token is revoked by recording its grant id as revoked.
-    let (access, expires_in) = oidc.issue_access(None, &client.id, &scope, GrantId::random(), None, None)?;
+    let (access, expires_in) = oidc.issue_access(None, client, &scope, GrantId::random(), None, None)?;
     Ok(json!({ "access_token": access, "token_type": "bearer", "expires_in": expires_in, "scope": scope }))
 }
 
@@ -606,7 +606,7 @@ async fn issue_tokens(
     refresh: NextRefresh,
 ) -> OAuthResult<Value> {
     let (access, expires_in) =
-        oidc.issue_access(Some(user), &client.id, scope, grant, session, Some(auth_time))?;
+        oidc.issue_access(Some(user), client, scope, grant, session, Some(auth_time))?;
     let mut body =
         json!({ "access_token": access, "token_type": "bearer", "expires_in": expires_in, "scope": scope });
     let scopes: Vec<&str> = scope.split_whitespace().collect();

@@ -1,5 +1,6 @@
-//! Signing keys of the OpenID provider: RS256 (ID tokens by default), ES256 and EdDSA (access
-//! tokens, and ID tokens on request), generated with aws-lc-rs, stored sealed in the database.
+//! Signing keys of the OpenID provider: RS256 (ID tokens by default), ES256 (access tokens by
+//! default) and EdDSA, each on request per client, generated with aws-lc-rs, stored sealed in
+//! the database. Each key pair is parsed once, at load: signing is one operation per token.
 //!
 //! The newest unretired key of an algorithm signs. Retired keys stay in the JWKS and keep
 //! verifying until their `expires_at` (the longest lifetime of a token they may have signed).
@@ -10,12 +11,15 @@ use std::sync::{Arc, RwLock};
 use anyhow::{Context, anyhow};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+};
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use cells_store::{NewSigningKey, Store};
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use serde::Serialize;
 
 use crate::auth::vault::Vault;
 
@@ -44,9 +48,69 @@ pub struct LoadedKey {
     pub created_at: i64,
     pub retired_at: Option<i64>,
     pub expires_at: Option<i64>,
-    /// The parsed Ed25519 pair of an EdDSA key: jsonwebtoken would parse the PKCS#8 document
-    /// (a scalar multiplication) at every signature, which doubles the cost of a token.
-    pub ed25519: Option<Ed25519KeyPair>,
+    /// The parsed pair: jsonwebtoken would parse the PKCS#8 document at every signature (a
+    /// scalar multiplication for Ed25519 and P-256, key checks for RSA), which at least
+    /// doubles the cost of a token.
+    pair: Pair,
+}
+
+enum Pair {
+    Rsa(RsaKeyPair),
+    P256(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+}
+
+impl Pair {
+    fn parse(alg: Algorithm, pkcs8: &[u8]) -> anyhow::Result<Pair> {
+        Ok(match alg {
+            Algorithm::RS256 => {
+                Pair::Rsa(RsaKeyPair::from_pkcs8(pkcs8).map_err(|_| anyhow!("stored RSA key"))?)
+            }
+            Algorithm::ES256 => Pair::P256(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
+                    .map_err(|_| anyhow!("stored P-256 key"))?,
+            ),
+            Algorithm::EdDSA => {
+                Pair::Ed25519(Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| anyhow!("stored Ed25519 key"))?)
+            }
+            other => return Err(anyhow!("unsupported algorithm {other:?}")),
+        })
+    }
+
+    /// The JWS signature of `input`: PKCS#1 v1.5 with SHA-256, ECDSA P-256 as `r || s`, or
+    /// Ed25519 (RFC 7518 §3.3-3.4, RFC 8037 §3.1).
+    fn sign(&self, input: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let rng = SystemRandom::new();
+        Ok(match self {
+            Pair::Rsa(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &rng, input, &mut signature)
+                    .map_err(|_| anyhow!("RSA signing failed"))?;
+                signature
+            }
+            Pair::P256(pair) => pair
+                .sign(&rng, input)
+                .map_err(|_| anyhow!("P-256 signing failed"))?
+                .as_ref()
+                .to_vec(),
+            Pair::Ed25519(pair) => pair.sign(input).as_ref().to_vec(),
+        })
+    }
+}
+
+impl LoadedKey {
+    /// A JWS in compact serialization (RFC 7515 §7.1) of `claims`, with this key's `alg` and
+    /// `kid` and the given `typ` in its header.
+    pub fn sign_jwt(&self, typ: &str, claims: &impl Serialize) -> anyhow::Result<String> {
+        let header = serde_json::json!({ "typ": typ, "alg": alg_name(self.alg), "kid": self.kid });
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?),
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?)
+        );
+        let signature = URL_SAFE_NO_PAD.encode(self.pair.sign(input.as_bytes())?);
+        Ok(format!("{input}.{signature}"))
+    }
 }
 
 pub struct KeyRing {
@@ -180,12 +244,7 @@ impl KeyRing {
             let Some(alg) = parse_alg(&row.alg) else { continue };
             let pkcs8 = self.vault.unseal(&vault_name(&row.kid), &row.private_sealed)?;
             let encoding = encoding_key(alg, &pkcs8)?;
-            let ed25519 = match alg {
-                Algorithm::EdDSA => {
-                    Some(Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|_| anyhow!("stored Ed25519 key"))?)
-                }
-                _ => None,
-            };
+            let pair = Pair::parse(alg, &pkcs8)?;
             let jwk: Jwk = serde_json::from_str(&row.public_jwk).context("stored JWK")?;
             let decoding = DecodingKey::from_jwk(&jwk).context("decoding key")?;
             loaded.push(Arc::new(LoadedKey {
@@ -197,7 +256,7 @@ impl KeyRing {
                 created_at: row.created_at,
                 retired_at: row.retired_at,
                 expires_at: row.expires_at,
-                ed25519,
+                pair,
             }));
         }
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = loaded;

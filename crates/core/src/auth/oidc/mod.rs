@@ -20,8 +20,8 @@ use std::sync::Arc;
 use aws_lc_rs::digest;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cells_store::{Store, User};
-use jsonwebtoken::{Algorithm, Header, Validation};
+use cells_store::{Store, User, UserId};
+use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -95,11 +95,11 @@ impl AccessClaims {
     }
 
     /// The user the token acts for; `None` for a client's own token.
-    pub fn user_id(&self) -> Option<Uuid> {
+    pub fn user_id(&self) -> Option<UserId> {
         if self.sub == self.client_id && self.name.is_none() {
             return None;
         }
-        Uuid::parse_str(&self.sub).ok()
+        UserId::parse(&self.sub)
     }
 }
 
@@ -108,7 +108,7 @@ impl AccessClaims {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdTokenHint {
     pub client_id: String,
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub session_id: Option<Uuid>,
 }
 
@@ -181,20 +181,23 @@ impl Oidc {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
     }
 
-    /// Sign an access token for `user` (or for the client itself when `user` is `None`).
+    /// Sign an access token (RFC 9068) for `user`, or for the client itself when `user` is
+    /// `None`, with the client's algorithm (ES256 unless it asked for RS256 or EdDSA).
     pub fn issue_access(
         &self,
         user: Option<&User>,
-        client_id: &str,
+        client: &clients::OAuthClient,
         scope: &str,
         grant: GrantId,
         session: Option<Uuid>,
         auth_time: Option<i64>,
     ) -> anyhow::Result<(String, i64)> {
+        let alg = client.access_token_alg;
+        let client_id = client.id.as_str();
         let key = self
             .keys
-            .signer(Algorithm::EdDSA)
-            .ok_or_else(|| anyhow::anyhow!("no EdDSA key"))?;
+            .signer(alg)
+            .ok_or_else(|| anyhow::anyhow!("no {alg:?} key"))?;
         let now = cells_store::now();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
@@ -210,25 +213,8 @@ impl Oidc {
             auth_time,
             name: user.map(|u| u.login.clone()),
         };
-        let token = match &key.ed25519 {
-            // JWS compact serialization (RFC 7515 §7.1) with the pair parsed once.
-            Some(pair) => {
-                let header = serde_json::json!({ "typ": "at+jwt", "alg": "EdDSA", "kid": key.kid });
-                let input = format!(
-                    "{}.{}",
-                    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?),
-                    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims)?)
-                );
-                let signature = URL_SAFE_NO_PAD.encode(pair.sign(input.as_bytes()).as_ref());
-                format!("{input}.{signature}")
-            }
-            None => {
-                let mut header = Header::new(Algorithm::EdDSA);
-                header.typ = Some("at+jwt".into());
-                header.kid = Some(key.kid.clone());
-                jsonwebtoken::encode(&header, &claims, &key.encoding)?
-            }
-        };
+        // RFC 9068 §2.1: the `typ` of a JWT access token.
+        let token = key.sign_jwt("at+jwt", &claims)?;
         Ok((token, self.lifespans.access))
     }
 
@@ -266,14 +252,15 @@ impl Oidc {
 
     fn verify_access_uncached(&self, token: &str) -> Option<AccessClaims> {
         let header = jsonwebtoken::decode_header(token).ok()?;
-        if header.typ.as_deref() != Some("at+jwt") || header.alg != Algorithm::EdDSA {
+        if header.typ.as_deref() != Some("at+jwt") || !keys::ALGORITHMS.contains(&header.alg) {
             return None;
         }
+        // The key named decides the algorithm: a token cannot pick another for it.
         let key = self.keys.verifier(header.kid.as_deref()?)?;
         if key.alg != header.alg {
             return None;
         }
-        let mut validation = Validation::new(Algorithm::EdDSA);
+        let mut validation = Validation::new(key.alg);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
@@ -300,7 +287,7 @@ impl Oidc {
             .ok()?
             .claims;
         let client_id = claims.get("aud")?.as_str()?.to_string();
-        let user_id = Uuid::parse_str(claims.get("sub")?.as_str()?).ok()?;
+        let user_id = UserId::parse(claims.get("sub")?.as_str()?)?;
         let session_id = claims
             .get("sid")
             .and_then(Value::as_str)
@@ -356,10 +343,7 @@ impl Oidc {
         if let Some(session) = session {
             claims["sid"] = Value::String(session.to_string());
         }
-        let mut header = Header::new(alg);
-        header.kid = Some(key.kid.clone());
-        header.typ = Some("JWT".into());
-        Ok(jsonwebtoken::encode(&header, &claims, &key.encoding)?)
+        key.sign_jwt("JWT", &claims)
     }
 
     /// Replace the signing keys. The old ones keep verifying as long as a token they signed
@@ -447,7 +431,7 @@ mod tests {
     #[test]
     fn claims_follow_the_granted_scopes() {
         let user = User {
-            id: Uuid::nil(),
+            id: UserId::new(Uuid::nil()),
             login: "alice".into(),
             display_name: "Alice A".into(),
             email: "alice@example.org".into(),

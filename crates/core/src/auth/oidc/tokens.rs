@@ -7,6 +7,8 @@
 
 use serde_json::{Value, json};
 
+use cells_store::TokenKind;
+
 use super::AccessClaims;
 use super::clients::OAuthClient;
 use super::grant::{OAuthError, OAuthResult};
@@ -50,7 +52,8 @@ pub async fn revoke(app: &App, client: &OAuthClient, token: &str) -> OAuthResult
 }
 
 /// RFC 7662 §2.2: what `client` is told about `token`; `{"active": false}` for anything not
-/// live, or not the client's own refresh token.
+/// live, not the client's own refresh token, or a personal access token when the client is
+/// not allowed to introspect those (`introspect_personal_tokens`).
 pub async fn introspect(app: &App, client: &OAuthClient, token: &str) -> OAuthResult<Value> {
     let inactive = json!({ "active": false });
     if let Some(claims) = app.oidc.verify_access(token) {
@@ -74,6 +77,21 @@ pub async fn introspect(app: &App, client: &OAuthClient, token: &str) -> OAuthRe
             "active": true, "token_type": "refresh_token", "client_id": refresh.client_id,
             "sub": refresh.user_id.to_string(), "scope": refresh.scope, "exp": refresh.expires_at,
             "iat": refresh.created_at, "iss": app.oidc.issuer,
+        }));
+    }
+    if client.introspect_personal_tokens
+        && let Some((token, user, expires_at)) = app.auth.inspect_token(token).await?
+    {
+        let token_type = match token.kind {
+            TokenKind::Personal => "personal_access_token",
+            TokenKind::Document => "document_token",
+        };
+        // `scope` lists the token's node scopes (`node:UUID:r`); empty for an unscoped token,
+        // which may do whatever its owner may.
+        return Ok(json!({
+            "active": true, "token_type": token_type, "sub": user.id.to_string(),
+            "username": user.login, "scope": token.scopes, "exp": expires_at,
+            "iat": token.created_at, "iss": app.oidc.issuer,
         }));
     }
     Ok(inactive)

@@ -1,0 +1,310 @@
+//! Writing a file: whole content from a stream, a blob written beforehand, or an empty file
+//! made in place. Every write locates its parent and checks the right to write once, and
+//! commits in one statement, so readers see the old content or the new, never a part.
+
+use bytes::Bytes;
+use cells_store::{Content, NewNode, Node, NodeKind, Store, StoreError};
+
+use super::blob::{ByteStream, Md5When, WrittenBlob};
+use super::path::TreePath;
+use super::{Entry, Located, Tree, Write, inline, require, workspace_of};
+use crate::auth::permission::{Access, decide};
+use crate::auth::principal::Principal;
+use crate::error::{Error, Result};
+
+impl Tree {
+    /// Write a file's whole content from `body`, atomically: readers see the old content
+    /// until the new one is complete and durable. The node keeps its UUID when overwritten.
+    pub async fn put(&self, principal: &Principal, path: &TreePath, body: ByteStream) -> Result<Entry> {
+        self.write(principal, path, body, &Write::default()).await
+    }
+
+    /// `put` with the options of object protocols (S3): metadata, and missing parent folders
+    /// created on the way (S3 keys have no folders to create first).
+    pub async fn write(
+        &self,
+        principal: &Principal,
+        path: &TreePath,
+        body: ByteStream,
+        options: &Write<'_>,
+    ) -> Result<Entry> {
+        let (parent, existing) = self.locate_for_write_creating(principal, path, options).await?;
+        let body = self.limited(body);
+        let taken = inline::take(body).await.map_err(|e| self.written_error(e))?;
+        let written = match taken {
+            inline::Body::Small(data) => inline::written(data),
+            inline::Body::Large(body) => {
+                let md5 = match options.expect_md5 {
+                    Some(_) => Md5When::Now,
+                    None => options.md5,
+                };
+                self.blobs
+                    .put(body, md5)
+                    .await
+                    .map_err(|e| self.written_error(e))?
+            }
+        };
+        if let Some(expected) = &options.expect_md5
+            && !expected.eq_ignore_ascii_case(&written.md5)
+        {
+            self.forget_blobs(vec![written.id]).await;
+            return Err(Error::invalid(
+                "Content-MD5",
+                "does not match the content received",
+            ));
+        }
+        self.commit_written(path, &parent, existing, written, None, options)
+            .await
+    }
+
+    /// Create an empty file at `path` if nothing is there, atomically on every node: the
+    /// store's one name per folder decides between concurrent creators, and the loser gets
+    /// `AlreadyExists`. What a WebDAV LOCK of an unmapped URL makes (RFC 4918 §7.3) and what
+    /// an SFTP open with CREAT makes before its content arrives.
+    pub async fn create_empty(&self, principal: &Principal, path: &TreePath) -> Result<Entry> {
+        let (parent, existing) = self.locate_for_write(principal, path).await?;
+        if existing.is_some() {
+            return Err(Error::AlreadyExists(path.to_string()));
+        }
+        let name = path.name().expect("checked by locate_for_write");
+        let written = inline::written(Bytes::new());
+        let created = self
+            .store
+            .create_node(NewNode {
+                parent_id: parent.node().id,
+                name,
+                kind: NodeKind::Leaf,
+                size: 0,
+                etag: &written.md5,
+                blob_id: Some(&written.id),
+                mtime: cells_store::now(),
+                meta: None,
+                data: written.inline.as_deref(),
+            })
+            .await;
+        match created {
+            Ok(node) => Ok(Entry {
+                path: path.clone(),
+                node,
+            }),
+            Err(StoreError::Conflict(_)) => Err(Error::AlreadyExists(path.to_string())),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Remove a file made by `create_empty` if it is still that empty file (nobody wrote to
+    /// it since): what an SFTP upload that never reached CLOSE leaves behind. Returns whether
+    /// it went.
+    pub async fn discard_created(&self, created: &Entry) -> Result<bool> {
+        let Some(blob) = created.node.blob_id.as_deref() else {
+            return Ok(false);
+        };
+        Ok(self.store.delete_leaf_if(created.node.id, blob).await?)
+    }
+
+    /// Commit a blob written beforehand (an S3 multipart upload's concatenated parts, a copy)
+    /// as the content of `path`, with `etag` instead of the blob's MD5 when given. The blob is
+    /// deleted if the commit fails.
+    pub async fn commit_blob(
+        &self,
+        principal: &Principal,
+        path: &TreePath,
+        written: WrittenBlob,
+        etag: Option<&str>,
+        options: &Write<'_>,
+    ) -> Result<Entry> {
+        let located = self.locate_for_write_creating(principal, path, options).await;
+        let (parent, existing) = match located {
+            Ok(found) => found,
+            Err(error) => {
+                self.forget_blobs(vec![written.id]).await;
+                return Err(error);
+            }
+        };
+        self.commit_written(path, &parent, existing, written, etag, options)
+            .await
+    }
+
+    pub(super) async fn locate_for_write_creating(
+        &self,
+        principal: &Principal,
+        path: &TreePath,
+        options: &Write<'_>,
+    ) -> Result<(Located, Option<Node>)> {
+        let located = match self.locate_for_write(principal, path).await {
+            Err(Error::ParentMissing(_)) if options.create_parents => {
+                let parent = path.parent().expect("a named path has a parent");
+                self.create_folder(principal, &parent, true).await?;
+                self.locate_for_write(principal, path).await?
+            }
+            other => other?,
+        };
+        if let Some(existing) = &located.1
+            && existing.is_collection()
+        {
+            return Err(Error::IsFolder(path.to_string()));
+        }
+        Ok(located)
+    }
+
+    pub(super) async fn commit_written(
+        &self,
+        path: &TreePath,
+        parent: &Located,
+        existing: Option<Node>,
+        written: WrittenBlob,
+        etag: Option<&str>,
+        options: &Write<'_>,
+    ) -> Result<Entry> {
+        if let Err(error) = self.check_file_size(written.size) {
+            self.forget_blobs(vec![written.id]).await;
+            return Err(error);
+        }
+        let store = match written.inline {
+            Some(_) if options.deferred => self.store.deferred(),
+            _ => self.store.clone(),
+        };
+        let size = match i64::try_from(written.size) {
+            Ok(size) => size,
+            Err(error) => {
+                self.forget_blobs(vec![written.id]).await;
+                return Err(Error::internal(error));
+            }
+        };
+        let content = Content {
+            blob_id: &written.id,
+            size,
+            etag: etag.unwrap_or(&written.md5),
+            mtime: cells_store::now(),
+            meta: options.meta,
+            data: written.inline.as_deref(),
+        };
+        let committed = self.commit_content(&store, path, parent, existing, content).await;
+        match &committed {
+            Ok(entry) if content.etag.is_empty() && written.inline.is_none() => {
+                self.etags.queue(entry.node.id, &written.id);
+            }
+            Ok(_) => {}
+            Err(_) => self.forget_blobs(vec![written.id.clone()]).await,
+        }
+        committed
+    }
+
+    /// Parent of `path` checked for writing, and the node already at `path` if any.
+    pub(super) async fn locate_for_write(
+        &self,
+        principal: &Principal,
+        path: &TreePath,
+    ) -> Result<(Located, Option<Node>)> {
+        if path.is_root() {
+            return Err(Error::Conflict(format!("{path} is a workspace, not a file")));
+        }
+        let parent_path = path.parent().expect("a named path has a parent");
+        // One walk down to the file itself: the parent, and whatever is there now.
+        let root = self.root(principal, path.workspace).await?;
+        let mut chain = self.store.walk_to_write(&root, &path.name_refs()).await?;
+        let existing = if chain.len() == path.names.len() + 1 {
+            chain.pop()
+        } else {
+            None
+        };
+        if chain.len() != path.names.len() {
+            return Err(Error::ParentMissing(parent_path.to_string()));
+        }
+        let parent = Located {
+            workspace: workspace_of(&root),
+            path: parent_path.clone(),
+            chain,
+        };
+        match &existing {
+            Some(node) => {
+                let mut ids = parent.ids();
+                ids.push(node.id);
+                require(
+                    decide(principal, parent.workspace, &ids, Access::Write),
+                    path,
+                    Access::Write,
+                )?;
+                if !parent.node().is_collection() {
+                    return Err(Error::Conflict(format!("{parent_path} is a file")));
+                }
+            }
+            None => self.check_parent(principal, &parent)?,
+        }
+        Ok((parent, existing))
+    }
+
+    pub(super) async fn commit_content(
+        &self,
+        store: &Store,
+        path: &TreePath,
+        parent: &Located,
+        existing: Option<Node>,
+        content: Content<'_>,
+    ) -> Result<Entry> {
+        let name = path.name().expect("checked by locate_for_write");
+        // The usual overwrite: the file still has the content we saw, swapped in one statement.
+        if let Some(node) = &existing
+            && let Some(old_blob) = node.blob_id.as_deref()
+            && let Some(updated) = store.replace_content_if(node.id, old_blob, content).await?
+        {
+            self.forget_blobs(vec![old_blob.to_string()]).await;
+            return Ok(Entry {
+                path: path.clone(),
+                node: updated,
+            });
+        }
+        let mut target = existing.map(|n| n.id);
+        // Two attempts: a concurrent writer may create or delete the node between our look and
+        // our write; the second attempt sees what it did.
+        for _ in 0..2 {
+            match target {
+                Some(id) => match store.replace_content(id, content).await {
+                    Ok((node, old_blob)) => {
+                        self.forget_blobs(old_blob.into_iter().collect()).await;
+                        return Ok(Entry {
+                            path: path.clone(),
+                            node,
+                        });
+                    }
+                    Err(StoreError::NotFound) => target = None,
+                    Err(other) => return Err(other.into()),
+                },
+                None => {
+                    let created = store
+                        .create_node(NewNode {
+                            parent_id: parent.node().id,
+                            name,
+                            kind: NodeKind::Leaf,
+                            size: content.size,
+                            etag: content.etag,
+                            blob_id: Some(content.blob_id),
+                            mtime: content.mtime,
+                            meta: content.meta,
+                            data: content.data,
+                        })
+                        .await;
+                    match created {
+                        Ok(node) => {
+                            return Ok(Entry {
+                                path: path.clone(),
+                                node,
+                            });
+                        }
+                        Err(StoreError::Conflict(_)) => {
+                            let again = self.store.walk_to_write(parent.node(), &[name]).await?;
+                            match again.get(1) {
+                                Some(node) if !node.is_collection() => target = Some(node.id),
+                                _ => return Err(Error::IsFolder(path.to_string())),
+                            }
+                        }
+                        Err(other) => return Err(other.into()),
+                    }
+                }
+            }
+        }
+        Err(Error::Conflict(format!(
+            "{path} changed during the upload; retry"
+        )))
+    }
+}
