@@ -11,7 +11,11 @@
 #      BENCH_PROPFIND_RUNS) and the size of the answer
 #
 # and prints one table with a verdict per line: whether cells is at least as good as the best
-# peer (for the large GET also whether it reaches 70 % of cat). Every request is checked: a
+# peer (for the large GET also whether it reaches 70 % of cat). With BENCH_HTTPS=1 (issue 30,
+# acceptance 3) a second cells serves HTTPS with its self-signed certificate (lib.sh
+# start_https_server) and runs the 4 KiB GET at 16 connections and the large PUT and GET right
+# after cells over HTTP, with the same tools and files (curl verifies the certificate, --cacert;
+# wrk does not verify); a second table shows what HTTPS costs. Every request is checked: a
 # non-2xx answer during wrk, a failed curl, a wrong number of PROPFIND entries or a download
 # that differs from the upload fails the run. Meeting a target or not does not.
 #
@@ -32,7 +36,8 @@
 #   BENCH_WRK_DURATION    each wrk run [5s]
 #   BENCH_WRK_THREADS     wrk threads of the 16-connection run [2]
 #   BENCH_START_TIMEOUT   seconds to wait for each server [60]
-#   TMPDIR                where the temp dir goes; needs about 4.2 x BENCH_SIZE_MB free
+#   BENCH_HTTPS           1: also measure cells over HTTPS against cells over HTTP [0]
+#   TMPDIR                where the temp dir goes; needs about 4.2 x BENCH_SIZE_MB free (5.2 x with BENCH_HTTPS=1)
 set -euo pipefail
 
 # shellcheck source=lib.sh
@@ -44,15 +49,24 @@ PROPFIND_RUNS=${BENCH_PROPFIND_RUNS:-3}
 PROPFIND_KIND=${BENCH_PROPFIND:-allprop}
 DURATION=${BENCH_WRK_DURATION:-5s}
 THREADS=${BENCH_WRK_THREADS:-2}
+HTTPS=${BENCH_HTTPS:-0}
 check_count BENCH_SIZE_MB "$SIZE_MB"
 check_count BENCH_ENTRIES "$ENTRIES"
 check_count BENCH_PROPFIND_RUNS "$PROPFIND_RUNS"
 check_count BENCH_WRK_THREADS "$THREADS"
 [[ $DURATION =~ ^[0-9]+[smh]?$ ]] || die "BENCH_WRK_DURATION must look like 5s, not '$DURATION'"
 [[ $PROPFIND_KIND == allprop || $PROPFIND_KIND == prop ]] || die "BENCH_PROPFIND must be allprop or prop, not '$PROPFIND_KIND'"
+[[ $HTTPS == 0 || $HTTPS == 1 ]] || die "BENCH_HTTPS must be 0 or 1, not '$HTTPS'"
 SIZE_BYTES=$((SIZE_MB * 1024 * 1024))
 SMALL_BYTES=4096
 SERVERS=(cells apache rclone)
+# The servers of the 4 KiB GET and the large file: with BENCH_HTTPS=1, cells over HTTPS
+# ("cells-https") right after cells, so that both meet the machine in the same state. It is no
+# peer: it has its own table, and no PROPFIND.
+MEASURED=("${SERVERS[@]}")
+if [[ $HTTPS == 1 ]]; then
+  MEASURED=(cells cells-https apache rclone)
+fi
 
 resolve_cells_bin
 for tool in curl python3 sha256sum awk base64 od cmp; do
@@ -131,8 +145,8 @@ setup_workdir
 trap cleanup_all EXIT
 LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
 
-# Source, and one stored copy per server: ~4 x size, plus the small files.
-need_kib=$((SIZE_MB * 1024 * 4 + SIZE_MB * 1024 / 5 + ENTRIES * 3 * 8 + 256 * 1024))
+# Source, and one stored copy per server: ~4 x size (5 x with HTTPS), plus the small files.
+need_kib=$((SIZE_MB * 1024 * (1 + ${#MEASURED[@]}) + SIZE_MB * 1024 / 5 + ENTRIES * 3 * 8 + 256 * 1024))
 free_kib=$(df -Pk "$WORK_DIR" | awk 'NR == 2 { print $4 }')
 if ((free_kib < need_kib)); then
   die "$WORK_DIR has $((free_kib / 1024)) MiB free; this run needs about $((need_kib / 1024)) MiB (set TMPDIR elsewhere or lower BENCH_SIZE_MB)"
@@ -236,6 +250,15 @@ TOKEN=$(cells_cli admin user token -u "$ADMIN_LOGIN" -e 2h -l bench-dav -q)
 AUTH[cells]=$(basic "$ADMIN_LOGIN" "$TOKEN")
 ROOT[cells]=$BASE_URL/dav/personal-files/bench
 headers_file cells
+if [[ $HTTPS == 1 ]]; then
+  start_https_server
+  log "creating a personal access token with the CLI (HTTPS server)"
+  TOKEN=$(DATA_DIR=$HTTPS_DATA_DIR cells_cli admin user token -u "$ADMIN_LOGIN" -e 2h -l bench-dav -q)
+  [[ -n $TOKEN ]] || die "the CLI printed no token (HTTPS server)"
+  AUTH[cells-https]=$(basic "$ADMIN_LOGIN" "$TOKEN")
+  ROOT[cells-https]=$HTTPS_URL/dav/personal-files/bench
+  headers_file cells-https
+fi
 
 # Apache mod_dav, as PEERS.md A1, plus: no limit on keep-alive requests per connection or on
 # the request body (since 2.4.54 the default limit is 1 GiB), and sendfile on. No access log.
@@ -319,11 +342,13 @@ ROOT[rclone]=http://127.0.0.1:$RCLONE_PORT/bench
 headers_file rclone
 RCLONE_VERSION=$(rclone version 2>/dev/null | awk 'NR == 1 { print $2 }')
 
-# dav NAME CURL_ARGS...: one checked request (curl -f) with NAME's credentials.
+# dav NAME CURL_ARGS...: one checked request (curl -f) with NAME's credentials. cells-https's
+# certificate is checked against itself (--cacert), as a client that was given it would.
 dav() {
-  local name=$1
+  local name=$1 tls=()
   shift
-  ccurl -f -H "@${HEADERS[$name]}" "$@"
+  [[ $name == cells-https ]] && tls=(--cacert "$HTTPS_CA")
+  ccurl -f "${tls[@]}" -H "@${HEADERS[$name]}" "$@"
 }
 
 # --- cells gets the same files over WebDAV -------------------------------------------------------
@@ -331,6 +356,11 @@ log "cells: MKCOL bench/ and bench/many/, PUT bench/4k.bin"
 dav cells -X MKCOL -o /dev/null "${ROOT[cells]}/" || die "cells: MKCOL bench/ failed"
 dav cells -X MKCOL -o /dev/null "${ROOT[cells]}/many/" || die "cells: MKCOL bench/many/ failed"
 dav cells -T "$TREE/bench/4k.bin" -o /dev/null "${ROOT[cells]}/4k.bin" || die "cells: PUT 4k.bin failed"
+if [[ $HTTPS == 1 ]]; then
+  log "cells-https: MKCOL bench/, PUT bench/4k.bin"
+  dav cells-https -X MKCOL -o /dev/null "${ROOT[cells-https]}/" || die "cells-https: MKCOL bench/ failed"
+  dav cells-https -T "$TREE/bench/4k.bin" -o /dev/null "${ROOT[cells-https]}/4k.bin" || die "cells-https: PUT 4k.bin failed"
+fi
 
 # One curl, 8 transfers at a time (--parallel), connections reused; one config file, so
 # neither the 10,000 URLs nor the token are on a command line. -w prints each status code.
@@ -360,7 +390,7 @@ fi
 log "cells: $ENTRIES files created in $CREATE_S s ($(ratio "$ENTRIES" "$CREATE_S" 0) PUT/s)"
 
 # Every server serves the same 4 KiB file.
-for s in "${SERVERS[@]}"; do
+for s in "${MEASURED[@]}"; do
   dav "$s" -o "$WORK_DIR/4k.check" "${ROOT[$s]}/4k.bin" || die "$s: GET 4k.bin failed"
   cmp -s "$WORK_DIR/4k.check" "$TREE/bench/4k.bin" || die "$s: GET 4k.bin returned other bytes"
 done
@@ -402,9 +432,11 @@ bench_wrk() {
 
 declare -A RPS P99
 WIDE_THREADS=$((THREADS < 16 ? THREADS : 16))
-for s in "${SERVERS[@]}"; do
-  bench_wrk "$s, 4 KiB GET, 1 connection" 1 1 "${ROOT[$s]}/4k.bin" "${AUTH[$s]}"
-  RPS[$s,1]=$WRK_RPS P99[$s,1]=$WRK_P99
+for s in "${MEASURED[@]}"; do
+  if [[ $s != cells-https ]]; then # issue 30 asks for 16 connections only
+    bench_wrk "$s, 4 KiB GET, 1 connection" 1 1 "${ROOT[$s]}/4k.bin" "${AUTH[$s]}"
+    RPS[$s,1]=$WRK_RPS P99[$s,1]=$WRK_P99
+  fi
   bench_wrk "$s, 4 KiB GET, 16 connections" "$WIDE_THREADS" 16 "${ROOT[$s]}/4k.bin" "${AUTH[$s]}"
   RPS[$s,16]=$WRK_RPS P99[$s,16]=$WRK_P99
 done
@@ -414,11 +446,11 @@ done
 # first takes memory the guest never touched also pays for the host backing it, and cells
 # writes first; so that memory is touched once before any PUT (as in sftp.sh): each server
 # then writes into recycled pages.
-log "warm-up: writing and removing $((${#SERVERS[@]} * SIZE_MB)) MiB"
-dd if=/dev/zero of="$WORK_DIR/warm.bin" bs=1M count=$((${#SERVERS[@]} * SIZE_MB)) status=none
+log "warm-up: writing and removing $((${#MEASURED[@]} * SIZE_MB)) MiB"
+dd if=/dev/zero of="$WORK_DIR/warm.bin" bs=1M count=$((${#MEASURED[@]} * SIZE_MB)) status=none
 rm -f "$WORK_DIR/warm.bin"
 declare -A PUT_MBS GET_MBS
-for s in "${SERVERS[@]}"; do
+for s in "${MEASURED[@]}"; do
   url=${ROOT[$s]}/big.bin
   log "$s: PUT $SIZE_MB MiB (curl -T)"
   # "Expect:" off: curl would otherwise wait for a 100 Continue before sending the body.
@@ -522,4 +554,14 @@ LOOP_VERDICT=$(awk -v r="$LOOP_RATIO" 'BEGIN { print (r >= 0.7 ? "yes" : "NO") }
   printf 'MB/s = 10^6 bytes per second. All servers, wrk and curl share %s CPUs: compare within one run.\n' \
     "$(nproc 2>/dev/null || echo '?')"
   printf 'Targets (issue 5, acceptance 5): cells >= the best peer on every line; 1 GiB GET >= 70 %% of cat over loopback.\n'
+  if [[ $HTTPS == 1 ]]; then
+    printf '\n== HTTPS (BENCH_HTTPS=1): a second cells with --tls-self-signed, run right after cells over HTTP ==\n'
+    https_header
+    https_line "4 KiB GET, -t$WIDE_THREADS -c16, req/s" higher "${RPS[cells,16]}" "${RPS[cells-https,16]}"
+    https_line "4 KiB GET, -t$WIDE_THREADS -c16, p99 ms" lower "${P99[cells,16]}" "${P99[cells-https,16]}"
+    https_line "$SIZE_MB MiB PUT (curl -T), MB/s" higher "${PUT_MBS[cells]}" "${PUT_MBS[cells-https]}"
+    https_line "$SIZE_MB MiB GET (curl -o), MB/s" higher "${GET_MBS[cells]}" "${GET_MBS[cells-https]}"
+    printf 'curl verifies the certificate (--cacert DATA/tls/self-signed-cert.pem); wrk does not verify.\n'
+    printf 'Target (issue 30, acceptance 3): HTTPS costs less than 30 %% on every line.\n'
+  fi
 }

@@ -4,7 +4,8 @@
 # A script that sources this file gets: the cells binary ($CELLS_BIN), a private temp dir
 # ($WORK_DIR, removed on exit), a throwaway server on 127.0.0.1 with a fresh data dir
 # ($BASE_URL, $DATA_DIR, $SERVER_PID, admin password $ADMIN_PASSWORD), killed on exit, and
-# helpers to time things and to run wrk.
+# helpers to time things and to run wrk. On request (start_https_server) a second server that
+# serves HTTPS, also killed on exit.
 
 export LC_ALL=C # "1.5", not "1,5", in EPOCHREALTIME, awk and printf
 
@@ -18,6 +19,11 @@ SERVER_PID=""
 SERVER_LOG=""
 BASE_URL=""
 ADMIN_PASSWORD=""
+HTTPS_PID=""
+HTTPS_LOG=""
+HTTPS_URL=""
+HTTPS_DATA_DIR=""
+HTTPS_CA=""
 
 log() { printf '==> %s\n' "$*" >&2; }
 warn() { printf 'warning: %s\n' "$*" >&2; }
@@ -84,25 +90,35 @@ alive() {
   [[ -n $state && $state != Z ]]
 }
 
-cleanup() {
-  local status=$? i
-  if [[ -n $SERVER_PID ]] && alive "$SERVER_PID"; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do # at most 10 s of graceful shutdown
-      alive "$SERVER_PID" || break
+# stop_server PID: SIGTERM, at most 10 s of graceful shutdown, then SIGKILL; reaped.
+stop_server() {
+  local pid=$1 i
+  [[ -n $pid ]] || return 0
+  if alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+      alive "$pid" || break
       sleep 0.1
     done
-    if alive "$SERVER_PID"; then
-      warn "server $SERVER_PID did not stop on SIGTERM; killing it"
-      kill -KILL "$SERVER_PID" 2>/dev/null || true
+    if alive "$pid"; then
+      warn "server $pid did not stop on SIGTERM; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
     fi
   fi
-  if [[ -n $SERVER_PID ]]; then
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local status=$?
+  stop_server "$SERVER_PID"
+  stop_server "$HTTPS_PID"
   if [[ $status -ne 0 && -n $SERVER_LOG && -s $SERVER_LOG ]]; then
     printf -- '--- last lines of the server log ---\n' >&2
     tail -n 20 "$SERVER_LOG" >&2 || true
+  fi
+  if [[ $status -ne 0 && -n $HTTPS_LOG && -s $HTTPS_LOG ]]; then
+    printf -- '--- last lines of the HTTPS server log ---\n' >&2
+    tail -n 20 "$HTTPS_LOG" >&2 || true
   fi
   if [[ -n $WORK_DIR && -d $WORK_DIR ]]; then
     rm -rf -- "$WORK_DIR"
@@ -124,10 +140,26 @@ cells_cli() {
   env -u CELLS_CONFIG -u CELLS_DATABASE_URL "$CELLS_BIN" --data "$DATA_DIR" "$@"
 }
 
-# Start a fresh server on a free port and wait (at most $BENCH_START_TIMEOUT s, default 60)
-# until GET /healthz answers 200.
+# wait_healthz PID URL LOG [CURL_ARGS...]: wait (at most $BENCH_START_TIMEOUT s, default 60)
+# until GET URL/healthz answers 200.
+wait_healthz() {
+  local pid=$1 url=$2 logfile=$3 code deadline
+  shift 3
+  deadline=$((SECONDS + ${BENCH_START_TIMEOUT:-60}))
+  while ((SECONDS < deadline)); do
+    alive "$pid" || die "the server exited during start-up (log: $logfile)"
+    code=$(ccurl -o /dev/null -w '%{http_code}' --max-time 2 "$@" "$url/healthz" 2>/dev/null) || true
+    if [[ $code == 200 ]]; then
+      return 0
+    fi
+    sleep 0.2
+  done
+  die "the server did not answer $url/healthz within ${BENCH_START_TIMEOUT:-60} s"
+}
+
+# Start a fresh server on a free port and wait until GET /healthz answers 200.
 start_server() {
-  local port code deadline
+  local port
   ADMIN_PASSWORD=bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
   port=$(free_port)
   SFTP_PORT=$(free_port)
@@ -139,17 +171,34 @@ start_server() {
     env -u CELLS_CONFIG -u CELLS_DATABASE_URL \
     "$CELLS_BIN" --data "$DATA_DIR" start --bind "127.0.0.1:$port" --sftp-bind "127.0.0.1:$SFTP_PORT" >"$SERVER_LOG" 2>&1 &
   SERVER_PID=$!
-  deadline=$((SECONDS + ${BENCH_START_TIMEOUT:-60}))
-  while ((SECONDS < deadline)); do
-    alive "$SERVER_PID" || die "the server exited during start-up (log: $SERVER_LOG)"
-    code=$(ccurl -o /dev/null -w '%{http_code}' --max-time 2 "$BASE_URL/healthz" 2>/dev/null) || true
-    if [[ $code == 200 ]]; then
-      log "server $SERVER_PID ready on $BASE_URL (data in $DATA_DIR)"
-      return 0
-    fi
-    sleep 0.2
-  done
-  die "the server did not answer /healthz within ${BENCH_START_TIMEOUT:-60} s"
+  wait_healthz "$SERVER_PID" "$BASE_URL" "$SERVER_LOG"
+  log "server $SERVER_PID ready on $BASE_URL (data in $DATA_DIR)"
+}
+
+# After start_server: a second server (BENCH_HTTPS=1 in dav.sh and s3.sh), the same binary and
+# admin, with its own data dir and free ports, serving HTTPS with the self-signed certificate
+# it makes at start-up in DATA/tls (SANs localhost, 127.0.0.1, ::1). Sets HTTPS_URL,
+# HTTPS_DATA_DIR, HTTPS_PID, and HTTPS_CA, that certificate: clients trust it alone (curl
+# --cacert, never -k), so they pay for verifying it as they would a real one.
+start_https_server() {
+  local port sftp_port
+  port=$(free_port)
+  sftp_port=$(free_port)
+  HTTPS_URL=https://127.0.0.1:$port
+  HTTPS_DATA_DIR=$WORK_DIR/data-https
+  HTTPS_LOG=$WORK_DIR/server-https.log
+  HTTPS_CA=$HTTPS_DATA_DIR/tls/self-signed-cert.pem
+  mkdir -m 700 "$HTTPS_DATA_DIR"
+  # A --tls-cert from the environment (CELLS_TLS_CERT) would conflict with --tls-self-signed.
+  CELLS_ADMIN_LOGIN=$ADMIN_LOGIN CELLS_ADMIN_PASSWORD=$ADMIN_PASSWORD CELLS_LOG=${CELLS_LOG:-warn} \
+    env -u CELLS_CONFIG -u CELLS_DATABASE_URL -u CELLS_TLS_CERT -u CELLS_TLS_KEY \
+    "$CELLS_BIN" --data "$HTTPS_DATA_DIR" start --bind "127.0.0.1:$port" --sftp-bind "127.0.0.1:$sftp_port" \
+    --tls-self-signed >"$HTTPS_LOG" 2>&1 &
+  HTTPS_PID=$!
+  # Until the server has written its certificate, curl fails (no CA file) and the wait goes on.
+  wait_healthz "$HTTPS_PID" "$HTTPS_URL" "$HTTPS_LOG" --cacert "$HTTPS_CA"
+  [[ -s $HTTPS_CA ]] || die "the HTTPS server answered but there is no $HTTPS_CA"
+  log "HTTPS server $HTTPS_PID ready on $HTTPS_URL (data in $HTTPS_DATA_DIR, certificate $HTTPS_CA)"
 }
 
 # proc_kib FIELD: a /proc/PID/status field of the server, in KiB (VmHWM, VmRSS).
@@ -239,6 +288,24 @@ expect_status() {
     cat "$WORK_DIR/last-response" >&2 2>/dev/null || true
     die "$label: expected HTTP $want, got ${code:-no answer}"
   fi
+}
+
+# https_line LABEL higher|lower HTTP HTTPS: one line of the HTTPS table of dav.sh and s3.sh
+# (issue 30, acceptance 3): what HTTPS costs against plain HTTP, in % (for a rate the share of
+# it lost, for a latency the share added; below 0: HTTPS did better, noise), and whether that
+# is under 30 %. A value that is not a number (fail) gets no verdict.
+https_header() {
+  printf '%-34s %12s %12s %14s  %s\n' "measure" "cells http" "cells https" "https cost" "cost < 30 %?"
+  printf '%-34s %12s %12s %14s  %s\n' "----------------------------------" "------------" "------------" \
+    "--------------" "------------"
+}
+https_line() {
+  local cost verdict
+  read -r cost verdict < <(awk -v dir="$2" -v h="$3" -v s="$4" 'BEGIN {
+    if (h !~ /^[0-9.]+$/ || s !~ /^[0-9.]+$/ || h <= 0) { print "- -"; exit }
+    c = (dir == "higher" ? (h - s) / h : (s - h) / h) * 100
+    printf "%.1f%% %s\n", c, (c < 30 ? "yes" : "NO") }')
+  printf '%-34s %12s %12s %14s  %s\n' "$1" "$3" "$4" "$cost" "$verdict"
 }
 
 # Header lines shared by both scripts' reports.

@@ -21,7 +21,9 @@
 #   BENCH_WRK_THREADS             wrk -t [2]
 #   BENCH_WRK_CONNECTIONS         wrk -c [16]
 #   BENCH_WRK_DURATION            wrk -d, each measured run [5s]
-#   BENCH_WRK_WARMUP              wrk -d of an unmeasured run before each measured one; 0: none [1s]
+#   BENCH_WRK_WARMUP              wrk -d of an unmeasured run before each side's first run; 0: none [1s]
+#   BENCH_RUNS                    measured runs per side and operation, alternating sides; the
+#                                 table shows the median of each [3]
 #   BENCH_OIDC_PROVIDER_VERSION   npm version spec of oidc-provider [9]
 #   BENCH_OIDC_PROVIDER_DIR       a folder whose node_modules has oidc-provider: no npm install
 #   BENCH_START_TIMEOUT           seconds to wait for either server [60]
@@ -36,6 +38,8 @@ DURATION=${BENCH_WRK_DURATION:-5s}
 WARMUP=${BENCH_WRK_WARMUP:-1s}
 OP_VERSION=${BENCH_OIDC_PROVIDER_VERSION:-9}
 OP_DIR=${BENCH_OIDC_PROVIDER_DIR:-}
+RUNS=${BENCH_RUNS:-3}
+check_count BENCH_RUNS "$RUNS"
 check_count BENCH_WRK_THREADS "$THREADS"
 check_count BENCH_WRK_CONNECTIONS "$CONNECTIONS"
 [[ $DURATION =~ ^[0-9]+[smh]?$ ]] || die "BENCH_WRK_DURATION must look like 5s, not '$DURATION'"
@@ -328,22 +332,43 @@ bench_wrk() {
   fi
 }
 
-# measure OPERATION SIDE URL BODY EXPECT: a warm-up run (not counted), then the measured one.
-declare -A RPS P99
+# measure ROUND OPERATION SIDE URL BODY EXPECT: in round 1 a warm-up run (not counted) first;
+# the measured run's figures are added to ALL_RPS and ALL_P99.
+declare -A RPS P99 ALL_RPS ALL_P99
 measure() {
-  if [[ $WARMUP != 0 && $WARMUP != 0[smh] ]]; then
+  local round=$1
+  shift
+  if [[ $round == 1 && $WARMUP != 0 && $WARMUP != 0[smh] ]]; then
     bench_wrk "$1, $2 (warm-up)" "$3" "$4" "$5" "$WARMUP"
   fi
-  bench_wrk "$1, $2" "$3" "$4" "$5" "$DURATION"
-  RPS[$1,$2]=$WRK_RPS
-  P99[$1,$2]=$WRK_P99
+  bench_wrk "$1, $2 (run $round of $RUNS)" "$3" "$4" "$5" "$DURATION"
+  ALL_RPS[$1,$2]+="$WRK_RPS "
+  ALL_P99[$1,$2]+="$WRK_P99 "
+}
+
+# median VALUES...: the middle value (the lower middle of an even count).
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
+# settle OPERATION SIDE: RPS and P99 are the medians of the rounds.
+settle() {
+  # shellcheck disable=SC2086 # the lists are space-separated numbers
+  RPS[$1,$2]=$(median ${ALL_RPS[$1,$2]})
+  # shellcheck disable=SC2086
+  P99[$1,$2]=$(median ${ALL_P99[$1,$2]})
 }
 
 TOKEN_EXPECT='"access_token"%s*:%s*"'
 ACTIVE_EXPECT='"active"%s*:%s*true'
 
-measure token cells "$CELLS_TOKEN_EP" "$TOKEN_BODY" "$TOKEN_EXPECT"
-measure token oidc-provider "$OP_TOKEN_EP" "$TOKEN_BODY" "$TOKEN_EXPECT"
+# Rounds alternate the sides, so that a slow spell of the machine falls on both.
+for ((round = 1; round <= RUNS; round++)); do
+  measure "$round" token cells "$CELLS_TOKEN_EP" "$TOKEN_BODY" "$TOKEN_EXPECT"
+  measure "$round" token oidc-provider "$OP_TOKEN_EP" "$TOKEN_BODY" "$TOKEN_EXPECT"
+done
+settle token cells
+settle token oidc-provider
 
 # The token to introspect is taken after the token runs: oidc-provider's in-memory adapter
 # keeps the last 1000 entries only, and the token runs would have pushed an older one out.
@@ -354,14 +379,18 @@ new_token oidc-provider "$OP_TOKEN_EP"
 check_active oidc-provider "$OP_INTROSPECT_EP"
 OP_INTROSPECT_BODY="token=$(printf '%s' "$ACCESS_TOKEN" | form_encode)"
 
-measure introspect cells "$CELLS_INTROSPECT_EP" "$CELLS_INTROSPECT_BODY" "$ACTIVE_EXPECT"
-measure introspect oidc-provider "$OP_INTROSPECT_EP" "$OP_INTROSPECT_BODY" "$ACTIVE_EXPECT"
+for ((round = 1; round <= RUNS; round++)); do
+  measure "$round" introspect cells "$CELLS_INTROSPECT_EP" "$CELLS_INTROSPECT_BODY" "$ACTIVE_EXPECT"
+  measure "$round" introspect oidc-provider "$OP_INTROSPECT_EP" "$OP_INTROSPECT_BODY" "$ACTIVE_EXPECT"
+done
+settle introspect cells
+settle introspect oidc-provider
 
 # --- summary ----------------------------------------------------------------------------------
 row() { printf '%-12s %11s %12s %13s %13s %16s\n' "$@"; }
 {
-  printf '\n== cells bench/oidc.sh: cells vs oidc-provider, wrk -t%s -c%s -d%s (warm-up %s) ==\n' \
-    "$THREADS" "$CONNECTIONS" "$DURATION" "$WARMUP"
+  printf '\n== cells bench/oidc.sh: cells vs oidc-provider, wrk -t%s -c%s -d%s (warm-up %s), median of %s runs ==\n' \
+    "$THREADS" "$CONNECTIONS" "$DURATION" "$WARMUP" "$RUNS"
   print_context
   printf 'peer:    oidc-provider %s on node %s (in-memory adapter, NODE_ENV=production)\n' \
     "$OP_PACKAGE_VERSION" "$NODE_VERSION"
@@ -374,6 +403,9 @@ row() { printf '%-12s %11s %12s %13s %13s %16s\n' "$@"; }
     verdict=$(awk -v r="$r" 'BEGIN { print (r >= 5 ? "ok" : "< 5") }')
     row "$op" "${RPS[$op,cells]}" "${P99[$op,cells]} ms" "${RPS[$op,oidc-provider]}" \
       "${P99[$op,oidc-provider]} ms" "${r}x ($verdict)"
+  done
+  for op in token introspect; do
+    printf '%s runs, req/s: cells %s; oidc-provider %s\n' "$op" "${ALL_RPS[$op,cells]% }" "${ALL_RPS[$op,oidc-provider]% }"
   done
   printf '\ntoken:      POST %s / %s, %s\n' "${CELLS_TOKEN_EP#"$CELLS_URL"}" "${OP_TOKEN_EP#"$OP_URL"}" "$TOKEN_BODY"
   printf 'introspect: POST %s / %s, token=<one valid access token>\n' \

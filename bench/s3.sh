@@ -19,6 +19,12 @@
 # shown as "fail" in the table with its error below it, and makes the script exit 1 after the
 # table; non-2xx answers during wrk are counted, shown, and keep that number out of the winner.
 #
+# With BENCH_HTTPS=1 (issue 30, acceptance 3) a second cells serves HTTPS with its self-signed
+# certificate (lib.sh start_https_server, its own data dir and token) and runs the 4 KiB GET at
+# 16 connections (wrk on a presigned https URL; wrk does not verify certificates) and the large
+# upload_file and download_file (boto3, which verifies the certificate: AWS_CA_BUNDLE is that
+# certificate alone), each right after cells over HTTP; a second table shows what HTTPS costs.
+#
 # Same key paths everywhere: bucket io (s3s-fs: io-bench, see below), keys personal-files/bench/...,
 # path style, region us-east-1.
 #   cells:   endpoint = server root, access key = a personal access token
@@ -47,8 +53,10 @@
 #   BENCH_WRK_DURATION      each wrk run [5s]
 #   BENCH_WRK_THREADS       wrk threads of the 16-connection runs [2]
 #   BENCH_START_TIMEOUT     seconds to wait for each server [60]
+#   BENCH_HTTPS             1: also measure cells over HTTPS against cells over HTTP (needs cells) [0]
 #   CELLS_BENCH_CACHE       venv and cargo root of the tools [/var/tmp/cells-bench-cache]
 #   TMPDIR                  where the temp dir goes; needs about (2 + 2 x servers) x S3_BENCH_BIG_MB free
+#                           (HTTPS counts as a server)
 # shellcheck disable=SC2034 # P50, P99, FILL_S, HWM, F, noflags: read through namerefs (line, wrk_line)
 set -euo pipefail
 
@@ -65,6 +73,7 @@ CELLS_SECRET=${S3_BENCH_CELLS_SECRET:-gatewaysecret}
 DURATION=${BENCH_WRK_DURATION:-5s}
 THREADS=${BENCH_WRK_THREADS:-2}
 CACHE=${CELLS_BENCH_CACHE:-/var/tmp/cells-bench-cache}
+HTTPS=${BENCH_HTTPS:-0}
 check_count S3_BENCH_BIG_MB "$BIG_MB"
 check_count S3_BENCH_KEYS "$KEYS"
 check_count S3_BENCH_LIST_RUNS "$LIST_RUNS"
@@ -81,6 +90,19 @@ has_server() {
   for s in "${SERVERS[@]}"; do [[ $s == "$1" ]] && return 0; done
   return 1
 }
+[[ $HTTPS == 0 || $HTTPS == 1 ]] || die "BENCH_HTTPS must be 0 or 1, not '$HTTPS'"
+# The servers of the setup and the large object: with BENCH_HTTPS=1, cells over HTTPS
+# ("cells-https") right after cells, so that both meet the machine in the same state. It is no
+# peer: it has its own table, and no PUT or listing runs.
+MEASURED=("${SERVERS[@]}")
+if [[ $HTTPS == 1 ]]; then
+  has_server cells || die "BENCH_HTTPS=1 compares cells over HTTPS with cells: S3_BENCH_SERVERS must name cells"
+  MEASURED=()
+  for s in "${SERVERS[@]}"; do
+    MEASURED+=("$s")
+    [[ $s == cells ]] && MEASURED+=(cells-https)
+  done
+fi
 BIG_BYTES=$((BIG_MB * 1024 * 1024))
 SMALL_BYTES=4096
 BUCKET=io
@@ -172,7 +194,7 @@ trap cleanup_all EXIT
 LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
 
 # The source file, a downloaded copy, one stored copy per server, and room for multipart parts.
-need_kib=$((BIG_MB * 1024 * (2 + 2 * ${#SERVERS[@]}) + 256 * 1024))
+need_kib=$((BIG_MB * 1024 * (2 + 2 * ${#MEASURED[@]}) + 256 * 1024))
 free_kib=$(df -Pk "$WORK_DIR" | awk 'NR == 2 { print $4 }')
 if ((free_kib < need_kib)); then
   die "$WORK_DIR has $((free_kib / 1024)) MiB free; this run needs about $((need_kib / 1024)) MiB (set TMPDIR elsewhere or lower S3_BENCH_BIG_MB)"
@@ -194,7 +216,7 @@ t1=$EPOCHREALTIME
 CAT_MBS=$(mb_per_s "$BIG_BYTES" "$(elapsed "$t0" "$t1")")
 
 # --- servers --------------------------------------------------------------------------------------
-declare -A ENDPOINT ACCESS SECRET VERSION BUCKETS
+declare -A ENDPOINT ACCESS SECRET VERSION BUCKETS CA # CA: the certificate an https server is trusted by
 
 # wait_http NAME URL PID: until URL answers anything at all (403 included).
 wait_http() {
@@ -224,6 +246,16 @@ if has_server cells; then
   ENDPOINT[cells]=$BASE_URL
   PID[cells]=$SERVER_PID
   VERSION[cells]=$("$CELLS_BIN" --version 2>/dev/null | awk '{ print $NF }')
+fi
+if [[ $HTTPS == 1 ]]; then
+  start_https_server
+  log "creating a personal access token with the CLI (HTTPS server)"
+  ACCESS[cells-https]=$(DATA_DIR=$HTTPS_DATA_DIR cells_cli admin user token -u "$ADMIN_LOGIN" -e 2h -l bench-s3 -q)
+  [[ -n ${ACCESS[cells-https]} ]] || die "the CLI printed no token (HTTPS server)"
+  SECRET[cells-https]=$CELLS_SECRET
+  BUCKETS[cells-https]=$BUCKET
+  ENDPOINT[cells-https]=$HTTPS_URL
+  CA[cells-https]=$HTTPS_CA
 fi
 
 if has_server rclone; then
@@ -262,10 +294,14 @@ if has_server s3s-fs; then
 fi
 
 # s3 NAME SUBCOMMAND ARGS...: bench/s3/s3bench.py against NAME; the credentials go through the
-# environment, never on a command line.
+# environment, never on a command line. botocore verifies an https server's certificate
+# against AWS_CA_BUNDLE: for cells-https, its own certificate alone.
 s3() {
   local name=$1
   shift
+  if [[ -n ${CA[$name]:-} ]]; then
+    local -x AWS_CA_BUNDLE=${CA[$name]}
+  fi
   S3_ENDPOINT=${ENDPOINT[$name]} S3_ACCESS_KEY=${ACCESS[$name]} S3_SECRET_KEY=${SECRET[$name]} S3_BUCKET=${BUCKETS[$name]} \
     "$PY" "$S3BENCH" "$@"
 }
@@ -280,7 +316,7 @@ failed() {
   ERRORS+=("$1, $2: $msg")
 }
 
-for s in "${SERVERS[@]}"; do
+for s in "${MEASURED[@]}"; do
   log "$s: list_buckets must list ${BUCKETS[$s]}"
   s3 "$s" ready >"$WORK_DIR/ready.out" 2>"$WORK_DIR/ready.err" || {
     cat "$WORK_DIR/ready.err" >&2
@@ -335,11 +371,12 @@ LUA
 # check_presigned NAME METHOD URL: one curl request that must answer 200 (a PUT sends the 4 KiB
 # file, a GET must return it); on failure the status and body are shown.
 check_presigned() {
-  local name=$1 method=$2 url=$3 code
+  local name=$1 method=$2 url=$3 code tls=()
+  [[ -n ${CA[$name]:-} ]] && tls=(--cacert "${CA[$name]}")
   if [[ $method == PUT ]]; then
-    code=$(ccurl -o "$WORK_DIR/presigned.body" -w '%{http_code}' -H 'Expect:' -X PUT --data-binary "@$SMALL" "$url") || true
+    code=$(ccurl "${tls[@]}" -o "$WORK_DIR/presigned.body" -w '%{http_code}' -H 'Expect:' -X PUT --data-binary "@$SMALL" "$url") || true
   else
-    code=$(ccurl -o "$WORK_DIR/presigned.body" -w '%{http_code}' "$url") || true
+    code=$(ccurl "${tls[@]}" -o "$WORK_DIR/presigned.body" -w '%{http_code}' "$url") || true
   fi
   if [[ $code != 200 ]]; then
     ERRORS+=("$name, presigned $method: HTTP ${code:-none}: $(head -c 600 "$WORK_DIR/presigned.body" 2>/dev/null | tr '\n' ' ')")
@@ -413,11 +450,20 @@ for s in "${SERVERS[@]}"; do
       check_presigned "$s" GET "$url" || warn "$s: $key, written by wrk PUT, is not the 4 KiB body"
     done
   fi
+  # BENCH_HTTPS=1: right after cells, the same GET at 16 connections over HTTPS (issue 30).
+  if [[ $s == cells && $HTTPS == 1 ]]; then
+    url=$(s3 cells-https presign get "$PREFIX/4k.bin") || die "cells-https: presigning failed"
+    if check_presigned cells-https GET "$url"; then
+      bench_wrk cells-https GET 16 "$WIDE_THREADS" "$url"
+    else
+      RPS[cells-https,GET,16]=fail P50[cells-https,GET,16]=fail P99[cells-https,GET,16]=fail BAD[cells-https,GET,16]=fail
+    fi
+  fi
 done
 
 # --- 2. the large object: upload_file, download_file, SHA-256 ------------------------------------------
 declare -A UP_MBS DOWN_MBS
-for s in "${SERVERS[@]}"; do
+for s in "${MEASURED[@]}"; do
   key=$PREFIX/big.bin
   log "$s: upload_file $BIG_MB MiB"
   if secs=$(s3 "$s" upload "$BIG" "$key" 2>"$WORK_DIR/big.err"); then
@@ -598,6 +644,23 @@ wrk_line() {
   printf 'cells fsyncs every blob it stores before it answers; the peers do not fsync.\n'
   printf 'MB/s = 10^6 bytes per second. Servers, wrk and boto3 share %s CPUs: compare within one run.\n' \
     "$(nproc 2>/dev/null || echo '?')"
+  if [[ $HTTPS == 1 ]]; then
+    printf '\n== HTTPS (BENCH_HTTPS=1): a second cells with --tls-self-signed, run right after cells over HTTP ==\n'
+    https_header
+    # A wrk run with non-2xx answers or socket errors is marked *, as above, and gets no verdict.
+    declare -A H_RPS H_P99
+    for c in cells cells-https; do
+      mark=""
+      [[ ${BAD[$c,GET,16]:-0} != 0 ]] && mark="*"
+      H_RPS[$c]=${RPS[$c,GET,16]:-"-"}$mark H_P99[$c]=${P99[$c,GET,16]:-"-"}$mark
+    done
+    https_line "4 KiB GET -t$WIDE_THREADS -c16, req/s" higher "${H_RPS[cells]}" "${H_RPS[cells-https]}"
+    https_line "4 KiB GET -t$WIDE_THREADS -c16, p99 ms" lower "${H_P99[cells]}" "${H_P99[cells-https]}"
+    https_line "$BIG_MB MiB upload_file, MB/s" higher "${UP_MBS[cells]:-"-"}" "${UP_MBS[cells-https]:-"-"}"
+    https_line "$BIG_MB MiB download_file, MB/s" higher "${DOWN_MBS[cells]:-"-"}" "${DOWN_MBS[cells-https]:-"-"}"
+    printf 'boto3 verifies the certificate (AWS_CA_BUNDLE = DATA/tls/self-signed-cert.pem); wrk does not verify.\n'
+    printf 'Target (issue 30, acceptance 3): HTTPS costs less than 30 %% on every line.\n'
+  fi
   if ((${#ERRORS[@]} > 0)); then
     printf '\nFailures:\n'
     printf '  %s\n' "${ERRORS[@]}"
