@@ -57,7 +57,7 @@ impl Certificates {
     /// Load `cert` (a PEM chain, leaf first) and `key` (PEM, PKCS#8, PKCS#1 or SEC1); an
     /// error names the file and the reason.
     pub fn load(cert: &Path, key: &Path) -> anyhow::Result<Arc<Certificates>> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let provider = Arc::new(provider());
         let pair = read_pair(cert, key, &provider)?;
         Ok(Arc::new(Certificates {
             cert: cert.to_path_buf(),
@@ -82,6 +82,7 @@ impl Certificates {
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.ignore_client_order = true;
         Ok(Arc::new(config))
     }
 
@@ -133,6 +134,25 @@ impl Certificates {
             }
         }
     }
+}
+
+/// aws-lc-rs with AES-128-GCM first: as safe as AES-256-GCM for TLS (RFC 9325 §4.2 lists both)
+/// and about a third faster, which is what a 1 GiB transfer spends its CPU on. The server's
+/// order wins (`ignore_client_order`): OpenSSL-based clients list AES-256 first.
+fn provider() -> CryptoProvider {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    let rank = |suite: &rustls::SupportedCipherSuite| {
+        let name = format!("{:?}", suite.suite());
+        if name.contains("AES_128_GCM") {
+            0
+        } else if name.contains("AES_256_GCM") {
+            1
+        } else {
+            2
+        }
+    };
+    provider.cipher_suites.sort_by_key(rank);
+    provider
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {
@@ -195,7 +215,18 @@ fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Certificates, self_signed};
+    use super::{Certificates, provider, self_signed};
+
+    #[test]
+    fn aes_128_gcm_comes_first() {
+        let suites: Vec<String> = provider()
+            .cipher_suites
+            .iter()
+            .map(|s| format!("{:?}", s.suite()))
+            .collect();
+        assert_eq!(suites[0], "TLS13_AES_128_GCM_SHA256", "{suites:?}");
+        assert!(suites.iter().any(|s| s.contains("CHACHA20")), "{suites:?}");
+    }
 
     #[test]
     fn a_bad_pair_keeps_the_old_one() {

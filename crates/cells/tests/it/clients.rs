@@ -544,24 +544,42 @@ async fn personal_tokens_introspected_by_allowed_clients(db: Db) {
         .to_string();
     let id = line.split_whitespace().next().unwrap().to_string();
 
-    // A sliding token looked at every 0.8 s still expires 2 s after its last real use.
-    let sliding = app.token(ADMIN, &["-a", "2"]);
-    let start = tokio::time::Instant::now();
-    for step in 0..3 {
-        tokio::time::sleep_until(start + Duration::from_millis(800 * step)).await;
+    // Looking is not using: the sliding token's row and its pending uses stay as they were
+    // after three introspections; one real use (the control) changes them.
+    let sliding = app.token(ADMIN, &["-a", "1h", "-l", "sliding"]);
+    let sliding_id = cells_core::records::TokenId::parse(
+        app.cli_ok(&["admin", "user", "token", "list", "-u", ADMIN])
+            .lines()
+            .find(|l| l.contains("sliding"))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap(),
+    )
+    .unwrap();
+    let row = || async { app.app.store().find_token(sliding_id).await.unwrap().unwrap() };
+    let before = row().await;
+    for _ in 0..3 {
         assert_eq!(
             introspect("proxy", "proxy-secret-value", &sliding).await["active"],
             true
         );
     }
-    tokio::time::sleep_until(start + Duration::from_millis(2600)).await;
+    app.app.auth.flush_usage(true).await;
+    let after = row().await;
+    assert_eq!(after.last_used_at, None, "introspection records no use");
     assert_eq!(
-        introspect("proxy", "proxy-secret-value", &sliding).await,
-        json!({"active": false}),
-        "introspection does not slide a token"
+        after.expires_at, before.expires_at,
+        "introspection does not slide"
     );
-    let after = app.cli_ok(&["admin", "user", "token", "list", "-u", ADMIN]);
-    assert!(after.contains(&line), "no use recorded:\n{line}\n{after}");
+    assert_eq!(
+        app.app.auth.usage().effective_expiry(&after),
+        app.app.auth.usage().effective_expiry(&before)
+    );
+    assert_eq!(
+        app.get("/a/config/ctl", &Auth::bearer(&sliding)).await.0,
+        StatusCode::OK
+    );
+    app.app.auth.flush_usage(true).await;
+    assert!(row().await.last_used_at.is_some(), "a real use is recorded");
 
     // A scoped token shows its scopes; a revoked one is inactive at once.
     let uuid = app.uuid(&Auth::admin(), "personal-files").await;
