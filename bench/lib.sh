@@ -218,6 +218,16 @@ mb_per_s() { awk -v n="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.1f", n / 1e6 
 ratio() { awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN { if (b > 0) printf "%.*f", d, a / b; else print "n/a" }'; }
 
 # check_count NAME VALUE: VALUE must be a positive integer.
+# median VALUES...: the middle value (the lower middle of an even count); "fail" if any is not
+# a number.
+median() {
+  local v
+  for v in "$@"; do
+    [[ $v =~ ^-?[0-9]+([.][0-9]+)?$ ]] || { echo fail; return 0; }
+  done
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
 check_count() {
   [[ $2 =~ ^[1-9][0-9]*$ ]] || die "$1 must be a positive integer, not '$2'"
 }

@@ -346,11 +346,6 @@ measure() {
   ALL_P99[$1,$2]+="$WRK_P99 "
 }
 
-# median VALUES...: the middle value (the lower middle of an even count).
-median() {
-  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
-}
-
 # settle OPERATION SIDE: RPS and P99 are the medians of the rounds.
 settle() {
   # shellcheck disable=SC2086 # the lists are space-separated numbers
