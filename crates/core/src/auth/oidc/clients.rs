@@ -272,7 +272,7 @@ pub struct HydraClient {
     pub token_endpoint_auth_method: Option<String>,
     #[serde(default)]
     pub id_token_signed_response_alg: Option<String>,
-    /// Hydra's name for it too; ours decides (`OAuthClient::access_token_alg`).
+    /// Ours: what signs this client's access tokens (`OAuthClient::access_token_alg`).
     #[serde(default)]
     pub access_token_signed_response_alg: Option<String>,
     /// Ours: may introspect personal access tokens.
