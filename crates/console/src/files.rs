@@ -431,7 +431,7 @@ async fn put_field(
             let item = match field.chunk().await {
                 Ok(Some(chunk)) => Ok(chunk),
                 Ok(None) => break,
-                Err(error) => Err(std::io::Error::other(error.body_text())),
+                Err(error) => Err(cells_core::files::body_error(error.body_text())),
             };
             let failed = item.is_err();
             if sender.send(item).await.is_err() || failed {

@@ -15,6 +15,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, Response, StatusCode, header};
 use dav_server::DavHandler;
+use futures_util::StreamExt;
 
 use cells_core::SharedApp;
 use cells_core::auth::principal::Principal;
@@ -304,6 +305,7 @@ async fn answer(app: SharedApp, request: Request<Body>) -> Response<Body> {
     // 413, so that a client still sending reads our answer instead of a reset connection),
     // and its XML shape checked before any parser sees it: dav-server's parser recurses per
     // element, and a deep body would overflow the stack and abort the process.
+    let body_cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let body = if !matches!(parts.method.as_str(), "PUT" | "PATCH") {
         match cells_http::extract::read_limited(body).await {
             Ok(bytes) => {
@@ -331,7 +333,15 @@ async fn answer(app: SharedApp, request: Request<Body>) -> Response<Body> {
             Err(_) => return bad_request("could not read the request body"),
         }
     } else {
-        body
+        // dav-server answers a body that fails while it reads it 502 (or 504 when it stalled):
+        // noted here, and answered 400 below, as the client's fault (issue 31).
+        let flag = body_cut.clone();
+        Body::from_stream(body.into_data_stream().map(move |chunk| {
+            if chunk.is_err() {
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            chunk
+        }))
     };
     // The filesystem and the lock system are made per request (each caches what one request
     // has already read); the locks themselves are in the database, seen by every node.
@@ -376,6 +386,14 @@ async fn answer(app: SharedApp, request: Request<Body>) -> Response<Body> {
     // dav-server answers a LOCK of an unmapped URL 201 after opening the file for writing,
     // but our files appear only when a write completes. RFC 4918 §7.3: the lock creates an
     // empty, locked resource, which davfs2 and Office-style clients then write and MOVE.
+    if body_cut.load(std::sync::atomic::Ordering::Relaxed) && response.status().is_server_error() {
+        tracing::info!(status = %response.status(), "WebDAV: the request body was cut short; answered 400");
+        let mut cut = Response::new(Body::from("the request body was cut short\n"));
+        *cut.status_mut() = StatusCode::BAD_REQUEST;
+        cut.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return cut;
+    }
     if response.status() == StatusCode::CREATED
         && let Some((path, principal)) = lock_target
     {

@@ -157,9 +157,7 @@ fn check_preconditions(
 /// checksum or chunk signature) become `InvalidData`, reported as the client's fault.
 pub fn upload_body(body: Option<StreamingBlob>) -> ByteStream {
     match body {
-        Some(blob) => {
-            Box::pin(blob.map(|chunk| chunk.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))))
-        }
+        Some(blob) => Box::pin(blob.map(|chunk| chunk.map_err(cells_core::files::body_error))),
         None => Box::pin(futures_util::stream::empty()),
     }
 }

@@ -9,6 +9,7 @@ mod clients;
 mod console;
 mod crash;
 mod dav;
+mod faults;
 mod https;
 mod oidc;
 mod oidc_rp;

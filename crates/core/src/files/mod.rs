@@ -126,6 +126,26 @@ impl std::fmt::Display for FileTooLarge {
 
 impl std::error::Error for FileTooLarge {}
 
+/// Why a request body stopped before its end: the client closed the connection, stalled past
+/// the idle timeout, or sent a malformed chunk. Its fault, answered 400 (issue 31): adapters
+/// wrap their body's errors with `body_error`.
+#[derive(Debug)]
+struct BodyCut(String);
+
+impl std::fmt::Display for BodyCut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the request body was cut short ({})", self.0)
+    }
+}
+
+impl std::error::Error for BodyCut {}
+
+/// An error of the request body being read, as the `ByteStream` error that `Tree` writes
+/// answer `Invalid` (400) instead of an internal error.
+pub fn body_error(cause: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, BodyCut(cause.to_string()))
+}
+
 /// The root key of a user's personal files.
 pub fn personal_root_key(user: UserId) -> String {
     format!("personal:{user}")
@@ -210,11 +230,11 @@ impl Tree {
 
     /// Our error for a failed write of a body cut by `limited`, else the I/O error.
     fn written_error(&self, error: std::io::Error) -> Error {
-        let cut = error
-            .get_ref()
-            .is_some_and(|inner| inner.downcast_ref::<FileTooLarge>().is_some());
-        if cut {
+        let inner = error.get_ref();
+        if inner.is_some_and(|inner| inner.downcast_ref::<FileTooLarge>().is_some()) {
             Error::FileTooLarge(self.max_file_size)
+        } else if let Some(cut) = inner.and_then(|inner| inner.downcast_ref::<BodyCut>()) {
+            Error::invalid("body", cut.to_string())
         } else {
             error.into()
         }

@@ -39,7 +39,7 @@ async fn upload(
     let body = request
         .into_body()
         .into_data_stream()
-        .map_err(std::io::Error::other);
+        .map_err(cells_core::files::body_error);
     let entry = app.tree.put(&principal, &path, Box::pin(body)).await?;
     let status = if existed {
         StatusCode::OK
