@@ -104,6 +104,7 @@ impl Server {
         let app = self.app;
         let background = tokio::spawn(background_jobs(app.clone()));
         let watcher = tokio::spawn(watch_auth_epoch(app.clone()));
+        let database = tokio::spawn(watch_database(app.clone()));
         let router = router::router(app.clone());
         let mut options = cells_http::listener::Options {
             tls: None,
@@ -140,13 +141,31 @@ impl Server {
         }
         println!("cells: sftp on {}", self.sftp_listener.local_addr()?);
         let sftp = tokio::spawn(cells_sftp::serve(app.clone(), self.sftp_listener));
+        // The shutdown: `/healthz` says 503 and every protocol stops accepting at once; what is
+        // in flight finishes within `shutdown-timeout` (each listener waits for its own).
+        let stopping = {
+            let app = app.clone();
+            async move {
+                shutdown.await;
+                app.drain();
+            }
+        };
         // TCP_NODELAY: small responses leave at once instead of waiting on delayed ACKs.
-        cells_http::listener::serve(self.listener, router, &app.config.limits, options, shutdown)
+        let http = cells_http::listener::serve(self.listener, router, &app.config.limits, options, stopping)
             .await
-            .context("HTTP server failed")?;
+            .context("HTTP server failed");
+        app.drain();
+        // SFTP was told by `drain` too, and had the same deadline.
+        let sftp_deadline = app.config.limits.shutdown_timeout + Duration::from_secs(1);
+        match tokio::time::timeout(sftp_deadline, sftp).await {
+            Ok(Ok(Err(error))) => tracing::error!(%error, "the SFTP server failed"),
+            Ok(_) => {}
+            Err(_) => tracing::warn!("SFTP sessions still open at the shutdown deadline were cut"),
+        }
+        http?;
         background.abort();
         watcher.abort();
-        sftp.abort();
+        database.abort();
         for task in tls_tasks {
             task.abort();
         }
@@ -199,15 +218,48 @@ async fn watch_auth_epoch(app: SharedApp) {
     }
 }
 
-/// Periodic work: write coalesced token uses; hourly, prune what expired (tokens, keys, OAuth
+/// Keep this server's view of whether the database answers fresh (`App::check_database`).
+async fn watch_database(app: SharedApp) {
+    loop {
+        let answered = app.check_database().await;
+        let pause = if answered { 1000 } else { 250 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+}
+
+/// How often (seconds) a node sweeps its blob store while serving (`Tree::sweep_while_serving`).
+const SWEEP_EVERY: i64 = 300;
+
+/// Periodic work: write coalesced token uses; every second, give back the space kept for
+/// deletes once there is room; every five minutes, sweep the blob store; hourly, prune what expired (tokens, keys, OAuth
 /// state, WebDAV locks, abandoned S3 uploads).
 async fn background_jobs(app: SharedApp) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut last_prune = 0i64;
+    let mut last_space = 0i64;
+    // The start-up sweep just ran.
+    let mut last_sweep = cells_store::now();
     loop {
         tick.tick().await;
         app.auth.flush_usage(false).await;
         let now = cells_store::now();
+        if now != last_space {
+            last_space = now;
+            let tree = app.tree.clone();
+            let _ = tokio::task::spawn_blocking(move || tree.restore_space()).await;
+        }
+        if now - last_sweep >= SWEEP_EVERY {
+            last_sweep = now;
+            match app.tree.sweep_while_serving(&app.node_id).await {
+                Ok(Some(report)) if report.temp_files + report.orphan_blobs > 0 => tracing::info!(
+                    temp_files = report.temp_files,
+                    orphan_blobs = report.orphan_blobs,
+                    "removed leftovers of interrupted uploads"
+                ),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "could not sweep the blob store"),
+            }
+        }
         if now - last_prune >= 3600 {
             last_prune = now;
             app.prune_expired(now).await;

@@ -37,6 +37,9 @@ pub struct Overrides {
     pub http_redirect_bind: Option<String>,
     /// `--trusted-proxy`, repeatable; replaces the file's list when given.
     pub trusted_proxies: Vec<String>,
+    /// Limits given on the command line (`--dependency-timeout 5s`), by their key: they win
+    /// over the environment and the file.
+    pub limits: Vec<(&'static str, String)>,
 }
 
 /// HTTPS served by this process itself.
@@ -155,6 +158,15 @@ pub struct Limits {
     /// `max-file-size`: the largest file any write may leave, however written (a sparse
     /// extension by truncate included); `1T`, `500G` (binary units) or bytes.
     pub max_file_size: u64,
+    /// `dependency-timeout`: the longest a request waits for the database (or the blob store)
+    /// that does not answer; once it is known down, requests are answered "unavailable" at once.
+    pub dependency_timeout: Duration,
+    /// `shutdown-timeout`: after SIGTERM, how long requests and transfers in flight may take
+    /// to finish before the node closes anyway.
+    pub shutdown_timeout: Duration,
+    /// `delete-reserve`: disk space kept back on the blob store's file system for deletes and
+    /// the database's own writes: writes are refused (507) before the disk is completely full.
+    pub delete_reserve: u64,
 }
 
 impl Default for Limits {
@@ -170,18 +182,21 @@ impl Default for Limits {
             login_suspension_max: Duration::from_secs(24 * 3600),
             tls_handshake_timeout: Duration::from_secs(10),
             max_file_size: 1 << 40,
+            dependency_timeout: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(30),
+            delete_reserve: 4 << 20,
         }
     }
 }
 
 impl Limits {
     /// Read every limit from the environment, then `file`, then the default.
-    fn load(file: &Value) -> anyhow::Result<Limits> {
+    fn load(file: &Value, given: &[(&'static str, String)]) -> anyhow::Result<Limits> {
         let defaults = Limits::default();
         let text = |key: &str| -> Option<String> {
             let variable = format!("CELLS_{}", key.to_ascii_uppercase().replace('-', "_"));
-            std::env::var(&variable)
-                .ok()
+            let flag = given.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
+            flag.or_else(|| std::env::var(&variable).ok())
                 .filter(|v| !v.trim().is_empty())
                 .or_else(|| match file.get(key) {
                     Some(Value::String(text)) => Some(text.clone()),
@@ -232,7 +247,18 @@ impl Limits {
                 })?,
                 None => defaults.max_file_size,
             },
+            dependency_timeout: duration("dependency-timeout", defaults.dependency_timeout)?,
+            shutdown_timeout: duration("shutdown-timeout", defaults.shutdown_timeout)?,
+            delete_reserve: match text("delete-reserve") {
+                Some(value) if value.trim() == "0" => 0,
+                Some(value) => parse_size(&value)
+                    .with_context(|| format!("delete-reserve: {value:?} is not a size such as 4M or 0"))?,
+                None => defaults.delete_reserve,
+            },
         };
+        if limits.dependency_timeout.is_zero() {
+            anyhow::bail!("dependency-timeout must be at least 1s");
+        }
         if limits.login_suspension_max < limits.login_suspension {
             anyhow::bail!("login-suspension-max must be at least login-suspension");
         }
@@ -375,7 +401,7 @@ impl Config {
             tls,
             http_redirect_bind,
             trusted_proxies: TrustedProxies::new(trusted),
-            limits: Limits::load(&file)?,
+            limits: Limits::load(&file, &overrides.limits)?,
             oauth: match file.pointer("/services/pydio.web.oauth") {
                 Some(section) => serde_json::from_value(section.clone())
                     .context("services.\"pydio.web.oauth\" in the configuration file")?,

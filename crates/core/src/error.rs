@@ -81,6 +81,10 @@ impl From<StoreError> for Error {
             StoreError::LastAdmin => Error::Conflict(
                 "the last active administrator cannot be locked, demoted or deleted; make another administrator first".into(),
             ),
+            other if other.is_unreachable() => Error::Unavailable("the database does not answer".into()),
+            other if other.is_disk_full() => {
+                Error::InsufficientStorage("the database's disk is full".into())
+            }
             other => Error::Internal(other.into()),
         }
     }
@@ -88,6 +92,10 @@ impl From<StoreError> for Error {
 
 impl From<std::io::Error> for Error {
     fn from(error: std::io::Error) -> Error {
+        // ENOSPC, EDQUOT: the disk (or the quota of the user we run as) is full.
+        if matches!(error.raw_os_error(), Some(28 | 122)) || error.kind() == std::io::ErrorKind::StorageFull {
+            return Error::InsufficientStorage("the disk is full; delete files to make room".into());
+        }
         Error::Internal(error.into())
     }
 }

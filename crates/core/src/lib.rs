@@ -47,6 +47,11 @@ pub struct App {
     /// Signs browser session cookies; loaded once, shared by every node through the vault.
     pub session_key: aws_lc_rs::hmac::Key,
     pub started_at: i64,
+    /// This process among the nodes of one database (the holder of its leases).
+    pub node_id: String,
+    /// Set when the server begins to shut down: `/healthz` answers 503 from then on, so a
+    /// balancer stops sending new work while what is in flight finishes.
+    draining: tokio::sync::watch::Sender<bool>,
 }
 
 pub type SharedApp = Arc<App>;
@@ -54,7 +59,7 @@ pub type SharedApp = Arc<App>;
 impl App {
     /// Open the database (migrating it) and the blob store, and load the server's secrets.
     pub async fn open(config: Config) -> anyhow::Result<SharedApp> {
-        let store = Store::open(config.database_url.expose())
+        let store = Store::open_with(config.database_url.expose(), config.limits.dependency_timeout)
             .await
             .with_context(|| "cannot open the database".to_string())?;
         let vault = Arc::new(Vault::open(&config.data_dir)?);
@@ -64,7 +69,10 @@ impl App {
         let oidc = Arc::new(auth::oidc::Oidc::open(&config, store.clone(), vault.clone()).await?);
         let blobs = LocalBlobs::open(&config.blobs_dir())
             .with_context(|| format!("cannot open the blob store in {}", config.blobs_dir().display()))?;
-        let tree = Tree::new(store.clone(), Arc::new(blobs)).limit_file_size(config.limits.max_file_size);
+        let space = files::space::Space::new(config.blobs_dir(), config.limits.delete_reserve);
+        let tree = Tree::new(store.clone(), Arc::new(blobs))
+            .limit_file_size(config.limits.max_file_size)
+            .keep_space(Arc::new(space));
         let auth = Authenticator::new(
             store.clone(),
             PatKey::new(&pat_key),
@@ -81,6 +89,8 @@ impl App {
             vault,
             session_key,
             started_at: cells_store::now(),
+            node_id: uuid::Uuid::new_v4().to_string(),
+            draining: tokio::sync::watch::Sender::new(false),
         }))
     }
 }
@@ -98,9 +108,53 @@ impl App {
         self.store.close().await;
     }
 
+    /// Begin the shutdown (see `draining`).
+    pub fn drain(&self) {
+        self.draining.send_replace(true);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        *self.draining.borrow()
+    }
+
+    /// Resolves once the shutdown has begun (`drain`).
+    pub async fn draining(&self) {
+        let mut watch = self.draining.subscribe();
+        let _ = watch.wait_for(|draining| *draining).await;
+    }
+
+    /// Whether the database answered the last ping (no new query: `/metrics`).
+    pub fn database_up(&self) -> bool {
+        !self.store.health().is_down()
+    }
+
     /// Whether the database answers now (`/healthz`).
     pub async fn database_ready(&self) -> bool {
-        self.store.ping().await
+        !self.store.health().is_down() && self.store.ping().await
+    }
+
+    /// Ping the database, at most `dependency-timeout` (and 2 s) long, and record whether it
+    /// answered (`cells_store::health`): the server's watcher calls this every second, and
+    /// four times a second while it is down, so that an outage is answered "unavailable" at
+    /// once and the first request after the recovery goes through.
+    pub async fn check_database(&self) -> bool {
+        let wait = self
+            .config
+            .limits
+            .dependency_timeout
+            .min(std::time::Duration::from_secs(2));
+        let answered = tokio::time::timeout(wait, self.store.ping())
+            .await
+            .unwrap_or(false);
+        if self.store.health().record(answered) {
+            match answered {
+                true => tracing::warn!("the database answers again"),
+                false => tracing::error!(
+                    "the database does not answer: requests are answered \"unavailable\" until it does"
+                ),
+            }
+        }
+        answered
     }
 
     /// Hourly housekeeping of what expired: tokens (kept a week, so that their owners can see

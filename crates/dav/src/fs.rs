@@ -114,8 +114,14 @@ fn fs_error(error: Error) -> FsError {
         Error::Conflict(_) | Error::AlreadyExists(_) | Error::IsFolder(_) | Error::ParentMissing(_) => {
             FsError::Exists
         }
-        Error::Locked(_) => FsError::Forbidden,
-        Error::Unavailable(_) => FsError::GeneralFailure,
+        Error::Locked(_) => {
+            crate::fault::note(crate::fault::Fault::Locked);
+            FsError::Forbidden
+        }
+        Error::Unavailable(_) => {
+            crate::fault::note(crate::fault::Fault::Unavailable);
+            FsError::GeneralFailure
+        }
         Error::InsufficientStorage(_) => FsError::InsufficientStorage,
         Error::Invalid { .. } => FsError::Forbidden,
         Error::TooLarge(_) | Error::FileTooLarge(_) => FsError::TooLarge,

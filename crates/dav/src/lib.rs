@@ -5,6 +5,8 @@
 //! `Authenticator::authenticate_password` (cache, lockout, throttling included). Locks
 //! (`locks`) and properties are stored in the database, so every node sees them.
 
+mod copy;
+mod fault;
 pub mod fs;
 pub mod locks;
 pub mod propfind;
@@ -24,6 +26,7 @@ use cells_core::files::path::{TreePath, WorkspaceName, percent_decode};
 use cells_http::extract::{client_address, parse_basic};
 use cells_http::precondition::{self, Current};
 use cells_http::range::Ranges;
+use fault::Fault;
 use fs::{CellsFs, EtagUse};
 
 const REALM: &str = "Basic realm=\"Cells DAV\"";
@@ -240,8 +243,25 @@ fn compares_entity_tags(headers: &axum::http::HeaderMap) -> bool {
 }
 
 fn bad_request(message: &str) -> Response<Body> {
-    let mut response = Response::new(Body::from(format!("{message}\n")));
-    *response.status_mut() = StatusCode::BAD_REQUEST;
+    text_answer(StatusCode::BAD_REQUEST, &format!("{message}\n"))
+}
+
+fn text_answer(status: StatusCode, text: &str) -> Response<Body> {
+    let mut response = Response::new(Body::from(text.to_string()));
+    *response.status_mut() = status;
+    response
+}
+
+/// 503 with `Retry-After`: the database or the blob store does not answer now.
+fn unavailable() -> Response<Body> {
+    let mut response = text_answer(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the service is temporarily unavailable; try again later\n",
+    );
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(cells_http::error::RETRY_AFTER_UNAVAILABLE),
+    );
     response
 }
 
@@ -291,6 +311,7 @@ async fn answer(app: SharedApp, request: Request<Body>) -> Response<Body> {
         Err(error @ (Error::Unauthenticated(_) | Error::AccountLocked)) => {
             return unauthorized(&error.to_string());
         }
+        Err(Error::Unavailable(_)) => return unavailable(),
         Err(error) => {
             tracing::error!(%error, "WebDAV authentication failed");
             let mut response = Response::new(Body::from("internal error\n"));
@@ -300,6 +321,9 @@ async fn answer(app: SharedApp, request: Request<Body>) -> Response<Body> {
     };
     if let Some(refusal) = precheck(&app, &parts, &principal).await {
         return refusal;
+    }
+    if let Some(answer) = copy::copy_folder(&app, &parts, &principal).await {
+        return answer;
     }
     // Every body but a PUT's is read here, limited (an oversized one is drained before the
     // 413, so that a client still sending reads our answer instead of a reset connection),
@@ -380,9 +404,19 @@ async fn answer(app: SharedApp, request: Request<Body>) -> Response<Body> {
         .flatten()
         .map(|path| (path, principal.clone()));
     let request = Request::from_parts(parts, body);
-    let response = handler
-        .handle_guarded(request, principal.login().to_string(), principal)
-        .await;
+    let (response, fault) =
+        fault::watch(handler.handle_guarded(request, principal.login().to_string(), principal)).await;
+    match fault {
+        Some(Fault::Locked) if matches!(response.status(), StatusCode::FORBIDDEN) => {
+            return text_answer(StatusCode::LOCKED, "the resource is locked\n");
+        }
+        Some(Fault::Unavailable)
+            if response.status().is_server_error() || response.status() == StatusCode::LOCKED =>
+        {
+            return unavailable();
+        }
+        _ => {}
+    }
     // dav-server answers a LOCK of an unmapped URL 201 after opening the file for writing,
     // but our files appear only when a write completes. RFC 4918 §7.3: the lock creates an
     // empty, locked resource, which davfs2 and Office-style clients then write and MOVE.

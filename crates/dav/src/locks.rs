@@ -168,6 +168,9 @@ async fn live(locks: &Locks, user: &str) -> Result<Vec<Held>, ()> {
     match locks.live(user).await {
         Ok(locks) => Ok(locks.into_iter().filter_map(held_of).collect()),
         Err(error) => {
+            if let cells_core::error::Error::Unavailable(_) = error {
+                crate::fault::note(crate::fault::Fault::Unavailable);
+            }
             tracing::error!(%error, "could not read the WebDAV locks");
             Err(())
         }
@@ -373,6 +376,9 @@ impl DavLockSystem for DbLocks {
                 }
                 Ok(Some(conflict)) => Err(held_of(conflict).map_or(lock, |h| h.lock)),
                 Err(error) => {
+                    if let cells_core::error::Error::Unavailable(_) = error {
+                        crate::fault::note(crate::fault::Fault::Unavailable);
+                    }
                     // Refused (423) rather than granted without a record.
                     tracing::error!(%error, "could not store a WebDAV lock");
                     Err(lock)

@@ -1,5 +1,5 @@
 //! REST rendering of `Error`: Cells' `{"Code","Title","Detail"}` JSON with the right status,
-//! `WWW-Authenticate` on 401 and `Retry-After` on 429. Internal causes are logged, not sent.
+//! `WWW-Authenticate` on 401 and `Retry-After` on 429 and 503. Internal causes are logged, not sent.
 //!
 //! `Failure` carries the core's `Error` to axum (which cannot render a type of another crate);
 //! handlers return `Result<T>` of this module and `?` converts.
@@ -23,6 +23,10 @@ impl From<Error> for Failure {
 
 /// What a REST handler returns.
 pub type Result<T, E = Failure> = std::result::Result<T, E>;
+
+/// What a 503 asks the client to wait (RFC 9110 §10.2.3): the database or the blob store is
+/// checked again about this often while it is down.
+pub const RETRY_AFTER_UNAVAILABLE: u64 = 2;
 
 /// The HTTP status of each kind of error.
 pub fn status(error: &Error) -> StatusCode {
@@ -68,6 +72,9 @@ impl IntoResponse for Failure {
             }
             Error::Throttled(seconds) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
+            }
+            Error::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_UNAVAILABLE));
             }
             Error::RangeNotSatisfiable(size) => {
                 if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {

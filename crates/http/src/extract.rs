@@ -17,6 +17,7 @@ use cells_core::SharedApp;
 use cells_core::auth::Client;
 use cells_core::auth::principal::Principal;
 use cells_core::error::Error;
+use cells_core::locks::LockProof;
 
 use crate::error::Failure;
 
@@ -87,6 +88,49 @@ impl FromRequestParts<SharedApp> for Caller {
     }
 }
 
+/// The lock tokens a REST request names in its `If` headers (RFC 4918 §10.4), as the proof
+/// that the owner of a WebDAV lock writes through it: `app.tree.proving(proof)`.
+pub struct LockTokens(pub LockProof);
+
+/// Most tokens read from one request's `If` headers.
+const MAX_LOCK_TOKENS: usize = 64;
+
+/// The state tokens (`<…>` inside a parenthesised list) of `If` header values; resource tags
+/// (`<…>` outside parentheses) and entity tags (`[…]`) are not tokens.
+pub fn if_header_tokens<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut tokens = Vec::new();
+    for value in values {
+        let mut depth = 0usize;
+        let mut rest = value;
+        while let Some(c) = rest.chars().next() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth = depth.saturating_sub(1),
+                '<' => {
+                    let Some(end) = rest.find('>') else { break };
+                    if depth > 0 && tokens.len() < MAX_LOCK_TOKENS {
+                        tokens.push(rest[1..end].to_string());
+                    }
+                    rest = &rest[end + 1..];
+                    continue;
+                }
+                _ => {}
+            }
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    tokens
+}
+
+impl FromRequestParts<SharedApp> for LockTokens {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, _app: &SharedApp) -> Result<Self, Self::Rejection> {
+        let values = parts.headers.get_all("if").iter().filter_map(|v| v.to_str().ok());
+        Ok(LockTokens(LockProof::Tokens(if_header_tokens(values).into())))
+    }
+}
+
 /// An administrator with an unrestricted credential.
 pub struct Admin(pub Principal);
 
@@ -144,4 +188,30 @@ pub async fn read_limited(mut body: axum::body::Body) -> Result<Vec<u8>, Error> 
         return Err(Error::TooLarge(MAX_JSON_BYTES));
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::if_header_tokens;
+
+    #[test]
+    fn if_headers_give_their_state_tokens_only() {
+        let tokens = if_header_tokens(
+            [
+                "(<urn:uuid:181d4fae-7d8c-11d0-a765-00a0c91e6bf2> [\"etag\"])",
+                "<http://example.com/a> (Not <opaquelocktoken:x>) (<urn:uuid:2>)",
+                "no tokens <here>",
+                "(<unterminated",
+            ]
+            .into_iter(),
+        );
+        assert_eq!(
+            tokens,
+            [
+                "urn:uuid:181d4fae-7d8c-11d0-a765-00a0c91e6bf2",
+                "opaquelocktoken:x",
+                "urn:uuid:2"
+            ]
+        );
+    }
 }

@@ -58,7 +58,7 @@ pub struct Options {
 }
 
 /// Serve `router` on `listener` until `shutdown` completes, then let requests in progress
-/// finish.
+/// finish within `shutdown-timeout`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -144,7 +144,16 @@ pub async fn serve(
             drop((slot, overflow));
         });
     }
-    graceful.shutdown().await;
+    // Requests in flight finish, up to `shutdown-timeout`; idle connections close now.
+    if tokio::time::timeout(limits.shutdown_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            deadline = ?limits.shutdown_timeout,
+            "HTTP requests still in flight at the shutdown deadline were cut"
+        );
+    }
     Ok(())
 }
 

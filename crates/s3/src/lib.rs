@@ -302,9 +302,18 @@ pub fn s3_error(error: Error) -> S3Error {
         | Error::ParentMissing(_)
         | Error::AlreadyExists(_)
         | Error::IsFolder(_)) => (S3ErrorCode::InvalidRequest, error.to_string()),
-        Error::Locked(message) => (S3ErrorCode::AccessDenied, message),
+        // S3 has no locks: its code for an operation that conflicts with another one in
+        // progress, 409.
+        Error::Locked(message) => (S3ErrorCode::OperationAborted, message),
         error @ Error::Unavailable(_) => (S3ErrorCode::ServiceUnavailable, error.to_string()),
-        error @ Error::InsufficientStorage(_) => (S3ErrorCode::InternalError, error.to_string()),
+        error @ Error::InsufficientStorage(_) => {
+            let mut full = S3Error::with_message(
+                S3ErrorCode::Custom("InsufficientStorage".into()),
+                error.to_string(),
+            );
+            full.set_status_code(StatusCode::INSUFFICIENT_STORAGE);
+            return full;
+        }
         error @ Error::Invalid { .. } => (S3ErrorCode::InvalidArgument, error.to_string()),
         error @ (Error::TooLarge(_) | Error::FileTooLarge(_)) => {
             (S3ErrorCode::EntityTooLarge, error.to_string())

@@ -156,6 +156,7 @@ pub async fn upload_part(
     let number = part_number(input.part_number)?;
     let upload = find(gateway, &principal, &input.bucket, &input.key, &input.upload_id).await?;
     check_writable(gateway, &principal, &input.key).await?;
+    gateway.app.tree.check_space().map_err(s3_error)?;
     let expect_md5 = content_md5(input.content_md5.as_deref())?;
     let written = gateway
         .app

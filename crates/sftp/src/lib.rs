@@ -31,6 +31,7 @@ use cells_core::auth::Client;
 use cells_core::auth::principal::Principal;
 use cells_core::auth::throttle::counted_as;
 use cells_core::connections::{Connections, Slot};
+use cells_core::error::Error;
 use session::{Credential, Login};
 
 /// The host key, in OpenSSH format, in the data dir.
@@ -81,10 +82,16 @@ pub fn public_line(key: &PrivateKey) -> anyhow::Result<String> {
     Ok(key.public_key().to_openssh()?)
 }
 
-fn ssh_config(key: PrivateKey) -> Arc<russh::server::Config> {
+/// The login methods this server accepts.
+fn methods() -> MethodSet {
     let mut methods = MethodSet::empty();
     methods.push(MethodKind::Password);
     methods.push(MethodKind::PublicKey);
+    methods
+}
+
+fn ssh_config(key: PrivateKey) -> Arc<russh::server::Config> {
+    let methods = methods();
     Arc::new(russh::server::Config {
         server_id: russh::SshId::Standard(format!("SSH-2.0-cells_{}", env!("CARGO_PKG_VERSION")).into()),
         methods,
@@ -106,11 +113,14 @@ fn ssh_config(key: PrivateKey) -> Arc<russh::server::Config> {
 /// What every connection of a server shares: the memory budget and the connection counts.
 struct Shared {
     budget: Arc<Budget>,
+    /// SFTP sessions running on all connections (the shutdown waits for them).
+    running: Arc<std::sync::atomic::AtomicUsize>,
     per_address: Connections<IpAddr>,
     per_user: Connections<cells_core::records::UserId>,
 }
 
-/// Accept SSH connections on `listener` until the task is dropped.
+/// Accept SSH connections on `listener` until the server drains (`App::drain`), then let the
+/// transfers in flight finish within `shutdown-timeout`.
 ///
 /// An address (IPv6: its /64) holding `sftp-connections-per-address` connections has further
 /// ones closed at once; a user holding `sftp-connections-per-user` authenticated connections
@@ -121,11 +131,16 @@ pub async fn serve(app: SharedApp, listener: TcpListener) -> anyhow::Result<()> 
     let limits = app.config.limits.clone();
     let shared = Arc::new(Shared {
         budget: Arc::new(Budget::new(budget::SERVER_MEMORY)),
+        running: Arc::default(),
         per_address: Connections::new(limits.sftp_connections_per_address),
         per_user: Connections::new(limits.sftp_connections_per_user),
     });
     loop {
-        let (socket, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = app.draining() => break,
+        };
+        let (socket, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
                 // Out of file descriptors and the like: wait instead of spinning.
@@ -199,6 +214,25 @@ pub async fn serve(app: SharedApp, listener: TcpListener) -> anyhow::Result<()> 
             }
         });
     }
+    // Shutting down: no new connection (the listener closes here). Sessions refuse new opens
+    // and end once their open files are closed (`session::run`); wait for them, up to
+    // `shutdown-timeout`.
+    drop(listener);
+    let running = shared.running.clone();
+    let finished = tokio::time::timeout(limits.shutdown_timeout, async move {
+        while running.load(std::sync::atomic::Ordering::Acquire) > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    if finished.is_err() {
+        let count = shared.running.load(std::sync::atomic::Ordering::Acquire);
+        tracing::warn!(
+            count,
+            "sftp: sessions still open at the shutdown deadline are cut"
+        );
+    }
+    Ok(())
 }
 
 /// One SSH connection.
@@ -248,6 +282,16 @@ impl Connection {
     }
 }
 
+/// The answer to a login that could not be checked (the database does not answer): refused,
+/// naming every method this server accepts, so that the client does not conclude a method is
+/// off (russh drops the method that failed from the list it sends otherwise).
+fn not_now() -> Auth {
+    Auth::Reject {
+        proceed_with_methods: Some(methods()),
+        partial_success: false,
+    }
+}
+
 impl russh::server::Handler for Connection {
     type Error = russh::Error;
 
@@ -261,6 +305,10 @@ impl russh::server::Handler for Connection {
                     client,
                 };
                 Ok(self.log_in(login, principal))
+            }
+            Err(error @ Error::Unavailable(_)) => {
+                tracing::warn!(login = user, peer = %self.peer, %error, "sftp: login not checked");
+                Ok(not_now())
             }
             Err(error) => {
                 // The login is the user's to know; the password is never logged.
@@ -307,6 +355,10 @@ impl russh::server::Handler for Connection {
                 };
                 Ok(self.log_in(login, principal))
             }
+            Err(error @ Error::Unavailable(_)) => {
+                tracing::warn!(login = user, peer = %self.peer, %error, "sftp: key not checked");
+                Ok(not_now())
+            }
             Err(error) => {
                 tracing::info!(login = user, peer = %self.peer, %fingerprint, %error, "sftp: key refused");
                 Ok(Auth::reject())
@@ -346,8 +398,10 @@ impl russh::server::Handler for Connection {
                 let peer = self.peer;
                 let budget = self.shared.budget.clone();
                 let sessions = self.sessions.clone();
+                let running = self.shared.running.clone();
                 let handle = session.handle();
                 sessions.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                running.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 tokio::spawn(async move {
                     let stream = opened.into_stream();
                     // OpenSSH's sftp-server exits 0 when its client closes; the status goes
@@ -360,6 +414,7 @@ impl russh::server::Handler for Connection {
                         tracing::debug!(%error, %peer, "sftp: session ended");
                     }
                     sessions.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                    running.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
                 });
             }
             _ => session.channel_failure(channel)?,

@@ -179,7 +179,16 @@ where
                 Err(TryRecvError::Empty) => {
                     // Nothing else waiting: send what is ready before waiting for more.
                     session.flush(&mut writer).await?;
-                    match incoming.recv().await {
+                    if session.drained() {
+                        break;
+                    }
+                    let app = session.app.clone();
+                    let next = tokio::select! {
+                        next = incoming.recv() => next,
+                        // Shutting down while idle with nothing open: end the session now.
+                        () = app.draining(), if session.handles.is_empty() => break,
+                    };
+                    match next {
                         Some(next) => next,
                         None => break,
                     }
@@ -273,6 +282,11 @@ async fn read_packets<R: AsyncRead + Unpin>(
 }
 
 impl Session {
+    /// Whether the server is shutting down and this session holds nothing open: it ends.
+    fn drained(&self) -> bool {
+        self.app.is_draining() && self.handles.is_empty()
+    }
+
     /// Send the replies written so far.
     async fn flush<W: AsyncWrite + Unpin>(&mut self, writer: &mut W) -> io::Result<()> {
         if !self.out.is_empty() {
@@ -311,7 +325,20 @@ impl Session {
             }
         };
         let id = request_id(&request);
+        if self.app.is_draining() && matches!(request, Request::Open { .. } | Request::Opendir { .. }) {
+            // Shutting down: what is open finishes, nothing new starts.
+            let message = "the server is shutting down; reconnect in a moment";
+            packet::status(&mut self.out, id, Code::Failure, message);
+            return true;
+        }
         if let Err(error) = self.recheck().await {
+            if let Error::Unavailable(_) = error {
+                // An outage is no reason to end the session: this request fails, the next
+                // one after the recovery works.
+                let (code, message) = status_of(&error);
+                packet::status(&mut self.out, id, code, &message);
+                return true;
+            }
             let message = format!("{error}; this session is closed");
             packet::status(&mut self.out, id, Code::PermissionDenied, &message);
             return false;
@@ -778,6 +805,11 @@ fn status_of(error: &Error) -> (Code, String) {
             tracing::warn!(error = %cause, "sftp request failed");
             Code::Failure
         }
+        // SFTP v3 has no codes for these (v6's LOCK_CONFLICT and NO_SPACE_ON_FILESYSTEM are
+        // not in the version clients speak): FAILURE, with the reason first in the message.
+        Error::Locked(message) => return (Code::Failure, format!("locked: {message}")),
+        Error::Unavailable(_) => return (Code::Failure, format!("temporarily unavailable: {error}")),
+        Error::InsufficientStorage(message) => return (Code::Failure, format!("no space left: {message}")),
         _ => Code::Failure,
     };
     (code, error.to_string())

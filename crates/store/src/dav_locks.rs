@@ -89,6 +89,20 @@ impl Store {
         Ok(rows.into_iter().map(StoredLock::from).collect())
     }
 
+    /// The live locks of one namespace (a user id, or `""` for the common files), for a
+    /// change made by any protocol to check first.
+    pub async fn live_dav_locks_in(&self, namespace: &str) -> Result<Vec<StoredLock>> {
+        let rows: Vec<LockRow> = sqlx::query_as(sql!(
+            "SELECT {COLUMNS} FROM dav_locks WHERE namespace = $2 \
+             AND (expires_at IS NULL OR expires_at > $1) ORDER BY created_at, token"
+        ))
+        .bind(now())
+        .bind(namespace)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(StoredLock::from).collect())
+    }
+
     /// Take `lock` for `user` if `conflict` finds nothing against it among the live locks
     /// of their view, read in the same turn (no other node takes a lock in between). Returns
     /// the conflicting lock.

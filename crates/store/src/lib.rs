@@ -16,7 +16,9 @@ macro_rules! sql {
 pub mod dav_locks;
 pub mod device;
 pub mod durability;
+pub mod health;
 pub mod ids;
+mod leases;
 mod local_reads;
 mod migrate;
 pub mod nodes;
@@ -73,6 +75,29 @@ pub enum StoreError {
     /// The write ran, but the transaction it was committed in failed (see `group_write`).
     #[error("the commit failed: {0}")]
     Commit(String),
+    /// The database is known not to answer (`health`): refused without trying.
+    #[error("the database does not answer")]
+    Unavailable,
+}
+
+impl StoreError {
+    /// Whether this error says the database cannot be reached now (worth a retry later).
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            StoreError::Unavailable => true,
+            StoreError::Database(error) => health::is_unreachable(error),
+            _ => false,
+        }
+    }
+
+    /// Whether the database refused a write for lack of disk space.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Database(error) => health::is_disk_full(error),
+            StoreError::Commit(message) => message.contains("database or disk is full"),
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -131,6 +156,8 @@ pub struct Store {
     durability: Durability,
     /// SQLite in a file: the connection of deferred commits, and the log's background sync.
     deferred: Option<std::sync::Arc<durability::DeferredCommits>>,
+    /// Whether the database answered the last ping.
+    health: std::sync::Arc<health::Health>,
 }
 
 #[derive(Default)]
@@ -165,6 +192,12 @@ fn keeps_transaction<T>(result: &Result<T>) -> bool {
 impl Store {
     /// Connect to `url` (`sqlite://PATH` or `postgres://…`) and bring the schema up to date.
     pub async fn open(url: &str) -> Result<Store> {
+        Store::open_with(url, Duration::from_secs(10)).await
+    }
+
+    /// `open`, with `wait` as the longest a statement waits for a connection: past it, the
+    /// database counts as unreachable (`--dependency-timeout`).
+    pub async fn open_with(url: &str, wait: Duration) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -178,7 +211,7 @@ impl Store {
         let options = AnyConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(wait)
             // sqlx pings every connection it hands out by default: for SQLite that is one more
             // trip to the connection's worker thread per statement, for a file that cannot hang
             // up. A PostgreSQL connection can (a server restart), so it keeps the ping there.
@@ -228,6 +261,7 @@ impl Store {
             local,
             durability: Durability::Durable,
             deferred,
+            health: Default::default(),
         };
         migrate::run(&store).await?;
         Ok(store)
@@ -337,6 +371,20 @@ impl Store {
     }
 
     /// True when the database answers a trivial query.
+    /// Whether the database answered the last ping (`health`).
+    pub fn health(&self) -> &health::Health {
+        &self.health
+    }
+
+    /// `Unavailable` at once while the database is known down, so that a request does not
+    /// wait for the pool's timeout first.
+    pub fn answering(&self) -> Result<()> {
+        match self.health.is_down() {
+            true => Err(StoreError::Unavailable),
+            false => Ok(()),
+        }
+    }
+
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }

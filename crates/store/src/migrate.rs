@@ -37,6 +37,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(9, "0009_pending_etags"),
     migration!(10, "0010_login_suspension"),
     migration!(11, "0011_client_token_options"),
+    migration!(12, "0012_leases"),
 ];
 
 /// Any number, the same on every node: the key of the PostgreSQL advisory lock.

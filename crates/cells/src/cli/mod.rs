@@ -90,6 +90,13 @@ struct StartArgs {
         value_delimiter = ','
     )]
     trusted_proxies: Vec<String>,
+    /// Longest wait for a database that does not answer before a request is told
+    /// "unavailable" (30s, 10m, or seconds) [default: 5s]
+    #[arg(long, value_name = "DURATION")]
+    dependency_timeout: Option<String>,
+    /// After SIGTERM, how long work in flight may take before the server exits [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    shutdown_timeout: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -379,6 +386,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             overrides.tls_self_signed = args.tls_self_signed;
             overrides.http_redirect_bind = args.http_redirect_bind;
             overrides.trusted_proxies = args.trusted_proxies;
+            let flags = [
+                ("dependency-timeout", args.dependency_timeout),
+                ("shutdown-timeout", args.shutdown_timeout),
+            ];
+            overrides.limits = flags
+                .into_iter()
+                .filter_map(|(key, value)| value.map(|v| (key, v)))
+                .collect();
             let server = Server::prepare(Config::load(overrides)?).await?;
             server.run(crate::shutdown_signal()).await
         }

@@ -171,6 +171,14 @@ impl TestApp {
         Self::start(self.db.clone(), self.data.clone()).await
     }
 
+    /// `sibling`, with its limits changed by `limits` (a node that sees the disk full, say).
+    pub async fn sibling_with_limits(&self, limits: impl FnOnce(&mut cells_core::config::Limits)) -> TestApp {
+        let mut config = test_config(&self.db, &self.data);
+        limits(&mut config.limits);
+        let server = Server::prepare(config).await.expect("server starts");
+        Self::run(self.db.clone(), self.data.clone(), server)
+    }
+
     async fn start(db: Db, data: PathBuf) -> TestApp {
         Self::start_on(db, data, None).await
     }

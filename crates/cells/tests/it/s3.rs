@@ -373,7 +373,7 @@ async fn s3_multipart_upload(db: Db) {
     let blobs: Vec<_> = std::fs::read_dir(app.data.join("blobs"))
         .unwrap()
         .flatten()
-        .filter(|shard| shard.file_name() != "tmp")
+        .filter(|shard| shard.file_name() != "tmp" && shard.path().is_dir())
         .flat_map(|shard| std::fs::read_dir(shard.path()).unwrap().flatten())
         .collect();
     assert!(blobs[0].file_name().to_string_lossy().ends_with(".parts"));

@@ -302,6 +302,8 @@ impl Authenticator {
         client: Client,
     ) -> Result<Principal> {
         self.throttle.check(client.address).map_err(Error::Throttled)?;
+        // A database known down answers "unavailable" now, not after the pool's timeout.
+        self.store.answering()?;
         if pat::looks_like_token(secret) || looks_like_jwt(secret) {
             let principal = if looks_like_jwt(secret) {
                 self.verify_access_token(secret, client).await?
@@ -331,6 +333,8 @@ impl Authenticator {
         client: Client,
     ) -> Result<Principal> {
         self.throttle.check(client.address).map_err(Error::Throttled)?;
+        // A database known down answers "unavailable" now, not after the pool's timeout.
+        self.store.answering()?;
         let cache_key = CacheKey::SshKey(self.cache_key(login, fingerprint));
         let epoch = self.current_epoch();
         let user = match epoch.and_then(|epoch| self.cached(&cache_key, epoch)) {
@@ -356,6 +360,8 @@ impl Authenticator {
     /// `Authorization: Bearer` credentials.
     pub async fn authenticate_bearer(&self, token: &str, client: Client) -> Result<Principal> {
         self.throttle.check(client.address).map_err(Error::Throttled)?;
+        // A database known down answers "unavailable" now, not after the pool's timeout.
+        self.store.answering()?;
         if pat::looks_like_token(token) {
             return self.verify_token(token, None, client).await;
         }
@@ -450,6 +456,8 @@ impl Authenticator {
     pub async fn verify_password(&self, login: &str, password: &str, client: Client) -> Result<User> {
         let started = Instant::now();
         self.throttle.check(client.address).map_err(Error::Throttled)?;
+        // A database known down answers "unavailable" now, not after the pool's timeout.
+        self.store.answering()?;
         let key = self.cache_key(login, password);
         let cache_key = CacheKey::Password(key);
         if let Some(user) = self.cached_password(&cache_key) {
@@ -693,6 +701,8 @@ impl Authenticator {
     /// the token's own S3 secret (so possession is proven). Same checks as a token value.
     pub async fn authenticate_token_id(&self, id: TokenId, client: Client) -> Result<Principal> {
         self.throttle.check(client.address).map_err(Error::Throttled)?;
+        // A database known down answers "unavailable" now, not after the pool's timeout.
+        self.store.answering()?;
         let outcome = async {
             let (token, user) = self.token_rows(id).await?;
             if token.s3_secret.is_none() {

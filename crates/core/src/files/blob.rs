@@ -98,6 +98,9 @@ pub trait BlobStore: Send + Sync {
     fn md5_blocking(&self, id: &str, between: &mut dyn FnMut()) -> io::Result<String>;
     /// Remove a blob; a missing blob is not an error.
     async fn delete(&self, id: &str) -> io::Result<()>;
+    /// A name for this store that stays the same across restarts, shared by every node that
+    /// uses the same store (the name of its sweep's lease).
+    fn name(&self) -> &str;
     /// Remove temp files and every blob not in `keep`, when last modified before `before`
     /// (`None`: whatever their age). Run at start, before serving.
     async fn sweep(&self, keep: &HashSet<String>, before: Option<SystemTime>) -> io::Result<SweepReport>;
@@ -106,6 +109,10 @@ pub trait BlobStore: Send + Sync {
 /// Blobs as files under `<data>/blobs/<2 hex>/<uuid>`, temp files under `<data>/blobs/tmp`.
 pub struct LocalBlobs {
     root: PathBuf,
+    /// `store-id` in the folder: a UUID made once.
+    name: String,
+    /// Files being written now, which the sweep leaves alone.
+    writing: Arc<Writing>,
 }
 
 /// Writes are gathered into buffers this large: one blocking-pool hop per MiB, not per chunk.
@@ -115,8 +122,20 @@ const READ_BUFFER: usize = 256 * 1024;
 impl LocalBlobs {
     pub fn open(root: &Path) -> io::Result<LocalBlobs> {
         std::fs::create_dir_all(root.join("tmp"))?;
+        let id_file = root.join("store-id");
+        let name = match std::fs::read_to_string(&id_file) {
+            Ok(text) => text.trim().to_string(),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                let made = format!("file:{}", Uuid::new_v4());
+                write_in_place(&id_file, made.as_bytes())?;
+                made
+            }
+            Err(error) => return Err(error),
+        };
         Ok(LocalBlobs {
             root: root.to_path_buf(),
+            name,
+            writing: Arc::default(),
         })
     }
 
@@ -705,24 +724,13 @@ impl Draft {
     }
 }
 
-/// Removes the temp file unless the write completed.
-struct TempGuard(Option<PathBuf>);
-
-impl Drop for TempGuard {
-    fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
 #[async_trait]
 impl BlobStore for LocalBlobs {
     async fn put(&self, mut body: ByteStream, hash: Md5When) -> io::Result<WrittenBlob> {
         let id = Uuid::new_v4().to_string();
         let temp_path = self.root.join("tmp").join(&id);
         let final_path = self.path_of(&id).expect("a fresh uuid is a valid id");
-        let mut guard = TempGuard(Some(temp_path.clone()));
+        let mut guard = TempGuard::new(temp_path.clone(), &self.writing);
         let mut size = 0u64;
         let mut buffer = BytesMut::new();
         // Started once the body outgrows the buffer: a writer on the blocking pool that hashes
@@ -764,7 +772,7 @@ impl BlobStore for LocalBlobs {
             .await
             .map_err(io::Error::other)??,
         };
-        guard.0 = None;
+        guard.keep();
         Ok(WrittenBlob {
             id,
             size,
@@ -855,7 +863,7 @@ impl BlobStore for LocalBlobs {
         let id = Uuid::new_v4().to_string();
         // Written in place: no row can name this id before `finish` returns it.
         let path = self.path_of(&id).expect("a fresh uuid is a valid id");
-        let guard = TempGuard(Some(path.clone()));
+        let guard = TempGuard::new(path.clone(), &self.writing);
         let temp = path.clone();
         let file = tokio::task::spawn_blocking(move || -> io::Result<std::fs::File> {
             let mut file = create_in_place(&temp, true)?;
@@ -906,7 +914,7 @@ impl BlobStore for LocalBlobs {
         })
         .await
         .map_err(io::Error::other)??;
-        guard.0 = None;
+        guard.keep();
         Ok(WrittenBlob {
             id,
             size,
@@ -935,10 +943,15 @@ impl BlobStore for LocalBlobs {
         }
     }
 
+    fn name(&self) -> &str {
+        &self.name
+    }
+
     async fn sweep(&self, keep: &HashSet<String>, before: Option<SystemTime>) -> io::Result<SweepReport> {
         let root = self.root.clone();
         let keep = keep.clone();
-        tokio::task::spawn_blocking(move || sweep::sweep_dir(&root, &keep, before))
+        let writing = self.writing.clone();
+        tokio::task::spawn_blocking(move || sweep::sweep_dir(&root, &keep, &writing, before))
             .await
             .map_err(io::Error::other)?
     }
@@ -957,5 +970,6 @@ pub async fn read_all(mut reader: BlobReader) -> io::Result<Vec<u8>> {
 }
 
 mod sweep;
+use sweep::{TempGuard, Writing};
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,7 @@ pub mod inline;
 mod moves;
 pub mod path;
 mod props;
+pub mod space;
 mod writes;
 
 use std::collections::HashSet;
@@ -21,6 +22,7 @@ use cells_store::{DeadProp, NewNode, Node, NodeId, NodeKind, Store, StoreError, 
 use crate::auth::permission::{Access, Decision, Workspace, decide};
 use crate::auth::principal::Principal;
 use crate::error::{Error, Result};
+use crate::locks::{Change, LockProof, in_the_way};
 use blob::{BlobStore, ByteStream, DownloadStream, Draft, Md5When, WrittenBlob};
 use path::{TreePath, WorkspaceName};
 
@@ -112,6 +114,10 @@ pub struct Tree {
     /// The largest file any write may leave (`max-file-size`), however it is written:
     /// streamed, extended by truncate or a write past the end, concatenated, copied.
     max_file_size: u64,
+    /// What the requests through this tree show of the WebDAV locks they hold (`proving`).
+    proof: LockProof,
+    /// The disk space kept back for deletes (`keep_space`).
+    space: Option<Arc<space::Space>>,
 }
 
 /// Why a body stream was cut: it outgrew `max_file_size` (told apart from other I/O errors).
@@ -153,6 +159,19 @@ pub fn personal_root_key(user: UserId) -> String {
 
 pub const COMMON_ROOT_KEY: &str = "common-files";
 
+/// How old a leftover must be before the sweep while serving removes it: a blob is named by
+/// its row within seconds of its last write (the database's timeout at most), and what is
+/// still being written is registered (`blob::LocalBlobs`) and never removed.
+pub const SWEEP_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// How old (seconds) a folder copy left in staging must be before a sweep removes it: a copy
+/// in progress on another node is not disturbed, and one cut short on this node went at once.
+const STAGING_AGE: i64 = 6 * 3600;
+
+/// How long a node holds a blob store's sweep lease: longer than a sweep takes, so that the
+/// node that swept sweeps again next time, and another takes over when it is gone.
+const SWEEP_LEASE_SECONDS: i64 = 900;
+
 fn workspace_of(root: &Node) -> Workspace {
     match root.owner_id {
         Some(owner) => Workspace::Personal { owner },
@@ -189,6 +208,76 @@ impl Tree {
             settle_etags: true,
             roots: Arc::default(),
             max_file_size: u64::MAX,
+            proof: LockProof::Owner,
+            space: None,
+        }
+    }
+
+    /// The same tree for requests that show `proof` of the WebDAV locks they hold (REST: the
+    /// lock tokens of its `If` header).
+    pub fn proving(&self, proof: LockProof) -> Tree {
+        Tree {
+            proof,
+            ..self.clone()
+        }
+    }
+
+    /// Refuse (`Locked`) a change at `path` that a WebDAV lock the caller does not hold is
+    /// in the way of (RFC 4918 §7): a lock binds every protocol, on every node, as the locks
+    /// are read from the database each time. A personal path meets the locks of its owner's
+    /// namespace, a common one the shared locks (as `dav::locks` stores them).
+    pub(crate) async fn check_locks(
+        &self,
+        principal: &Principal,
+        path: &TreePath,
+        change: Change,
+    ) -> Result<()> {
+        let namespace = match path.workspace() {
+            WorkspaceName::PersonalFiles => principal.user_id().to_string(),
+            WorkspaceName::CommonFiles => String::new(),
+        };
+        let live = self.store.live_dav_locks_in(&namespace).await?;
+        if live.is_empty() {
+            return Ok(());
+        }
+        let mut target = vec![path.workspace().as_str().as_bytes().to_vec()];
+        target.extend(path.names().iter().map(|n| n.as_bytes().to_vec()));
+        let Some(lock) = in_the_way(&live, &target, change, principal.login(), &self.proof) else {
+            return Ok(());
+        };
+        let holder = if lock.principal.as_deref() == Some(principal.login()) {
+            "your own WebDAV lock: name its token in an If header"
+        } else {
+            "a WebDAV lock held by another client: wait for its UNLOCK or expiry"
+        };
+        Err(Error::Locked(format!("{path} is locked by {holder}")))
+    }
+
+    /// The same tree, refusing writes while the disk of `space` is nearly full.
+    pub fn keep_space(self, space: Arc<space::Space>) -> Tree {
+        Tree {
+            space: Some(space),
+            ..self
+        }
+    }
+
+    /// `InsufficientStorage` when a write should not start now (`space`).
+    pub fn check_space(&self) -> Result<()> {
+        match &self.space {
+            Some(space) => space.check(),
+            None => Ok(()),
+        }
+    }
+
+    /// Free space on the blobs' disk, when it is known (`/healthz`, `/metrics`).
+    pub fn free_space(&self) -> Option<u64> {
+        self.space.as_ref().and_then(|space| space.free())
+    }
+
+    /// Give back the space kept for deletes if there is room again (background jobs).
+    pub fn restore_space(&self) {
+        if let Some(space) = &self.space {
+            space.restore();
         }
     }
 
@@ -283,6 +372,9 @@ impl Tree {
 
     /// The root node of a workspace as `principal` sees it.
     async fn root(&self, principal: &Principal, workspace: WorkspaceName) -> Result<Node> {
+        // Every path operation starts here: with the database known down, it is refused at
+        // once (an SFTP session open before the outage included).
+        self.store.answering()?;
         let (key, owner) = match workspace {
             WorkspaceName::PersonalFiles => (personal_root_key(principal.user_id), Some(principal.user_id)),
             WorkspaceName::CommonFiles => (COMMON_ROOT_KEY.to_string(), None),
@@ -549,6 +641,7 @@ impl Tree {
             ..Write::default()
         };
         self.locate_for_write_creating(principal, to, &options).await?;
+        self.check_space()?;
         let written = self.copy_content(&source.node).await?;
         self.commit_blob(principal, to, written, None, &options).await
     }
@@ -576,6 +669,8 @@ impl Tree {
             Err(other) => return Err(other),
         };
         self.check_parent(principal, &parent)?;
+        self.check_locks(principal, path, Change::Membership).await?;
+        self.check_space()?;
         let created = self
             .store
             .create_node(NewNode {
@@ -692,6 +787,7 @@ impl Tree {
 
     /// A draft (SFTP's writes at any offset) holding file `node`'s content, or an empty one.
     pub async fn draft_of(&self, node: Option<&Node>) -> Result<Draft> {
+        self.check_space()?;
         let Some(node) = node else {
             return Ok(self.blobs.draft(None).await?);
         };
@@ -752,6 +848,11 @@ impl Tree {
     /// database may be shared by nodes that are writing right now, so only leftovers older
     /// than an hour are removed there.
     pub async fn sweep(&self) -> Result<blob::SweepReport> {
+        let staged_before = match self.store.backend() {
+            cells_store::Backend::Sqlite => None,
+            cells_store::Backend::Postgres => Some(cells_store::now() - STAGING_AGE),
+        };
+        self.sweep_staging(staged_before).await?;
         let keep: HashSet<String> = self.store.referenced_blobs().await?.into_iter().collect();
         let before = match self.store.backend() {
             cells_store::Backend::Sqlite => None,
@@ -760,5 +861,19 @@ impl Tree {
             }
         };
         Ok(self.blobs.sweep(&keep, before).await?)
+    }
+
+    /// The sweep while serving, on the node that holds this blob store's lease (`holder`):
+    /// temp files and orphan blobs older than `SWEEP_AGE`, except what is being written now.
+    /// `None` when another node holds the lease.
+    pub async fn sweep_while_serving(&self, holder: &str) -> Result<Option<blob::SweepReport>> {
+        let lease = format!("sweep:{}", self.blobs.name());
+        if !self.store.take_lease(&lease, holder, SWEEP_LEASE_SECONDS).await? {
+            return Ok(None);
+        }
+        self.sweep_staging(Some(cells_store::now() - STAGING_AGE)).await?;
+        let keep: HashSet<String> = self.store.referenced_blobs().await?.into_iter().collect();
+        let before = std::time::SystemTime::now() - SWEEP_AGE;
+        Ok(Some(self.blobs.sweep(&keep, Some(before)).await?))
     }
 }

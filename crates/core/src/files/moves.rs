@@ -7,6 +7,34 @@ use super::{Entry, Tree, require};
 use crate::auth::permission::{Access, Decision};
 use crate::auth::principal::Principal;
 use crate::error::{Error, Result};
+use crate::locks::Change;
+
+/// The root under which folder copies are built (`Tree::copy`); no path reaches it.
+const STAGING_ROOT_KEY: &str = "staging";
+
+/// A folder copy being built in staging: removed when dropped before it was moved into place
+/// (an error, or the request dropped because its client gave up).
+struct Staged {
+    tree: Tree,
+    /// Nodes made so far, the top one first; cleared once in place.
+    created: Vec<NodeId>,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let Some(top) = self.created.first().copied() else {
+            return;
+        };
+        let tree = self.tree.clone();
+        // Dropped futures cannot wait: the removal runs on its own.
+        tokio::spawn(async move {
+            match tree.store.delete_subtree(top).await {
+                Ok(blobs) => tree.forget_blobs(blobs).await,
+                Err(error) => tracing::warn!(%error, "a cut folder copy stays in staging until the sweep"),
+            }
+        });
+    }
+}
 
 impl Tree {
     /// Delete a file or a folder with everything below it.
@@ -22,7 +50,16 @@ impl Tree {
             path,
             Access::Write,
         )?;
-        let blobs = self.store.delete_subtree(located.node().id).await?;
+        self.check_locks(principal, path, Change::Membership).await?;
+        let id = located.node().id;
+        let blobs = match self.store.delete_subtree(id).await {
+            // A full disk leaves SQLite no room for its log: give it the space kept back for
+            // this (`space`), once, and delete again.
+            Err(error) if error.is_disk_full() && self.space.as_ref().is_some_and(|s| s.release()) => {
+                self.store.delete_subtree(id).await?
+            }
+            other => other?,
+        };
         self.forget_blobs(blobs).await;
         Ok(located.entry())
     }
@@ -38,6 +75,7 @@ impl Tree {
             from,
             Access::Write,
         )?;
+        self.check_locks(principal, from, Change::Membership).await?;
         let (target_parent, existing) = self.locate_for_write(principal, to).await?;
         if existing.is_some() {
             return Err(Error::AlreadyExists(to.to_string()));
@@ -62,6 +100,20 @@ impl Tree {
     /// copies are new nodes (new UUIDs) with their own blobs; the caller must be allowed to
     /// read all of the source (seeing it is not enough) and to write where it goes.
     pub async fn copy(&self, principal: &Principal, from: &TreePath, to: &TreePath) -> Result<Entry> {
+        self.copy_over(principal, from, to, false)
+            .await
+            .map(|(entry, _)| entry)
+    }
+
+    /// `copy`, replacing what is at `to` when `replace` (WebDAV's `Overwrite: T`): the copy is
+    /// complete before the old `to` goes. Returns whether something was replaced.
+    pub async fn copy_over(
+        &self,
+        principal: &Principal,
+        from: &TreePath,
+        to: &TreePath,
+        replace: bool,
+    ) -> Result<(Entry, bool)> {
         if to.is_root() {
             return Err(Error::Conflict(format!("{to} is a workspace")));
         }
@@ -74,36 +126,87 @@ impl Tree {
             )));
         }
         let (target_parent, existing) = self.locate_for_write(principal, to).await?;
-        if existing.is_some() {
-            return Err(Error::AlreadyExists(to.to_string()));
+        match &existing {
+            Some(_) if !replace => return Err(Error::AlreadyExists(to.to_string())),
+            // Replacing removes the name's current holder: a change of membership.
+            Some(_) => self.check_locks(principal, to, Change::Membership).await?,
+            None => {}
         }
         if target_parent.chain.iter().any(|n| n.id == source.node().id) {
             return Err(Error::invalid("target", format!("{to} is inside {from}")));
         }
+        self.check_space()?;
         let name = to.name().expect("not a root");
-        let mut created = Vec::new();
-        let outcome = self
-            .copy_node(source.node(), target_parent.node().id, name, &mut created)
-            .await;
-        match outcome {
-            Ok(node) => {
-                let mut entry = Entry {
-                    path: to.clone(),
-                    node,
-                };
-                self.settle(&mut entry).await?;
-                Ok(entry)
+        let replaced = existing.is_some();
+        let remove_existing = || async {
+            if let Some(old) = &existing {
+                let blobs = self.store.delete_subtree(old.id).await?;
+                self.forget_blobs(blobs).await;
             }
-            Err(error) => {
-                // Leave nothing half-copied behind.
-                if let Some(top) = created.first()
-                    && let Ok(blobs) = self.store.delete_subtree(*top).await
-                {
-                    self.forget_blobs(blobs).await;
-                }
-                Err(error)
+            Ok::<(), Error>(())
+        };
+        if !source.node().is_collection() {
+            // One file: one row, in place at once.
+            remove_existing().await?;
+            let mut created = Vec::new();
+            let node = self
+                .copy_node(source.node(), target_parent.node().id, name, &mut created)
+                .await?;
+            return Ok((self.copied(to, node).await?, replaced));
+        }
+        // A folder is copied under a staging root no path reaches, then moved into place in
+        // one statement: readers see the whole copy or nothing, and a copy cut short (an
+        // error, a client that gave up, a crash) leaves nothing at the target, so that a retry
+        // works. What it left in staging goes at once (`Staged`), or with the sweep.
+        let staging = self.store.ensure_root(STAGING_ROOT_KEY, None).await?;
+        let mut staged = Staged {
+            tree: self.clone(),
+            created: Vec::new(),
+        };
+        // When it was staged, for the sweep: `<unix seconds>-<uuid>`.
+        let staged_name = format!("{}-{}", cells_store::now(), uuid::Uuid::new_v4());
+        let top = self
+            .copy_node(source.node(), staging.id, &staged_name, &mut staged.created)
+            .await?;
+        remove_existing().await?;
+        let node = match self.store.move_node(top.id, target_parent.node().id, name).await {
+            Ok(node) => node,
+            Err(cells_store::StoreError::Conflict(_)) => return Err(Error::AlreadyExists(to.to_string())),
+            Err(other) => return Err(other.into()),
+        };
+        staged.created.clear();
+        Ok((self.copied(to, node).await?, replaced))
+    }
+
+    async fn copied(&self, to: &TreePath, node: Node) -> Result<Entry> {
+        let mut entry = Entry {
+            path: to.clone(),
+            node,
+        };
+        self.settle(&mut entry).await?;
+        Ok(entry)
+    }
+
+    /// Remove what copies cut short left in staging (`copy`): everything there when `before`
+    /// is `None` (a single process at start-up), else what was staged before it (unix seconds).
+    pub async fn sweep_staging(&self, before: Option<i64>) -> Result<usize> {
+        let Some(staging) = self.store.find_root(STAGING_ROOT_KEY).await? else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        for child in self.store.list_children(staging.id).await? {
+            let staged_at = child
+                .name
+                .split_once('-')
+                .and_then(|(seconds, _)| seconds.parse::<i64>().ok())
+                .unwrap_or(0);
+            if before.is_none_or(|before| staged_at < before) {
+                let blobs = self.store.delete_subtree(child.id).await?;
+                self.forget_blobs(blobs).await;
+                removed += 1;
             }
         }
+        Ok(removed)
     }
 
     async fn copy_node(

@@ -7,6 +7,7 @@ use super::{Entry, Tree, require};
 use crate::auth::permission::Access;
 use crate::auth::principal::Principal;
 use crate::error::Result;
+use crate::locks::Change;
 
 impl Tree {
     /// The dead (client-set) properties of a node the caller can see.
@@ -32,6 +33,7 @@ impl Tree {
             path,
             Access::Write,
         )?;
+        self.check_locks(principal, path, Change::Content).await?;
         Ok(self.store.patch_props(located.node().id, changes).await?)
     }
 
@@ -43,6 +45,7 @@ impl Tree {
             path,
             Access::Write,
         )?;
+        self.check_locks(principal, path, Change::Content).await?;
         self.store.set_mtime(located.node().id, mtime).await?;
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! commits in one statement, so readers see the old content or the new, never a part.
 
 use bytes::Bytes;
-use cells_store::{Content, NewNode, Node, NodeKind, Store, StoreError};
+use cells_store::{Content, NewNode, Node, NodeId, NodeKind, Store, StoreError};
 
 use super::blob::{ByteStream, Md5When, WrittenBlob};
 use super::path::TreePath;
@@ -11,6 +11,7 @@ use super::{Entry, Located, Tree, Write, inline, require, workspace_of};
 use crate::auth::permission::{Access, decide};
 use crate::auth::principal::Principal;
 use crate::error::{Error, Result};
+use crate::locks::Change;
 
 impl Tree {
     /// Write a file's whole content from `body`, atomically: readers see the old content
@@ -29,6 +30,86 @@ impl Tree {
         options: &Write<'_>,
     ) -> Result<Entry> {
         let (parent, existing) = self.locate_for_write_creating(principal, path, options).await?;
+        self.write_located(path, parent, existing, body, options).await
+    }
+
+    /// Write the whole content of node `id`, a file opened for writing at `opened` (SFTP's
+    /// CLOSE): where it is now, if it was renamed meanwhile. `None` when it was deleted (what
+    /// was written goes, as with POSIX's unlinked files).
+    pub async fn write_node(
+        &self,
+        principal: &Principal,
+        opened: &TreePath,
+        id: NodeId,
+        body: ByteStream,
+        options: &Write<'_>,
+    ) -> Result<Option<Entry>> {
+        let Some((path, parent, node)) = self.locate_node_for_write(principal, opened, id).await? else {
+            return Ok(None);
+        };
+        self.write_located(&path, parent, Some(node), body, options)
+            .await
+            .map(Some)
+    }
+
+    /// `commit_blob` for node `id` opened at `opened` (see `write_node`); the blob is deleted
+    /// when the node is gone.
+    pub async fn commit_blob_to_node(
+        &self,
+        principal: &Principal,
+        opened: &TreePath,
+        id: NodeId,
+        written: WrittenBlob,
+        options: &Write<'_>,
+    ) -> Result<Option<Entry>> {
+        let located = match self.locate_node_for_write(principal, opened, id).await {
+            Ok(Some(found)) => found,
+            other => {
+                self.forget_blobs(vec![written.id]).await;
+                return other.map(|_| None);
+            }
+        };
+        let (path, parent, node) = located;
+        self.commit_written(&path, &parent, Some(node), written, None, options)
+            .await
+            .map(Some)
+    }
+
+    /// Where node `id`, opened at `opened`, is now, checked for writing: its path, its parent
+    /// and itself. One walk when it is still there (the usual case); found by its id when it
+    /// was renamed; `None` when it was deleted.
+    async fn locate_node_for_write(
+        &self,
+        principal: &Principal,
+        opened: &TreePath,
+        id: NodeId,
+    ) -> Result<Option<(TreePath, Located, Node)>> {
+        match self.locate_for_write(principal, opened).await {
+            Ok((parent, Some(node))) if node.id == id => return Ok(Some((opened.clone(), parent, node))),
+            Ok(_) | Err(Error::ParentMissing(_) | Error::NotFound(_)) => {}
+            Err(other) => return Err(other),
+        }
+        let path = match self.stat_by_id(principal, id).await {
+            Ok(entry) => entry.path,
+            Err(Error::NotFound(_)) => return Ok(None),
+            Err(other) => return Err(other),
+        };
+        match self.locate_for_write(principal, &path).await? {
+            (parent, Some(node)) if node.id == id => Ok(Some((path, parent, node))),
+            // Moved again in between: as good as gone for this handle.
+            _ => Ok(None),
+        }
+    }
+
+    async fn write_located(
+        &self,
+        path: &TreePath,
+        parent: Located,
+        existing: Option<Node>,
+        body: ByteStream,
+        options: &Write<'_>,
+    ) -> Result<Entry> {
+        self.check_space()?;
         let body = self.limited(body);
         let taken = inline::take(body).await.map_err(|e| self.written_error(e))?;
         let written = match taken {
@@ -66,6 +147,7 @@ impl Tree {
         if existing.is_some() {
             return Err(Error::AlreadyExists(path.to_string()));
         }
+        self.check_space()?;
         let name = path.name().expect("checked by locate_for_write");
         let written = inline::written(Bytes::new());
         // Deferred durability (on disk within 50 ms, committed and seen by all at once): an
@@ -235,6 +317,11 @@ impl Tree {
             }
             None => self.check_parent(principal, &parent)?,
         }
+        let change = match existing {
+            Some(_) => Change::Content,
+            None => Change::Membership,
+        };
+        self.check_locks(principal, path, change).await?;
         Ok((parent, existing))
     }
 

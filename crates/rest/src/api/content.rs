@@ -19,7 +19,7 @@ use cells_core::files::path::TreePath;
 use cells_http::encoding::http_date;
 use cells_http::error::Result;
 use cells_http::error::rest_error;
-use cells_http::extract::Caller;
+use cells_http::extract::{Caller, LockTokens};
 use cells_http::precondition;
 
 pub fn routes() -> Router<SharedApp> {
@@ -31,16 +31,18 @@ pub fn routes() -> Router<SharedApp> {
 async fn upload(
     State(app): State<SharedApp>,
     Caller(principal): Caller,
+    LockTokens(proof): LockTokens,
     Path(path): Path<String>,
     request: Request,
 ) -> Result<Response> {
     let path = TreePath::parse(&path)?;
-    let existed = app.tree.stat(&principal, &path).await.is_ok();
+    let tree = app.tree.proving(proof);
+    let existed = tree.stat(&principal, &path).await.is_ok();
     let body = request
         .into_body()
         .into_data_stream()
         .map_err(cells_core::files::body_error);
-    let entry = app.tree.put(&principal, &path, Box::pin(body)).await?;
+    let entry = tree.put(&principal, &path, Box::pin(body)).await?;
     let status = if existed {
         StatusCode::OK
     } else {

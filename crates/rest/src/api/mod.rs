@@ -20,17 +20,21 @@ use cells_core::files::Entry;
 /// The OpenAPI 3 document of the REST API.
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
-/// `GET /healthz`: 200 when the database answers, 503 otherwise.
+/// `GET /healthz`: 200 while this node serves; 503 while the database does not answer or the
+/// node is shutting down, so that a balancer sends its work elsewhere. Low disk space is a
+/// field, not a 503: the node still serves reads and deletes.
 pub async fn health(State(app): State<SharedApp>) -> Response {
-    if app.database_ready().await {
-        (StatusCode::OK, Json(json!({ "Status": "ready" }))).into_response()
+    let free = app.tree.free_space();
+    let low_space = app.tree.check_space().is_err();
+    let (status, text) = if app.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    } else if !app.database_ready().await {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "Status": "database unavailable" })),
-        )
-            .into_response()
-    }
+        (StatusCode::OK, "ready")
+    };
+    let body = json!({ "Status": text, "FreeBytes": free, "LowSpace": low_space });
+    (status, Json(body)).into_response()
 }
 
 /// `GET /metrics`: Prometheus text counters (no secrets, no per-user data).
@@ -44,10 +48,22 @@ pub async fn metrics(State(app): State<SharedApp>) -> Response {
          cells_credential_cache_hits_total {}\n\
          # HELP cells_password_verifications_total Passwords verified (Argon2id or PBKDF2 runs).\n\
          # TYPE cells_password_verifications_total counter\n\
-         cells_password_verifications_total {}\n",
+         cells_password_verifications_total {}\n\
+         # HELP cells_database_up Whether the database answered the last ping (1) or not (0).\n\
+         # TYPE cells_database_up gauge\n\
+         cells_database_up {}\n\
+         # HELP cells_blob_free_bytes Free space on the file system of the blobs.\n\
+         # TYPE cells_blob_free_bytes gauge\n\
+         cells_blob_free_bytes {}\n\
+         # HELP cells_low_space Whether writes are refused for lack of disk space (1) or not (0).\n\
+         # TYPE cells_low_space gauge\n\
+         cells_low_space {}\n",
         app.auth.usage().writes(),
         app.auth.cache_hits(),
-        app.auth.hasher().verifications()
+        app.auth.hasher().verifications(),
+        u8::from(app.database_up()),
+        app.tree.free_space().unwrap_or(0),
+        u8::from(app.tree.check_space().is_err()),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -13,6 +13,7 @@ use cells_core::files::path::TreePath;
 use cells_http::error::Result;
 use cells_http::extract::ApiJson;
 use cells_http::extract::Caller;
+use cells_http::extract::LockTokens;
 
 /// Most paths one request may name.
 const MAX_PATHS: usize = 1000;
@@ -81,24 +82,21 @@ pub struct CreateRequest {
 pub async fn create(
     State(app): State<SharedApp>,
     Caller(principal): Caller,
+    LockTokens(proof): LockTokens,
     ApiJson(request): ApiJson<CreateRequest>,
 ) -> Result<Json<Value>> {
     check_count("Nodes", request.nodes.len())?;
+    let tree = app.tree.proving(proof);
     let mut children = Vec::new();
     for spec in &request.nodes {
         let path = TreePath::parse(&spec.path)?;
         let entry = match spec.kind.as_deref().unwrap_or("COLLECTION") {
-            "COLLECTION" => {
-                app.tree
-                    .create_folder(&principal, &path, request.recursive)
-                    .await?
-            }
+            "COLLECTION" => tree.create_folder(&principal, &path, request.recursive).await?,
             "LEAF" => {
-                if app.tree.stat(&principal, &path).await.is_ok() {
+                if tree.stat(&principal, &path).await.is_ok() {
                     return Err(Error::AlreadyExists(path.to_string()).into());
                 }
-                app.tree
-                    .put(&principal, &path, bytes_stream(bytes::Bytes::new()))
+                tree.put(&principal, &path, bytes_stream(bytes::Bytes::new()))
                     .await?
             }
             other => {
@@ -121,6 +119,7 @@ pub struct DeleteRequest {
 pub async fn delete(
     State(app): State<SharedApp>,
     Caller(principal): Caller,
+    LockTokens(proof): LockTokens,
     ApiJson(request): ApiJson<DeleteRequest>,
 ) -> Result<Json<Value>> {
     check_count("Nodes", request.nodes.len())?;
@@ -129,9 +128,10 @@ pub async fn delete(
         .iter()
         .map(|spec| TreePath::parse(&spec.path))
         .collect::<cells_core::error::Result<Vec<_>>>()?;
+    let tree = app.tree.proving(proof);
     let mut deleted = Vec::new();
     for path in &paths {
-        deleted.push(node_json(&app.tree.delete(&principal, path).await?));
+        deleted.push(node_json(&tree.delete(&principal, path).await?));
     }
     Ok(Json(json!({ "Nodes": deleted, "DeleteJobs": [] })))
 }
@@ -148,11 +148,12 @@ pub struct MoveRequest {
 pub async fn rename(
     State(app): State<SharedApp>,
     Caller(principal): Caller,
+    LockTokens(proof): LockTokens,
     ApiJson(request): ApiJson<MoveRequest>,
 ) -> Result<Json<Value>> {
     let from = TreePath::parse(&request.from)?;
     let to = TreePath::parse(&request.to)?;
-    let entry = app.tree.rename(&principal, &from, &to).await?;
+    let entry = app.tree.proving(proof).rename(&principal, &from, &to).await?;
     Ok(Json(json!({ "Node": node_json(&entry) })))
 }
 
@@ -162,11 +163,12 @@ pub async fn rename(
 pub async fn copy(
     State(app): State<SharedApp>,
     Caller(principal): Caller,
+    LockTokens(proof): LockTokens,
     ApiJson(request): ApiJson<MoveRequest>,
 ) -> Result<Json<Value>> {
     let from = TreePath::parse(&request.from)?;
     let to = TreePath::parse(&request.to)?;
-    let entry = app.tree.copy(&principal, &from, &to).await?;
+    let entry = app.tree.proving(proof).copy(&principal, &from, &to).await?;
     Ok(Json(json!({ "Node": node_json(&entry) })))
 }
 

@@ -9,6 +9,8 @@ use super::*;
 /// open moves it (POSIX; rsync and git rename files they still write).
 pub(super) struct Upload {
     pub(super) node: NodeId,
+    /// Where it was opened: where CLOSE looks first (one walk), before it looks the node up.
+    pub(super) opened: TreePath,
     /// The empty file this OPEN made (CREAT of a missing name): removed again if the session
     /// ends before CLOSE and nobody wrote to it since, so an interrupted upload of a new file
     /// leaves nothing behind.
@@ -69,43 +71,42 @@ impl Session {
         flags: u32,
     ) -> cells_core::error::Result<Handle> {
         let tree = &self.tree;
-        // One lookup: whether this credential may write there, and what is there now.
-        let existing = match tree.write_target(&self.principal, &path).await {
-            Ok(existing) => existing,
-            Err(Error::Forbidden(_)) => {
-                return Err(Error::Forbidden(format!("this credential may not write {path}")));
-            }
-            Err(other) => return Err(other),
-        };
         let exclusive = flags & packet::OPEN_CREATE != 0 && flags & packet::OPEN_EXCLUSIVE != 0;
-        match &existing {
-            Some(entry) if entry.node().is_collection() => {
-                return Err(Error::IsFolder(path.to_string()));
-            }
-            Some(_) if exclusive => return Err(Error::AlreadyExists(path.to_string())),
-            None if flags & packet::OPEN_CREATE == 0 => {
-                return Err(Error::NotFound(format!("{path} does not exist")));
-            }
-            _ => {}
-        }
+        let refused = || Error::Forbidden(format!("this credential may not write {path}"));
+        let at = |error: Error| match error {
+            Error::Forbidden(_) => refused(),
+            Error::ParentMissing(_) => Error::NotFound(error.to_string()),
+            other => other,
+        };
         // POSIX: after an open with CREAT the name exists (sshfs stats it at once, and fails
         // the open if it does not). It exists empty: the content arrives whole at CLOSE. The
         // store makes the name once, so of two exclusive creates on any nodes one fails (git's
-        // `index.lock`).
-        let (existing, created) = match existing {
-            Some(entry) => (entry, None),
-            None => match tree.create_empty(&self.principal, &path).await {
-                Ok(entry) => (entry.clone(), Some(Box::new(entry))),
-                Err(Error::AlreadyExists(_)) if !exclusive => {
-                    // Made by someone else since our look: open what they made.
-                    match tree.write_target(&self.principal, &path).await? {
-                        Some(entry) if !entry.node().is_collection() => (entry, None),
-                        Some(_) => return Err(Error::IsFolder(path.to_string())),
-                        None => return Err(Error::NotFound(format!("{path} does not exist"))),
+        // `index.lock`). A new name, the usual upload, costs one lookup that also checks the
+        // right to write; an existing one, a second.
+        let made = match flags & packet::OPEN_CREATE {
+            0 => Err(Error::AlreadyExists(path.to_string())),
+            _ => tree.create_empty(&self.principal, &path).await,
+        };
+        let (existing, created) = match made {
+            Ok(entry) => (entry.clone(), Some(Box::new(entry))),
+            Err(Error::AlreadyExists(_)) if exclusive => return Err(Error::AlreadyExists(path.to_string())),
+            Err(Error::AlreadyExists(_)) => {
+                match tree.write_target(&self.principal, &path).await.map_err(at)? {
+                    Some(entry) if entry.node().is_collection() => {
+                        return Err(Error::IsFolder(path.to_string()));
+                    }
+                    Some(entry) => (entry, None),
+                    None if flags & packet::OPEN_CREATE == 0 => {
+                        return Err(Error::NotFound(format!("{path} does not exist")));
+                    }
+                    // Gone again since our look: make it now.
+                    None => {
+                        let entry = tree.create_empty(&self.principal, &path).await.map_err(at)?;
+                        (entry.clone(), Some(Box::new(entry)))
                     }
                 }
-                Err(other) => return Err(other),
-            },
+            }
+            Err(other) => return Err(at(other)),
         };
         // Without TRUNCATE the file keeps its content and the client writes into it; a file
         // just made is empty anyway.
@@ -119,6 +120,7 @@ impl Session {
         };
         Ok(Handle::Write(Box::new(Upload {
             node: existing.node().id,
+            opened: path,
             created,
             content,
             size,
@@ -186,37 +188,38 @@ impl Session {
     pub(super) async fn commit(&self, upload: Upload) -> cells_core::error::Result<()> {
         let Upload {
             node,
+            opened,
             content,
             mtime,
             durable,
             ..
         } = upload;
         let tree = &self.tree;
-        let path = match tree.stat_by_id(&self.principal, node).await {
-            Ok(entry) => entry.path().clone(),
-            // Deleted while open: as with POSIX's unlinked files, what was written goes with
-            // the last handle (the draft is removed when dropped).
-            Err(Error::NotFound(_)) => return Ok(()),
-            Err(other) => return Err(other),
-        };
-        match content {
+        // Deleted while open: as with POSIX's unlinked files, what was written goes with the
+        // last handle (`None`; a draft is removed when dropped).
+        let committed = match content {
             Written::Memory(buffer) => {
                 let body = bytes_stream(buffer.freeze());
                 let options = Write {
                     deferred: !durable,
                     ..Write::default()
                 };
-                tree.write(&self.principal, &path, body, &options).await?;
+                tree.write_node(&self.principal, &opened, node, body, &options)
+                    .await?
             }
             Written::Draft(draft) => {
                 // Hashed after the commit (`files::etags`): no SFTP client asks for the MD5.
                 let written = tree.blobs().finish(draft, Md5When::Later).await?;
-                tree.commit_blob(&self.principal, &path, written, None, &Write::default())
-                    .await?;
+                tree.commit_blob_to_node(&self.principal, &opened, node, written, &Write::default())
+                    .await?
             }
-        }
+        };
+        let Some(entry) = committed else {
+            return Ok(());
+        };
+        let path = entry.path();
         if let Some(mtime) = mtime {
-            tree.set_mtime(&self.principal, &path, mtime).await?;
+            tree.set_mtime(&self.principal, path, mtime).await?;
         }
         Ok(())
     }

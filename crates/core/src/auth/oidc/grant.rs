@@ -64,6 +64,11 @@ impl From<crate::error::Error> for OAuthError {
     fn from(error: crate::error::Error) -> OAuthError {
         match error {
             crate::error::Error::Internal(cause) => OAuthError::server_error(cause),
+            // RFC 6749 §4.1.2.1's code for a server that cannot answer now, with 503.
+            error @ crate::error::Error::Unavailable(_) => OAuthError {
+                retry_after: Some(2),
+                ..OAuthError::new(503, "temporarily_unavailable", error.to_string())
+            },
             crate::error::Error::Invalid { field, reason } if field == "scope" => {
                 OAuthError::invalid_scope(reason)
             }

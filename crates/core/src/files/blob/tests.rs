@@ -74,7 +74,7 @@ fn blob_files(root: &Path) -> usize {
     std::fs::read_dir(root)
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name() != "tmp")
+        .filter(|e| e.file_name() != "tmp" && e.path().is_dir())
         .map(|e| std::fs::read_dir(e.path()).unwrap().count())
         .sum()
 }
@@ -350,4 +350,35 @@ async fn concatenations_are_linked_parts() {
     assert!(blobs.open(&copied, 0, 1).await.is_err());
     assert!(blobs.open("parts:../../etc", 0, 1).await.is_err());
     assert_eq!(blob_files(dir.path()), 1);
+}
+
+/// What is being written is never swept, however long ago its last write (an SFTP file held
+/// open for hours); once finished and named by no row, an old enough blob goes.
+#[tokio::test]
+async fn the_sweep_leaves_what_is_being_written() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = LocalBlobs::open(dir.path()).unwrap();
+    let draft = blobs.draft(None).await.unwrap();
+    draft.file().write_all_at(b"held open", 0).unwrap();
+    let two_hours_ago = SystemTime::now() - std::time::Duration::from_secs(7200);
+    let an_hour_ago = SystemTime::now() - std::time::Duration::from_secs(3600);
+    draft.file().set_modified(two_hours_ago).unwrap();
+    let report = blobs.sweep(&HashSet::new(), Some(an_hour_ago)).await.unwrap();
+    assert_eq!(report.orphan_blobs, 0, "a draft in use stays");
+    assert_eq!(blob_files(dir.path()), 1);
+    let written = blobs.finish(draft, Md5When::Now).await.unwrap();
+    let path = blobs.path_of(&written.id).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    let report = blobs.sweep(&HashSet::new(), Some(an_hour_ago)).await.unwrap();
+    assert_eq!(
+        report.orphan_blobs, 1,
+        "finished, named by nothing and old: swept"
+    );
+    assert_eq!(blob_files(dir.path()), 0);
 }
