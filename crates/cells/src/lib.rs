@@ -156,7 +156,8 @@ impl Server {
             .context("HTTP server failed");
         app.drain();
         // SFTP was told by `drain` too, and had the same deadline.
-        let sftp_deadline = app.config.limits.shutdown_timeout + Duration::from_secs(1);
+        // (and a second more to clean up after what it cut).
+        let sftp_deadline = app.config.limits.shutdown_timeout + Duration::from_secs(2);
         match tokio::time::timeout(sftp_deadline, sftp).await {
             Ok(Ok(Err(error))) => tracing::error!(%error, "the SFTP server failed"),
             Ok(_) => {}

@@ -51,7 +51,8 @@ pub struct App {
     pub node_id: String,
     /// Set when the server begins to shut down: `/healthz` answers 503 from then on, so a
     /// balancer stops sending new work while what is in flight finishes.
-    draining: tokio::sync::watch::Sender<bool>,
+    /// Past the shutdown deadline (`cut`), what still runs stops: 0 serving, 1 draining, 2 cut.
+    draining: tokio::sync::watch::Sender<u8>,
 }
 
 pub type SharedApp = Arc<App>;
@@ -90,7 +91,7 @@ impl App {
             session_key,
             started_at: cells_store::now(),
             node_id: uuid::Uuid::new_v4().to_string(),
-            draining: tokio::sync::watch::Sender::new(false),
+            draining: tokio::sync::watch::Sender::new(0),
         }))
     }
 }
@@ -110,17 +111,33 @@ impl App {
 
     /// Begin the shutdown (see `draining`).
     pub fn drain(&self) {
-        self.draining.send_replace(true);
+        self.draining.send_if_modified(|stage| {
+            let was = *stage;
+            *stage = was.max(1);
+            was < 1
+        });
     }
 
     pub fn is_draining(&self) -> bool {
-        *self.draining.borrow()
+        *self.draining.borrow() >= 1
     }
 
     /// Resolves once the shutdown has begun (`drain`).
     pub async fn draining(&self) {
         let mut watch = self.draining.subscribe();
-        let _ = watch.wait_for(|draining| *draining).await;
+        let _ = watch.wait_for(|stage| *stage >= 1).await;
+    }
+
+    /// The shutdown deadline passed: sessions still open end now, cleaning up after
+    /// themselves (an SFTP upload cut here leaves nothing, not even the name its OPEN made).
+    pub fn cut(&self) {
+        self.draining.send_replace(2);
+    }
+
+    /// Resolves once `cut` was called.
+    pub async fn cutting(&self) {
+        let mut watch = self.draining.subscribe();
+        let _ = watch.wait_for(|stage| *stage >= 2).await;
     }
 
     /// Whether the database answered the last ping (no new query: `/metrics`).

@@ -231,6 +231,15 @@ pub async fn serve(app: SharedApp, listener: TcpListener) -> anyhow::Result<()> 
             count,
             "sftp: sessions still open at the shutdown deadline are cut"
         );
+        // They drop what they were writing and remove the names their OPENs made.
+        app.cut();
+        let running = shared.running.clone();
+        let _ = tokio::time::timeout(Duration::from_secs(1), async move {
+            while running.load(std::sync::atomic::Ordering::Acquire) > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
     }
     Ok(())
 }

@@ -187,6 +187,8 @@ where
                         next = incoming.recv() => next,
                         // Shutting down while idle with nothing open: end the session now.
                         () = app.draining(), if session.handles.is_empty() => break,
+                        // Past the shutdown deadline: end it whatever is open.
+                        () = app.cutting() => break,
                     };
                     match next {
                         Some(next) => next,
