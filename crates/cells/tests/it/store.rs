@@ -11,6 +11,7 @@ backend_tests!(
     group_commits_give_each_writer_its_own_result,
     failed_commits_of_lone_writes_are_errors,
     walks_see_exactly_what_is_committed,
+    one_node_sweeps_a_blob_store_and_only_old_leftovers,
 );
 
 /// Writers that run in one batch (on SQLite) or side by side (on PostgreSQL) each see their
@@ -261,4 +262,58 @@ async fn walks_see_exactly_what_is_committed(db: Db) {
     sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
     assert_eq!(store.walk(&root, &["pending"]).await.unwrap().len(), 2);
     app.stop().await;
+}
+
+/// Issue 31, item 5: leftovers were swept only at start. The sweep while serving runs on the
+/// node that holds the store's lease (another node of the same store is told no), removes an
+/// orphan blob once it is old enough, and leaves a fresh one (it may be about to be named).
+async fn one_node_sweeps_a_blob_store_and_only_old_leftovers(db: Db) {
+    let node_a = TestApp::spawn(db).await;
+    let node_b = node_a.sibling().await;
+    let shard = node_a.data.join("blobs").join("ab");
+    std::fs::create_dir_all(&shard).unwrap();
+    let old = shard.join("ab0c6a2e-1b4a-4c47-9a55-7d3d1d7e2f10");
+    let fresh = shard.join("ab1c6a2e-1b4a-4c47-9a55-7d3d1d7e2f10");
+    std::fs::write(&old, b"orphan").unwrap();
+    std::fs::write(&fresh, b"orphan").unwrap();
+    let long_ago = std::time::SystemTime::now() - cells_core::files::SWEEP_AGE * 2;
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+
+    let report = node_a
+        .app
+        .tree
+        .sweep_while_serving(&node_a.app.node_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.map(|r| r.orphan_blobs),
+        Some(1),
+        "node A holds the lease and sweeps"
+    );
+    assert!(!old.exists() && fresh.exists());
+    let other = node_b
+        .app
+        .tree
+        .sweep_while_serving(&node_b.app.node_id)
+        .await
+        .unwrap();
+    assert!(other.is_none(), "node B shares the store: A holds its lease");
+    // The store's own lease calls, directly: taken once, renewed by its holder, free after release.
+    let store = node_a.app.store();
+    assert!(store.take_lease("test", "a", 60).await.unwrap());
+    assert!(!store.take_lease("test", "b", 60).await.unwrap());
+    assert!(store.take_lease("test", "a", 60).await.unwrap());
+    store.release_lease("test", "a").await.unwrap();
+    assert!(store.take_lease("test", "b", 60).await.unwrap());
+    assert!(store.take_lease("expired", "a", -1).await.unwrap());
+    assert!(
+        store.take_lease("expired", "b", 60).await.unwrap(),
+        "an expired lease is free"
+    );
+    node_b.stop_sibling().await;
 }
