@@ -162,22 +162,19 @@ async fn precheck(
     }
 }
 
-/// The refusal of a new deep lock on a workspace root or on a folder of `common-files` by
-/// someone other than an administrator: it would lock everyone else out of all of it. A new
-/// lock is a LOCK with a body (a refresh has none, RFC 4918 §9.10.2), and it is deep unless the
-/// request has exactly one `Depth: 0` (a missing Depth is infinity, §9.10.3; dav-server reads
-/// one it cannot parse as infinity too).
-async fn deep_lock_refusal(
+/// The refusal of a new lock on a workspace root or on a folder of `common-files` by someone
+/// other than an administrator: a lock binds every protocol (`Tree::check_locks`), and a lock
+/// on a collection, of any depth, protects its members' names (RFC 4918 §7.4), so one user
+/// could otherwise stop everyone else from adding or removing files there (a deep one: from
+/// writing anything in it). Files of `common-files`, and anything in the user's own
+/// `personal-files` below its root, may be locked. A new lock is a LOCK with a body (a
+/// refresh has none, §9.10.2).
+async fn collection_lock_refusal(
     app: &SharedApp,
     parts: &axum::http::request::Parts,
     principal: &Principal,
 ) -> Option<Response<Body>> {
     if principal.is_admin() {
-        return None;
-    }
-    let depths: Vec<&HeaderValue> = parts.headers.get_all("depth").iter().collect();
-    let shallow = depths.len() == 1 && depths[0].to_str().is_ok_and(|d| d.trim() == "0");
-    if shallow {
         return None;
     }
     let path = tree_path_of(parts.uri.path())?;
@@ -190,7 +187,7 @@ async fn deep_lock_refusal(
     };
     if path.names().is_empty() || (shared && folder().await) {
         return Some(forbidden(
-            "a Depth: infinity lock on a workspace root or on a shared folder is for administrators\n",
+            "a lock on a workspace root or on a shared folder is for administrators\n",
         ));
     }
     None
@@ -338,7 +335,7 @@ async fn answer(app: SharedApp, request: Request<Body>) -> Response<Body> {
                 }
                 if parts.method.as_str() == "LOCK"
                     && !bytes.is_empty()
-                    && let Some(refusal) = deep_lock_refusal(&app, &parts, &principal).await
+                    && let Some(refusal) = collection_lock_refusal(&app, &parts, &principal).await
                 {
                     return refusal;
                 }

@@ -203,7 +203,7 @@ async fn a_dav_lock_binds_every_protocol(db: Db) {
             .unwrap_err();
         assert!(refused.to_string().contains("locked"), "{refused}");
     }
-    // The console, as bob: the upload is refused and nothing changes.
+    // The console, as bob: the delete is refused and nothing changes.
     let page = crate::console::Page::sign_in(&node_b, "bob", "bob-password").await;
     let deleted = page
         .submit(
@@ -212,9 +212,9 @@ async fn a_dav_lock_binds_every_protocol(db: Db) {
             &[("action", "delete"), ("name", "doc.txt")],
         )
         .await;
-    assert_ne!(
+    assert_eq!(
         deleted.status(),
-        StatusCode::SEE_OTHER,
+        StatusCode::LOCKED,
         "the console delete is refused"
     );
     assert_eq!(node_a.read(&alice, "common-files/doc.txt").await.1, b"v1");
@@ -236,8 +236,22 @@ async fn a_dav_lock_binds_every_protocol(db: Db) {
     );
     assert_eq!(node_a.read(&bob, "common-files/doc.txt").await.1, b"v4");
 
-    // A Depth-infinity lock on a folder (an administrator's: nobody else may take one on a
-    // shared folder) binds everything inside it: content, new names, deletes.
+    // Locks on a shared folder are an administrator's: a lock of any depth on a folder binds
+    // its members' names on every protocol, so one user could freeze it for everyone.
+    let refused = node_b
+        .request(
+            reqwest::Method::from_bytes(b"LOCK").unwrap(),
+            "/dav/common-files/deep",
+            &bob,
+        )
+        .header("Depth", "0")
+        .body(LOCKINFO)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    // A Depth-infinity lock on a folder binds everything inside it: content, new names,
+    // deletes.
     let deep = dav_lock(&node_a, &Auth::admin(), "common-files/deep", "infinity").await;
     assert_eq!(
         rest_put(&node_b, &bob, "common-files/deep/inner.txt", "b", None).await,

@@ -671,7 +671,7 @@ async fn dav_locks_are_bounded_and_private(db: Db) {
         "only the header line"
     );
 
-    // Deep locks on a workspace root or a shared folder are for administrators.
+    // Locks on a workspace root or a shared folder are for administrators.
     for target in [
         "/dav/common-files/",
         "/dav/personal-files/",
@@ -707,6 +707,10 @@ async fn dav_locks_are_bounded_and_private(db: Db) {
             StatusCode::FORBIDDEN,
             "a chunked LOCK on {target}"
         );
+        // Nor a Depth 0 one: a lock on a folder protects its members' names on every
+        // protocol (issue 31), so it too would shut everyone else out.
+        let shallow = lock(&app, target, &alice, &[("Depth", "0")]).await;
+        assert_eq!(shallow.status(), StatusCode::FORBIDDEN, "Depth: 0 on {target}");
     }
     let response = app
         .request(dav("LOCK"), "/dav/common-files/team/", &Auth::admin())

@@ -26,8 +26,12 @@ impl Drop for Staged {
             return;
         };
         let tree = self.tree.clone();
-        // Dropped futures cannot wait: the removal runs on its own.
-        tokio::spawn(async move {
+        // Dropped futures cannot wait: the removal runs on its own (or, with the runtime
+        // gone, with the next sweep).
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
             match tree.store.delete_subtree(top).await {
                 Ok(blobs) => tree.forget_blobs(blobs).await,
                 Err(error) => tracing::warn!(%error, "a cut folder copy stays in staging until the sweep"),
