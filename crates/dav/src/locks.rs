@@ -18,8 +18,10 @@
 //!   principal), an UNLOCK with another user's token is refused unless an administrator
 //!   breaks the lock, and `DAV:lockdiscovery` shows other users' tokens as `HIDDEN_TOKEN`.
 //!
-//! Which locks may be taken at all (write access, no deep lock on a workspace root or on a
-//! shared collection) is decided before, in `dav::precheck`.
+//! Which locks may be taken at all (write access; no lock on a workspace root or on a shared
+//! collection but an administrator's) is decided before, in `dav::precheck` and
+//! `dav::collection_lock_refusal`. Every other protocol meets these locks in `Tree`
+//! (`cells_core::locks::in_the_way`).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
