@@ -23,7 +23,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -106,7 +106,9 @@ pub async fn serve(
         let router = router.clone();
         let proxies = proxies.clone();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-            let mut request = request.map(|body| Body::new(TimedBody::new(body, body_timeout)));
+            let ended = Arc::new(AtomicBool::new(false));
+            let read = ended.clone();
+            let mut request = request.map(|body| Body::new(TimedBody::new(body, body_timeout, ended)));
             let client = client_of(&proxies, peer, request.headers());
             request.extensions_mut().insert(ConnectInfo(client));
             if over_limit {
@@ -115,8 +117,19 @@ pub async fn serve(
             let working = Working::start(busy.clone());
             let router = router.clone();
             async move {
-                let response = router.oneshot(request).await;
+                let mut response = router.oneshot(request).await;
                 drop(working);
+                // Answered before its body was read (a refusal: 403, 413, 423, 507): the rest
+                // of the body is still on its way, so this connection cannot carry another
+                // request. Say so, or a client that pools connections sends its next request
+                // on one we are closing (RFC 9112 §9.6).
+                if !read.load(Ordering::Acquire)
+                    && let Ok(response) = &mut response
+                {
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
                 response
             }
         });
@@ -352,6 +365,8 @@ impl AsyncWrite for Idle {
 /// that sends its body only after `100 Continue`, which the first read asks for.
 struct TimedBody {
     body: Incoming,
+    /// Set once the body was read to its end (or had none).
+    ended: Arc<AtomicBool>,
     timeout: Duration,
     /// Since when the body has been waited for (`None`: a frame just came, or no read yet).
     waiting_since: Option<Instant>,
@@ -359,9 +374,13 @@ struct TimedBody {
 }
 
 impl TimedBody {
-    fn new(body: Incoming, timeout: Duration) -> TimedBody {
+    fn new(body: Incoming, timeout: Duration, ended: Arc<AtomicBool>) -> TimedBody {
+        if http_body::Body::is_end_stream(&body) {
+            ended.store(true, Ordering::Release);
+        }
         TimedBody {
             body,
+            ended,
             timeout,
             waiting_since: None,
             timer: Box::pin(tokio::time::sleep(timeout)),
@@ -381,10 +400,16 @@ impl http_body::Body for TimedBody {
         match Pin::new(&mut this.body).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 this.waiting_since = None;
+                if this.body.is_end_stream() {
+                    this.ended.store(true, Ordering::Release);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                this.ended.store(true, Ordering::Release);
+                Poll::Ready(None)
+            }
             Poll::Pending => {
                 let now = Instant::now();
                 let since = *this.waiting_since.get_or_insert_with(|| {

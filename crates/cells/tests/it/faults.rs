@@ -16,6 +16,7 @@ backend_tests!(
     a_dav_lock_binds_every_protocol,
     a_full_disk_is_answered_on_every_protocol,
     a_folder_copy_cut_short_leaves_nothing,
+    refusals_before_the_body_close_the_connection,
 );
 
 /// Send `method path` announcing 200,000 bytes, send 70,000 (past the inline size, so a blob
@@ -503,4 +504,41 @@ async fn files_in(app: &TestApp, path: &str) -> (StatusCode, usize) {
         .unwrap();
     let status = response.status();
     (status, response.text().await.unwrap().matches("<D:href>").count())
+}
+
+/// A refusal sent before the request body was read (here 507 on a full disk; 403 and 423 are
+/// the same) says `Connection: close`: the rest of the body is still coming, so the connection
+/// cannot carry another request, and a client that pools connections must not send one on it
+/// (a pooled client met a broken pipe on its next request).
+async fn refusals_before_the_body_close_the_connection(db: Db) {
+    let roomy = TestApp::spawn(db).await;
+    let full = roomy
+        .sibling_with_limits(|limits| limits.delete_reserve = 1 << 60)
+        .await;
+    let address = full.base.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{ADMIN}:{ADMIN_PASSWORD}"));
+    let head = format!(
+        "PUT /a/content/personal-files/big.bin HTTP/1.1\r\nHost: {address}\r\n\
+         Authorization: Basic {credentials}\r\nContent-Length: 1000000\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&vec![b'x'; 70_000]).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "an answer before the connection closes");
+        answer.extend_from_slice(&buffer[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 507"), "{text}");
+    assert!(text.contains("connection: close"), "{text}");
+    // A request whose body was read keeps its connection.
+    let kept = full.http.get(full.url("/healthz")).send().await.unwrap();
+    assert!(kept.headers().get("connection").is_none());
+    full.stop_sibling().await;
 }
