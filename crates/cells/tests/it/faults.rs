@@ -101,18 +101,20 @@ async fn dav_lock(app: &TestApp, who: &Auth, path: &str, depth: &str) -> String 
         .to_string()
 }
 
-/// A presigned S3 PUT of `key` with `token`: the status and the body.
+/// An S3 PutObject of `key` with `token` (`s3::signed`): the status and the body.
 async fn s3_put(app: &TestApp, token: &str, key: &str, body: &'static str) -> (StatusCode, String) {
-    let url = crate::s3::bucket_client(app, "io", token, crate::s3::GATEWAY_SECRET)
-        .signed_url(
-            reqwest::Method::PUT,
-            &object_store::path::Path::from(key),
-            Duration::from_secs(600),
-        )
-        .await
-        .unwrap();
-    let response = reqwest::Client::new().put(url).body(body).send().await.unwrap();
-    (response.status(), response.text().await.unwrap())
+    let path = format!("/io/{key}");
+    crate::s3::signed(
+        app,
+        token,
+        crate::s3::GATEWAY_SECRET,
+        "PUT",
+        &path,
+        "",
+        &[],
+        body.as_bytes(),
+    )
+    .await
 }
 
 /// A REST content PUT with an optional `If` header.
