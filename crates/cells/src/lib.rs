@@ -105,6 +105,7 @@ impl Server {
         let background = tokio::spawn(background_jobs(app.clone()));
         let watcher = tokio::spawn(watch_auth_epoch(app.clone()));
         let database = tokio::spawn(watch_database(app.clone()));
+        let blob_store = tokio::spawn(watch_blob_store(app.clone()));
         let router = router::router(app.clone());
         let mut options = cells_http::listener::Options {
             tls: None,
@@ -167,6 +168,7 @@ impl Server {
         background.abort();
         watcher.abort();
         database.abort();
+        blob_store.abort();
         for task in tls_tasks {
             task.abort();
         }
@@ -228,6 +230,15 @@ async fn watch_database(app: SharedApp) {
     }
 }
 
+/// Keep this server's view of whether the blob store answers fresh (`App::check_blob_store`).
+async fn watch_blob_store(app: SharedApp) {
+    loop {
+        let answered = app.check_blob_store().await;
+        let pause = if answered { 1000 } else { 250 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+}
+
 /// How often (seconds) a node sweeps its blob store while serving (`Tree::sweep_while_serving`).
 const SWEEP_EVERY: i64 = 300;
 
@@ -238,6 +249,7 @@ async fn background_jobs(app: SharedApp) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut last_prune = 0i64;
     let mut last_space = 0i64;
+    let mut last_beat = 0i64;
     // The start-up sweep just ran.
     let mut last_sweep = cells_store::now();
     loop {
@@ -248,6 +260,12 @@ async fn background_jobs(app: SharedApp) {
             last_space = now;
             let tree = app.tree.clone();
             let _ = tokio::task::spawn_blocking(move || tree.restore_space()).await;
+        }
+        if now - last_beat >= cells_core::files::blob::HEARTBEAT {
+            last_beat = now;
+            if let Err(error) = app.tree.blobs().heartbeat().await {
+                tracing::warn!(%error, "could not refresh this node's blob intents");
+            }
         }
         if now - last_sweep >= SWEEP_EVERY {
             last_sweep = now;

@@ -28,6 +28,7 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub config_file: Option<PathBuf>,
     pub database_url: Option<String>,
+    pub blob_store: Option<String>,
     pub bind: Option<String>,
     pub sftp_bind: Option<String>,
     pub external_url: Option<String>,
@@ -40,6 +41,55 @@ pub struct Overrides {
     /// Limits given on the command line (`--dependency-timeout 5s`), by their key: they win
     /// over the environment and the file.
     pub limits: Vec<(&'static str, String)>,
+}
+
+/// Where file content is kept (`--blob-store`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobLocation {
+    /// `file://DIR`: a folder on this node's disk (default `DATA/blobs`).
+    Disk(PathBuf),
+    /// `s3://BUCKET[/PREFIX]`: an S3-compatible object store, reached with the standard
+    /// `AWS_*` variables.
+    S3 { bucket: String, prefix: String },
+}
+
+impl BlobLocation {
+    /// Parse `file://DIR` (relative to `data_dir` unless absolute) or `s3://BUCKET[/PREFIX]`.
+    pub fn parse(url: &str, data_dir: &Path) -> anyhow::Result<BlobLocation> {
+        if let Some(dir) = url.strip_prefix("file://") {
+            if dir.is_empty() {
+                anyhow::bail!("blob-store {url:?}: give a folder, as in file:///srv/cells/blobs");
+            }
+            return Ok(BlobLocation::Disk(data_dir.join(dir)));
+        }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let prefix = prefix.trim_matches('/');
+            // S3's bucket naming rules (3-63 of a-z, 0-9, '.', '-'); the prefix is a key
+            // prefix of printable characters.
+            let bucket_ok = (3..=63).contains(&bucket.len())
+                && bucket
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+            let prefix_ok = prefix.len() <= 512
+                && prefix.chars().all(|c| !c.is_control())
+                && prefix
+                    .split('/')
+                    .all(|part| !part.is_empty() && part != "." && part != "..")
+                || prefix.is_empty();
+            if !bucket_ok || !prefix_ok {
+                anyhow::bail!(
+                    "blob-store {url:?}: s3://BUCKET[/PREFIX] with a bucket name of 3 to 63 \
+                     lower-case letters, digits, '.' and '-'"
+                );
+            }
+            return Ok(BlobLocation::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.to_string(),
+            });
+        }
+        anyhow::bail!("blob-store {url:?}: expected file://DIR or s3://BUCKET[/PREFIX]")
+    }
 }
 
 /// HTTPS served by this process itself.
@@ -106,6 +156,8 @@ pub struct Config {
     pub config_file: PathBuf,
     /// May carry the database's password (`postgres://user:password@…`).
     pub database_url: Secret,
+    /// `blob-store`: where file content is kept.
+    pub blob_store: BlobLocation,
     pub bind: String,
     pub sftp_bind: String,
     /// Public base URL, without a trailing slash.
@@ -333,6 +385,10 @@ impl Config {
             .database_url
             .or_else(|| key("database-url"))
             .unwrap_or_else(|| sqlite_url(&data_dir.join("cells.db")));
+        let blob_store = match overrides.blob_store.or_else(|| key("blob-store")) {
+            Some(url) => BlobLocation::parse(&url, &data_dir)?,
+            None => BlobLocation::Disk(data_dir.join("blobs")),
+        };
         let env = |names: [&str; 2]| {
             names
                 .iter()
@@ -390,6 +446,7 @@ impl Config {
             data_dir,
             config_file,
             database_url: Secret::new(database_url),
+            blob_store,
             bind,
             sftp_bind,
             external_url,
@@ -410,8 +467,13 @@ impl Config {
         })
     }
 
+    /// The folder of the blobs on local disk; with an object store, the node's own folder
+    /// for SFTP drafts and other spool files.
     pub fn blobs_dir(&self) -> PathBuf {
-        self.data_dir.join("blobs")
+        match &self.blob_store {
+            BlobLocation::Disk(dir) => dir.clone(),
+            BlobLocation::S3 { .. } => self.data_dir.join("spool"),
+        }
     }
 
     /// Where `--tls-self-signed` keeps its pair.

@@ -96,6 +96,9 @@ impl From<std::io::Error> for Error {
         if matches!(error.raw_os_error(), Some(28 | 122)) || error.kind() == std::io::ErrorKind::StorageFull {
             return Error::InsufficientStorage("the disk is full; delete files to make room".into());
         }
+        if crate::files::blob::is_unavailable(&error) {
+            return Error::Unavailable(error.to_string());
+        }
         Error::Internal(error.into())
     }
 }

@@ -33,7 +33,7 @@ use auth::pat::PatKey;
 use auth::vault::Vault;
 use config::Config;
 use files::Tree;
-use files::blob::LocalBlobs;
+use files::blob::{BlobStore, LocalBlobs};
 
 /// Shared state of a running server (or of one CLI command).
 pub struct App {
@@ -57,6 +57,27 @@ pub struct App {
 
 pub type SharedApp = Arc<App>;
 
+/// A database whose files went to an object store stays with that store: a node started on
+/// another store (another bucket or prefix, or local disk) would find none of them, and its
+/// sweep could take another database's objects for orphans. The first node on an object store
+/// records its name (`store-id` in the store); the others must match it.
+async fn bind_blob_store(store: &Store, blobs: &dyn BlobStore) -> anyhow::Result<()> {
+    const KEY: &str = "object_store";
+    let shared = blobs.name().starts_with("s3:");
+    let bound = match shared {
+        true => Some(store.init_setting(KEY, blobs.name()).await?),
+        false => store.find_setting(KEY).await?,
+    };
+    match bound {
+        Some(bound) if bound != blobs.name() => anyhow::bail!(
+            "this database's files are in the object store named {bound:?} (its store-id), \
+             not in {:?}: start every node with the same --blob-store",
+            blobs.name()
+        ),
+        _ => Ok(()),
+    }
+}
+
 impl App {
     /// Open the database (migrating it) and the blob store, and load the server's secrets.
     pub async fn open(config: Config) -> anyhow::Result<SharedApp> {
@@ -68,10 +89,28 @@ impl App {
         let session_secret = vault.secret(&store, "session_cookie_key", 32).await?;
         let session_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &session_secret);
         let oidc = Arc::new(auth::oidc::Oidc::open(&config, store.clone(), vault.clone()).await?);
-        let blobs = LocalBlobs::open(&config.blobs_dir())
-            .with_context(|| format!("cannot open the blob store in {}", config.blobs_dir().display()))?;
+        let node_id = uuid::Uuid::new_v4().to_string();
+        let blobs: Arc<dyn BlobStore> = match &config.blob_store {
+            config::BlobLocation::Disk(dir) => Arc::new(
+                LocalBlobs::open(dir)
+                    .with_context(|| format!("cannot open the blob store in {}", dir.display()))?,
+            ),
+            config::BlobLocation::S3 { bucket, prefix } => {
+                let settings = files::blob::ObjectConfig {
+                    bucket: bucket.clone(),
+                    prefix: prefix.clone(),
+                    // Beside the disk space kept for deletes (`files::space`), which is
+                    // this node's to keep.
+                    spool: config.blobs_dir().join("drafts"),
+                    timeout: config.limits.dependency_timeout,
+                    node: node_id.clone(),
+                };
+                Arc::new(files::blob::ObjectBlobs::open(settings, store.clone()).await?)
+            }
+        };
+        bind_blob_store(&store, blobs.as_ref()).await?;
         let space = files::space::Space::new(config.blobs_dir(), config.limits.delete_reserve);
-        let tree = Tree::new(store.clone(), Arc::new(blobs))
+        let tree = Tree::new(store.clone(), blobs)
             .limit_file_size(config.limits.max_file_size)
             .keep_space(Arc::new(space));
         let auth = Authenticator::new(
@@ -90,7 +129,7 @@ impl App {
             vault,
             session_key,
             started_at: cells_store::now(),
-            node_id: uuid::Uuid::new_v4().to_string(),
+            node_id,
             draining: tokio::sync::watch::Sender::new(0),
         }))
     }
@@ -168,6 +207,33 @@ impl App {
                 true => tracing::warn!("the database answers again"),
                 false => tracing::error!(
                     "the database does not answer: requests are answered \"unavailable\" until it does"
+                ),
+            }
+        }
+        answered
+    }
+
+    /// Whether the blob store answered the last ping (always, for local disk).
+    pub fn blob_store_up(&self) -> bool {
+        !self.tree.blobs().is_down()
+    }
+
+    /// Ping the blob store and record whether it answered (an object store: like
+    /// `check_database`, so that an outage is answered "unavailable" at once).
+    pub async fn check_blob_store(&self) -> bool {
+        let blobs = self.tree.blobs();
+        let answered = match blobs.ping().await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::debug!(%error, "the blob store's ping failed");
+                false
+            }
+        };
+        if blobs.record_health(answered) {
+            match answered {
+                true => tracing::warn!("the object store answers again"),
+                false => tracing::error!(
+                    "the object store does not answer: reads and writes of file content are answered \"unavailable\" until it does"
                 ),
             }
         }

@@ -8,7 +8,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -460,9 +459,9 @@ impl Session {
                         if let Some(size) = attrs.size {
                             self.tree.check_file_size(size)?;
                             let freed = upload.in_memory();
-                            let file = upload.draft_file(self.tree.blobs()).await?;
+                            let draft = upload.draft(self.tree.blobs()).await?;
                             self.in_memory -= freed;
-                            blocking(move || file.set_len(size)).await?;
+                            draft.set_len(size).await?;
                             upload.size = size;
                         }
                     }
@@ -693,7 +692,7 @@ impl Session {
                     reply_from_memory(&mut self.out, id, buffer, offset, len);
                     return Ok(());
                 }
-                Written::Draft(draft) => (Arc::new(BlobFile::from(draft.file().clone())), upload.size),
+                Written::Draft(draft) => (Arc::new(draft.reader()), upload.size),
             },
             Handle::Dir { .. } => return Err(Error::Conflict("this handle is a folder".into())),
         };
@@ -702,13 +701,15 @@ impl Session {
             return Ok(());
         }
         let len = (len.min(packet::MAX_DATA) as u64).min(size - offset) as usize;
-        let reply = blocking(move || {
-            let mut reply = BytesMut::with_capacity(len + 16);
-            packet::data(&mut reply, id, len, |buf| read_full(&file, buf, offset))?;
-            Ok(reply)
-        })
-        .await?;
-        self.out.extend_from_slice(&reply);
+        let data = file.read_at(len, offset).await?;
+        if data.is_empty() {
+            packet::status(&mut self.out, id, Code::Eof, "end of file");
+            return Ok(());
+        }
+        let _ = packet::data(&mut self.out, id, data.len(), |buf| {
+            buf.copy_from_slice(&data);
+            Ok::<_, std::convert::Infallible>(data.len())
+        });
         Ok(())
     }
 
@@ -727,8 +728,7 @@ impl Session {
                     return Err(Error::Forbidden(format!("this credential may not write {path}")));
                 }
                 let draft = tree.draft_of(Some(entry.node())).await?;
-                let file = draft.file().clone();
-                blocking(move || file.set_len(size)).await?;
+                draft.set_len(size).await?;
                 let written = tree.blobs().finish(draft, Md5When::Later).await?;
                 tree.commit_blob(&self.principal, path, written, None, &Write::default())
                     .await?;
@@ -817,16 +817,6 @@ fn status_of(error: &Error) -> (Code, String) {
     (code, error.to_string())
 }
 
-/// Run file I/O on the blocking pool.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> cells_core::error::Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(Error::internal)?
-        .map_err(Error::internal)
-}
-
 /// Answer READ `id` of `len` bytes from `offset` out of `content` held in memory: DATA, or
 /// EOF from its end on.
 fn reply_from_memory(out: &mut BytesMut, id: u32, content: &[u8], offset: u64, len: u32) {
@@ -843,18 +833,6 @@ fn reply_from_memory(out: &mut BytesMut, id: u32, content: &[u8], offset: u64, l
         buf.copy_from_slice(data);
         Ok::<_, std::convert::Infallible>(data.len())
     });
-}
-
-/// Fill `buf` from `offset`, short only at the end of the file.
-fn read_full(file: &BlobFile, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read_at(&mut buf[filled..], offset + filled as u64)? {
-            0 => break,
-            read => filled += read,
-        }
-    }
-    Ok(filled)
 }
 
 mod extended;

@@ -18,6 +18,7 @@ pub mod device;
 pub mod durability;
 pub mod health;
 pub mod ids;
+pub mod intents;
 mod leases;
 mod local_reads;
 mod migrate;

@@ -38,6 +38,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(10, "0010_login_suspension"),
     migration!(11, "0011_client_token_options"),
     migration!(12, "0012_leases"),
+    migration!(13, "0013_blob_intents"),
 ];
 
 /// Any number, the same on every node: the key of the PostgreSQL advisory lock.

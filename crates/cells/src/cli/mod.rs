@@ -38,6 +38,11 @@ pub struct Cli {
     /// Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: SQLite in DATA]
     #[arg(long, global = true, env = "CELLS_DATABASE_URL", value_name = "URL")]
     database_url: Option<String>,
+    /// Where file content is kept: file://DIR or s3://BUCKET[/PREFIX] (endpoint, credentials
+    /// and region from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION)
+    /// [default: file://DATA/blobs]
+    #[arg(long, global = true, env = "CELLS_BLOB_STORE", value_name = "URL")]
+    blob_store: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -374,6 +379,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         data_dir: cli.data,
         config_file: cli.config,
         database_url: cli.database_url,
+        blob_store: cli.blob_store,
         ..Overrides::default()
     };
     match cli.command {

@@ -932,7 +932,16 @@ async fn dav_large_put_is_hashed_after_the_commit(db: Db) {
         .await
         .unwrap();
     assert_eq!(put.status(), StatusCode::CREATED);
-    assert_eq!(etag(&put), None, "committed before its MD5");
+    if app.on_disk() {
+        assert_eq!(etag(&put), None, "committed before its MD5");
+    } else {
+        // An object store hashes every body on the way: hashing later would read it back.
+        assert_eq!(
+            etag(&put),
+            Some(md5.clone()),
+            "an object store's blob is hashed on the way"
+        );
+    }
     let store = &app.app.store();
     let id = cells_core::records::NodeId::parse(&app.uuid(&Auth::admin(), "personal-files/large.bin").await)
         .unwrap();

@@ -10,7 +10,7 @@ use std::process::Output;
 
 use cells::Server;
 use cells_core::SharedApp;
-use cells_core::config::{Config, Overrides};
+use cells_core::config::{BlobLocation, Config, Overrides};
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -91,6 +91,24 @@ impl Db {
             }
             Db::Postgres { url, .. } => Some(url.clone()),
         }
+    }
+
+    /// The blob store of a test's nodes. With `CELLS_TEST_BLOB_STORE` (`s3://BUCKET`), the
+    /// PostgreSQL variant keeps its content in that object store, the configuration of several
+    /// nodes, under a prefix of its database's own (shared by every node and CLI run on it),
+    /// while the SQLite variant stays on local disk: one run covers both stores. `None` (local
+    /// disk) otherwise.
+    pub fn blob_store(&self, data: &Path) -> Option<String> {
+        let _ = data;
+        let bucket = std::env::var("CELLS_TEST_BLOB_STORE")
+            .ok()
+            .filter(|v| !v.is_empty())?;
+        let Db::Postgres { name, .. } = self else {
+            return None;
+        };
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, name.as_bytes());
+        let prefix = hex::encode(&digest.as_ref()[..10]);
+        Some(format!("{}/t-{prefix}", bucket.trim_end_matches('/')))
     }
 }
 
@@ -259,14 +277,40 @@ impl TestApp {
         panic!("still pending after 30 s: {pending:?}");
     }
 
-    /// Blob files on disk, temp files excluded (small files are kept in their rows instead).
-    pub fn blob_files(&self) -> usize {
-        std::fs::read_dir(self.data.join("blobs"))
-            .expect("the blob folder")
-            .flatten()
-            .filter(|shard| shard.file_name() != "tmp" && shard.path().is_dir())
-            .map(|shard| std::fs::read_dir(shard.path()).expect("a blob shard").count())
-            .sum()
+    /// Whether file content is on local disk (not in an object store: `CELLS_TEST_BLOB_STORE`).
+    pub fn on_disk(&self) -> bool {
+        matches!(self.app.config.blob_store, BlobLocation::Disk(_))
+    }
+
+    /// Blobs in this node's blob store, temp files excluded (small files are kept in their
+    /// rows instead): files on local disk, or objects (a parts blob counts once).
+    pub async fn blob_files(&self) -> usize {
+        use futures_util::StreamExt;
+        let (bucket, prefix) = match &self.app.config.blob_store {
+            BlobLocation::Disk(dir) => {
+                return std::fs::read_dir(dir)
+                    .expect("the blob folder")
+                    .flatten()
+                    .filter(|shard| shard.file_name() != "tmp" && shard.path().is_dir())
+                    .map(|shard| std::fs::read_dir(shard.path()).expect("a blob shard").count())
+                    .sum();
+            }
+            BlobLocation::S3 { bucket, prefix } => (bucket, prefix),
+        };
+        let s3 = object_store_client(bucket);
+        let root = object_store::path::Path::from(prefix.as_str());
+        let mut blobs = std::collections::HashSet::new();
+        let mut listing = object_store::ObjectStore::list(&s3, Some(&root));
+        while let Some(meta) = listing.next().await {
+            let key = meta.expect("list the object store").location.to_string();
+            let relative = key.strip_prefix(&format!("{prefix}/")).unwrap_or(&key);
+            match relative.split('/').collect::<Vec<_>>()[..] {
+                ["blobs", uuid] => blobs.insert(uuid.to_string()),
+                ["parts", uuid, _] => blobs.insert(format!("parts:{uuid}")),
+                _ => false,
+            };
+        }
+        blobs.len()
     }
 
     /// An HTTP client whose requests come from another loopback address (for throttling).
@@ -387,7 +431,11 @@ impl TestApp {
         }
         command
             .env_remove("CELLS_ADMIN_LOGIN")
-            .env_remove("CELLS_DATABASE_URL");
+            .env_remove("CELLS_DATABASE_URL")
+            .env_remove("CELLS_BLOB_STORE");
+        if let Some(store) = self.db.blob_store(&self.data) {
+            command.arg("--blob-store").arg(store);
+        }
         command.output().expect("run the cells binary")
     }
 
@@ -419,6 +467,7 @@ pub fn test_config(db: &Db, data: &Path) -> Config {
         bind: Some("127.0.0.1:0".into()),
         sftp_bind: Some("127.0.0.1:0".into()),
         database_url: db.database_url(data),
+        blob_store: db.blob_store(data),
         ..Overrides::default()
     })
     .expect("config");
@@ -461,4 +510,20 @@ impl Auth {
             Auth::Bearer(token) => builder.bearer_auth(token),
         }
     }
+}
+
+/// A client of the test object store's `bucket` (`CELLS_TEST_BLOB_STORE`), from the same
+/// `AWS_*` variables the server reads.
+pub fn object_store_client(bucket: &str) -> object_store::aws::AmazonS3 {
+    let var = |name: &str| std::env::var(name).unwrap_or_default();
+    object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(var("AWS_ENDPOINT_URL"))
+        .with_bucket_name(bucket)
+        .with_region("us-east-1")
+        .with_access_key_id(var("AWS_ACCESS_KEY_ID"))
+        .with_secret_access_key(var("AWS_SECRET_ACCESS_KEY"))
+        .with_allow_http(true)
+        .with_virtual_hosted_style_request(false)
+        .build()
+        .expect("object store client")
 }

@@ -11,6 +11,7 @@ mod crash;
 mod dav;
 mod faults;
 mod https;
+mod objectstore;
 mod oidc;
 mod oidc_rp;
 mod rest;

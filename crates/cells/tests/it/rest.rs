@@ -923,7 +923,7 @@ async fn concurrent_overwrites_keep_one_file(db: Db) {
     assert_eq!(app.uuid(&admin, "personal-files/hot.txt").await, uuid);
     let referenced = app.app.store().referenced_blobs().await.unwrap();
     assert_eq!(
-        app.blob_files(),
+        app.blob_files().await,
         referenced.len(),
         "no replaced blob is left behind"
     );
@@ -956,7 +956,7 @@ async fn small_files_live_in_their_row(db: Db) {
         app.put(&admin, "personal-files/empty.bin", Vec::new()).await,
         StatusCode::CREATED
     );
-    assert_eq!(app.blob_files(), 0, "64 KiB and less stay in the database");
+    assert_eq!(app.blob_files().await, 0, "64 KiB and less stay in the database");
     assert_eq!(read("personal-files/small.bin").await, small);
     assert!(read("personal-files/empty.bin").await.is_empty());
     let ranged = app
@@ -974,7 +974,7 @@ async fn small_files_live_in_their_row(db: Db) {
         app.put(&admin, "personal-files/large.bin", large.clone()).await,
         StatusCode::CREATED
     );
-    assert_eq!(app.blob_files(), 1, "one byte more is a blob file");
+    assert_eq!(app.blob_files().await, 1, "one byte more is a blob file");
     assert_eq!(read("personal-files/large.bin").await, large);
 
     // Overwrites in both directions; the file keeps its UUID and the replaced blob goes.
@@ -983,13 +983,13 @@ async fn small_files_live_in_their_row(db: Db) {
         app.put(&admin, "personal-files/small.bin", large.clone()).await,
         StatusCode::OK
     );
-    assert_eq!(app.blob_files(), 2);
+    assert_eq!(app.blob_files().await, 2);
     assert_eq!(read("personal-files/small.bin").await, large);
     assert_eq!(
         app.put(&admin, "personal-files/small.bin", small.clone()).await,
         StatusCode::OK
     );
-    assert_eq!(app.blob_files(), 1, "the blob it replaced is deleted");
+    assert_eq!(app.blob_files().await, 1, "the blob it replaced is deleted");
     assert_eq!(read("personal-files/small.bin").await, small);
     assert_eq!(app.uuid(&admin, "personal-files/small.bin").await, uuid);
 
@@ -1013,7 +1013,7 @@ async fn small_files_live_in_their_row(db: Db) {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(app.blob_files(), 3, "each large copy has a blob of its own");
+    assert_eq!(app.blob_files().await, 3, "each large copy has a blob of its own");
     assert_eq!(
         app.put(&admin, "personal-files/small.bin", b"changed".to_vec())
             .await,
@@ -1031,10 +1031,14 @@ async fn small_files_live_in_their_row(db: Db) {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(app.blob_files(), 2);
+    assert_eq!(app.blob_files().await, 2);
 
     let app = app.restart().await;
-    assert_eq!(app.blob_files(), 2, "the sweep keeps every blob a row refers to");
+    assert_eq!(
+        app.blob_files().await,
+        2,
+        "the sweep keeps every blob a row refers to"
+    );
     let (status, body) = app.read(&Auth::admin(), "personal-files/again/small.bin").await;
     assert_eq!((status, body), (StatusCode::OK, small));
     let (status, body) = app.read(&Auth::admin(), "personal-files/small.bin").await;

@@ -938,7 +938,7 @@ async fn files_cannot_outgrow_the_size_limit(db: Db) {
         .unwrap();
     assert_eq!(dav.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(
-        app.blob_files(),
+        app.blob_files().await,
         1,
         "exact.bin alone: the refused bodies left no blob"
     );

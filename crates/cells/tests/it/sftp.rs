@@ -661,7 +661,13 @@ async fn sftp_protocol_abuse(db: Db) {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let (status, _) = app.stat(&Auth::admin(), "personal-files/partial.bin").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let temp_files = std::fs::read_dir(app.data.join("blobs/tmp")).unwrap().count();
+    // Drafts are in `blobs/tmp` on disk, in `spool/drafts` with an object store.
+    let drafts = app
+        .app
+        .config
+        .blobs_dir()
+        .join(if app.on_disk() { "tmp" } else { "drafts" });
+    let temp_files = std::fs::read_dir(drafts).unwrap().count();
     assert_eq!(temp_files, 0, "the draft of the abandoned write is removed");
 
     // A first packet that is not INIT ends the session; the server stays up.

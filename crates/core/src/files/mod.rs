@@ -794,14 +794,8 @@ impl Tree {
         let Some(data) = self.inline_data(node).await? else {
             return Ok(self.blobs.draft(node.blob_id.as_deref()).await?);
         };
-        let draft = self.blobs.draft(None).await?;
-        let file = draft.file().clone();
-        tokio::task::spawn_blocking(move || {
-            use std::os::unix::fs::FileExt;
-            file.write_all_at(&data, 0)
-        })
-        .await
-        .map_err(Error::internal)??;
+        let mut draft = self.blobs.draft(None).await?;
+        draft.write_at(data, 0).await?;
         Ok(draft)
     }
 

@@ -20,8 +20,8 @@ use cells_core::files::Entry;
 /// The OpenAPI 3 document of the REST API.
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
-/// `GET /healthz`: 200 while this node serves; 503 while the database does not answer or the
-/// node is shutting down, so that a balancer sends its work elsewhere. Low disk space is a
+/// `GET /healthz`: 200 while this node serves; 503 while the database or the object store does
+/// not answer, or the node is shutting down, so that a balancer sends its work elsewhere. Low disk space is a
 /// field, not a 503: the node still serves reads and deletes.
 pub async fn health(State(app): State<SharedApp>) -> Response {
     let free = app.tree.free_space();
@@ -30,6 +30,8 @@ pub async fn health(State(app): State<SharedApp>) -> Response {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
     } else if !app.database_ready().await {
         (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+    } else if !app.blob_store_up() {
+        (StatusCode::SERVICE_UNAVAILABLE, "object store unavailable")
     } else {
         (StatusCode::OK, "ready")
     };
@@ -52,6 +54,9 @@ pub async fn metrics(State(app): State<SharedApp>) -> Response {
          # HELP cells_database_up Whether the database answered the last ping (1) or not (0).\n\
          # TYPE cells_database_up gauge\n\
          cells_database_up {}\n\
+         # HELP cells_blob_store_up Whether the blob store answered the last ping (1) or not (0).\n\
+         # TYPE cells_blob_store_up gauge\n\
+         cells_blob_store_up {}\n\
          # HELP cells_blob_free_bytes Free space on the file system of the blobs.\n\
          # TYPE cells_blob_free_bytes gauge\n\
          cells_blob_free_bytes {}\n\
@@ -62,6 +67,7 @@ pub async fn metrics(State(app): State<SharedApp>) -> Response {
         app.auth.cache_hits(),
         app.auth.hasher().verifications(),
         u8::from(app.database_up()),
+        u8::from(app.blob_store_up()),
         app.tree.free_space().unwrap_or(0),
         u8::from(app.tree.check_space().is_err()),
     );

@@ -44,22 +44,22 @@ impl Upload {
         }
     }
 
-    /// The draft file, made now from what is in memory if the upload is still there.
-    pub(super) async fn draft_file(
+    /// The draft, made now from what is in memory if the upload is still there.
+    pub(super) async fn draft(
         &mut self,
         blobs: &Arc<dyn BlobStore>,
-    ) -> cells_core::error::Result<Arc<std::fs::File>> {
+    ) -> cells_core::error::Result<&mut Draft> {
         // The buffer stays until the draft holds its bytes: a failure here loses nothing.
-        let data = match &self.content {
-            Written::Draft(draft) => return Ok(draft.file().clone()),
-            Written::Memory(buffer) => Bytes::copy_from_slice(buffer),
-        };
-        let draft = blobs.draft(None).await?;
-        let file = draft.file().clone();
-        let target = file.clone();
-        blocking(move || target.write_all_at(&data, 0)).await?;
-        self.content = Written::Draft(draft);
-        Ok(file)
+        if let Written::Memory(buffer) = &self.content {
+            let data = Bytes::copy_from_slice(buffer);
+            let mut draft = blobs.draft(None).await?;
+            draft.write_at(data, 0).await?;
+            self.content = Written::Draft(draft);
+        }
+        match &mut self.content {
+            Written::Draft(draft) => Ok(draft),
+            Written::Memory(_) => unreachable!("moved to a draft above"),
+        }
     }
 }
 
@@ -160,13 +160,10 @@ impl Session {
             return Ok(());
         }
         let freed = upload.in_memory();
-        let file = upload.draft_file(self.tree.blobs()).await?;
+        let draft = upload.draft(self.tree.blobs()).await?;
         self.in_memory -= freed;
-        blocking(move || file.write_all_at(&data, offset)).await?;
+        draft.write_at(Bytes::copy_from_slice(&data), offset).await?;
         upload.size = upload.size.max(end);
-        if let Written::Draft(draft) = &mut upload.content {
-            draft.wrote(end - offset);
-        }
         Ok(())
     }
 

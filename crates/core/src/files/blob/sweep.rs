@@ -10,13 +10,19 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use super::{PARTS_ID, PARTS_SUFFIX, SweepReport};
+use super::SweepReport;
+use super::local::{PARTS_ID, PARTS_SUFFIX};
 
 /// The files of one blob store being written now.
 #[derive(Default)]
 pub(super) struct Writing(Mutex<HashSet<PathBuf>>);
 
 impl Writing {
+    /// The paths being written now.
+    pub(super) fn paths(&self) -> HashSet<PathBuf> {
+        self.set().clone()
+    }
+
     fn set(&self) -> std::sync::MutexGuard<'_, HashSet<PathBuf>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }

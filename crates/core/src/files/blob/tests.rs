@@ -1,6 +1,7 @@
-//! Unit tests of `blob`.
+//! Unit tests of `blob::local` (the contract every store keeps is in `contract`).
 
 use super::*;
+use crate::files::blob::{bytes_stream, read_all};
 
 #[tokio::test]
 async fn put_open_delete_and_sweep() {
@@ -83,7 +84,6 @@ fn blob_files(root: &Path) -> usize {
 /// unfinished (a client gone mid-write), nothing of it is left.
 #[tokio::test]
 async fn drafts_become_blobs_or_nothing() {
-    use std::os::unix::fs::FileExt;
     let dir = tempfile::tempdir().unwrap();
     let blobs = LocalBlobs::open(dir.path()).unwrap();
     let base = blobs
@@ -91,8 +91,8 @@ async fn drafts_become_blobs_or_nothing() {
         .await
         .unwrap();
 
-    let draft = blobs.draft(Some(&base.id)).await.unwrap();
-    draft.file().write_all_at(b"W", 6).unwrap();
+    let mut draft = blobs.draft(Some(&base.id)).await.unwrap();
+    draft.write_at(Bytes::from_static(b"W"), 6).await.unwrap();
     let written = blobs.finish(draft, Md5When::Now).await.unwrap();
     assert_eq!(written.size, 11);
     assert_eq!(written.md5, hex::encode(Md5::digest(b"hello World")));
@@ -106,8 +106,8 @@ async fn drafts_become_blobs_or_nothing() {
     assert_eq!(base_now, b"hello world", "the draft's source is untouched");
     assert_eq!(blob_files(dir.path()), 2);
 
-    let abandoned = blobs.draft(None).await.unwrap();
-    abandoned.file().write_all_at(b"half", 0).unwrap();
+    let mut abandoned = blobs.draft(None).await.unwrap();
+    abandoned.write_at(Bytes::from_static(b"half"), 0).await.unwrap();
     drop(abandoned);
     assert_eq!(blob_files(dir.path()), 2, "an unfinished draft leaves nothing");
     assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
@@ -255,7 +255,6 @@ async fn later_leaves_only_large_bodies_unhashed() {
 /// only while a row names it.
 #[tokio::test]
 async fn concatenations_are_linked_parts() {
-    use std::os::unix::fs::FileExt;
     let dir = tempfile::tempdir().unwrap();
     let blobs = LocalBlobs::open(dir.path()).unwrap();
     let sizes = [SEND_CHUNK + 3, 10, SEND_CHUNK * 2 + 1];
@@ -303,20 +302,23 @@ async fn concatenations_are_linked_parts() {
     assert!(blobs.stream(&id, 1, total).await.is_err(), "past the end");
 
     let file = blobs.open_file(&id).await.unwrap();
-    let mut buffer = vec![0; 64];
-    let read = file.read_at(&mut buffer, edge - 4).unwrap();
+    let read = file.read_at(4, edge - 4).await.unwrap();
     assert_eq!(
-        &buffer[..read],
+        &read[..],
         &content[edge as usize - 4..edge as usize],
         "up to a part's end"
     );
-    let read = file.read_at(&mut buffer, edge).unwrap();
-    assert_eq!(&buffer[..read], &content[edge as usize..edge as usize + 10]);
-    assert_eq!(file.read_at(&mut buffer, total).unwrap(), 0);
+    let read = file.read_at(64, edge - 4).await.unwrap();
+    assert_eq!(
+        &read[..],
+        &content[edge as usize - 4..edge as usize + 60],
+        "across a part's end"
+    );
+    assert!(file.read_at(64, total).await.unwrap().is_empty());
 
     let copied = blobs.copy(&id).await.unwrap();
-    let draft = blobs.draft(Some(&id)).await.unwrap();
-    draft.file().write_all_at(b"changed", 0).unwrap();
+    let mut draft = blobs.draft(Some(&id)).await.unwrap();
+    draft.write_at(Bytes::from_static(b"changed"), 0).await.unwrap();
     let drafted = blobs.finish(draft, Md5When::Now).await.unwrap();
     assert_eq!(drafted.size, total);
     assert_eq!(collect(0, 7).await, &content[..7], "a draft writes its own file");
@@ -356,14 +358,13 @@ async fn concatenations_are_linked_parts() {
 /// open for hours); once finished and named by no row, an old enough blob goes.
 #[tokio::test]
 async fn the_sweep_leaves_what_is_being_written() {
-    use std::os::unix::fs::FileExt;
     let dir = tempfile::tempdir().unwrap();
     let blobs = LocalBlobs::open(dir.path()).unwrap();
-    let draft = blobs.draft(None).await.unwrap();
-    draft.file().write_all_at(b"held open", 0).unwrap();
+    let mut draft = blobs.draft(None).await.unwrap();
+    draft.write_at(Bytes::from_static(b"held open"), 0).await.unwrap();
     let two_hours_ago = SystemTime::now() - std::time::Duration::from_secs(7200);
     let an_hour_ago = SystemTime::now() - std::time::Duration::from_secs(3600);
-    draft.file().set_modified(two_hours_ago).unwrap();
+    draft.file.set_modified(two_hours_ago).unwrap();
     let report = blobs.sweep(&HashSet::new(), Some(an_hour_ago)).await.unwrap();
     assert_eq!(report.orphan_blobs, 0, "a draft in use stays");
     assert_eq!(blob_files(dir.path()), 1);

@@ -1,9 +1,6 @@
-//! File content: immutable blobs behind a small trait (local disk now, an object store later).
+//! Blobs on this node's disk: `<root>/<2 hex>/<uuid>`, temp files under `<root>/tmp`.
 //!
-//! A blob is written and fsynced under a new id before the caller commits the node row that
-//! points at it. So a crash at any moment leaves either the old content or the new, never half
-//! a file. A blob no row points at (a crash before the commit) is removed by `sweep` at the next
-//! start. Large uploads, copies and concatenations are written to a temp file and renamed into
+//! Large uploads, copies and concatenations are written to a temp file and renamed into
 //! place; small uploads and SFTP drafts are written at their final path directly, which no row
 //! can name before the commit: one fsync instead of a rename and a synced directory.
 //!
@@ -18,93 +15,21 @@
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use md5::{Digest, Md5};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use uuid::Uuid;
 
-/// The body of an upload, whatever protocol it came from.
-pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
-/// A download: a blob's content, or a range of it, as chunks to send as they are.
-pub type DownloadStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + Sync>>;
-/// A blob's content, or a range of it.
-pub type BlobReader = Pin<Box<dyn AsyncRead + Send + Sync>>;
-
-/// What a finished write produced.
-#[derive(Debug, Clone)]
-pub struct WrittenBlob {
-    pub id: String,
-    pub size: u64,
-    /// Hex MD5 of the content: the ETag (as S3 computes it for single-part objects); `""`
-    /// from `finish` with `Md5When::Later`, to be computed after the commit (`files::etags`).
-    pub md5: String,
-    /// The content itself when it is kept in the node's row (`files::inline`), not a blob.
-    pub inline: Option<Bytes>,
-}
-
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct SweepReport {
-    pub temp_files: usize,
-    pub orphan_blobs: usize,
-}
-
-/// When `BlobStore::put` and `BlobStore::finish` compute a blob's MD5.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Md5When {
-    /// Before the call returns: `put` hashes on the way, `finish` reads the draft back.
-    #[default]
-    Now,
-    /// After the commit: the node is committed with etag `""`, and `files::etags` hashes the
-    /// blob (see there why). `finish` does not hash at all; `put` still hashes a body of at
-    /// most `HASH_ON_THE_WAY` bytes as it comes, which costs next to nothing, and leaves the
-    /// MD5 out only for a larger one.
-    Later,
-}
-
-/// The largest body `put` with `Md5When::Later` still hashes on the way (see there). It is a
-/// few tens of milliseconds of CPU; beyond it, hashing is about half of a large upload's CPU
-/// (MD5 runs at ~790 MB/s here, on one of two cores the upload needs).
-pub const HASH_ON_THE_WAY: u64 = 16 << 20;
-
-#[async_trait]
-pub trait BlobStore: Send + Sync {
-    /// Write all of `body` to a new blob, durably, hashed as `md5` says. On any error nothing
-    /// is left behind.
-    async fn put(&self, body: ByteStream, md5: Md5When) -> io::Result<WrittenBlob>;
-    /// Read `length` bytes from `offset` (the whole blob with `offset` 0 and `length` = size).
-    async fn open(&self, id: &str, offset: u64, length: u64) -> io::Result<BlobReader>;
-    /// The same bytes as `open`, as chunks to send as they are (downloads).
-    async fn stream(&self, id: &str, offset: u64, length: u64) -> io::Result<DownloadStream>;
-    /// A new blob with the same content as `id`, written as durably as `put`.
-    async fn copy(&self, id: &str) -> io::Result<String>;
-    /// A new blob holding the blobs `ids` one after the other, written as durably as `put`
-    /// (an S3 multipart upload's parts). Returns its id and size; its content is not hashed.
-    async fn concat(&self, ids: &[String]) -> io::Result<(String, u64)>;
-    /// Blob `id` for reads at any offset (SFTP).
-    async fn open_file(&self, id: &str) -> io::Result<BlobFile>;
-    /// A new blob written at any offset (SFTP): empty, or a copy of blob `from`. Nothing of it
-    /// is visible until `finish`; dropped unfinished, it is removed.
-    async fn draft(&self, from: Option<&str>) -> io::Result<Draft>;
-    /// Make `draft` a blob, written as durably as `put`, hashed as `md5` says.
-    async fn finish(&self, draft: Draft, md5: Md5When) -> io::Result<WrittenBlob>;
-    /// The hex MD5 of blob `id`, read on the calling thread (a blocking one), calling
-    /// `between` between reads.
-    fn md5_blocking(&self, id: &str, between: &mut dyn FnMut()) -> io::Result<String>;
-    /// Remove a blob; a missing blob is not an error.
-    async fn delete(&self, id: &str) -> io::Result<()>;
-    /// A name for this store that stays the same across restarts, shared by every node that
-    /// uses the same store (the name of its sweep's lease).
-    fn name(&self) -> &str;
-    /// Remove temp files and every blob not in `keep`, when last modified before `before`
-    /// (`None`: whatever their age). Run at start, before serving.
-    async fn sweep(&self, keep: &HashSet<String>, before: Option<SystemTime>) -> io::Result<SweepReport>;
-}
+use super::sweep::{self, TempGuard, Writing};
+use super::{
+    BlobFile, BlobReader, BlobStore, ByteStream, DownloadStream, Draft, HASH_ON_THE_WAY, Md5When, Reading,
+    SweepReport, WrittenBlob,
+};
 
 /// Blobs as files under `<data>/blobs/<2 hex>/<uuid>`, temp files under `<data>/blobs/tmp`.
 pub struct LocalBlobs {
@@ -174,8 +99,8 @@ impl LocalBlobs {
 }
 
 /// Ids of parts folders start with this; the folder is `<2 hex>/<uuid>.parts`.
-const PARTS_ID: &str = "parts:";
-const PARTS_SUFFIX: &str = ".parts";
+pub(super) const PARTS_ID: &str = "parts:";
+pub(super) const PARTS_SUFFIX: &str = ".parts";
 
 /// What a blob id names on disk.
 enum Location {
@@ -244,25 +169,11 @@ fn link_parts(sources: &[Location], temp: &Path, final_dir: &Path) -> io::Result
 /// The pieces of a content made of `files` that hold `length` bytes from `offset`: each a
 /// file, where to start in it and how much to read. An error when the files end before.
 fn pieces(files: Vec<(PathBuf, u64)>, offset: u64, length: u64) -> io::Result<Vec<(PathBuf, u64, u64)>> {
-    let end = offset.saturating_add(length);
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    for (path, size) in files {
-        let part_end = start + size;
-        if part_end > offset && start < end {
-            let from = offset.max(start) - start;
-            let to = end.min(part_end) - start;
-            pieces.push((path, from, to - from));
-        }
-        start = part_end;
-    }
-    if start < end {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the blob is shorter than its node says",
-        ));
-    }
-    Ok(pieces)
+    let spans = super::spans(files.iter().map(|(_, size)| *size), offset, length)?;
+    Ok(spans
+        .into_iter()
+        .map(|(index, from, to)| (files[index].0.clone(), from, to - from))
+        .collect())
 }
 
 /// `pieces` read one after the other, each file opened when the one before is done.
@@ -303,10 +214,9 @@ async fn open_at(path: PathBuf, offset: u64) -> io::Result<std::fs::File> {
     .map_err(io::Error::other)?
 }
 
-/// A blob opened for reads at any offset (SFTP): one file, or the files of a parts folder.
-pub struct BlobFile(Opened);
-
-enum Opened {
+/// A blob on disk opened for reads at any offset (SFTP): one file, or the files of a parts
+/// folder.
+pub(super) enum LocalFile {
     One(Arc<std::fs::File>),
     Parts {
         /// Each file, where its content starts in the blob, and its size.
@@ -316,20 +226,35 @@ enum Opened {
     },
 }
 
-impl From<Arc<std::fs::File>> for BlobFile {
-    fn from(file: Arc<std::fs::File>) -> BlobFile {
-        BlobFile(Opened::One(file))
+impl From<Arc<std::fs::File>> for LocalFile {
+    fn from(file: Arc<std::fs::File>) -> LocalFile {
+        LocalFile::One(file)
     }
 }
 
-impl BlobFile {
+impl LocalFile {
+    /// Up to `length` bytes from `offset`, fewer only at the end. Blocking: call it on the
+    /// blocking pool.
+    pub(super) fn read_full(&self, length: usize, offset: u64) -> io::Result<Bytes> {
+        let mut buffer = vec![0; length];
+        let mut filled = 0;
+        while filled < length {
+            match self.read_at(&mut buffer[filled..], offset + filled as u64)? {
+                0 => break,
+                read => filled += read,
+            }
+        }
+        buffer.truncate(filled);
+        Ok(Bytes::from(buffer))
+    }
+
     /// Like `FileExt::read_at`: up to `buf.len()` bytes from `offset` (fewer where a part
-    /// ends), 0 at the end. Blocking: call it on the blocking pool.
-    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    /// ends), 0 at the end.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         use std::os::unix::fs::FileExt;
-        let (parts, current) = match &self.0 {
-            Opened::One(file) => return file.read_at(buf, offset),
-            Opened::Parts { parts, current } => (parts, current),
+        let (parts, current) = match self {
+            LocalFile::One(file) => return file.read_at(buf, offset),
+            LocalFile::Parts { parts, current } => (parts, current),
         };
         let index = parts.partition_point(|(_, start, size)| start + size <= offset);
         let Some((path, start, size)) = parts.get(index) else {
@@ -515,7 +440,7 @@ struct Writer {
 const WRITER_QUEUE: usize = 4;
 
 /// Bytes a large blob's writer writes between two early syncs (see `Writer::start`).
-const EARLY_SYNC: u64 = 8 << 20;
+pub(super) const EARLY_SYNC: u64 = 8 << 20;
 
 impl Writer {
     /// Start writing to `temp`, installed as `final_path` at the end; hashing all of the body,
@@ -665,65 +590,6 @@ fn install_blocking(temp: &Path, final_path: &Path) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// A blob being written at any offset: a file no row names until `BlobStore::finish`.
-pub struct Draft {
-    file: Arc<std::fs::File>,
-    id: String,
-    path: PathBuf,
-    guard: TempGuard,
-    /// Bytes written since the last early sync started (see `wrote`).
-    unsynced: u64,
-    syncing: Option<tokio::task::JoinHandle<io::Result<()>>>,
-    sync_error: Option<io::Error>,
-}
-
-impl Draft {
-    fn new(file: std::fs::File, id: String, path: PathBuf, guard: TempGuard) -> Draft {
-        Draft {
-            file: Arc::new(file),
-            id,
-            path,
-            guard,
-            unsynced: 0,
-            syncing: None,
-            sync_error: None,
-        }
-    }
-
-    /// The temp file, for `read_at` / `write_at` / `set_len` (on the blocking pool).
-    pub fn file(&self) -> &Arc<std::fs::File> {
-        &self.file
-    }
-
-    /// Count `bytes` more written to the file. Each time another `EARLY_SYNC` bytes were, an
-    /// fdatasync starts on the blocking pool (unless the last one still runs), so the disk
-    /// writes while the rest arrives and `finish` waits only for the tail, as a `put` does
-    /// (`Writer::start`). A failed one fails `finish`: it shares the file description, whose
-    /// write-back error only one fsync reports.
-    pub fn wrote(&mut self, bytes: u64) {
-        use futures_util::FutureExt as _;
-        self.unsynced += bytes;
-        if self.unsynced < EARLY_SYNC {
-            return;
-        }
-        if let Some(syncing) = self.syncing.take() {
-            if !syncing.is_finished() {
-                self.syncing = Some(syncing);
-                return;
-            }
-            if let Some(Err(error) | Ok(Err(error))) = syncing
-                .now_or_never()
-                .map(|joined| joined.map_err(io::Error::other))
-            {
-                self.sync_error.get_or_insert(error);
-            }
-        }
-        self.unsynced = 0;
-        let file = self.file.clone();
-        self.syncing = Some(tokio::task::spawn_blocking(move || file.sync_data()));
-    }
-}
-
 #[async_trait]
 impl BlobStore for LocalBlobs {
     async fn put(&self, mut body: ByteStream, hash: Md5When) -> io::Result<WrittenBlob> {
@@ -834,9 +700,9 @@ impl BlobStore for LocalBlobs {
 
     async fn open_file(&self, id: &str) -> io::Result<BlobFile> {
         let location = self.locate(id)?;
-        tokio::task::spawn_blocking(move || {
-            Ok(BlobFile(match location {
-                Location::File(path) => Opened::One(Arc::new(std::fs::File::open(path)?)),
+        let file = tokio::task::spawn_blocking(move || {
+            Ok::<_, io::Error>(match location {
+                Location::File(path) => LocalFile::One(Arc::new(std::fs::File::open(path)?)),
                 parts @ Location::Parts(_) => {
                     let mut start = 0;
                     let parts = parts
@@ -847,15 +713,16 @@ impl BlobStore for LocalBlobs {
                             (path, start - size, size)
                         })
                         .collect();
-                    Opened::Parts {
+                    LocalFile::Parts {
                         parts,
                         current: std::sync::Mutex::new(None),
                     }
                 }
-            }))
+            })
         })
         .await
-        .map_err(io::Error::other)?
+        .map_err(io::Error::other)??;
+        Ok(BlobFile(Reading::Local(Arc::new(file))))
     }
 
     async fn draft(&self, from: Option<&str>) -> io::Result<Draft> {
@@ -878,25 +745,16 @@ impl BlobStore for LocalBlobs {
         })
         .await
         .map_err(io::Error::other)??;
-        Ok(Draft::new(file, id, path, guard))
+        Ok(Draft::new(file, id, path, guard, true))
     }
 
     async fn finish(&self, draft: Draft, md5: Md5When) -> io::Result<WrittenBlob> {
-        let Draft {
+        let super::Settled {
             file,
             id,
             path,
             mut guard,
-            syncing,
-            sync_error,
-            ..
-        } = draft;
-        if let Some(syncing) = syncing {
-            syncing.await.map_err(io::Error::other)??;
-        }
-        if let Some(error) = sync_error {
-            return Err(error);
-        }
+        } = draft.settle().await?;
         // Sync and hash if needed in one hop to the blocking pool.
         let (size, md5) = tokio::task::spawn_blocking(move || -> io::Result<(u64, String)> {
             file.sync_all()?;
@@ -957,19 +815,6 @@ impl BlobStore for LocalBlobs {
     }
 }
 
-/// A stream that yields one `Bytes` (for small bodies built in memory).
-pub fn bytes_stream(bytes: Bytes) -> ByteStream {
-    Box::pin(futures_util::stream::once(async move { Ok(bytes) }))
-}
-
-/// Read a whole blob range into memory (small files only: tests, previews).
-pub async fn read_all(mut reader: BlobReader) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    reader.read_to_end(&mut out).await?;
-    Ok(out)
-}
-
-mod sweep;
-use sweep::{TempGuard, Writing};
 #[cfg(test)]
+#[path = "tests.rs"]
 mod tests;
