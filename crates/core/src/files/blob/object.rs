@@ -514,7 +514,6 @@ impl Inner {
                 key: segments[index].0.clone(),
                 from,
                 to,
-                whole: from == 0 && to == segments[index].1,
             })
             .collect())
     }
@@ -525,14 +524,12 @@ impl Inner {
         let (sender, receiver) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(2);
         let inner = self.clone();
         tokio::spawn(async move {
-            for Piece { key, from, to, whole } in pieces {
+            for Piece { key, from, to } in pieces {
                 if from == to {
                     continue;
                 }
-                // A whole object is asked without a range: some stores (rclone) answer a
-                // range that covers everything with 200, which the client refuses.
                 let options = GetOptions {
-                    range: (!whole).then_some(GetRange::Bounded(from..to)),
+                    range: Some(GetRange::Bounded(from..to)),
                     ..GetOptions::default()
                 };
                 let mut stream = match inner.call(inner.s3.get_opts(&key, options)).await {
@@ -659,12 +656,11 @@ impl futures_util::Stream for Received {
     }
 }
 
-/// A range of one object: bytes `from..to` of `key` (all of it when `whole`).
+/// A range of one object: bytes `from..to` of `key`.
 struct Piece {
     key: Key,
     from: u64,
     to: u64,
-    whole: bool,
 }
 
 /// A blob in the store read at any offset (SFTP): `WINDOW` bytes fetched at once and kept
@@ -710,6 +706,16 @@ impl BlobStore for ObjectBlobs {
 
     async fn stream(&self, id: &str, offset: u64, length: u64) -> io::Result<DownloadStream> {
         self.check()?;
+        if !id.starts_with(PARTS_ID) {
+            // One ranged GET, no HEAD first: the caller's node knows the size, and a shorter
+            // object ends the stream with an error (`read_pieces`).
+            let piece = Piece {
+                key: self.inner.blob_key(id)?,
+                from: offset,
+                to: offset.saturating_add(length),
+            };
+            return Ok(self.inner.read_pieces(vec![piece]));
+        }
         let segments = self.segments(id).await?;
         let pieces = Inner::pieces(&segments, offset, length)?;
         Ok(self.inner.read_pieces(pieces))
