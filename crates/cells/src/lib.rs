@@ -106,6 +106,7 @@ impl Server {
         let watcher = tokio::spawn(watch_auth_epoch(app.clone()));
         let database = tokio::spawn(watch_database(app.clone()));
         let blob_store = tokio::spawn(watch_blob_store(app.clone()));
+        let heartbeat = tokio::spawn(beat_intents(app.clone()));
         let router = router::router(app.clone());
         let mut options = cells_http::listener::Options {
             tls: None,
@@ -169,6 +170,7 @@ impl Server {
         watcher.abort();
         database.abort();
         blob_store.abort();
+        heartbeat.abort();
         for task in tls_tasks {
             task.abort();
         }
@@ -239,6 +241,18 @@ async fn watch_blob_store(app: SharedApp) {
     }
 }
 
+/// Keep this node's blob intents alive (an object store's writes in progress), in a task of
+/// its own: a long sweep must not make them look dead to another node.
+async fn beat_intents(app: SharedApp) {
+    let every = Duration::from_secs(cells_core::files::blob::HEARTBEAT as u64);
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(error) = app.tree.blobs().heartbeat().await {
+            tracing::warn!(%error, "could not refresh this node's blob intents");
+        }
+    }
+}
+
 /// How often (seconds) a node sweeps its blob store while serving (`Tree::sweep_while_serving`).
 const SWEEP_EVERY: i64 = 300;
 
@@ -249,7 +263,6 @@ async fn background_jobs(app: SharedApp) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut last_prune = 0i64;
     let mut last_space = 0i64;
-    let mut last_beat = 0i64;
     // The start-up sweep just ran.
     let mut last_sweep = cells_store::now();
     loop {
@@ -260,12 +273,6 @@ async fn background_jobs(app: SharedApp) {
             last_space = now;
             let tree = app.tree.clone();
             let _ = tokio::task::spawn_blocking(move || tree.restore_space()).await;
-        }
-        if now - last_beat >= cells_core::files::blob::HEARTBEAT {
-            last_beat = now;
-            if let Err(error) = app.tree.blobs().heartbeat().await {
-                tracing::warn!(%error, "could not refresh this node's blob intents");
-            }
         }
         if now - last_sweep >= SWEEP_EVERY {
             last_sweep = now;

@@ -57,24 +57,19 @@ pub struct App {
 
 pub type SharedApp = Arc<App>;
 
-/// A database whose files went to an object store stays with that store: a node started on
-/// another store (another bucket or prefix, or local disk) would find none of them, and its
-/// sweep could take another database's objects for orphans. The first node on an object store
-/// records its name (`store-id` in the store); the others must match it.
+/// A database whose files went to an object store stays with it: a node started on local
+/// disk would find none of them. (An object store checks its own binding when it opens:
+/// `ObjectBlobs::open`.)
 async fn bind_blob_store(store: &Store, blobs: &dyn BlobStore) -> anyhow::Result<()> {
-    const KEY: &str = "object_store";
-    let shared = blobs.name().starts_with("s3:");
-    let bound = match shared {
-        true => Some(store.init_setting(KEY, blobs.name()).await?),
-        false => store.find_setting(KEY).await?,
-    };
-    match bound {
-        Some(bound) if bound != blobs.name() => anyhow::bail!(
-            "this database's files are in the object store named {bound:?} (its store-id), \
-             not in {:?}: start every node with the same --blob-store",
-            blobs.name()
+    if blobs.name().starts_with("s3:") {
+        return Ok(());
+    }
+    match store.find_setting(files::blob::OBJECT_STORE_SETTING).await? {
+        Some(bound) => anyhow::bail!(
+            "this database's files are in the object store {bound:?}, not on local disk: \
+             start every node with the same --blob-store"
         ),
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 

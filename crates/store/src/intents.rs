@@ -1,16 +1,20 @@
 //! Blob intents: the objects being written to a shared blob store right now, by which node,
 //! refreshed by that node's heartbeat, so that a sweep on any node leaves them alone.
 
+use sqlx::FromRow;
+
 use crate::{Result, Store, now};
 
 /// An object the sweep must not touch while its writer lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Intent {
     pub object_key: String,
     pub node: String,
     /// The object store's multipart upload id, once one was started.
     pub upload_id: Option<String>,
     pub heartbeat: i64,
+    /// When the object became whole (its row commits next), if it did.
+    pub completed: Option<i64>,
 }
 
 impl Store {
@@ -35,6 +39,17 @@ impl Store {
         let _turn = self.write_turn().await;
         sqlx::query("UPDATE blob_intents SET upload_id = $1 WHERE object_key = $2")
             .bind(upload_id)
+            .bind(object_key)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The object of `object_key` is whole; the row that names it commits next.
+    pub async fn complete_intent(&self, object_key: &str) -> Result<()> {
+        let _turn = self.write_turn().await;
+        sqlx::query("UPDATE blob_intents SET completed = $1 WHERE object_key = $2")
+            .bind(now())
             .bind(object_key)
             .execute(self.pool())
             .await?;
@@ -75,18 +90,11 @@ impl Store {
 
     /// Every intent, live or dead (the sweep tells them apart by `heartbeat`).
     pub async fn intents(&self) -> Result<Vec<Intent>> {
-        let rows: Vec<(String, String, Option<String>, i64)> =
-            sqlx::query_as("SELECT object_key, node, upload_id, heartbeat FROM blob_intents")
-                .fetch_all(self.pool())
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(object_key, node, upload_id, heartbeat)| Intent {
-                object_key,
-                node,
-                upload_id,
-                heartbeat,
-            })
-            .collect())
+        let intents = sqlx::query_as::<_, Intent>(
+            "SELECT object_key, node, upload_id, heartbeat, completed FROM blob_intents",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(intents)
     }
 }

@@ -172,3 +172,48 @@ async fn two_nodes_with_their_own_data_dirs_share_every_file() {
     let (db, _dir) = a.stop().await;
     db.cleanup().await;
 }
+
+/// A database and its object store are bound to each other: a second database pointed at the
+/// first one's store (whose sweep would take the first one's files for orphans) and a node on
+/// local disk for a database whose files are in the store are both refused at start.
+#[tokio::test]
+async fn a_store_and_its_database_are_bound() {
+    let Some(db) = Db::postgres().await else { return };
+    if std::env::var("CELLS_TEST_BLOB_STORE").is_err() {
+        eprintln!("skipped: the object store's binding (set CELLS_TEST_BLOB_STORE)");
+        db.cleanup().await;
+        return;
+    }
+    let first = TestApp::spawn(db.clone()).await;
+    let store = first.app.config.blob_store.clone();
+
+    let other_db = Db::postgres().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::harness::test_config(&other_db, dir.path());
+    config.blob_store = store;
+    let refused = cells::Server::prepare(config)
+        .await
+        .err()
+        .expect("another database is refused");
+    assert!(
+        format!("{refused:#}").contains("already holds the files of another database"),
+        "{refused:#}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(first.data.join("master.key"), dir.path().join("master.key")).unwrap();
+    let mut config = crate::harness::test_config(&db, dir.path());
+    config.blob_store = cells_core::config::BlobLocation::Disk(dir.path().join("blobs"));
+    let refused = cells::Server::prepare(config)
+        .await
+        .err()
+        .expect("local disk is refused");
+    assert!(
+        format!("{refused:#}").contains("not on local disk"),
+        "{refused:#}"
+    );
+
+    let (db, _dir) = first.stop().await;
+    db.cleanup().await;
+    other_db.cleanup().await;
+}

@@ -378,7 +378,7 @@ mod object;
 mod sweep;
 pub use local::LocalBlobs;
 pub use memory::MemoryBlobs;
-pub use object::{HEARTBEAT, ObjectBlobs, ObjectConfig};
+pub use object::{HEARTBEAT, OBJECT_STORE_SETTING, ObjectBlobs, ObjectConfig};
 use sweep::TempGuard;
 #[cfg(test)]
 mod contract;

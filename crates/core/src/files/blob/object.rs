@@ -29,13 +29,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
+use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use md5::{Digest, Md5};
 use object_store::aws::AmazonS3;
@@ -51,6 +52,7 @@ use super::{
 };
 
 mod client;
+mod sweep;
 
 /// Where the store is and how long a call to it may take.
 #[derive(Debug, Clone)]
@@ -100,7 +102,12 @@ const COPY_LIMIT: u64 = 5 << 30;
 /// `HEARTBEAT` seconds.
 pub const INTENT_LIFE: i64 = 90;
 pub const HEARTBEAT: i64 = 15;
+/// A whole object's row commits right after; an intent that completed this long ago without
+/// one protects its object no more.
+const COMMIT_GRACE: i64 = 600;
 const MANIFEST_CACHE: usize = 4096;
+/// The database setting that names the object store its files are in.
+pub const OBJECT_STORE_SETTING: &str = "object_store";
 
 /// The size of part `index` (from 0): `PART` for the first thousand, then growing, so that
 /// S3's 10,000 parts hold over 400 GiB.
@@ -109,8 +116,8 @@ fn part_size(index: usize) -> usize {
 }
 
 impl ObjectBlobs {
-    /// Connect to the store named by `config` and the `AWS_*` variables, and read (or make)
-    /// its name.
+    /// Connect to the store named by `config` and the `AWS_*` variables, bound to the
+    /// database `store` (`Inner::bind`).
     pub async fn open(config: ObjectConfig, store: cells_store::Store) -> anyhow::Result<ObjectBlobs> {
         use anyhow::Context as _;
         let s3 = client::connect(&config)?;
@@ -121,11 +128,12 @@ impl ObjectBlobs {
             timeout: config.timeout,
             manifests: Mutex::default(),
         };
-        let name = inner.store_name().await.with_context(|| {
-            format!(
-                "cannot reach the object store (bucket {:?}); check AWS_ENDPOINT_URL and the credentials",
-                config.bucket
-            )
+        let url = match inner.prefix.is_empty() {
+            true => format!("s3://{}", config.bucket),
+            false => format!("s3://{}/{}", config.bucket, inner.prefix),
+        };
+        let name = inner.bind(&store, &url).await.with_context(|| {
+            format!("cannot open the object store {url} (AWS_ENDPOINT_URL, the credentials, the bucket)")
         })?;
         std::fs::create_dir_all(&config.spool)
             .with_context(|| format!("cannot create the spool folder {}", config.spool.display()))?;
@@ -195,7 +203,9 @@ impl ObjectBlobs {
             let data = buffer.split().freeze();
             match multipart.as_mut() {
                 None => {
-                    inner.call(inner.s3.put(key, PutPayload::from(data))).await?;
+                    // A transfer, not a short call: as long as it takes (a stalled one is cut
+                    // by the client's read timeout).
+                    inner.store_error(inner.s3.put(key, PutPayload::from(data)).await)?;
                 }
                 Some(upload) => {
                     if !data.is_empty() {
@@ -226,7 +236,8 @@ impl ObjectBlobs {
         let intent = self.intend(&key).await?;
         let uploaded = self.upload(&key, body, &intent).await;
         match uploaded.is_ok() {
-            true => intent.done().await,
+            // The object is whole; its row is not committed yet (see `Intent::keep`).
+            true => intent.keep().await,
             // The upload was aborted; if that failed too, the sweep aborts it (see `Intent`).
             false => drop(intent),
         }
@@ -269,7 +280,7 @@ impl ObjectBlobs {
             intent.done().await;
             return Err(error);
         }
-        intent.done().await;
+        intent.keep().await;
         Ok((format!("{PARTS_ID}{uuid}"), sizes.iter().sum()))
     }
 
@@ -279,9 +290,12 @@ impl ObjectBlobs {
     }
 }
 
-/// An intent being held: removed by `done` once the object is complete or gone. Dropped
-/// without it (the request was cut mid-upload), it is marked dead at once, so that the next
-/// sweep aborts its multipart upload and removes what it wrote.
+/// An intent being held. A write that made its object `keep`s it: the row that will name the
+/// object is not committed yet, and until it is only the intent protects the object (an S3
+/// object's time can be its upload's start, older than the sweep's age). The sweep removes it
+/// once a row names the blob, and `delete` with the blob. A write that failed removes it
+/// (`done`); dropped without either (the request was cut mid-upload), it is marked dead at
+/// once, so that the next sweep aborts its multipart upload and removes what it wrote.
 struct Intent {
     store: cells_store::Store,
     key: String,
@@ -289,6 +303,14 @@ struct Intent {
 }
 
 impl Intent {
+    /// The object is whole: the intent stays, with the time it completed (see above).
+    async fn keep(mut self) {
+        self.ended = true;
+        if let Err(error) = self.store.complete_intent(&self.key).await {
+            tracing::warn!(%error, "could not record a blob intent's completion");
+        }
+    }
+
     async fn record_upload(&self, upload_id: &str) -> io::Result<()> {
         self.store
             .set_intent_upload(&self.key, upload_id)
@@ -296,8 +318,8 @@ impl Intent {
             .map_err(database_error)
     }
 
-    /// The write ended: the object is complete, or gone. A failure to remove the row only
-    /// keeps the object from the sweep until the intent's heartbeat is too old.
+    /// The write ended: the object is complete, or gone. A row that cannot be removed now
+    /// (the database is down) keeps the object from the sweep until this node stops.
     async fn done(mut self) {
         self.ended = true;
         if let Err(error) = self.store.remove_intent(&self.key).await {
@@ -410,39 +432,79 @@ impl Inner {
         self.key(&format!("parts/{uuid}"))
     }
 
-    /// `PREFIX/store-id`: this store's name, made by the first node that opens it. Errors
-    /// keep the store's own words (start-up only: they name the endpoint and bucket).
-    async fn store_name(&self) -> anyhow::Result<String> {
+    /// The blob id an intent's key names (`PREFIX/blobs/<uuid>` or `PREFIX/parts/<uuid>`).
+    fn id_of(&self, key: &str) -> Option<String> {
+        let relative = match self.prefix.is_empty() {
+            true => key,
+            false => key.strip_prefix(&self.prefix)?.strip_prefix('/')?,
+        };
+        match relative.split_once('/')? {
+            ("blobs", uuid) => Some(uuid.to_string()),
+            ("parts", uuid) => Some(format!("{PARTS_ID}{uuid}")),
+            _ => None,
+        }
+    }
+
+    /// `PREFIX/store-id`, if the store has one. Errors keep the store's own words (start-up
+    /// only: they name the endpoint and bucket).
+    async fn read_store_id(&self) -> anyhow::Result<Option<String>> {
         let key = self.key("store-id");
         let timed_out = || anyhow::anyhow!("no answer within {:?}", self.timeout);
         match tokio::time::timeout(self.timeout, self.s3.get(&key))
             .await
             .map_err(|_| timed_out())?
         {
-            Ok(found) => return Ok(read_name(found.bytes().await?)?),
-            Err(object_store::Error::NotFound { .. }) => {}
-            Err(error) => return Err(error.into()),
+            Ok(found) => Ok(Some(read_name(found.bytes().await?)?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error.into()),
         }
-        let made = format!("s3:{}", Uuid::new_v4());
-        let create = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
-        };
-        // Two nodes starting together: the first PUT wins where the store honours
-        // `If-None-Match`; both read back whatever won.
-        let put = self.s3.put_opts(&key, PutPayload::from(made), create);
-        match tokio::time::timeout(self.timeout, put)
-            .await
-            .map_err(|_| timed_out())?
-        {
-            Ok(_)
-            | Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {}
-            Err(error) => return Err(error.into()),
+    }
+
+    /// This store's name, bound to the database `store` (see `OBJECT_STORE_SETTING`): the
+    /// database is the authority, so that nodes starting together agree, and a store holding
+    /// another database's files, or a database whose files are elsewhere, is refused.
+    async fn bind(&self, store: &cells_store::Store, url: &str) -> anyhow::Result<String> {
+        // The store first: a node that wrote `store-id` had recorded it in the database before.
+        let existing = self.read_store_id().await?;
+        let bound = store.find_setting(OBJECT_STORE_SETTING).await?;
+        match (bound, existing) {
+            (Some(bound), Some(existing)) if bound == existing => Ok(bound),
+            (Some(bound), Some(existing)) => anyhow::bail!(
+                "{url} is the object store {existing:?}, but this database's files are in {bound:?}: \
+                 start every node with the same --blob-store"
+            ),
+            (Some(bound), None) => anyhow::bail!(
+                "{url} holds no store-id, but this database's files are in the object store {bound:?}: \
+                 wrong bucket or prefix?"
+            ),
+            (None, Some(existing)) => anyhow::bail!(
+                "{url} already holds the files of another database (store-id {existing:?}): \
+                 give this one a bucket or prefix of its own"
+            ),
+            (None, None) => {
+                let name = store
+                    .init_setting(OBJECT_STORE_SETTING, &format!("s3:{}", Uuid::new_v4()))
+                    .await?;
+                let key = self.key("store-id");
+                let create = PutOptions {
+                    mode: PutMode::Create,
+                    ..PutOptions::default()
+                };
+                let put = self.s3.put_opts(&key, PutPayload::from(name.clone()), create);
+                match tokio::time::timeout(self.timeout, put).await {
+                    Err(_) => anyhow::bail!("no answer within {:?}", self.timeout),
+                    Ok(Ok(_)) => Ok(name),
+                    // Another node of this database wrote it first: the same name, or refused.
+                    Ok(Err(
+                        object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
+                    )) => match self.read_store_id().await? {
+                        Some(existing) if existing == name => Ok(name),
+                        other => anyhow::bail!("{url}: store-id {other:?} is not this database's {name:?}"),
+                    },
+                    Ok(Err(error)) => Err(error.into()),
+                }
+            }
         }
-        let found = tokio::time::timeout(self.timeout, self.s3.get(&key))
-            .await
-            .map_err(|_| timed_out())??;
-        Ok(read_name(found.bytes().await?)?)
     }
 
     /// Await a short call to the store, at most `timeout` long.
@@ -518,49 +580,49 @@ impl Inner {
             .collect())
     }
 
-    /// A ranged GET of each piece in turn, as one stream. A task reads ahead of the consumer
+    /// A ranged GET of each piece in turn, as one stream. The first GET is answered before
+    /// this returns, so that a missing object or a failing store is an error here, not a
+    /// download cut after its headers promised the bytes. A task reads ahead of the consumer
     /// (one chunk queued), so the store and the client transfer at once.
-    fn read_pieces(self: &Arc<Self>, pieces: Vec<Piece>) -> DownloadStream {
+    async fn read_pieces(self: &Arc<Self>, pieces: Vec<Piece>) -> io::Result<DownloadStream> {
+        let mut pieces = pieces.into_iter().filter(|piece| piece.from < piece.to);
+        let Some(first) = pieces.next() else {
+            return Ok(Box::pin(futures_util::stream::empty()));
+        };
+        let opened = self.open_piece(&first).await?;
         let (sender, receiver) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(2);
         let inner = self.clone();
+        let rest: Vec<Piece> = pieces.collect();
         tokio::spawn(async move {
-            for Piece { key, from, to } in pieces {
-                if from == to {
-                    continue;
-                }
-                let options = GetOptions {
-                    range: Some(GetRange::Bounded(from..to)),
-                    ..GetOptions::default()
-                };
-                let mut stream = match inner.call(inner.s3.get_opts(&key, options)).await {
-                    Ok(found) => found.into_stream(),
+            if !forward(opened, &first, &sender).await {
+                return;
+            }
+            for piece in rest {
+                let stream = match inner.open_piece(&piece).await {
+                    Ok(stream) => stream,
                     Err(error) => {
                         let _ = sender.send(Err(error)).await;
                         return;
                     }
                 };
-                let mut got = 0;
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(store_failure);
-                    if let Ok(chunk) = &chunk {
-                        got += chunk.len() as u64;
-                    }
-                    let failed = chunk.is_err();
-                    if sender.send(chunk).await.is_err() || failed {
-                        return;
-                    }
-                }
-                if got != to - from {
-                    let short = io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the object is shorter than its blob",
-                    );
-                    let _ = sender.send(Err(short)).await;
+                if !forward(stream, &piece, &sender).await {
                     return;
                 }
             }
         });
-        Box::pin(Received(receiver))
+        Ok(Box::pin(Received(receiver)))
+    }
+
+    /// The ranged GET of `piece`, once its headers came.
+    async fn open_piece(&self, piece: &Piece) -> io::Result<BoxStream<'static, object_store::Result<Bytes>>> {
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(piece.from..piece.to)),
+            ..GetOptions::default()
+        };
+        Ok(self
+            .call(self.s3.get_opts(&piece.key, options))
+            .await?
+            .into_stream())
     }
 
     async fn read_range(
@@ -569,7 +631,7 @@ impl Inner {
         offset: u64,
         length: u64,
     ) -> io::Result<Bytes> {
-        let mut stream = self.read_pieces(Self::pieces(segments, offset, length)?);
+        let mut stream = self.read_pieces(Self::pieces(segments, offset, length)?).await?;
         let mut data = BytesMut::with_capacity(length as usize);
         while let Some(chunk) = stream.next().await {
             data.extend_from_slice(&chunk?);
@@ -639,6 +701,35 @@ fn database_error(error: cells_store::StoreError) -> io::Error {
         true => unavailable("the database does not answer"),
         false => io::Error::other(error),
     }
+}
+
+/// Send `piece`'s bytes from `stream`; false when the download ended (an error sent, or the
+/// consumer gone).
+async fn forward(
+    mut stream: BoxStream<'static, object_store::Result<Bytes>>,
+    piece: &Piece,
+    sender: &tokio::sync::mpsc::Sender<io::Result<Bytes>>,
+) -> bool {
+    let mut got = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(store_failure);
+        if let Ok(chunk) = &chunk {
+            got += chunk.len() as u64;
+        }
+        let failed = chunk.is_err();
+        if sender.send(chunk).await.is_err() || failed {
+            return false;
+        }
+    }
+    if got != piece.to - piece.from {
+        let short = io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the object is shorter than its blob",
+        );
+        let _ = sender.send(Err(short)).await;
+        return false;
+    }
+    true
 }
 
 /// A channel's receiving end as a download stream (`Send + Sync`, which the store's own
@@ -714,11 +805,11 @@ impl BlobStore for ObjectBlobs {
                 from: offset,
                 to: offset.saturating_add(length),
             };
-            return Ok(self.inner.read_pieces(vec![piece]));
+            return self.inner.read_pieces(vec![piece]).await;
         }
         let segments = self.segments(id).await?;
         let pieces = Inner::pieces(&segments, offset, length)?;
-        Ok(self.inner.read_pieces(pieces))
+        self.inner.read_pieces(pieces).await
     }
 
     async fn copy(&self, id: &str) -> io::Result<String> {
@@ -736,7 +827,10 @@ impl BlobStore for ObjectBlobs {
         let to = self.inner.blob_key(&new)?;
         let intent = self.intend(&to).await?;
         let copied = self.inner.store_error(self.inner.s3.copy(&from, &to).await);
-        intent.done().await;
+        match copied {
+            Ok(()) => intent.keep().await,
+            Err(_) => intent.done().await,
+        }
         copied.map(|()| new)
     }
 
@@ -777,7 +871,7 @@ impl BlobStore for ObjectBlobs {
             use tokio::io::AsyncWriteExt;
             let segments = self.segments(from).await?;
             let size = segments.iter().map(|(_, size)| size).sum();
-            let mut stream = self.inner.read_pieces(Inner::pieces(&segments, 0, size)?);
+            let mut stream = self.inner.read_pieces(Inner::pieces(&segments, 0, size)?).await?;
             while let Some(chunk) = stream.next().await {
                 file.write_all(&chunk?).await?;
             }
@@ -800,23 +894,34 @@ impl BlobStore for ObjectBlobs {
         self.runtime.block_on(async {
             let segments = self.segments(id).await?;
             let size = segments.iter().map(|(_, size)| size).sum();
-            let stream = self.inner.read_pieces(Inner::pieces(&segments, 0, size)?);
+            let stream = self.inner.read_pieces(Inner::pieces(&segments, 0, size)?).await?;
             super::md5_of(stream, between).await
         })
     }
 
     async fn delete(&self, id: &str) -> io::Result<()> {
         self.check()?;
-        match id.strip_prefix(PARTS_ID) {
+        let intent_key = match id.strip_prefix(PARTS_ID) {
             Some(uuid) => match Uuid::parse_str(uuid) {
-                Ok(uuid) => self.inner.delete_parts(&uuid.to_string()).await,
-                Err(_) => Ok(()),
+                Ok(uuid) => {
+                    self.inner.delete_parts(&uuid.to_string()).await?;
+                    self.inner.parts_folder(&uuid.to_string())
+                }
+                Err(_) => return Ok(()),
             },
             None => match self.inner.blob_key(id) {
-                Ok(key) => self.inner.delete_key(&key).await,
-                Err(_) => Ok(()),
+                Ok(key) => {
+                    self.inner.delete_key(&key).await?;
+                    key
+                }
+                Err(_) => return Ok(()),
             },
+        };
+        // A blob deleted before a row named it (a failed commit) takes its intent along.
+        if let Err(error) = self.store.remove_intent(intent_key.as_ref()).await {
+            tracing::warn!(%error, "could not remove a deleted blob's intent");
         }
+        Ok(())
     }
 
     fn name(&self) -> &str {
@@ -825,83 +930,7 @@ impl BlobStore for ObjectBlobs {
 
     async fn sweep(&self, keep: &HashSet<String>, before: Option<SystemTime>) -> io::Result<SweepReport> {
         self.check()?;
-        let inner = &self.inner;
-        let mut report = SweepReport::default();
-        // Intents first: an object written after this read is younger than `before` (a
-        // sweep while serving), and at start-up no write of this node runs.
-        let now = cells_store::now();
-        let mut live = HashSet::new();
-        for intent in self.store.intents().await.map_err(database_error)? {
-            if intent.heartbeat >= now - INTENT_LIFE {
-                live.insert(intent.object_key);
-                continue;
-            }
-            if let Some(upload) = &intent.upload_id {
-                let key = Key::from(intent.object_key.as_str());
-                match inner.s3.abort_multipart(&key, &upload.to_string()).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(error) => {
-                        tracing::warn!(%error, "could not abort a dead multipart upload");
-                        continue;
-                    }
-                }
-            }
-            self.store
-                .remove_intent(&intent.object_key)
-                .await
-                .map_err(database_error)?;
-        }
-        // Group the listing by blob: its objects and the newest one's time.
-        let root = inner.key("");
-        let mut blobs: HashMap<String, (String, Vec<Key>, SystemTime)> = HashMap::new();
-        let mut listing = inner.s3.list(if inner.prefix.is_empty() {
-            None
-        } else {
-            Some(&root)
-        });
-        while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(store_failure)?;
-            let full = meta.location.as_ref().to_string();
-            let relative = match inner.prefix.is_empty() {
-                true => full.as_str(),
-                false => match full.strip_prefix(&format!("{}/", inner.prefix)) {
-                    Some(relative) => relative,
-                    None => continue,
-                },
-            };
-            let (id, intent_key) = match relative.split('/').collect::<Vec<_>>()[..] {
-                ["blobs", uuid] => (uuid.to_string(), full.clone()),
-                ["parts", uuid, _] => (
-                    format!("{PARTS_ID}{uuid}"),
-                    inner.parts_folder(uuid).as_ref().to_string(),
-                ),
-                // `store-id`, and anything that is not ours.
-                _ => continue,
-            };
-            let modified = SystemTime::from(meta.last_modified);
-            let entry = blobs.entry(id).or_insert((intent_key, Vec::new(), modified));
-            entry.1.push(meta.location);
-            entry.2 = entry.2.max(modified);
-        }
-        for (id, (intent_key, keys, newest)) in blobs {
-            if keep.contains(&id)
-                || live.contains(&intent_key)
-                || before.is_some_and(|before| newest >= before)
-            {
-                continue;
-            }
-            match id.strip_prefix(PARTS_ID) {
-                Some(uuid) => inner.delete_parts(uuid).await?,
-                None => {
-                    for key in keys {
-                        inner.delete_key(&key).await?;
-                    }
-                }
-            }
-            report.orphan_blobs += 1;
-        }
-        report.temp_files = sweep_spool(&self.spool, &self.writing, before)?;
-        Ok(report)
+        self.sweep_store(keep, before).await
     }
 
     async fn ping(&self) -> io::Result<()> {
@@ -929,24 +958,4 @@ impl BlobStore for ObjectBlobs {
             .map(|_| ())
             .map_err(database_error)
     }
-}
-
-/// Remove spool files (drafts cut by a crash) older than `before` that no draft holds now.
-fn sweep_spool(spool: &Path, writing: &Writing, before: Option<SystemTime>) -> io::Result<usize> {
-    let busy = writing.paths();
-    let mut removed = 0;
-    for entry in std::fs::read_dir(spool)? {
-        let entry = entry?;
-        if busy.contains(&entry.path()) {
-            continue;
-        }
-        let old = match before {
-            None => true,
-            Some(before) => entry.metadata()?.modified()? < before,
-        };
-        if old && std::fs::remove_file(entry.path()).is_ok() {
-            removed += 1;
-        }
-    }
-    Ok(removed)
 }

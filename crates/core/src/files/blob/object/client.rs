@@ -45,9 +45,11 @@ pub(super) fn connect(config: &ObjectConfig) -> anyhow::Result<AmazonS3> {
     let client = ClientOptions::new()
         .with_allow_http(endpoint.is_some_and(|endpoint| endpoint.starts_with("http://")))
         .with_connect_timeout(config.timeout)
-        // A transfer takes as long as it takes; a stalled one is cut by the read timeout.
+        // A transfer takes as long as it takes. The read timeout (reqwest: until the answer's
+        // headers, from the request's start) cuts a stalled one: long enough for a large part
+        // over a slow link. New requests are refused at once during an outage (`check`).
         .with_timeout_disabled()
-        .with_read_timeout((config.timeout * 12).max(Duration::from_secs(60)));
+        .with_read_timeout((config.timeout * 60).max(Duration::from_secs(300)));
     let retry = RetryConfig {
         backoff: BackoffConfig {
             init_backoff: Duration::from_millis(50),
