@@ -42,20 +42,8 @@ OUTAGE_BOUND = float(os.environ.get("OUTAGE_BOUND", "8"))
 RECOVERY_BOUND = float(os.environ.get("RECOVERY_BOUND", "5"))
 GATEWAY_SECRET = "gatewaysecret"
 
-results = {"passed": 0, "failed": 0}
-figures = {}
-
-
-def check(name, ok, detail=""):
-    print(("PASS " if ok else "FAIL ") + name + (f" ({detail})" if detail else ""), flush=True)
-    results["passed" if ok else "failed"] += 1
-    return ok
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from checks import check, figures, free_port, results  # noqa: E402,F401  (objectstore uses them here)
 
 
 class Server:

@@ -48,15 +48,11 @@ impl Server {
             let scheme = if config.tls.is_some() { "https" } else { "http" };
             config.external_url = format!("{scheme}://{}", listener.local_addr()?);
         }
-        // A certificate that does not load stops the start, with the reason.
-        let certificates = match &config.tls {
-            None => None,
+        // A certificate that does not load stops the start, with the reason (a self-signed
+        // one is the cluster's: loaded once the database is open, below).
+        let mut certificates = match &config.tls {
             Some(Tls::Files { cert, key }) => Some(Certificates::load(cert, key)?),
-            Some(Tls::SelfSigned) => {
-                let (cert, key) =
-                    cells_http::tls::self_signed(&config.tls_dir(), &self_signed_names(&config))?;
-                Some(Certificates::load(&cert, &key)?)
-            }
+            None | Some(Tls::SelfSigned) => None,
         };
         let redirect_listener = match &config.http_redirect_bind {
             Some(bind) => Some(
@@ -70,9 +66,13 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen for SFTP on {}", config.sftp_bind))?;
         let app = App::open(config).await?;
+        if let Some(Tls::SelfSigned) = &app.config.tls {
+            let (cert, key) = cluster_self_signed(&app).await?;
+            certificates = Some(Certificates::load(&cert, &key)?);
+        }
         // Now, not at the first connection: a bad key file stops the start, and
         // `admin sftp host-key` shows the key before anyone connects.
-        cells_sftp::host_key(&app.config.data_dir)?;
+        cells_sftp::host_key(&app).await?;
         users::bootstrap_admin(&app).await?;
         let report = app.tree.sweep().await.context("cannot clean the blob store")?;
         if report.temp_files + report.orphan_blobs > 0 {
@@ -175,10 +175,40 @@ impl Server {
             task.abort();
         }
         app.auth.flush_usage(true).await;
+        app.auth.share_throttle().await;
+        app.resign("hourly").await;
         app.close().await;
         tracing::info!("cells stopped");
         Ok(())
     }
+}
+
+/// The self-signed pair every node serves (`--tls self-signed`), so that a client that pinned
+/// it keeps working whichever node a balancer sends it to: sealed in the database, made from
+/// this data dir's pair on the first start (one made before the cluster kept it), and written
+/// into the data dir for the listener to load.
+async fn cluster_self_signed(app: &App) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let dir = app.config.tls_dir();
+    let (cert, key) = cells_http::tls::self_signed(&dir, &self_signed_names(&app.config))?;
+    let read = || -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::json!({
+            "cert": std::fs::read_to_string(&cert)?,
+            "key": std::fs::read_to_string(&key)?,
+        }))
+    };
+    let local = read()?;
+    let stored = app
+        .cluster_secret("tls_self_signed", || Ok(serde_json::to_vec(&local)?))
+        .await?;
+    let stored: serde_json::Value = serde_json::from_slice(&stored).context("the stored certificate")?;
+    if stored != local {
+        let (Some(stored_cert), Some(stored_key)) = (stored["cert"].as_str(), stored["key"].as_str()) else {
+            anyhow::bail!("the stored self-signed certificate is not a certificate and a key");
+        };
+        tracing::info!("this node serves the cluster's self-signed certificate");
+        cells_http::tls::write_pair(&cert, stored_cert, &key, stored_key)?;
+    }
+    Ok((cert, key))
 }
 
 /// The names a self-signed certificate is made for: localhost, the loopback addresses, and the
@@ -253,12 +283,27 @@ async fn beat_intents(app: SharedApp) {
     }
 }
 
+/// What one node of a cluster does every hour (`App::lead`): prune what expired (tokens,
+/// keys, OAuth state, WebDAV locks, address failures), rotate the signing keys when due, delete
+/// abandoned S3 uploads, and queue the files whose ETag a stopped node left pending.
+async fn hourly_jobs(app: &SharedApp, now: i64) {
+    app.prune_expired(now).await;
+    match cells_s3::multipart::expire(app).await {
+        Ok(0) => {}
+        Ok(count) => tracing::info!(count, "deleted abandoned S3 multipart uploads"),
+        Err(error) => tracing::warn!(%error, "could not delete abandoned S3 multipart uploads"),
+    }
+    if let Err(error) = app.tree.queue_pending_etags(&app.node_id).await {
+        tracing::warn!(%error, "could not queue the files whose ETag is pending");
+    }
+}
+
 /// How often (seconds) a node sweeps its blob store while serving (`Tree::sweep_while_serving`).
 const SWEEP_EVERY: i64 = 300;
 
-/// Periodic work: write coalesced token uses; every second, give back the space kept for
-/// deletes once there is room; every five minutes, sweep the blob store; hourly, prune what expired (tokens, keys, OAuth
-/// state, WebDAV locks, abandoned S3 uploads).
+/// Periodic work: write coalesced token uses and share the address throttle's failures; every
+/// second, give back the space kept for deletes once there is room; every five minutes, sweep
+/// the blob store (one node, under a lease); hourly, `hourly_jobs` (one node, under a lease).
 async fn background_jobs(app: SharedApp) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut last_prune = 0i64;
@@ -268,6 +313,7 @@ async fn background_jobs(app: SharedApp) {
     loop {
         tick.tick().await;
         app.auth.flush_usage(false).await;
+        app.auth.share_throttle().await;
         let now = cells_store::now();
         if now != last_space {
             last_space = now;
@@ -288,11 +334,10 @@ async fn background_jobs(app: SharedApp) {
         }
         if now - last_prune >= 3600 {
             last_prune = now;
-            app.prune_expired(now).await;
-            match cells_s3::multipart::expire(&app).await {
-                Ok(0) => {}
-                Ok(count) => tracing::info!(count, "deleted abandoned S3 multipart uploads"),
-                Err(error) => tracing::warn!(%error, "could not delete abandoned S3 multipart uploads"),
+            match app.lead("hourly").await {
+                Ok(true) => hourly_jobs(&app, now).await,
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, "could not take the hourly jobs' lease"),
             }
         }
     }

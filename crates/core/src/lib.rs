@@ -79,7 +79,7 @@ impl App {
         let store = Store::open_with(config.database_url.expose(), config.limits.dependency_timeout)
             .await
             .with_context(|| "cannot open the database".to_string())?;
-        let vault = Arc::new(Vault::open(&config.data_dir)?);
+        let vault = Arc::new(Vault::open(&config.data_dir, &store).await?);
         let pat_key = vault.secret(&store, "pat_checksum_key", 32).await?;
         let session_secret = vault.secret(&store, "session_cookie_key", 32).await?;
         let session_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &session_secret);
@@ -127,6 +127,18 @@ impl App {
             node_id,
             draining: tokio::sync::watch::Sender::new(0),
         }))
+    }
+}
+
+impl App {
+    /// A secret every node shares, sealed in the database (`Vault::secret_or`): the one stored,
+    /// or the one `make` gives on the first start.
+    pub async fn cluster_secret(
+        &self,
+        name: &str,
+        make: impl FnOnce() -> anyhow::Result<Vec<u8>>,
+    ) -> anyhow::Result<Vec<u8>> {
+        self.vault.secret_or(&self.store, name, make).await
     }
 }
 
@@ -239,6 +251,27 @@ impl App {
     /// what expired), signing keys (rotated when due, retired ones dropped once nothing they
     /// signed can be valid), OAuth codes, refresh tokens and sessions, device codes, WebDAV
     /// locks. Each failure is logged and the others still run.
+    /// Whether this node runs `job` now for the whole cluster (a lease held for
+    /// `files::JOB_LEASE_SECONDS`, renewed by each run): one node prunes, rotates keys and
+    /// queues pending ETags, not every node. On SQLite this process is the only node (and a
+    /// lease left by the process before it, killed, must not hold it off).
+    pub async fn lead(&self, job: &str) -> anyhow::Result<bool> {
+        if self.store.backend() == cells_store::Backend::Sqlite {
+            return Ok(true);
+        }
+        Ok(self
+            .store
+            .take_lease(job, &self.node_id, files::JOB_LEASE_SECONDS)
+            .await?)
+    }
+
+    /// Give up `job`'s lease (a clean stop), so that another node takes it at once.
+    pub async fn resign(&self, job: &str) {
+        if let Err(error) = self.store.release_lease(job, &self.node_id).await {
+            tracing::warn!(%error, job, "could not give up a job's lease");
+        }
+    }
+
     pub async fn prune_expired(&self, now: i64) {
         match self.store.prune_tokens(now - 7 * 24 * 3600).await {
             Ok(0) => {}
@@ -262,6 +295,10 @@ impl App {
                 self.store.prune_oauth(now).await,
             ),
             ("device codes", self.store.prune_device_codes(now).await),
+            (
+                "address failures",
+                auth::throttle::Throttle::prune(&self.store).await,
+            ),
         ] {
             if let Err(error) = outcome {
                 tracing::warn!(%error, "could not prune expired {what}");

@@ -15,9 +15,11 @@
 //!   connections are closed at once.
 //! - With TLS (`tls`), the handshake must end within `tls-handshake-timeout`; until it has,
 //!   the connection counts against its address like any other.
-//! - A connection from a trusted proxy (`--trusted-proxy`) may name its client in
+//! - A connection from a trusted proxy (`--trusted-proxy`) may name its client in a PROXY
+//!   protocol v2 header (HAProxy's `send-proxy-v2`, read before TLS) and in
 //!   `X-Forwarded-For`: its requests then carry the client's address (`ConnectInfo`), which
-//!   every per-address rule reads. Connection limits count the proxy itself.
+//!   every per-address rule reads. The connection limit counts the client a PROXY header
+//!   names, or else the proxy itself.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -35,7 +37,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
@@ -43,7 +45,7 @@ use tower::ServiceExt;
 
 use cells_core::auth::throttle::counted_as;
 use cells_core::config::Limits;
-use cells_core::connections::Connections;
+use cells_core::connections::{Connections, Slot};
 use cells_core::proxy::TrustedProxies;
 
 /// Set on the requests of a connection over its address's limit.
@@ -66,19 +68,27 @@ pub async fn serve(
     options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let proxies = Arc::new(options.proxies);
-    let connections = Connections::<IpAddr>::new(limits.http_connections_per_address);
-    // Connections past the limit, answered 503 (or /healthz), up to as many again.
-    let overflow = Connections::<IpAddr>::new(limits.http_connections_per_address);
-    let body_timeout = limits.http_idle_timeout;
-    let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.http_header_timeout);
+    let shared = Arc::new(Shared {
+        router,
+        proxies: options.proxies,
+        tls: options.tls,
+        builder,
+        connections: Connections::new(limits.http_connections_per_address),
+        // Connections past the limit, answered 503 (or /healthz), up to as many again.
+        overflow: Connections::new(limits.http_connections_per_address),
+        body_timeout: limits.http_idle_timeout,
+        idle_timeout: limits.http_idle_timeout,
+        handshake_timeout: limits.tls_handshake_timeout,
+        header_timeout: limits.http_header_timeout,
+    });
+    let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let (stream, peer) = tokio::select! {
+        let (mut stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(error) => {
@@ -89,22 +99,91 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let key = counted_as(peer.ip());
-        let (slot, overflow) = match connections.open(key) {
-            Some(slot) => (Some(slot), None),
-            None => match overflow.open(key) {
-                Some(extra) => (None, Some(extra)),
-                None => {
-                    drop(stream);
-                    continue;
+        let watcher = graceful.watcher();
+        let shared = shared.clone();
+        if shared.proxies.trusts(peer.ip()) {
+            // A balancer's connection may name its client in a PROXY header: read it in the
+            // connection's own task (never in this loop), then count the client, not the
+            // balancer, against the per-address limit.
+            tokio::spawn(async move {
+                let wait = shared.header_timeout;
+                let client = match cells_core::proxy::proxied_client(&mut stream, peer, wait).await {
+                    Ok(client) => client,
+                    Err(error) => {
+                        tracing::debug!(%peer, %error, "closed: a bad PROXY header");
+                        return;
+                    }
+                };
+                if let Some(admitted) = shared.admit(client.ip()) {
+                    shared.serve(stream, client, admitted, watcher).await;
                 }
-            },
+            });
+            continue;
+        }
+        let Some(admitted) = shared.admit(peer.ip()) else {
+            drop(stream);
+            continue;
         };
-        let over_limit = slot.is_none();
+        tokio::spawn(async move { shared.serve(stream, peer, admitted, watcher).await });
+    }
+    // Requests in flight finish, up to `shutdown-timeout`; idle connections close now.
+    if tokio::time::timeout(limits.shutdown_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            deadline = ?limits.shutdown_timeout,
+            "HTTP requests still in flight at the shutdown deadline were cut"
+        );
+    }
+    Ok(())
+}
+
+/// What every connection of one listener shares.
+struct Shared {
+    router: Router,
+    proxies: TrustedProxies,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    builder: hyper::server::conn::http1::Builder,
+    connections: Connections<IpAddr>,
+    overflow: Connections<IpAddr>,
+    body_timeout: Duration,
+    idle_timeout: Duration,
+    handshake_timeout: Duration,
+    header_timeout: Duration,
+}
+
+/// A connection's place under its address's limit (held until it closes), or past the limit
+/// (answered 503 but `/healthz`).
+struct Admitted {
+    _slot: Slot<IpAddr>,
+    over_limit: bool,
+}
+
+impl Shared {
+    /// A place for a connection of `client`; `None` past twice the limit (closed at once).
+    fn admit(&self, client: IpAddr) -> Option<Admitted> {
+        let key = counted_as(client);
+        match self.connections.open(key) {
+            Some(slot) => Some(Admitted {
+                _slot: slot,
+                over_limit: false,
+            }),
+            None => self.overflow.open(key).map(|slot| Admitted {
+                _slot: slot,
+                over_limit: true,
+            }),
+        }
+    }
+
+    /// Serve HTTP on one connection of `peer` (the client, when a PROXY header named it).
+    async fn serve(&self, stream: TcpStream, peer: SocketAddr, admitted: Admitted, watcher: Watcher) {
+        let over_limit = admitted.over_limit;
         let busy = Arc::new(AtomicUsize::new(0));
-        let idle = Idle::new(stream, limits.http_idle_timeout, busy.clone());
-        let router = router.clone();
-        let proxies = proxies.clone();
+        let idle = Idle::new(stream, self.idle_timeout, busy.clone());
+        let router = self.router.clone();
+        let proxies = self.proxies.clone();
+        let body_timeout = self.body_timeout;
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let ended = Arc::new(AtomicBool::new(false));
             let read = ended.clone();
@@ -133,41 +212,25 @@ pub async fn serve(
                 response
             }
         });
-        let watcher = graceful.watcher();
-        let builder = builder.clone();
-        let tls = options.tls.clone();
-        let handshake = limits.tls_handshake_timeout;
-        tokio::spawn(async move {
-            match tls {
-                None => {
+        match &self.tls {
+            None => {
+                let _ = watcher
+                    .watch(self.builder.serve_connection(TokioIo::new(idle), service))
+                    .await;
+            }
+            Some(acceptor) => match tokio::time::timeout(self.handshake_timeout, acceptor.accept(idle)).await
+            {
+                Ok(Ok(stream)) => {
                     let _ = watcher
-                        .watch(builder.serve_connection(TokioIo::new(idle), service))
+                        .watch(self.builder.serve_connection(TokioIo::new(stream), service))
                         .await;
                 }
-                Some(acceptor) => match tokio::time::timeout(handshake, acceptor.accept(idle)).await {
-                    Ok(Ok(stream)) => {
-                        let _ = watcher
-                            .watch(builder.serve_connection(TokioIo::new(stream), service))
-                            .await;
-                    }
-                    Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                },
-            }
-            drop((slot, overflow));
-        });
+                Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            },
+        }
+        drop(admitted);
     }
-    // Requests in flight finish, up to `shutdown-timeout`; idle connections close now.
-    if tokio::time::timeout(limits.shutdown_timeout, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            deadline = ?limits.shutdown_timeout,
-            "HTTP requests still in flight at the shutdown deadline were cut"
-        );
-    }
-    Ok(())
 }
 
 /// The plain-HTTP port beside HTTPS (`--http-redirect-bind`): a GET or HEAD that carries no

@@ -199,6 +199,14 @@ pub fn self_signed(dir: &Path, names: &[String]) -> anyhow::Result<(PathBuf, Pat
     Ok((cert, key))
 }
 
+/// Replace the pair at `cert` and `key` with `cert_pem` and `key_pem` (the key readable by its
+/// owner only).
+pub fn write_pair(cert: &Path, cert_pem: &str, key: &Path, key_pem: &str) -> anyhow::Result<()> {
+    write_private(key, key_pem.as_bytes()).with_context(|| format!("cannot write {}", key.display()))?;
+    std::fs::write(cert, cert_pem).with_context(|| format!("cannot write {}", cert.display()))?;
+    Ok(())
+}
+
 /// Write a file only its owner may read, replacing any.
 fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;

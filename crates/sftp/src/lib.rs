@@ -13,7 +13,6 @@ pub mod session;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,50 +25,61 @@ use russh::{Channel, ChannelId, MethodKind, MethodSet};
 use tokio::net::TcpListener;
 
 use budget::Budget;
-use cells_core::SharedApp;
 use cells_core::auth::Client;
 use cells_core::auth::principal::Principal;
 use cells_core::auth::throttle::counted_as;
 use cells_core::connections::{Connections, Slot};
 use cells_core::error::Error;
+use cells_core::{App, SharedApp};
 use session::{Credential, Login};
 
-/// The host key, in OpenSSH format, in the data dir.
+/// The host key of servers before the cluster kept it in the database: imported from the
+/// data dir on the first start, so pinned clients keep working.
 pub const HOST_KEY_FILE: &str = "sftp_host_ed25519_key";
 
-/// The server's Ed25519 host key: read from the data dir, or generated there on first start
-/// (owner-only permissions). It must stay stable: clients pin it.
-pub fn host_key(data_dir: &Path) -> anyhow::Result<PrivateKey> {
-    let path = data_dir.join(HOST_KEY_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => PrivateKey::from_openssh(text)
-            .with_context(|| format!("cannot read the host key {}", path.display())),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let mut seed = [0u8; 32];
-            cells_core::random::fill(&mut seed);
-            let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
-            let text = key.to_openssh(LineEnding::LF)?;
-            write_private(&path, text.as_bytes())
-                .with_context(|| format!("cannot write the host key {}", path.display()))?;
-            tracing::info!(fingerprint = %fingerprint(&key), "generated the SFTP host key");
-            Ok(key)
-        }
-        Err(error) => Err(error).with_context(|| format!("cannot read the host key {}", path.display())),
-    }
-}
+/// The database setting that holds the host key (sealed, OpenSSH format).
+const HOST_KEY_SETTING: &str = "sftp_host_key";
 
-/// Create `path` with mode 0600 and `content`, durably, failing if it exists (two nodes
-/// starting at once must not overwrite each other's key).
-fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(content)?;
-    file.sync_all()
+/// The server's Ed25519 host key, one for every node (clients pin it, and a load balancer
+/// sends them to any node): sealed in the database. On the first start it is the data dir's
+/// `sftp_host_ed25519_key` when there is one (never replaced), or a new key.
+pub async fn host_key(app: &App) -> anyhow::Result<PrivateKey> {
+    let path = app.config.data_dir.join(HOST_KEY_FILE);
+    let local = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(
+            PrivateKey::from_openssh(&text)
+                .with_context(|| format!("cannot read the host key {}", path.display()))?,
+        ),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot read the host key {}", path.display()));
+        }
+    };
+    let text = app
+        .cluster_secret(HOST_KEY_SETTING, || {
+            let key = match &local {
+                Some(key) => key.clone(),
+                None => {
+                    let mut seed = [0u8; 32];
+                    cells_core::random::fill(&mut seed);
+                    PrivateKey::from(Ed25519Keypair::from_seed(&seed))
+                }
+            };
+            Ok(key.to_openssh(LineEnding::LF)?.as_bytes().to_vec())
+        })
+        .await?;
+    let text = String::from_utf8(text).context("the stored host key is not text")?;
+    let key = PrivateKey::from_openssh(&text).context("cannot read the stored host key")?;
+    if let Some(local) = local
+        && local.public_key() != key.public_key()
+    {
+        tracing::warn!(
+            file = %path.display(),
+            cluster = %fingerprint(&key),
+            "this data dir's SFTP host key is not the cluster's; the cluster's is served"
+        );
+    }
+    Ok(key)
 }
 
 /// `SHA256:…`, as `ssh-keygen -l` and OpenSSH's first-connection prompt show it.
@@ -127,7 +137,7 @@ struct Shared {
 /// is refused further logins; a connection that has not authenticated within
 /// `sftp-auth-timeout` is closed.
 pub async fn serve(app: SharedApp, listener: TcpListener) -> anyhow::Result<()> {
-    let config = ssh_config(host_key(&app.config.data_dir)?);
+    let config = ssh_config(host_key(&app).await?);
     let limits = app.config.limits.clone();
     let shared = Arc::new(Shared {
         budget: Arc::new(Budget::new(budget::SERVER_MEMORY)),
@@ -149,70 +159,43 @@ pub async fn serve(app: SharedApp, listener: TcpListener) -> anyhow::Result<()> 
                 continue;
             }
         };
-        let Some(address_slot) = shared.per_address.open(counted_as(peer.ip())) else {
-            tracing::info!(%peer, "sftp: too many connections from this address; closed");
-            drop(socket);
-            continue;
-        };
         let _ = socket.set_nodelay(true);
-        let authenticated = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let handler = Connection {
-            app: app.clone(),
-            peer,
-            login: None,
-            channels: HashMap::new(),
-            shared: shared.clone(),
-            user_slot: None,
-            authenticated: authenticated.clone(),
-            sessions: Arc::default(),
-        };
-        let config = config.clone();
+        let (app, shared, config) = (app.clone(), shared.clone(), config.clone());
         let auth_timeout = limits.sftp_auth_timeout;
-        tokio::spawn(async move {
-            let _address_slot = address_slot;
-            // The deadline covers the version exchange too: a client that sends nothing at
-            // all is closed as well.
-            let deadline = tokio::time::Instant::now() + auth_timeout;
-            let session =
-                match tokio::time::timeout_at(deadline, russh::server::run_stream(config, socket, handler))
-                    .await
-                {
-                    Ok(Ok(session)) => session,
-                    Ok(Err(error)) => {
-                        tracing::debug!(%error, %peer, "sftp: handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::info!(%peer, "sftp: no SSH version exchange in time; closed");
+        if app.config.trusted_proxies.trusts(peer.ip()) {
+            // A balancer (HAProxy's `send-proxy-v2`) names the client in a PROXY header: read
+            // it in the connection's own task, within the authentication deadline, and count
+            // the client, not the balancer.
+            tokio::spawn(async move {
+                let mut socket = socket;
+                let started = tokio::time::Instant::now();
+                let client = match cells_core::proxy::proxied_client(&mut socket, peer, auth_timeout).await {
+                    Ok(client) => client,
+                    Err(error) => {
+                        tracing::debug!(%peer, %error, "sftp: closed: a bad PROXY header");
                         return;
                     }
                 };
-            tokio::pin!(session);
-            let outcome = tokio::select! {
-                outcome = &mut session => outcome,
-                () = tokio::time::sleep_until(deadline) => {
-                    if !authenticated.load(std::sync::atomic::Ordering::Acquire) {
-                        tracing::info!(%peer, "sftp: not authenticated in time; closed");
-                        // The session runs in a task of its own: ask it to end, and give it a
-                        // moment to close the socket.
-                        let _ = session
-                            .handle()
-                            .disconnect(
-                                russh::Disconnect::ByApplication,
-                                "authentication timeout".into(),
-                                "en".into(),
-                            )
-                            .await;
-                        let _ = tokio::time::timeout(Duration::from_secs(2), &mut session).await;
-                        return;
-                    }
-                    session.await
+                if let Some(slot) = admit(&shared, client) {
+                    let left = auth_timeout.saturating_sub(started.elapsed());
+                    run_connection(app, shared, config, socket, client, slot, left).await;
                 }
-            };
-            if let Err(error) = outcome {
-                tracing::debug!(%error, %peer, "sftp: connection ended");
-            }
-        });
+            });
+            continue;
+        }
+        let Some(slot) = admit(&shared, peer) else {
+            drop(socket);
+            continue;
+        };
+        tokio::spawn(run_connection(
+            app,
+            shared,
+            config,
+            socket,
+            peer,
+            slot,
+            auth_timeout,
+        ));
     }
     // Shutting down: no new connection (the listener closes here). Sessions refuse new opens
     // and end once their open files are closed (`session::run`); wait for them, up to
@@ -242,6 +225,79 @@ pub async fn serve(app: SharedApp, listener: TcpListener) -> anyhow::Result<()> 
         .await;
     }
     Ok(())
+}
+
+/// A place for a connection of `client` under `sftp-connections-per-address`; `None` closes it.
+fn admit(shared: &Shared, client: SocketAddr) -> Option<Slot<IpAddr>> {
+    let slot = shared.per_address.open(counted_as(client.ip()));
+    if slot.is_none() {
+        tracing::info!(peer = %client, "sftp: too many connections from this address; closed");
+    }
+    slot
+}
+
+/// One SSH connection of `peer` (the client a PROXY header named, or the socket's peer), to
+/// its end; closed when not authenticated within `auth_timeout`.
+async fn run_connection(
+    app: SharedApp,
+    shared: Arc<Shared>,
+    config: Arc<russh::server::Config>,
+    socket: tokio::net::TcpStream,
+    peer: SocketAddr,
+    _address_slot: Slot<IpAddr>,
+    auth_timeout: Duration,
+) {
+    let authenticated = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let handler = Connection {
+        app,
+        peer,
+        login: None,
+        channels: HashMap::new(),
+        shared,
+        user_slot: None,
+        authenticated: authenticated.clone(),
+        sessions: Arc::default(),
+    };
+    // The deadline covers the version exchange too: a client that sends nothing at
+    // all is closed as well.
+    let deadline = tokio::time::Instant::now() + auth_timeout;
+    let session =
+        match tokio::time::timeout_at(deadline, russh::server::run_stream(config, socket, handler)).await {
+            Ok(Ok(session)) => session,
+            Ok(Err(error)) => {
+                tracing::debug!(%error, %peer, "sftp: handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(%peer, "sftp: no SSH version exchange in time; closed");
+                return;
+            }
+        };
+    tokio::pin!(session);
+    let outcome = tokio::select! {
+        outcome = &mut session => outcome,
+        () = tokio::time::sleep_until(deadline) => {
+            if !authenticated.load(std::sync::atomic::Ordering::Acquire) {
+                tracing::info!(%peer, "sftp: not authenticated in time; closed");
+                // The session runs in a task of its own: ask it to end, and give it a
+                // moment to close the socket.
+                let _ = session
+                    .handle()
+                    .disconnect(
+                        russh::Disconnect::ByApplication,
+                        "authentication timeout".into(),
+                        "en".into(),
+                    )
+                    .await;
+                let _ = tokio::time::timeout(Duration::from_secs(2), &mut session).await;
+                return;
+            }
+            session.await
+        }
+    };
+    if let Err(error) = outcome {
+        tracing::debug!(%error, %peer, "sftp: connection ended");
+    }
 }
 
 /// One SSH connection.

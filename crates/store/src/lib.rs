@@ -13,6 +13,7 @@ macro_rules! sql {
     };
 }
 
+pub mod address_failures;
 pub mod dav_locks;
 pub mod device;
 pub mod durability;
@@ -37,6 +38,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use address_failures::AddressFailures;
 pub use dav_locks::StoredLock;
 pub use device::{DeviceCode, DeviceStatus};
 pub use durability::Durability;

@@ -39,6 +39,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(11, "0011_client_token_options"),
     migration!(12, "0012_leases"),
     migration!(13, "0013_blob_intents"),
+    migration!(14, "0014_address_failures"),
 ];
 
 /// Any number, the same on every node: the key of the PostgreSQL advisory lock.

@@ -449,9 +449,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 command: SftpCommand::HostKey,
             },
         } => {
-            // The key lives in the data dir; no database needed.
-            let config = Config::load(overrides)?;
-            let key = cells_sftp::host_key(&config.data_dir)?;
+            // The key every node serves, from the database.
+            let app = App::open(Config::load(overrides)?).await?;
+            let key = cells_sftp::host_key(&app).await;
+            app.close().await;
+            let key = key?;
             // Written, not println!: `… | head -n 1` closing the pipe is no error.
             let text = format!(
                 "{}\n{}\n",

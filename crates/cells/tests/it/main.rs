@@ -6,6 +6,7 @@ mod scope_matrix;
 
 mod architecture;
 mod clients;
+mod cluster;
 mod console;
 mod crash;
 mod dav;

@@ -33,6 +33,12 @@ pub(crate) struct Client {
     seen: Arc<Mutex<Option<String>>>,
 }
 
+impl Client {
+    pub(crate) fn new() -> Client {
+        Client { seen: Arc::default() }
+    }
+}
+
 impl client::Handler for Client {
     type Error = russh::Error;
 
@@ -48,7 +54,7 @@ impl client::Handler for Client {
 pub(crate) struct Ssh {
     pub(crate) handle: client::Handle<Client>,
     pub(crate) channel: russh::Channel<client::Msg>,
-    fingerprint: Option<String>,
+    pub(crate) fingerprint: Option<String>,
 }
 
 pub(crate) async fn ssh(app: &TestApp, login: &str, secret: &str) -> Option<Ssh> {

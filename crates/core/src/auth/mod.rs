@@ -889,6 +889,14 @@ impl Authenticator {
         let due = self.usage.due(all);
         self.usage.write(&self.store, due).await;
     }
+
+    /// Share the address throttle's failures with the other nodes (`Throttle::share`). Quiet
+    /// when the database is down: its watcher says so, and this runs four times a second.
+    pub async fn share_throttle(&self) {
+        if let Err(error) = self.throttle.share(&self.store).await {
+            tracing::debug!(%error, "could not share the address throttle's failures; will retry");
+        }
+    }
 }
 
 /// Three base64url parts: a JWT (ours start with `eyJ`, the encoding of `{"`).

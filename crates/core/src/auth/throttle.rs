@@ -7,12 +7,19 @@
 //! guesses from one address gets no more verifications than its remaining free failures (one
 //! at a time once they are used up). IPv6 addresses are counted per /64, which one host
 //! usually holds whole. Memory is bounded: idle entries are dropped, and the table never holds
-//! more than `MAX_ENTRIES` addresses. The table is per node (issue 33 moves it to the database).
+//! more than `MAX_ENTRIES` addresses.
+//!
+//! The failures are shared by every node through the database (`share`, four times a second):
+//! each node adds its own and takes in the others', so a spray spread over the nodes of a
+//! cluster is slowed like one aimed at a single node. Checks stay in memory (no database read
+//! per request); verifications in flight are counted per node.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use cells_store::{Store, StoreError};
 
 const FREE_FAILURES: u32 = 20;
 const WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -40,9 +47,35 @@ impl Entry {
 
 type Table = Mutex<HashMap<IpAddr, Entry>>;
 
+/// How long `address` waits after its `failures`-th failure in a window.
+fn delay(failures: u32) -> Option<Duration> {
+    let past = failures.checked_sub(FREE_FAILURES + 1)?;
+    Some(Duration::from_secs(1 << past.min(6)).min(MAX_DELAY))
+}
+
+/// Rows committed this long before a node's last look are read again at its next one (a
+/// commit on another node may land late; clocks differ a little).
+const SHARE_OVERLAP_MS: i64 = 2_000;
+
+#[derive(Default)]
+struct Sharing {
+    /// Failures counted here and not yet added to the database.
+    pending: HashMap<IpAddr, u32>,
+    /// Epoch milliseconds of the last look at the database.
+    read_at_ms: i64,
+}
+
 #[derive(Default)]
 pub struct Throttle {
     entries: Arc<Table>,
+    sharing: Mutex<Sharing>,
+}
+
+fn epoch_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// A password verification reserved for an address; it ends when dropped.
@@ -142,11 +175,74 @@ impl Throttle {
             entry.in_flight = in_flight;
         }
         entry.failures += 1;
-        if entry.failures > FREE_FAILURES {
-            let exponent = (entry.failures - FREE_FAILURES - 1).min(6);
-            let delay = Duration::from_secs(1 << exponent).min(MAX_DELAY);
+        if let Some(delay) = delay(entry.failures) {
             entry.blocked_until = Some(now + delay);
         }
+        drop(entries);
+        let mut sharing = self.sharing.lock().unwrap_or_else(|e| e.into_inner());
+        if sharing.pending.len() < MAX_ENTRIES {
+            *sharing.pending.entry(address).or_default() += 1;
+        }
+    }
+
+    /// Forget, in the database, the addresses whose window has passed.
+    pub async fn prune(store: &Store) -> Result<u64, StoreError> {
+        store
+            .prune_address_failures(epoch_ms() - WINDOW.as_millis() as i64)
+            .await
+    }
+
+    /// Add this node's failures to the database and take in the other nodes' since the last
+    /// look. Failures that could not be written are kept for the next call.
+    pub async fn share(&self, store: &Store) -> Result<(), StoreError> {
+        let (pending, since) = {
+            let mut sharing = self.sharing.lock().unwrap_or_else(|e| e.into_inner());
+            (std::mem::take(&mut sharing.pending), sharing.read_at_ms)
+        };
+        let now_ms = epoch_ms();
+        let window_ms = WINDOW.as_millis() as i64;
+        let mut unwritten = pending.into_iter();
+        while let Some((address, count)) = unwritten.next() {
+            let added = store
+                .add_address_failures(&address.to_string(), count.into(), now_ms, window_ms)
+                .await;
+            if let Err(error) = added {
+                let mut sharing = self.sharing.lock().unwrap_or_else(|e| e.into_inner());
+                for (address, count) in std::iter::once((address, count)).chain(unwritten) {
+                    *sharing.pending.entry(address).or_default() += count;
+                }
+                return Err(error);
+            }
+        }
+        let rows = store.address_failures_since(since - SHARE_OVERLAP_MS).await?;
+        self.sharing.lock().unwrap_or_else(|e| e.into_inner()).read_at_ms = now_ms;
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        for row in rows {
+            let Ok(address) = row.address.parse::<IpAddr>() else {
+                continue;
+            };
+            let started = Duration::from_millis(now_ms.saturating_sub(row.window_start).max(0) as u64);
+            let failures = u32::try_from(row.failures).unwrap_or(u32::MAX);
+            if started >= WINDOW {
+                continue;
+            }
+            Self::make_room(&mut entries, now);
+            let entry = entries.entry(address).or_insert_with(|| Entry::new(now));
+            if failures <= entry.failures {
+                continue;
+            }
+            entry.failures = failures;
+            entry.first_failure = now.checked_sub(started).unwrap_or(entry.first_failure);
+            let last = Duration::from_millis(now_ms.saturating_sub(row.changed).max(0) as u64);
+            if let (Some(delay), Some(at)) = (delay(failures), now.checked_sub(last)) {
+                let until = at + delay;
+                if entry.blocked_until.is_none_or(|blocked| blocked < until) {
+                    entry.blocked_until = Some(until);
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,9 +1,11 @@
-//! Server-generated secrets (PAT checksum key, later signing keys), stored in the database
-//! sealed with AES-256-GCM under a master key that never enters the database.
+//! Server-generated secrets (PAT checksum key, session-cookie key, signing keys, the SFTP host
+//! key), stored in the database sealed with AES-256-GCM under a master key that never enters
+//! the database, so every node of a cluster shares them.
 //!
 //! The master key comes from `CELLS_MASTER_KEY` (64 hex characters), or from
-//! `<data>/master.key`, created with mode 0600 on first start. Every node of a cluster needs
-//! the same master key.
+//! `<data>/master.key`, created with mode 0600 on the first start of a new database. Every node
+//! of a cluster needs the same master key: a node whose key cannot open the database's secrets
+//! refuses to start, and never replaces a secret it cannot open.
 
 use std::path::Path;
 
@@ -19,18 +21,44 @@ pub struct Vault {
 
 const SEALED_PREFIX: &str = "v1:";
 
+/// The first secret a database gets: its presence says the database has a master key already,
+/// and opening it says this node holds that key.
+const FIRST_SECRET: &str = "pat_checksum_key";
+
 impl Vault {
-    /// The master key from the environment or the data dir (created when missing).
-    pub fn open(data_dir: &Path) -> anyhow::Result<Vault> {
+    /// The master key from the environment or the data dir; created in the data dir only for
+    /// a database that has no secrets yet, and checked against the database's secrets.
+    pub async fn open(data_dir: &Path, store: &Store) -> anyhow::Result<Vault> {
+        let file = data_dir.join("master.key");
+        let first = store.find_setting(FIRST_SECRET).await?;
         let hex_key = match std::env::var("CELLS_MASTER_KEY") {
             Ok(value) if !value.is_empty() => value,
-            _ => read_or_create_key_file(&data_dir.join("master.key"))?,
+            _ => match std::fs::read_to_string(&file) {
+                Ok(text) => text,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound && first.is_some() => bail!(
+                    "this database's secrets are sealed under a master key this node does not have: \
+                     start it with the cluster's key in CELLS_MASTER_KEY, or copy master.key from \
+                     another node's data dir into {}",
+                    data_dir.display()
+                ),
+                Err(_) => read_or_create_key_file(&file)?,
+            },
         };
         let bytes = hex::decode(hex_key.trim()).context("master key is not hex")?;
         if bytes.len() != 32 {
             bail!("master key must be 32 bytes (64 hex characters)");
         }
-        Ok(Vault::from_bytes(&bytes))
+        let vault = Vault::from_bytes(&bytes);
+        if let Some(sealed) = first
+            && vault.unseal(FIRST_SECRET, &sealed).is_err()
+        {
+            bail!(
+                "the master key (CELLS_MASTER_KEY, or {}) is not the one this database's secrets \
+                 are sealed with: start every node with the same master key (nothing was changed)",
+                file.display()
+            );
+        }
+        Ok(vault)
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Vault {
@@ -81,13 +109,25 @@ impl Vault {
     /// The secret stored under `name`, generated (`len` random bytes) on first use. Several
     /// processes starting at once agree on the first one stored.
     pub async fn secret(&self, store: &Store, name: &str, len: usize) -> anyhow::Result<Vec<u8>> {
+        self.secret_or(store, name, || {
+            let mut fresh = vec![0u8; len];
+            crate::random::fill(&mut fresh);
+            Ok(fresh)
+        })
+        .await
+    }
+
+    /// The secret stored under `name`, or the one `make` gives, stored for every node (the
+    /// first stored wins when several nodes start at once).
+    pub async fn secret_or(
+        &self,
+        store: &Store,
+        name: &str,
+        make: impl FnOnce() -> anyhow::Result<Vec<u8>>,
+    ) -> anyhow::Result<Vec<u8>> {
         let sealed = match store.find_setting(name).await? {
             Some(sealed) => sealed,
-            None => {
-                let mut fresh = vec![0u8; len];
-                crate::random::fill(&mut fresh);
-                store.init_setting(name, &self.seal(name, &fresh)).await?
-            }
+            None => store.init_setting(name, &self.seal(name, &make()?)).await?,
         };
         self.unseal(name, &sealed)
     }

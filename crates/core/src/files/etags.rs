@@ -22,7 +22,7 @@
 //! request that compares entity tags or asks for `getetag` (`dav::serve`). Any other WebDAV
 //! request, like every SFTP one, sees such a file without an ETag (RFC 7232 §2.3 makes it
 //! optional) until it is computed. Files still pending at a stop or a crash are queued again
-//! at the next start.
+//! at the next start, and hourly, by one node of a cluster (`Tree::queue_pending_etags`).
 
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -54,8 +54,8 @@ const PAUSE: Duration = Duration::from_millis(100);
 const LONGEST_WAIT: Duration = Duration::from_secs(1);
 
 impl Etags {
-    /// Start the worker; it first takes the files the database still has pending. Outside a
-    /// Tokio runtime there is none (readers then hash for themselves).
+    /// Start the worker. Outside a Tokio runtime there is none (readers then hash for
+    /// themselves). The files still pending from before come through `Tree::queue_pending_etags`.
     pub fn start(store: Store, blobs: Arc<dyn BlobStore>) -> Etags {
         let (jobs, queue) = mpsc::channel::<Job>();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -69,17 +69,7 @@ impl Etags {
             tracing::warn!(%error, "no ETag worker: files written over SFTP are hashed when first read");
             return Etags { jobs };
         }
-        let requeue = jobs.clone();
         runtime.spawn(async move {
-            match store.pending_etags().await {
-                Ok(pending) => {
-                    for (node, blob) in pending {
-                        let _ = requeue.send(Job { node, blob });
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "could not list the files whose ETag is pending"),
-            }
-            drop(requeue);
             // Writes happen here, on the runtime, not on the worker's thread: it stops when
             // the runtime does, and it must not block a runtime that is going away.
             while let Some((job, md5)) = hashed.recv().await {
@@ -217,8 +207,9 @@ mod tests {
         }
     }
 
-    /// A file committed with etag `""` before a start gets its MD5 from the worker, without
-    /// any reader asking; content written since is left alone.
+    /// A file committed with etag `""` before a start gets its MD5 from the worker once the
+    /// node leading the cluster's jobs queues it (`Tree::queue_pending_etags`), without any
+    /// reader asking; content written since is left alone.
     #[tokio::test]
     async fn pending_etags_are_filled_in_after_a_start() {
         let dir = tempfile::tempdir().unwrap();
@@ -242,7 +233,8 @@ mod tests {
             .await
             .unwrap();
 
-        let _etags = Etags::start(store.clone(), blobs.clone());
+        let tree = crate::files::Tree::new(store.clone(), blobs.clone());
+        assert!(tree.queue_pending_etags("this-node").await.unwrap());
         let expected = hex::encode(Md5::digest(&content));
         let mut etag = String::new();
         for _ in 0..1200 {
