@@ -28,6 +28,8 @@ pub struct Server {
     pub certificates: Option<Arc<Certificates>>,
     /// `--http-redirect-bind`: the plain-HTTP port that sends browsers to HTTPS.
     pub redirect_listener: Option<TcpListener>,
+    /// The SFTP host key every node serves, loaded before serving.
+    sftp_key: cells_sftp::HostKey,
 }
 
 impl Server {
@@ -70,9 +72,9 @@ impl Server {
             let (cert, key) = cluster_self_signed(&app).await?;
             certificates = Some(Certificates::load(&cert, &key)?);
         }
-        // Now, not at the first connection: a bad key file stops the start, and
-        // `admin sftp host-key` shows the key before anyone connects.
-        cells_sftp::host_key(&app).await?;
+        // Now, not at the first connection: a bad key stops the start, and `admin sftp
+        // host-key` shows the key before anyone connects.
+        let sftp_key = cells_sftp::host_key(&app).await?;
         users::bootstrap_admin(&app).await?;
         let report = app.tree.sweep().await.context("cannot clean the blob store")?;
         if report.temp_files + report.orphan_blobs > 0 {
@@ -88,6 +90,7 @@ impl Server {
             sftp_listener,
             certificates,
             redirect_listener,
+            sftp_key,
         })
     }
 
@@ -142,7 +145,7 @@ impl Server {
             }));
         }
         println!("cells: sftp on {}", self.sftp_listener.local_addr()?);
-        let sftp = tokio::spawn(cells_sftp::serve(app.clone(), self.sftp_listener));
+        let sftp = tokio::spawn(cells_sftp::serve(app.clone(), self.sftp_listener, self.sftp_key));
         // The shutdown: `/healthz` says 503 and every protocol stops accepting at once; what is
         // in flight finishes within `shutdown-timeout` (each listener waits for its own).
         let stopping = {
@@ -186,9 +189,11 @@ impl Server {
 /// The self-signed pair every node serves (`--tls self-signed`), so that a client that pinned
 /// it keeps working whichever node a balancer sends it to: sealed in the database, made from
 /// this data dir's pair on the first start (one made before the cluster kept it), and written
-/// into the data dir for the listener to load.
+/// into the data dir for the listener to load. Its names are the first node's: behind a
+/// balancer, give the balancer the external URL's name.
 async fn cluster_self_signed(app: &App) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
     let dir = app.config.tls_dir();
+    let had_own = dir.join("self-signed-cert.pem").exists();
     let (cert, key) = cells_http::tls::self_signed(&dir, &self_signed_names(&app.config))?;
     let read = || -> anyhow::Result<serde_json::Value> {
         Ok(serde_json::json!({
@@ -205,7 +210,13 @@ async fn cluster_self_signed(app: &App) -> anyhow::Result<(std::path::PathBuf, s
         let (Some(stored_cert), Some(stored_key)) = (stored["cert"].as_str(), stored["key"].as_str()) else {
             anyhow::bail!("the stored self-signed certificate is not a certificate and a key");
         };
-        tracing::info!("this node serves the cluster's self-signed certificate");
+        if had_own {
+            // A pair this node served before it joined: kept aside, not lost.
+            std::fs::rename(&cert, cert.with_extension("pem.own"))?;
+            std::fs::rename(&key, key.with_extension("pem.own"))?;
+            tracing::warn!(dir = %dir.display(), "this node's own self-signed certificate is not the \
+                cluster's; the cluster's is served (the node's own is kept as *.pem.own)");
+        }
         cells_http::tls::write_pair(&cert, stored_cert, &key, stored_key)?;
     }
     Ok((cert, key))
@@ -293,7 +304,7 @@ async fn hourly_jobs(app: &SharedApp, now: i64) {
         Ok(count) => tracing::info!(count, "deleted abandoned S3 multipart uploads"),
         Err(error) => tracing::warn!(%error, "could not delete abandoned S3 multipart uploads"),
     }
-    if let Err(error) = app.tree.queue_pending_etags(&app.node_id).await {
+    if let Err(error) = app.tree.queue_pending_etags().await {
         tracing::warn!(%error, "could not queue the files whose ETag is pending");
     }
 }

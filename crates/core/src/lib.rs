@@ -130,6 +130,11 @@ impl App {
     }
 }
 
+/// How long a node holds the lease of an hourly job: under the hour between runs, so that the
+/// node that ran one runs it next time, and another takes over within the hour when it is gone
+/// (at once after a clean stop: `App::resign`).
+const JOB_LEASE_SECONDS: i64 = 3000;
+
 impl App {
     /// A secret every node shares, sealed in the database (`Vault::secret_or`): the one stored,
     /// or the one `make` gives on the first start.
@@ -247,12 +252,8 @@ impl App {
         answered
     }
 
-    /// Hourly housekeeping of what expired: tokens (kept a week, so that their owners can see
-    /// what expired), signing keys (rotated when due, retired ones dropped once nothing they
-    /// signed can be valid), OAuth codes, refresh tokens and sessions, device codes, WebDAV
-    /// locks. Each failure is logged and the others still run.
     /// Whether this node runs `job` now for the whole cluster (a lease held for
-    /// `files::JOB_LEASE_SECONDS`, renewed by each run): one node prunes, rotates keys and
+    /// `JOB_LEASE_SECONDS`, renewed by each run): one node prunes, rotates keys and
     /// queues pending ETags, not every node. On SQLite this process is the only node (and a
     /// lease left by the process before it, killed, must not hold it off).
     pub async fn lead(&self, job: &str) -> anyhow::Result<bool> {
@@ -261,7 +262,7 @@ impl App {
         }
         Ok(self
             .store
-            .take_lease(job, &self.node_id, files::JOB_LEASE_SECONDS)
+            .take_lease(job, &self.node_id, JOB_LEASE_SECONDS)
             .await?)
     }
 
@@ -272,6 +273,10 @@ impl App {
         }
     }
 
+    /// Hourly housekeeping of what expired: tokens (kept a week, so that their owners can see
+    /// what expired), signing keys (rotated when due, retired ones dropped once nothing they
+    /// signed can be valid), OAuth codes, refresh tokens and sessions, device codes, WebDAV
+    /// locks, address failures. Each failure is logged and the others still run.
     pub async fn prune_expired(&self, now: i64) {
         match self.store.prune_tokens(now - 7 * 24 * 3600).await {
             Ok(0) => {}

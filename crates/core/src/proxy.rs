@@ -112,7 +112,9 @@ const MAX_HEADER_BODY: usize = 1024;
 /// follow). `peer` itself when the connection starts otherwise (a client or health check that
 /// came straight to us), or carries a LOCAL header or one for a family without addresses. An
 /// error when a header is cut, malformed, or not whole within `wait`: the caller closes the
-/// connection.
+/// connection. A client that waits for the server to speak first is waited for until `wait`:
+/// HTTP and SSH clients speak first (RFC 4253 §4.2: both sides send their version line at
+/// once), so only a balancer's bare TCP check meets this.
 pub async fn proxied_client(
     stream: &mut TcpStream,
     peer: SocketAddr,

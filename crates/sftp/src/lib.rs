@@ -37,6 +37,9 @@ use session::{Credential, Login};
 /// data dir on the first start, so pinned clients keep working.
 pub const HOST_KEY_FILE: &str = "sftp_host_ed25519_key";
 
+/// An SSH host key.
+pub type HostKey = PrivateKey;
+
 /// The database setting that holds the host key (sealed, OpenSSH format).
 const HOST_KEY_SETTING: &str = "sftp_host_key";
 
@@ -129,15 +132,15 @@ struct Shared {
     per_user: Connections<cells_core::records::UserId>,
 }
 
-/// Accept SSH connections on `listener` until the server drains (`App::drain`), then let the
-/// transfers in flight finish within `shutdown-timeout`.
+/// Accept SSH connections on `listener`, as the host `key` (`host_key`), until the server
+/// drains (`App::drain`), then let the transfers in flight finish within `shutdown-timeout`.
 ///
 /// An address (IPv6: its /64) holding `sftp-connections-per-address` connections has further
 /// ones closed at once; a user holding `sftp-connections-per-user` authenticated connections
 /// is refused further logins; a connection that has not authenticated within
 /// `sftp-auth-timeout` is closed.
-pub async fn serve(app: SharedApp, listener: TcpListener) -> anyhow::Result<()> {
-    let config = ssh_config(host_key(&app).await?);
+pub async fn serve(app: SharedApp, listener: TcpListener, key: HostKey) -> anyhow::Result<()> {
+    let config = ssh_config(key);
     let limits = app.config.limits.clone();
     let shared = Arc::new(Shared {
         budget: Arc::new(Budget::new(budget::SERVER_MEMORY)),

@@ -2,7 +2,7 @@
 //!
 //! Every query here uses the portable subset both backends accept (`$n` placeholders, TEXT ids,
 //! BIGINT booleans and unix seconds, `RETURNING`), so one set of queries and one test suite cover
-//! both; only the JSON aggregate of node listings is spelled per backend. A database error is never turned into "not found": `find_*` returns `Ok(None)` only when
+//! both; only the JSON aggregate of node listings and the database's clock (`address_failures`) are spelled per backend. A database error is never turned into "not found": `find_*` returns `Ok(None)` only when
 //! the row is really absent.
 
 /// A query string built from constants only (column lists, shared CTEs), never from input:

@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cells_store::{Store, StoreError};
+use cells_store::{Backend, Store, StoreError};
 
 const FREE_FAILURES: u32 = 20;
 const WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -53,15 +53,17 @@ fn delay(failures: u32) -> Option<Duration> {
     Some(Duration::from_secs(1 << past.min(6)).min(MAX_DELAY))
 }
 
-/// Rows committed this long before a node's last look are read again at its next one (a
-/// commit on another node may land late; clocks differ a little).
+/// Rows dated this long before a node's last look are read again at its next one: a row is
+/// dated by the database when written, and its commit may land a little later.
 const SHARE_OVERLAP_MS: i64 = 2_000;
+/// The most addresses a node adds at once (a spray from many addresses waits its turn).
+const SHARE_BATCH: usize = 1000;
 
 #[derive(Default)]
 struct Sharing {
     /// Failures counted here and not yet added to the database.
     pending: HashMap<IpAddr, u32>,
-    /// Epoch milliseconds of the last look at the database.
+    /// Epoch milliseconds (the database's clock) of the last look at the database.
     read_at_ms: i64,
 }
 
@@ -69,13 +71,6 @@ struct Sharing {
 pub struct Throttle {
     entries: Arc<Table>,
     sharing: Mutex<Sharing>,
-}
-
-fn epoch_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// A password verification reserved for an address; it ends when dropped.
@@ -174,46 +169,55 @@ impl Throttle {
             *entry = Entry::new(now);
             entry.in_flight = in_flight;
         }
-        entry.failures += 1;
+        entry.failures = entry.failures.saturating_add(1);
         if let Some(delay) = delay(entry.failures) {
             entry.blocked_until = Some(now + delay);
         }
         drop(entries);
         let mut sharing = self.sharing.lock().unwrap_or_else(|e| e.into_inner());
         if sharing.pending.len() < MAX_ENTRIES {
-            *sharing.pending.entry(address).or_default() += 1;
+            let pending = sharing.pending.entry(address).or_default();
+            *pending = pending.saturating_add(1);
         }
     }
 
     /// Forget, in the database, the addresses whose window has passed.
     pub async fn prune(store: &Store) -> Result<u64, StoreError> {
-        store
-            .prune_address_failures(epoch_ms() - WINDOW.as_millis() as i64)
-            .await
+        store.prune_address_failures(WINDOW.as_millis() as i64).await
     }
 
     /// Add this node's failures to the database and take in the other nodes' since the last
-    /// look. Failures that could not be written are kept for the next call.
+    /// look (times are the database's, so nodes' clocks need not agree). Failures that could
+    /// not be written are kept for the next call. On SQLite this node is the only one: there
+    /// is nothing to share.
     pub async fn share(&self, store: &Store) -> Result<(), StoreError> {
-        let (pending, since) = {
+        let (batch, since) = {
             let mut sharing = self.sharing.lock().unwrap_or_else(|e| e.into_inner());
-            (std::mem::take(&mut sharing.pending), sharing.read_at_ms)
-        };
-        let now_ms = epoch_ms();
-        let window_ms = WINDOW.as_millis() as i64;
-        let mut unwritten = pending.into_iter();
-        while let Some((address, count)) = unwritten.next() {
-            let added = store
-                .add_address_failures(&address.to_string(), count.into(), now_ms, window_ms)
-                .await;
-            if let Err(error) = added {
-                let mut sharing = self.sharing.lock().unwrap_or_else(|e| e.into_inner());
-                for (address, count) in std::iter::once((address, count)).chain(unwritten) {
-                    *sharing.pending.entry(address).or_default() += count;
-                }
-                return Err(error);
+            if store.backend() == Backend::Sqlite {
+                sharing.pending.clear();
+                return Ok(());
             }
+            let addresses: Vec<IpAddr> = sharing.pending.keys().take(SHARE_BATCH).copied().collect();
+            let batch: Vec<(IpAddr, u32)> = addresses
+                .into_iter()
+                .filter_map(|address| sharing.pending.remove(&address).map(|count| (address, count)))
+                .collect();
+            (batch, sharing.read_at_ms)
+        };
+        let rows: Vec<(String, i64)> = batch
+            .iter()
+            .map(|(address, count)| (address.to_string(), i64::from(*count)))
+            .collect();
+        if let Err(error) = store.add_address_failures(&rows, WINDOW.as_millis() as i64).await {
+            let mut sharing = self.sharing.lock().unwrap_or_else(|e| e.into_inner());
+            for (address, count) in batch {
+                let pending = sharing.pending.entry(address).or_default();
+                *pending = pending.saturating_add(count);
+            }
+            return Err(error);
         }
+        // The database's now before the rows: a row committed after it is read next time.
+        let now_ms = store.database_now_ms().await?;
         let rows = store.address_failures_since(since - SHARE_OVERLAP_MS).await?;
         self.sharing.lock().unwrap_or_else(|e| e.into_inner()).read_at_ms = now_ms;
         let now = Instant::now();
@@ -223,7 +227,7 @@ impl Throttle {
                 continue;
             };
             let started = Duration::from_millis(now_ms.saturating_sub(row.window_start).max(0) as u64);
-            let failures = u32::try_from(row.failures).unwrap_or(u32::MAX);
+            let failures = u32::try_from(row.failures.max(0)).unwrap_or(u32::MAX);
             if started >= WINDOW {
                 continue;
             }

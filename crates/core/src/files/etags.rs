@@ -234,7 +234,7 @@ mod tests {
             .unwrap();
 
         let tree = crate::files::Tree::new(store.clone(), blobs.clone());
-        assert!(tree.queue_pending_etags("this-node").await.unwrap());
+        assert_eq!(tree.queue_pending_etags().await.unwrap(), 2);
         let expected = hex::encode(Md5::digest(&content));
         let mut etag = String::new();
         for _ in 0..1200 {

@@ -172,10 +172,6 @@ const STAGING_AGE: i64 = 6 * 3600;
 /// node that swept sweeps again next time, and another takes over when it is gone.
 const SWEEP_LEASE_SECONDS: i64 = 900;
 
-/// How long a node holds the lease of an hourly job: under the hour between runs, so that the
-/// node that ran one runs it next time, and another takes over within the hour when it is gone.
-pub const JOB_LEASE_SECONDS: i64 = 3000;
-
 fn workspace_of(root: &Node) -> Workspace {
     match root.owner_id {
         Some(owner) => Workspace::Personal { owner },
@@ -840,17 +836,15 @@ impl Tree {
         }
     }
 
-    /// Queue the files whose ETag is still pending (left by a stop or a crash), on the one
-    /// node (`holder`) that holds the lease for it: hashing them on every node would be the
-    /// same work done N times. `false` when another node holds it.
-    pub async fn queue_pending_etags(&self, holder: &str) -> Result<bool> {
-        if !self.store.take_lease("etags", holder, JOB_LEASE_SECONDS).await? {
-            return Ok(false);
-        }
-        for (node, blob) in self.store.pending_etags().await? {
+    /// Queue the files whose ETag is still pending (left by a stop or a crash). One node of a
+    /// cluster does it (`App::lead`): on every node it would be the same work done N times.
+    pub async fn queue_pending_etags(&self) -> Result<usize> {
+        let pending = self.store.pending_etags().await?;
+        let count = pending.len();
+        for (node, blob) in pending {
             self.etags.queue(node, &blob);
         }
-        Ok(true)
+        Ok(count)
     }
 
     /// Clean the blob store of temp files and orphans. Run before serving.

@@ -47,12 +47,15 @@ use uuid::Uuid;
 
 use super::sweep::{TempGuard, Writing};
 use super::{
-    BlobFile, BlobReader, BlobStore, ByteStream, DownloadStream, Draft, Md5When, ReadAt, Reading,
-    SweepReport, WrittenBlob, unavailable,
+    BlobFile, BlobReader, BlobStore, ByteStream, DownloadStream, Draft, Md5When, Reading, SweepReport,
+    WrittenBlob, unavailable,
 };
 
 mod client;
+mod read;
 mod sweep;
+
+use read::{Direct, Piece, Received, RemoteFile, forward};
 
 /// Where the store is and how long a call to it may take.
 #[derive(Debug, Clone)]
@@ -590,9 +593,17 @@ impl Inner {
             return Ok(Box::pin(futures_util::stream::empty()));
         };
         let opened = self.open_piece(&first).await?;
+        let rest: Vec<Piece> = pieces.collect();
+        if rest.is_empty() {
+            // One object (every blob but a parts blob): its bytes straight through, no task.
+            return Ok(Box::pin(Direct {
+                stream: std::sync::Mutex::new(opened),
+                left: (first.to - first.from) as i64,
+                done: false,
+            }));
+        }
         let (sender, receiver) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(2);
         let inner = self.clone();
-        let rest: Vec<Piece> = pieces.collect();
         tokio::spawn(async move {
             if !forward(opened, &first, &sender).await {
                 return;
@@ -700,86 +711,6 @@ fn database_error(error: cells_store::StoreError) -> io::Error {
     match error.is_unreachable() {
         true => unavailable("the database does not answer"),
         false => io::Error::other(error),
-    }
-}
-
-/// Send `piece`'s bytes from `stream`; false when the download ended (an error sent, or the
-/// consumer gone).
-async fn forward(
-    mut stream: BoxStream<'static, object_store::Result<Bytes>>,
-    piece: &Piece,
-    sender: &tokio::sync::mpsc::Sender<io::Result<Bytes>>,
-) -> bool {
-    let mut got = 0;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(store_failure);
-        if let Ok(chunk) = &chunk {
-            got += chunk.len() as u64;
-        }
-        let failed = chunk.is_err();
-        if sender.send(chunk).await.is_err() || failed {
-            return false;
-        }
-    }
-    if got != piece.to - piece.from {
-        let short = io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the object is shorter than its blob",
-        );
-        let _ = sender.send(Err(short)).await;
-        return false;
-    }
-    true
-}
-
-/// A channel's receiving end as a download stream (`Send + Sync`, which the store's own
-/// stream is not).
-struct Received(tokio::sync::mpsc::Receiver<io::Result<Bytes>>);
-
-impl futures_util::Stream for Received {
-    type Item = io::Result<Bytes>;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx)
-    }
-}
-
-/// A range of one object: bytes `from..to` of `key`.
-struct Piece {
-    key: Key,
-    from: u64,
-    to: u64,
-}
-
-/// A blob in the store read at any offset (SFTP): `WINDOW` bytes fetched at once and kept
-/// for the reads that follow.
-struct RemoteFile {
-    inner: Arc<Inner>,
-    segments: Vec<(Key, u64)>,
-    size: u64,
-    window: tokio::sync::Mutex<(u64, Bytes)>,
-}
-
-#[async_trait]
-impl ReadAt for RemoteFile {
-    async fn read_at(&self, length: usize, offset: u64) -> io::Result<Bytes> {
-        if offset >= self.size || length == 0 {
-            return Ok(Bytes::new());
-        }
-        let end = (offset + length as u64).min(self.size);
-        let mut window = self.window.lock().await;
-        let (start, data) = &*window;
-        if *start <= offset && end <= start + data.len() as u64 {
-            return Ok(data.slice((offset - start) as usize..(end - start) as usize));
-        }
-        let fetch = (end - offset).max(WINDOW).min(self.size - offset);
-        let data = self.inner.read_range(&self.segments, offset, fetch).await?;
-        let slice = data.slice(..(end - offset) as usize);
-        *window = (offset, data);
-        Ok(slice)
     }
 }
 
