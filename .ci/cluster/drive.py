@@ -42,6 +42,9 @@ from checks import check, figures, free_port, results  # noqa: E402
 BIN = os.environ["CELLS_BIN"]
 RCLONE = os.environ["RCLONE"]
 HAPROXY = os.environ.get("HAPROXY", "haproxy")
+# With GARAGE (a `garage` binary), the store is a three-node Garage cluster instead, and one of
+# its nodes is killed in the middle of the copies instead of a cells node.
+GARAGE = os.environ.get("GARAGE")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ADMIN_URL = os.environ.get("CELLS_CI_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
 REVOCATION_BOUND = float(os.environ.get("REVOCATION_BOUND", "1"))
@@ -91,22 +94,14 @@ class Cluster:
         self.database = f"cells_cluster_{os.getpid()}"
         subprocess.run(["psql", ADMIN_URL, "-qc", f"CREATE DATABASE {self.database}"], check=True)
         self.database_url = ADMIN_URL.rsplit("/", 1)[0] + "/" + self.database
-        self.store_port = free_port()
-        os.makedirs(os.path.join(work, "store", "cluster"))
-        env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
-        self.store_log = open(os.path.join(work, "store.log"), "w")
-        self.store = subprocess.Popen(
-            [RCLONE, "serve", "s3", "--auth-key", f"{STORE_KEY},{STORE_SECRET}",
-             "--addr", f"127.0.0.1:{self.store_port}", os.path.join(work, "store")],
-            env=env, stdout=self.store_log, stderr=subprocess.STDOUT)
-        if not wait_for_port(self.store_port):
-            raise RuntimeError("rclone serve s3 did not start")
+        self.store = GarageStore(work) if GARAGE else RcloneStore(work)
         self.lb_http, self.lb_sftp = free_port(), free_port()
         self.env = dict(
             os.environ, CELLS_MASTER_KEY=secrets.token_hex(32), CELLS_ADMIN_LOGIN="admin",
             CELLS_ADMIN_PASSWORD=PASSWORD, CELLS_S3_GATEWAY_SECRET=GATEWAY_SECRET,
-            AWS_ENDPOINT_URL=f"http://127.0.0.1:{self.store_port}", AWS_ACCESS_KEY_ID=STORE_KEY,
-            AWS_SECRET_ACCESS_KEY=STORE_SECRET, CELLS_LOG=os.environ.get("CELLS_LOG", "info"))
+            AWS_ENDPOINT_URL=self.store.endpoint(1), AWS_ACCESS_KEY_ID=self.store.key,
+            AWS_SECRET_ACCESS_KEY=self.store.secret, AWS_REGION=self.store.region,
+            CELLS_LOG=os.environ.get("CELLS_LOG", "info"))
         self.env.pop("AWS_CA_BUNDLE", None)
         self.nodes = [Node(self, n) for n in (1, 2, 3)]
         for node in self.nodes:
@@ -117,6 +112,7 @@ class Cluster:
         for node in self.nodes:
             lb_env[f"CELLS_NODE{node.number}_HTTP"] = f"127.0.0.1:{node.port}"
             lb_env[f"CELLS_NODE{node.number}_SFTP"] = f"127.0.0.1:{node.sftp_port}"
+            lb_env[f"CELLS_NODE{node.number}_HTTP_PORT"] = str(node.port)
         subprocess.run([HAPROXY, "-f", os.path.join(ROOT, "deploy", "haproxy.cfg"), "-D",
                         "-p", self.haproxy_pid], env=lb_env, check=True)
         deadline = time.monotonic() + 30
@@ -141,11 +137,103 @@ class Cluster:
             pass
         for node in self.nodes:
             node.stop()
-        self.store.kill()
-        self.store.wait()
-        self.store_log.close()
+        self.store.close()
         subprocess.run(["psql", ADMIN_URL, "-qc", f"DROP DATABASE IF EXISTS {self.database} WITH (FORCE)"],
                        check=False)
+
+
+class RcloneStore:
+    """`rclone serve s3` on a folder: one endpoint for every node."""
+
+    region = "us-east-1"
+
+    def __init__(self, work):
+        self.key, self.secret = STORE_KEY, STORE_SECRET
+        self.port = free_port()
+        os.makedirs(os.path.join(work, "store", "cluster"))
+        env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+        self.log = open(os.path.join(work, "store.log"), "w")
+        self.process = subprocess.Popen(
+            [RCLONE, "serve", "s3", "--auth-key", f"{STORE_KEY},{STORE_SECRET}",
+             "--addr", f"127.0.0.1:{self.port}", os.path.join(work, "store")],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        if not wait_for_port(self.port):
+            raise RuntimeError("rclone serve s3 did not start")
+
+    def endpoint(self, _node):
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self):
+        self.process.kill()
+        self.process.wait()
+        self.log.close()
+
+
+class GarageStore:
+    """Three Garage nodes, replication factor 3 (PEERS.md A12), bucket `cluster`; cells node i
+    talks to Garage node i."""
+
+    region = "garage"
+
+    def __init__(self, work):
+        self.work = work
+        secret = secrets.token_hex(32)
+        self.ports, self.processes, self.configs = [], [], []
+        for i in (1, 2, 3):
+            s3, rpc, admin = free_port(), free_port(), free_port()
+            os.makedirs(os.path.join(work, f"garage{i}", "meta"))
+            os.makedirs(os.path.join(work, f"garage{i}", "data"))
+            config = os.path.join(work, f"garage{i}.toml")
+            with open(config, "w") as f:
+                f.write(f"""metadata_dir = "{work}/garage{i}/meta"
+data_dir = "{work}/garage{i}/data"
+db_engine = "sqlite"
+replication_factor = 3
+rpc_bind_addr = "127.0.0.1:{rpc}"
+rpc_public_addr = "127.0.0.1:{rpc}"
+rpc_secret = "{secret}"
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:{s3}"
+root_domain = ".s3.garage.localhost"
+[admin]
+api_bind_addr = "127.0.0.1:{admin}"
+""")
+            log = open(os.path.join(work, f"garage{i}.log"), "w")
+            self.processes.append(subprocess.Popen([GARAGE, "-c", config, "server"], stdout=log,
+                                                   stderr=subprocess.STDOUT))
+            self.ports.append(s3)
+            self.configs.append(config)
+        for port in self.ports:
+            if not wait_for_port(port):
+                raise RuntimeError("a Garage node did not start")
+        ids = [self.garage(i, "node", "id", "-q").strip() for i in (1, 2, 3)]
+        for node_id in ids[1:]:
+            self.garage(1, "node", "connect", node_id)
+        for zone, node_id in enumerate(ids, 1):
+            self.garage(1, "layout", "assign", "-z", f"dc{zone}", "-c", "1G", node_id.split("@")[0][:16])
+        self.garage(1, "layout", "apply", "--version", "1")
+        created = self.garage(1, "key", "create", "cells-key")
+        self.key = re.search(r"Key ID:\s*(\S+)", created).group(1)
+        self.secret = re.search(r"Secret key:\s*(\S+)", created).group(1)
+        self.garage(1, "bucket", "create", "cluster")
+        self.garage(1, "bucket", "allow", "--read", "--write", "--owner", "cluster", "--key", "cells-key")
+
+    def garage(self, node, *args):
+        return subprocess.check_output([GARAGE, "-c", self.configs[node - 1], *args], text=True)
+
+    def endpoint(self, node):
+        return f"http://127.0.0.1:{self.ports[node - 1]}"
+
+    def kill(self, node):
+        self.processes[node - 1].send_signal(signal.SIGKILL)
+        self.processes[node - 1].wait()
+
+    def close(self):
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
 
 
 class Node:
@@ -174,7 +262,8 @@ class Node:
              "--sftp-bind", f"127.0.0.1:{self.sftp_port}", "--database-url", self.cluster.database_url,
              "--blob-store", "s3://cluster", "--trusted-proxy", "127.0.0.1/32",
              "--external-url", f"http://127.0.0.1:{self.cluster.lb_http}"],
-            env=self.cluster.env, stdout=self.log, stderr=subprocess.STDOUT)
+            env=dict(self.cluster.env, AWS_ENDPOINT_URL=self.cluster.store.endpoint(self.number)),
+            stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while status_of(self.port, "GET", "/healthz")[0] != 200:
             if time.monotonic() > deadline or self.process.poll() is not None:
@@ -227,21 +316,26 @@ def make_tree(root):
 
 
 def copies(cluster, token, work):
-    """rclone up and back over WebDAV (a node killed in the middle) and over S3."""
+    """rclone up and back over WebDAV (a node killed in the middle: cells node 2, or on Garage,
+    Garage node 2, which takes cells node 2 out through its /healthz) and over S3."""
     env = rclone_env(cluster, token)
     source = os.path.join(work, "tree")
     make_tree(source)
     flags = ["--transfers", "8", "--retries", "5", "--low-level-retries", "20", "--stats", "0"]
     # WebDAV up, node 2 killed with SIGKILL 3 s in.
+    what = "Garage node" if GARAGE else "node"
     started = time.monotonic()
     upload = subprocess.Popen([RCLONE, "copy", source, "lbdav:cluster-dav", *flags], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(3)
     killed_while_running = upload.poll() is None
-    cluster.nodes[1].kill()
+    if GARAGE:
+        cluster.store.kill(2)
+    else:
+        cluster.nodes[1].kill()
     output = upload.communicate(timeout=1800)[0]
     figures["webdav_upload_s"] = round(time.monotonic() - started, 1)
-    check("rclone copy over WebDAV through the balancer finishes with a node killed in the middle",
+    check(f"rclone copy over WebDAV through the balancer finishes with a {what} killed in the middle",
           upload.returncode == 0 and killed_while_running,
           f"exit {upload.returncode}, killed while running: {killed_while_running}; {output[-400:]}")
     checked = rclone("check", source, "lbdav:cluster-dav", "--download", "--one-way", env=env)
@@ -399,11 +493,15 @@ def main():
         cluster = Cluster(work)
         token = cluster.cli("admin", "user", "token", "-u", "admin", "-e", "2h", "-l", "cluster", "-q")
         revocation(cluster, "three nodes")
-        throttling(cluster, token)
-        oidc_login(cluster)
+        if not GARAGE:
+            # What the store does not change: run once, on the quick store.
+            throttling(cluster, token)
+            oidc_login(cluster)
+            litmus(cluster, token, work)
         sftp(cluster, token, work)
-        litmus(cluster, token, work)
         copies(cluster, token, work)
+        if GARAGE:
+            sftp(cluster, token, work)
         revocation(cluster, "after the kill")
     finally:
         if cluster:
@@ -414,7 +512,7 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"logs kept in {work}")
-    print(f"cluster: {results['passed']} passed, {results['failed']} failed")
+    print(f"cluster{' on Garage' if GARAGE else ''}: {results['passed']} passed, {results['failed']} failed")
     sys.exit(1 if results["failed"] else 0)
 
 
