@@ -338,6 +338,10 @@ def copies(cluster, token, work):
     check(f"rclone copy over WebDAV through the balancer finishes with a {what} killed in the middle",
           upload.returncode == 0 and killed_while_running,
           f"exit {upload.returncode}, killed while running: {killed_while_running}; {output[-400:]}")
+    if GARAGE:
+        status, _, body = status_of(cluster.nodes[1].port, "GET", "/healthz")
+        check("the cells node whose Garage node died says so on /healthz (the balancer takes it out)",
+              status == 503 and b"object store" in body, f"{status} {body[:200]!r}")
     checked = rclone("check", source, "lbdav:cluster-dav", "--download", "--one-way", env=env)
     check("rclone check (download) over WebDAV: every file whole after the kill", checked.returncode == 0,
           checked.stderr[-400:])
