@@ -86,6 +86,8 @@ struct FilesPage {
     rows: Vec<Row>,
     details: Option<Details>,
     notice: Option<Notice>,
+    /// What the workspace's files take, and of what quota (empty at the top).
+    usage: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -102,7 +104,7 @@ fn crumbs(path: Option<&TreePath>) -> Vec<Crumb> {
         href: "/files/".into(),
     }];
     if let Some(path) = path {
-        let mut at = TreePath::root(path.workspace());
+        let mut at = TreePath::root(path.workspace().clone());
         out.push(Crumb {
             name: path.workspace().as_str().into(),
             href: href(&at, true),
@@ -179,6 +181,7 @@ async fn browse_root(browser: Browser, Query(query): Query<BrowseQuery>) -> Resp
             rows: workspaces.iter().map(|w| row(w, "/files/", selected)).collect(),
             details,
             notice: None,
+            usage: String::new(),
         };
         Ok(browser.render(StatusCode::OK, &page))
     }
@@ -215,8 +218,18 @@ async fn folder_page(
     let details = info
         .and_then(|name| children.iter().find(|c| c.path().name() == Some(name)))
         .map(|entry| details(entry, &folder_href));
+    let usage = match tree.usage(&browser.principal, path).await? {
+        (used, Some(quota)) => format!(
+            "{} of the quota of {} used ({} left)",
+            format_size(used as i64),
+            format_size(quota as i64),
+            format_size(quota.saturating_sub(used) as i64)
+        ),
+        (used, None) => format!("{} used", format_size(used as i64)),
+    };
     let page = FilesPage {
         nav: browser.nav("files"),
+        usage,
         title: display_name(&folder),
         crumbs: crumbs(Some(path)),
         can_write: tree.can_write(&browser.principal, path).await?,

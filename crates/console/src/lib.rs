@@ -15,6 +15,7 @@ mod keys;
 mod locks;
 mod people;
 mod tokens;
+mod workspaces;
 
 use std::net::SocketAddr;
 
@@ -50,6 +51,7 @@ pub fn routes() -> Router<SharedApp> {
         .merge(keys::routes())
         .merge(locks::routes())
         .merge(people::routes())
+        .merge(workspaces::routes())
         .route("/admin/clients", get(clients::list))
 }
 

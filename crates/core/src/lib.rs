@@ -15,13 +15,15 @@ pub mod random;
 /// The store's records, as the adapters see them (they never open the store themselves).
 pub mod records {
     pub use cells_store::{
-        DeadProp, DeviceCode, DeviceStatus, GrantId, Node, NodeId, Part, Profile, PropChange, StoredLock,
-        Token, TokenId, TokenKind, Upload, User, UserId, now,
+        DeadProp, DeviceCode, DeviceStatus, GrantId, Grantee, Group, GroupId, Node, NodeId, Part, Profile,
+        PropChange, StoredLock, Token, TokenId, TokenKind, Upload, User, UserId, Workspace, WorkspaceGrant,
+        WorkspaceId, now,
     };
 }
 pub mod tokens;
 pub mod uploads;
 pub mod users;
+pub mod workspaces;
 
 use std::sync::Arc;
 
@@ -304,6 +306,7 @@ impl App {
                 "address failures",
                 auth::throttle::Throttle::prune(&self.store).await,
             ),
+            ("quota reservations", self.store.prune_quota_reservations().await),
         ] {
             if let Err(error) = outcome {
                 tracing::warn!(%error, "could not prune expired {what}");

@@ -577,8 +577,13 @@ impl GuardedFileSystem<Principal> for CellsFs {
     }
 
     fn get_quota<'a>(&'a self, principal: &'a Principal) -> FsFuture<'a, (u64, Option<u64>)> {
-        // What the user's personal files take; there is no quota limit (yet) to report.
-        async move { Ok((self.tree.personal_usage(principal).await.map_err(fs_error)?, None)) }.boxed()
+        // The top of the tree (what our own PROPFIND leaves to dav-server): the user's
+        // personal files and their quota.
+        async move {
+            let personal = TreePath::root(cells_core::files::path::WorkspaceName::PersonalFiles);
+            self.tree.usage(principal, &personal).await.map_err(fs_error)
+        }
+        .boxed()
     }
 }
 

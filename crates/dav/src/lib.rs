@@ -22,7 +22,7 @@ use futures_util::StreamExt;
 use cells_core::SharedApp;
 use cells_core::auth::principal::Principal;
 use cells_core::error::Error;
-use cells_core::files::path::{TreePath, WorkspaceName, percent_decode};
+use cells_core::files::path::{TreePath, percent_decode};
 use cells_http::extract::{client_address, parse_basic};
 use cells_http::precondition::{self, Current};
 use cells_http::range::Ranges;
@@ -96,7 +96,8 @@ fn tree_path_of(raw: &str) -> Option<TreePath> {
 /// - PROPFIND of infinite depth (RFC 4918 §9.1; a missing Depth means infinity), which could
 ///   walk the whole tree;
 /// - COPY or MOVE of something the credential may only traverse (it would take along just the
-///   visible branch; REST refuses the same), or of a folder into itself (§9.8.5);
+///   visible branch; REST refuses the same), may not move, or cannot see (404 before the
+///   destination is looked at, as `Tree` checks), or of a folder into itself (§9.8.5);
 /// - LOCK by a credential that may not write there: dav-server grants locks without asking
 ///   the filesystem, and a write lock held by a read-only token would block the owner;
 /// - PROPFIND whose `If-Match`, `If-None-Match` or `If-Unmodified-Since` fails (412): both
@@ -156,17 +157,35 @@ async fn precheck(
     {
         return Some(forbidden("a resource cannot be copied or moved into itself\n"));
     }
-    match app.tree.can_read(principal, &source).await {
+    // The source first, as `Tree` checks it (a MOVE needs the right to write it, a COPY to
+    // read all of it): a source the caller cannot see is "not found" whatever the
+    // destination, and one it may not move is forbidden before the destination is looked at.
+    match app.tree.stat(principal, &source).await {
+        Err(Error::NotFound(_)) => {
+            let mut response = forbidden("the source does not exist\n");
+            *response.status_mut() = StatusCode::NOT_FOUND;
+            return Some(response);
+        }
+        Err(_) => return None,
+        Ok(_) => {}
+    }
+    let allowed = match method {
+        "MOVE" => app.tree.can_write(principal, &source).await,
+        _ => app.tree.can_read(principal, &source).await,
+    };
+    match allowed {
+        Ok(true) => None,
+        Ok(false) if method == "MOVE" => Some(forbidden("this credential may not move the source\n")),
         Ok(false) => Some(forbidden("this credential may not read all of the source\n")),
-        _ => None,
+        Err(_) => None,
     }
 }
 
-/// The refusal of a new lock on a workspace root or on a folder of `common-files` by someone
+/// The refusal of a new lock on a workspace root or on a folder of a workspace by someone
 /// other than an administrator: a lock binds every protocol (`Tree::check_locks`), and a lock
 /// on a collection, of any depth, protects its members' names (RFC 4918 §7.4), so one user
 /// could otherwise stop everyone else from adding or removing files there (a deep one: from
-/// writing anything in it). Files of `common-files`, and anything in the user's own
+/// writing anything in it). Files of workspaces, and anything in the user's own
 /// `personal-files` below its root, may be locked. A new lock is a LOCK with a body (a
 /// refresh has none, §9.10.2).
 async fn collection_lock_refusal(
@@ -178,7 +197,7 @@ async fn collection_lock_refusal(
         return None;
     }
     let path = tree_path_of(parts.uri.path())?;
-    let shared = path.workspace() == WorkspaceName::CommonFiles;
+    let shared = !path.workspace().is_personal();
     let folder = || async {
         app.tree
             .stat(principal, &path)

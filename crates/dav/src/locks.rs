@@ -7,7 +7,8 @@
 //! them again in the store's one-at-a-time turn, so two nodes never grant conflicting locks.
 //!
 //! `/personal-files` is each user's own tree, so a lock there belongs to its user's namespace
-//! and meets only that user's requests; locks on `/common-files` are shared by everyone. (A
+//! and meets only that user's requests; locks in workspaces (`/common-files`, `/<slug>`) are in
+//! one namespace shared by everyone who may reach them. (A
 //! lock on the top level `/` is in the user's namespace too: it covers their view only.)
 //!
 //! Limits, so that a lock cannot become a denial of service:
@@ -101,10 +102,11 @@ impl DbLocks {
         shown
     }
 
-    /// Where a lock on `segs` lives: the shared common files, or this user's own view.
+    /// Where a lock on `segs` lives: this user's own view of `personal-files`, or the one
+    /// namespace of the workspaces (their slugs keep them apart).
     fn namespace_of(&self, segs: &[Vec<u8>]) -> &str {
         match segs.first() {
-            Some(first) if first.as_slice() == WorkspaceName::CommonFiles.as_str().as_bytes() => "",
+            Some(first) if first.as_slice() != WorkspaceName::PersonalFiles.as_str().as_bytes() => "",
             _ => &self.user,
         }
     }

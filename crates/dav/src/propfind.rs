@@ -137,7 +137,15 @@ pub async fn answer(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    // RFC 4331's properties, when asked for by name: the workspace's use and quota, the same
+    // for every entry of the answer (one workspace).
+    let asks_quota = matches!(&wanted, Wanted::Some(names) if names.iter().any(|n| n.namespace == DAV && n.local.starts_with("quota-")));
+    let quota = match asks_quota {
+        true => tree.usage(principal, &path).await.ok(),
+        false => None,
+    };
     let writer = Writer {
+        quota,
         wanted,
         microsoft: user_agent.contains("Microsoft"),
         webdavfs: user_agent.contains("WebDAVFS"),
@@ -241,6 +249,8 @@ fn elements(parent: &Element) -> impl Iterator<Item = &Element> {
 
 struct Writer {
     wanted: Wanted,
+    /// The bytes used in the workspace of the answer, and its quota (`None`: not asked for).
+    quota: Option<(u64, Option<u64>)>,
     /// Windows asks allprop for its `Win32*` properties too (dav-server's `MS_ALLPROP`).
     microsoft: bool,
     /// macOS Finder reads `quota-used-bytes` right only zero-padded (as dav-server pads it).
@@ -379,15 +389,24 @@ impl Writer {
                 }
                 out.push_str("</D:lockdiscovery>");
             }
-            // The size of this file or folder, as dav-server reports it below the root.
+            // What the workspace's files take (RFC 4331 §4: the quota's space, shared by every
+            // resource in it).
             (DAV, "quota-used-bytes") => {
-                let used = node.size.max(0);
+                let used = self.quota.map_or(node.size.max(0) as u64, |(used, _)| used);
                 if self.webdavfs {
                     let _ = write!(out, "<D:quota-used-bytes>{used:014}</D:quota-used-bytes>");
                 } else {
                     let _ = write!(out, "<D:quota-used-bytes>{used}</D:quota-used-bytes>");
                 }
             }
+            // What may still be written there: only a workspace with a quota has a figure.
+            (DAV, "quota-available-bytes") => match self.quota {
+                Some((used, Some(quota))) => {
+                    let left = quota.saturating_sub(used);
+                    let _ = write!(out, "<D:quota-available-bytes>{left}</D:quota-available-bytes>");
+                }
+                _ => return false,
+            },
             (DAV, "current-user-principal") => {
                 out.push_str("<D:current-user-principal><D:href>");
                 push_escaped(out, &self.login);

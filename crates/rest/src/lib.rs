@@ -36,6 +36,16 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/a/auth/tokens"),
     ("delete", "/a/auth/tokens/{TokenId}"),
     ("post", "/a/frontend/session"),
+    ("get", "/a/workspace"),
+    ("put", "/a/workspace/{Slug}"),
+    ("delete", "/a/workspace/{Slug}"),
+    ("post", "/a/workspace/{Slug}/grant"),
+    ("post", "/a/workspace/{Slug}/revoke"),
+    ("get", "/a/group"),
+    ("put", "/a/group/{Name}"),
+    ("delete", "/a/group/{Name}"),
+    ("put", "/a/group/{Name}/member/{Login}"),
+    ("delete", "/a/group/{Name}/member/{Login}"),
 ];
 
 /// Routes of the OpenID provider and its pages (documented by discovery, not OpenAPI).
@@ -80,6 +90,22 @@ pub fn routes() -> Router<SharedApp> {
             get(api::users::get_user)
                 .put(api::users::put_user)
                 .delete(api::users::delete_user),
+        )
+        .route("/a/workspace", get(api::workspaces::list))
+        .route(
+            "/a/workspace/{slug}",
+            axum::routing::put(api::workspaces::put).delete(api::workspaces::delete),
+        )
+        .route("/a/workspace/{slug}/grant", post(api::workspaces::grant))
+        .route("/a/workspace/{slug}/revoke", post(api::workspaces::revoke))
+        .route("/a/group", get(api::workspaces::list_groups))
+        .route(
+            "/a/group/{name}",
+            axum::routing::put(api::workspaces::put_group).delete(api::workspaces::delete_group),
+        )
+        .route(
+            "/a/group/{name}/member/{login}",
+            axum::routing::put(api::workspaces::add_member).delete(api::workspaces::remove_member),
         )
         .route("/a/auth/token/personal", post(api::tokens::create_personal))
         .route("/a/auth/token/impersonate", post(api::tokens::impersonate))

@@ -90,7 +90,7 @@ pub fn key_path(key: &str) -> S3Result<(TreePath, bool)> {
     if inner.is_empty() || inner.starts_with('/') || inner.contains("//") {
         return Err(s3_error!(
             InvalidArgument,
-            "keys are <workspace>/<path> (personal-files/… or common-files/…), without empty segments"
+            "keys are <workspace>/<path> (personal-files/… or a workspace slug, such as common-files/…), without empty segments"
         ));
     }
     match TreePath::parse(inner) {
@@ -701,6 +701,8 @@ impl S3 for Gateway {
             meta: meta.as_deref(),
             create_parents: true,
             expect_md5: content_md5(input.content_md5.as_deref())?,
+            // Held in the quota before the first byte.
+            size: input.content_length.and_then(|n| u64::try_from(n).ok()),
             // S3 answers a PUT with the object's MD5 as its ETag.
             ..Write::default()
         };
@@ -938,8 +940,11 @@ mod tests {
         ] {
             assert!(key_path(bad).is_err(), "{bad:?} must be refused");
         }
+        // A first segment that could be a workspace's slug is for the tree to look up; one
+        // that could not is no key of anyone's.
+        assert!(key_path("elsewhere/a").is_ok());
         assert_eq!(
-            *key_path("elsewhere/a").unwrap_err().code(),
+            *key_path("Elsewhere/a").unwrap_err().code(),
             S3ErrorCode::NoSuchKey
         );
     }

@@ -63,6 +63,14 @@ typed_id!(
     /// An OAuth grant's id: what its codes, refresh tokens and access tokens share.
     GrantId
 );
+typed_id!(
+    /// A group of users (the `user_groups` table).
+    GroupId
+);
+typed_id!(
+    /// A workspace defined by an administrator (the `workspaces` table).
+    WorkspaceId
+);
 
 #[cfg(test)]
 mod tests {

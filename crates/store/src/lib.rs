@@ -17,6 +17,7 @@ pub mod address_failures;
 pub mod dav_locks;
 pub mod device;
 pub mod durability;
+pub mod groups;
 pub mod health;
 pub mod ids;
 pub mod intents;
@@ -26,11 +27,13 @@ mod migrate;
 pub mod nodes;
 pub mod oauth;
 pub mod props;
+pub mod quota;
 pub mod settings;
 pub mod ssh_keys;
 pub mod tokens;
 pub mod uploads;
 pub mod users;
+pub mod workspaces;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -42,17 +45,20 @@ pub use address_failures::AddressFailures;
 pub use dav_locks::StoredLock;
 pub use device::{DeviceCode, DeviceStatus};
 pub use durability::Durability;
-pub use ids::{GrantId, NodeId, TokenId, UserId};
+pub use groups::Group;
+pub use ids::{GrantId, GroupId, NodeId, TokenId, UserId, WorkspaceId};
 pub use nodes::{Content, NewNode, Node, NodeKind};
 pub use oauth::{
     AuthCode, ClientRow, Grant, LoginSession, NewClient, NewCode, NewRefresh, NewSigningKey, Redemption,
     RefreshToken, Rotation, SigningKey,
 };
 pub use props::{DeadProp, PropChange};
+pub use quota::OverQuota;
 pub use ssh_keys::SshKey;
 pub use tokens::{NewToken, Token, TokenKind, TokenUse};
 pub use uploads::{Part, Upload};
 pub use users::{FailureCount, NewUser, Profile, Suspension, User};
+pub use workspaces::{Grantee, NewWorkspace, Workspace, WorkspaceGrant};
 
 /// Which SQL engine a `Store` talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -40,6 +40,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(12, "0012_leases"),
     migration!(13, "0013_blob_intents"),
     migration!(14, "0014_address_failures"),
+    migration!(15, "0015_workspaces"),
 ];
 
 /// Any number, the same on every node: the key of the PostgreSQL advisory lock.

@@ -6,7 +6,7 @@
 //! an attempt is counted (reserved) *before* its password is verified, so a burst of
 //! concurrent guesses, on any number of nodes, gets at most `lock_after` verifications.
 
-use crate::ids::UserId;
+use crate::ids::{GroupId, UserId};
 use sqlx::FromRow;
 
 use crate::{Result, Returned, Store, StoreError, bump_epoch, now, on_conflict};
@@ -46,6 +46,7 @@ struct UserRow {
     locked: i64,
     failed_logins: i64,
     suspended_until: i64,
+    quota: Option<i64>,
     created_at: i64,
     updated_at: i64,
 }
@@ -65,6 +66,10 @@ pub struct User {
     /// Until when (unix seconds) new password verifications are refused after failed logins;
     /// tokens, sessions and passwords verified before keep working.
     pub suspended_until: i64,
+    /// The most their personal files may hold, in bytes (`None`: no quota).
+    pub quota: Option<u64>,
+    /// The groups they belong to, read with the row (workspace grants to a group reach them).
+    pub groups: Vec<GroupId>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -87,6 +92,8 @@ impl TryFrom<UserRow> for User {
             locked: row.locked != 0,
             failed_logins: row.failed_logins,
             suspended_until: row.suspended_until,
+            quota: row.quota.map(|q| q.max(0) as u64),
+            groups: Vec::new(),
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -130,7 +137,7 @@ impl Suspension {
 }
 
 const COLUMNS: &str = "id, login, display_name, email, profile, password_hash, locked, \
-                       failed_logins, suspended_until, created_at, updated_at";
+                       failed_logins, suspended_until, quota, created_at, updated_at";
 
 impl Store {
     /// Insert a user; `Conflict` when the login is taken.
@@ -161,7 +168,7 @@ impl Store {
             .bind(login)
             .fetch_optional(self.pool())
             .await?;
-        row.map(User::try_from).transpose()
+        self.with_groups(row).await
     }
 
     pub async fn find_user(&self, id: UserId) -> Result<Option<User>> {
@@ -169,14 +176,42 @@ impl Store {
             .bind(id.to_string())
             .fetch_optional(self.pool())
             .await?;
-        row.map(User::try_from).transpose()
+        self.with_groups(row).await
     }
 
+    /// The user of `row` with the groups they belong to.
+    async fn with_groups(&self, row: Option<UserRow>) -> Result<Option<User>> {
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut user = User::try_from(row)?;
+        user.groups = self.groups_of(user.id).await?;
+        Ok(Some(user))
+    }
+
+    /// Every user, each with their groups (two queries).
     pub async fn list_users(&self) -> Result<Vec<User>> {
         let rows: Vec<UserRow> = sqlx::query_as(sql!("SELECT {COLUMNS} FROM users ORDER BY login"))
             .fetch_all(self.pool())
             .await?;
-        rows.into_iter().map(User::try_from).collect()
+        let mut users = rows.into_iter().map(User::try_from).collect::<Result<Vec<_>>>()?;
+        let mut memberships = self.all_memberships().await?;
+        for user in &mut users {
+            user.groups = memberships.remove(&user.id).unwrap_or_default();
+        }
+        Ok(users)
+    }
+
+    /// Set or remove (`None`) the quota of a user's personal files; `NotFound` when the user
+    /// is gone.
+    pub async fn set_user_quota(&self, id: UserId, quota: Option<u64>) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET quota = $1, updated_at = $2 WHERE id = $3")
+            .bind(quota.map(|q| q.min(i64::MAX as u64) as i64))
+            .bind(now())
+            .bind(id.to_string())
+            .execute(self.pool())
+            .await?;
+        found(done.rows_affected())
     }
 
     pub async fn count_users(&self) -> Result<i64> {
@@ -211,9 +246,9 @@ impl Store {
         .bind(now())
         .fetch_optional(&mut *tx)
         .await?;
-        let user = row.ok_or(StoreError::NotFound)?.try_into()?;
+        let row = row.ok_or(StoreError::NotFound)?;
         tx.commit().await?;
-        Ok(user)
+        self.with_groups(Some(row)).await?.ok_or(StoreError::NotFound)
     }
 
     /// Replace the password hash; also ends a suspension after failed logins (the new

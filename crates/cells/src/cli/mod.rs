@@ -3,6 +3,8 @@
 //! Admin commands open the same database as the server, so they work whether or not it runs.
 //! Errors go to stderr with a non-zero exit code; values meant for scripts go alone to stdout.
 
+mod workspaces;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -111,6 +113,16 @@ enum AdminCommand {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Groups of users
+    Group {
+        #[command(subcommand)]
+        command: workspaces::GroupCommand,
+    },
+    /// Workspaces, their grants and quotas
+    Workspace {
+        #[command(subcommand)]
+        command: workspaces::WorkspaceCommand,
+    },
     /// Inspect the file tree
     Node {
         #[command(subcommand)]
@@ -217,6 +229,12 @@ enum UserCommand {
     Unlock {
         #[arg(short = 'u', long = "user")]
         login: String,
+    },
+    /// Set or remove (none) the quota of a user's personal files: a size such as 10G
+    SetQuota {
+        #[arg(short = 'u', long = "user")]
+        login: String,
+        quota: String,
     },
     /// Generate a personal access token (or `token list`, `token revoke ID`)
     Token(TokenArgs),
@@ -413,6 +431,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             outcome
         }
         Command::Admin {
+            command: AdminCommand::Group { command },
+        } => {
+            let app = App::open(Config::load(overrides)?).await?;
+            let outcome = workspaces::group_command(&app, command).await;
+            app.close().await;
+            outcome
+        }
+        Command::Admin {
+            command: AdminCommand::Workspace { command },
+        } => {
+            let app = App::open(Config::load(overrides)?).await?;
+            let outcome = workspaces::workspace_command(&app, command).await;
+            app.close().await;
+            outcome
+        }
+        Command::Admin {
             command: AdminCommand::Node { command },
         } => {
             let app = App::open(Config::load(overrides)?).await?;
@@ -529,6 +563,7 @@ async fn user_command(app: &SharedApp, command: UserCommand) -> anyhow::Result<(
             users::set_locked(app, Actor::Operator, &user, false).await?;
             println!("Unlocked {login} (an administrator's lock and a suspension after failed logins)");
         }
+        UserCommand::SetQuota { login, quota } => workspaces::set_user_quota(app, &login, &quota).await?,
         UserCommand::Token(args) => token_command(app, args).await?,
         UserCommand::AddKey { login, file } => {
             let user = find_user(app, &login).await?;

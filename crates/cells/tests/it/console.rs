@@ -10,11 +10,13 @@ use serde_json::json;
 
 use cells_console::encode_component as urlencode;
 
+use crate::access_matrix::{self, Driver, Outcome, Role};
 use crate::backend_tests;
 use crate::harness::{ADMIN, ADMIN_PASSWORD, Auth, Db, TestApp};
 use crate::oidc::{browser, hidden};
 
 backend_tests!(
+    console_workspace_access_matrix,
     sign_in_files_and_tokens,
     people_and_isolation,
     hostile_text_is_inert,
@@ -724,4 +726,127 @@ async fn ssh_keys_page(db: Db) {
     let listed = app.cli_ok(&["admin", "user", "list-keys", "-u", "carol"]);
     assert!(!listed.contains(&fingerprint));
     app.stop().await;
+}
+
+/// The console as an access-matrix driver: a signed-in browser (full rights of its user, so
+/// no scoped role) using the file browser's pages and forms.
+struct ConsoleDriver {
+    page: Page,
+    csrf: String,
+}
+
+impl ConsoleDriver {
+    async fn new(app: &TestApp, login: &str, password: &str) -> ConsoleDriver {
+        let page = Page::sign_in(app, login, password).await;
+        let (_, html) = page.get("/files/").await;
+        ConsoleDriver {
+            csrf: hidden(&html, "csrf"),
+            page,
+        }
+    }
+
+    fn url(path: &str, folder: bool) -> String {
+        let mut out = "/files/".to_string();
+        let names: Vec<String> = path.split('/').filter(|n| !n.is_empty()).map(urlencode).collect();
+        out.push_str(&names.join("/"));
+        if folder && !names.is_empty() {
+            out.push('/');
+        }
+        out
+    }
+
+    /// `path`'s folder and name.
+    fn split(path: &str) -> (&str, &str) {
+        path.rsplit_once('/').unwrap_or(("", path))
+    }
+
+    async fn act(&self, folder: &str, fields: &[(&str, &str)]) -> Outcome {
+        let mut form = vec![("csrf", self.csrf.as_str())];
+        form.extend_from_slice(fields);
+        let response = self
+            .page
+            .client
+            .post(format!("{}{}", self.page.base, ConsoleDriver::url(folder, true)))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        match response.status() {
+            StatusCode::SEE_OTHER => Outcome::Done,
+            other => Outcome::of_status(other),
+        }
+    }
+}
+
+impl Driver for ConsoleDriver {
+    async fn list(&self, path: &str) -> Result<Vec<String>, Outcome> {
+        let (status, html) = self.page.get(&ConsoleDriver::url(path, true)).await;
+        if status != StatusCode::OK {
+            return Err(Outcome::of_status(status));
+        }
+        Ok(html
+            .split("<td class=\"name\">")
+            .skip(1)
+            .filter_map(|row| row.split("</span>").nth(1)?.split('<').next())
+            .map(str::to_string)
+            .collect())
+    }
+    async fn read(&self, path: &str) -> Outcome {
+        Outcome::of_status(self.page.get(&ConsoleDriver::url(path, false)).await.0)
+    }
+    async fn write(&self, path: &str, content: &[u8]) -> Outcome {
+        let (folder, name) = ConsoleDriver::split(path);
+        let form = Form::new()
+            .text("csrf", self.csrf.clone())
+            .part("file", Part::bytes(content.to_vec()).file_name(name.to_string()));
+        let response = self
+            .page
+            .client
+            .post(format!("{}{}", self.page.base, ConsoleDriver::url(folder, true)))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        Outcome::of_status(response.status())
+    }
+    async fn mkdir(&self, path: &str) -> Outcome {
+        let (folder, name) = ConsoleDriver::split(path);
+        self.act(folder, &[("action", "mkdir"), ("name", name)]).await
+    }
+    async fn delete(&self, path: &str) -> Outcome {
+        let (folder, name) = ConsoleDriver::split(path);
+        self.act(folder, &[("action", "delete"), ("name", name)]).await
+    }
+    async fn rename(&self, from: &str, to: &str) -> Outcome {
+        let ((folder, name), (to_folder, new_name)) = (ConsoleDriver::split(from), ConsoleDriver::split(to));
+        if folder != to_folder {
+            return Outcome::Unsupported;
+        }
+        self.act(
+            folder,
+            &[("action", "rename"), ("name", name), ("new_name", new_name)],
+        )
+        .await
+    }
+    async fn copy(&self, _: &str, _: &str) -> Outcome {
+        Outcome::Unsupported
+    }
+}
+
+/// The workspace roles through the console (all but the scoped token's: a browser signs in
+/// with the password).
+async fn console_workspace_access_matrix(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let token = access_matrix::workspace_app(&app).await;
+    let secrets = access_matrix::role_secrets(&app, &token, false);
+    let (before, after): (Vec<_>, Vec<_>) = secrets
+        .into_iter()
+        .filter(|(role, _)| *role != Role::ScopedMember)
+        .partition(|(role, _)| matches!(role, Role::Reader | Role::Outsider));
+    let driver = async |login: &str, secret: &str| ConsoleDriver::new(&app, login, secret).await;
+    access_matrix::run_roles("console", &before, driver).await;
+    // What the scoped token's role writes in the other protocols' runs, before the others look.
+    let member = Auth::basic("member", access_matrix::PASSWORD);
+    assert_eq!(app.put(&member, "team/a/t.txt", "t").await, StatusCode::CREATED);
+    access_matrix::run_roles("console", &after, driver).await;
 }

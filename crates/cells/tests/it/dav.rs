@@ -4,15 +4,16 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+use crate::access_matrix::{self, Driver, Outcome};
 use crate::backend_tests;
 use crate::harness::{ADMIN, ADMIN_PASSWORD, Auth, Db, TestApp};
-use crate::scope_matrix::{self, Driver};
 
 backend_tests!(
     dav_auth_and_shared_tree,
     dav_hostile_names,
     dav_scope_matrix_read_only,
     dav_scope_matrix_read_write,
+    dav_workspace_access_matrix,
     dav_many_files_and_a_large_one,
     dav_locks_hold_on_every_node,
     dav_propfind_lists_every_property,
@@ -88,6 +89,11 @@ impl Dav<'_> {
 
     /// Names in a folder (PROPFIND Depth 1), or `None` when refused.
     async fn names(&self, path: &str) -> Option<Vec<String>> {
+        self.listing(path).await.ok()
+    }
+
+    /// Names in a folder (PROPFIND Depth 1), or how it was refused.
+    async fn listing(&self, path: &str) -> Result<Vec<String>, Outcome> {
         let response = self
             .request("PROPFIND", &format!("{path}/"))
             .header("Depth", "1")
@@ -95,7 +101,7 @@ impl Dav<'_> {
             .await
             .unwrap();
         if response.status() != StatusCode::MULTI_STATUS {
-            return None;
+            return Err(Outcome::of_status(response.status()));
         }
         let body = response.text().await.unwrap();
         let own = decode(&format!("/dav/{}", encode(path)))
@@ -109,7 +115,7 @@ impl Dav<'_> {
             .map(|href| decode(href.trim_end_matches('/').rsplit('/').next().unwrap()))
             .collect();
         names.sort();
-        Some(names)
+        Ok(names)
     }
 
     async fn status(&self, verb: &str, path: &str) -> StatusCode {
@@ -128,40 +134,44 @@ impl Dav<'_> {
     }
 }
 
+/// A WebDAV answer as an outcome: 409 (a missing parent, RFC 4918 §9.7.1, §9.3.1, §9.8.5) is
+/// how WebDAV says "not found" of a target's folder; 207 from DELETE, MOVE or COPY means that
+/// part of it failed.
+fn dav_outcome(status: StatusCode) -> Outcome {
+    match status {
+        StatusCode::CONFLICT => Outcome::NotFound,
+        StatusCode::MULTI_STATUS => Outcome::Other("207: partly done".into()),
+        other => Outcome::of_status(other),
+    }
+}
+
 impl Driver for Dav<'_> {
-    async fn list(&self, path: &str) -> Option<Vec<String>> {
-        self.names(path).await
+    async fn list(&self, path: &str) -> Result<Vec<String>, Outcome> {
+        self.listing(path).await
     }
-    async fn read(&self, path: &str) -> bool {
-        self.status("GET", path).await == StatusCode::OK
+    async fn read(&self, path: &str) -> Outcome {
+        dav_outcome(self.status("GET", path).await)
     }
-    async fn write(&self, path: &str, content: &[u8]) -> bool {
-        self.request("PUT", path)
+    async fn write(&self, path: &str, content: &[u8]) -> Outcome {
+        let response = self
+            .request("PUT", path)
             .body(content.to_vec())
             .send()
             .await
-            .unwrap()
-            .status()
-            .is_success()
+            .unwrap();
+        dav_outcome(response.status())
     }
-    async fn mkdir(&self, path: &str) -> bool {
-        self.status("MKCOL", path).await == StatusCode::CREATED
+    async fn mkdir(&self, path: &str) -> Outcome {
+        dav_outcome(self.status("MKCOL", path).await)
     }
-    // 207 Multi-Status from DELETE, MOVE or COPY means that part of it failed.
-    async fn delete(&self, path: &str) -> bool {
-        self.status("DELETE", path).await == StatusCode::NO_CONTENT
+    async fn delete(&self, path: &str) -> Outcome {
+        dav_outcome(self.status("DELETE", path).await)
     }
-    async fn rename(&self, from: &str, to: &str) -> bool {
-        matches!(
-            self.moved("MOVE", from, to).await,
-            StatusCode::CREATED | StatusCode::NO_CONTENT
-        )
+    async fn rename(&self, from: &str, to: &str) -> Outcome {
+        dav_outcome(self.moved("MOVE", from, to).await)
     }
-    async fn copy(&self, from: &str, to: &str) -> bool {
-        matches!(
-            self.moved("COPY", from, to).await,
-            StatusCode::CREATED | StatusCode::NO_CONTENT
-        )
+    async fn copy(&self, from: &str, to: &str) -> Outcome {
+        dav_outcome(self.moved("COPY", from, to).await)
     }
 }
 
@@ -189,8 +199,11 @@ async fn dav_auth_and_shared_tree(db: Db) {
         auth: Auth::basic(ADMIN, ADMIN_PASSWORD),
     };
     assert_eq!(admin.names("").await.unwrap(), ["common-files", "personal-files"]);
-    assert!(admin.mkdir("personal-files/docs").await);
-    assert!(admin.write("personal-files/docs/a.txt", b"over webdav").await);
+    assert_eq!(admin.mkdir("personal-files/docs").await, Outcome::Done);
+    assert_eq!(
+        admin.write("personal-files/docs/a.txt", b"over webdav").await,
+        Outcome::Done
+    );
     // The same node over REST, with the same UUID as the oc:id property.
     let rest = Auth::admin();
     assert_eq!(
@@ -229,7 +242,7 @@ async fn dav_auth_and_shared_tree(db: Db) {
         app: &app,
         auth: Auth::basic(ADMIN, &token),
     };
-    assert!(by_token.read("personal-files/docs/a.txt").await);
+    assert_eq!(by_token.read("personal-files/docs/a.txt").await, Outcome::Done);
     app.create_user("mallory", "mallory-password", "standard").await;
     let foreign = Dav {
         app: &app,
@@ -259,7 +272,7 @@ async fn dav_auth_and_shared_tree(db: Db) {
         app: &app,
         auth: Auth::basic(ADMIN, session["JWT"].as_str().unwrap()),
     };
-    assert!(jwt.read("personal-files/docs/a.txt").await);
+    assert_eq!(jwt.read("personal-files/docs/a.txt").await, Outcome::Done);
 
     // Ranges and conditional GET come from the same content.
     let response = admin
@@ -291,7 +304,11 @@ async fn dav_hostile_names(db: Db) {
     ];
     for name in names {
         let path = format!("personal-files/{name}");
-        assert!(dav.write(&path, name.as_bytes()).await, "PUT {name:?}");
+        assert_eq!(
+            dav.write(&path, name.as_bytes()).await,
+            Outcome::Done,
+            "PUT {name:?}"
+        );
         let response = dav.request("GET", &path).send().await.unwrap();
         assert_eq!(
             response.bytes().await.unwrap().as_ref(),
@@ -317,9 +334,10 @@ async fn dav_hostile_names(db: Db) {
         let status = app.raw_get(target, ADMIN, ADMIN_PASSWORD).await;
         assert!((400..500).contains(&status), "{target}: {status}");
     }
-    assert!(
-        !dav.write(&format!("personal-files/{}", "x".repeat(256)), b"x")
-            .await
+    assert_ne!(
+        dav.write(&format!("personal-files/{}", "x".repeat(256)), b"x")
+            .await,
+        Outcome::Done
     );
     let response = dav
         .request("PROPFIND", "personal-files/")
@@ -375,12 +393,13 @@ async fn dav_hostile_names(db: Db) {
 
 async fn dav_scope_matrix(db: Db, permission: &str) {
     let app = TestApp::spawn(db).await;
-    let token = scope_matrix::owner_token(&app, permission).await;
+    let token = access_matrix::owner_token(&app, permission).await;
     let dav = Dav {
         app: &app,
         auth: Auth::basic("owner", &token),
     };
-    scope_matrix::run(&dav, permission == "rw").await;
+    let cases = access_matrix::scope_cases(permission == "rw");
+    access_matrix::run(&dav, &format!("WebDAV, scope {permission}"), cases).await;
     assert_eq!(
         dav.names("").await.unwrap(),
         ["personal-files"],
@@ -413,6 +432,17 @@ async fn dav_scope_matrix(db: Db, permission: &str) {
     }
 }
 
+async fn dav_workspace_access_matrix(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let token = access_matrix::workspace_app(&app).await;
+    let secrets = access_matrix::role_secrets(&app, &token, false);
+    access_matrix::run_roles("WebDAV", &secrets, async |login, secret| Dav {
+        app: &app,
+        auth: Auth::basic(login, secret),
+    })
+    .await;
+}
+
 async fn dav_scope_matrix_read_only(db: Db) {
     dav_scope_matrix(db, "r").await;
 }
@@ -425,7 +455,7 @@ async fn dav_many_files_and_a_large_one(db: Db) {
     use futures_util::StreamExt;
     let app = TestApp::spawn(db).await;
     let dav = Dav::with_token(&app);
-    assert!(dav.mkdir("personal-files/many").await);
+    assert_eq!(dav.mkdir("personal-files/many").await, Outcome::Done);
     let puts = futures_util::stream::iter(0..300)
         .map(|i| {
             let request = dav
@@ -702,10 +732,16 @@ fn propstats(body: &str) -> Vec<(String, String, xmltree::Element)> {
 async fn dav_propfind_lists_every_property(db: Db) {
     let app = TestApp::spawn(db).await;
     let dav = Dav::with_token(&app);
-    assert!(dav.mkdir("personal-files/p").await);
-    assert!(dav.mkdir("personal-files/p/locked").await);
-    assert!(dav.write("personal-files/p/a & b.txt", b"12345").await);
-    assert!(dav.write("personal-files/p/locked/in.pdf", b"%PDF").await);
+    assert_eq!(dav.mkdir("personal-files/p").await, Outcome::Done);
+    assert_eq!(dav.mkdir("personal-files/p/locked").await, Outcome::Done);
+    assert_eq!(
+        dav.write("personal-files/p/a & b.txt", b"12345").await,
+        Outcome::Done
+    );
+    assert_eq!(
+        dav.write("personal-files/p/locked/in.pdf", b"%PDF").await,
+        Outcome::Done
+    );
     let patch = r#"<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:example"><D:set><D:prop><Z:color>red &amp; blue</Z:color></D:prop></D:set></D:propertyupdate>"#;
     let patched = dav
         .request("PROPPATCH", "personal-files/p/a & b.txt")
@@ -1070,8 +1106,11 @@ async fn dav_large_put_is_hashed_after_the_commit(db: Db) {
 async fn dav_getetag_is_the_etag_header(db: Db) {
     let app = TestApp::spawn(db).await;
     let dav = Dav::with_token(&app);
-    assert!(dav.mkdir("personal-files/e").await);
-    assert!(dav.write("personal-files/e/f.txt", b"tagged").await);
+    assert_eq!(dav.mkdir("personal-files/e").await, Outcome::Done);
+    assert_eq!(
+        dav.write("personal-files/e/f.txt", b"tagged").await,
+        Outcome::Done
+    );
     let header = |response: &reqwest::Response| response.headers()["etag"].to_str().unwrap().to_string();
     let head = dav
         .request("HEAD", "personal-files/e/f.txt")
@@ -1157,8 +1196,8 @@ async fn dav_getetag_is_the_etag_header(db: Db) {
 async fn dav_propfind_honours_its_preconditions(db: Db) {
     let app = TestApp::spawn(db).await;
     let dav = Dav::with_token(&app);
-    assert!(dav.mkdir("personal-files/p").await);
-    assert!(dav.write("personal-files/p/f.txt", b"first").await);
+    assert_eq!(dav.mkdir("personal-files/p").await, Outcome::Done);
+    assert_eq!(dav.write("personal-files/p/f.txt", b"first").await, Outcome::Done);
     // `propname` is left to dav-server (`dav::propfind`); the precondition is the same.
     let names = r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:propname/></D:propfind>"#;
     let propfind = |path: &'static str, condition: (&'static str, String), body: &'static str| {
@@ -1223,7 +1262,10 @@ async fn dav_propfind_honours_its_preconditions(db: Db) {
     );
 
     // Once the file changes, the listed tag no longer matches.
-    assert!(dav.write("personal-files/p/f.txt", b"second").await);
+    assert_eq!(
+        dav.write("personal-files/p/f.txt", b"second").await,
+        Outcome::Done
+    );
     let stale = propfind("personal-files/p/f.txt", ("If-Match", tag), GETETAG)
         .await
         .unwrap();

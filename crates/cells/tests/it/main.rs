@@ -1,8 +1,8 @@
 //! The integration test binary: one real server per test (see `harness`), one file per area.
 #![allow(async_fn_in_trait, reason = "test-only traits, used with static dispatch")]
 
+mod access_matrix;
 mod harness;
-mod scope_matrix;
 
 mod architecture;
 mod clients;
@@ -21,3 +21,4 @@ mod security;
 mod sftp;
 mod store;
 mod tokens;
+mod workspaces;

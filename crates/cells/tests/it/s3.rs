@@ -11,9 +11,9 @@ use object_store::signer::Signer;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use reqwest::StatusCode;
 
+use crate::access_matrix::{self, Driver, Op, Outcome};
 use crate::backend_tests;
 use crate::harness::{Auth, Db, TestApp};
-use crate::scope_matrix::{self, Driver};
 
 backend_tests!(
     s3_token_as_access_key,
@@ -24,6 +24,7 @@ backend_tests!(
     s3_malformed_requests,
     s3_scope_matrix_read_only,
     s3_scope_matrix_read_write,
+    s3_workspace_access_matrix,
 );
 
 pub(crate) const GATEWAY_SECRET: &str = "gatewaysecret";
@@ -751,9 +752,25 @@ struct S3Driver<'a> {
     s3: AmazonS3,
 }
 
+/// An object_store answer as an outcome (`AccessDenied` is 403, `NoSuchKey` 404).
+fn s3_outcome<T>(result: object_store::Result<T>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Done,
+        Err(object_store::Error::NotFound { .. }) => Outcome::NotFound,
+        Err(object_store::Error::PermissionDenied { .. }) => Outcome::Forbidden,
+        Err(other) => Outcome::Other(other.to_string()),
+    }
+}
+
 impl Driver for S3Driver<'_> {
-    async fn list(&self, path: &str) -> Option<Vec<String>> {
-        let listed = self.s3.list_with_delimiter(Some(&p(path))).await.ok()?;
+    /// S3 lists any prefix: an empty one is what a folder the caller cannot see looks like.
+    async fn list(&self, path: &str) -> Result<Vec<String>, Outcome> {
+        let prefix = (!path.is_empty()).then(|| p(path));
+        let listed = self
+            .s3
+            .list_with_delimiter(prefix.as_ref())
+            .await
+            .map_err(|e| s3_outcome::<()>(Err(e)))?;
         let mut names: Vec<String> = listed
             .common_prefixes
             .iter()
@@ -761,18 +778,21 @@ impl Driver for S3Driver<'_> {
             .filter_map(|p| p.filename().map(str::to_string))
             .collect();
         names.sort();
-        (!names.is_empty()).then_some(names)
+        if names.is_empty() {
+            return Err(Outcome::NotFound);
+        }
+        Ok(names)
     }
-    async fn read(&self, path: &str) -> bool {
-        self.s3.get(&p(path)).await.is_ok()
+    async fn read(&self, path: &str) -> Outcome {
+        match self.s3.get(&p(path)).await {
+            Ok(got) => s3_outcome(got.bytes().await),
+            Err(error) => s3_outcome::<()>(Err(error)),
+        }
     }
-    async fn write(&self, path: &str, content: &[u8]) -> bool {
-        self.s3
-            .put(&p(path), PutPayload::from(content.to_vec()))
-            .await
-            .is_ok()
+    async fn write(&self, path: &str, content: &[u8]) -> Outcome {
+        s3_outcome(self.s3.put(&p(path), PutPayload::from(content.to_vec())).await)
     }
-    async fn mkdir(&self, path: &str) -> bool {
+    async fn mkdir(&self, path: &str) -> Outcome {
         // object_store drops trailing slashes from paths: sign the folder key by hand.
         let (status, _) = signed(
             self.app,
@@ -785,28 +805,51 @@ impl Driver for S3Driver<'_> {
             b"",
         )
         .await;
-        status.is_success()
+        Outcome::of_status(status)
     }
-    async fn delete(&self, path: &str) -> bool {
-        self.s3.delete(&p(path)).await.is_ok()
+    /// One DeleteObject (object_store sends DeleteObjects, whose refusals are per key).
+    async fn delete(&self, path: &str) -> Outcome {
+        let (status, _) = signed(
+            self.app,
+            &self.token,
+            GATEWAY_SECRET,
+            "DELETE",
+            &format!("/io/{path}"),
+            "",
+            &[],
+            b"",
+        )
+        .await;
+        Outcome::of_status(status)
     }
-    async fn rename(&self, from: &str, to: &str) -> bool {
-        self.copy(from, to).await && self.delete(from).await
+    /// S3 has no rename (a client copies and deletes: the copy and delete cases cover it).
+    async fn rename(&self, _: &str, _: &str) -> Outcome {
+        Outcome::Unsupported
     }
-    async fn copy(&self, from: &str, to: &str) -> bool {
-        self.s3.copy(&p(from), &p(to)).await.is_ok()
+    async fn copy(&self, from: &str, to: &str) -> Outcome {
+        s3_outcome(self.s3.copy(&p(from), &p(to)).await)
+    }
+    /// DeleteObject never answers NoSuchKey (deleting a missing key succeeds where the caller
+    /// could have written it): a key the caller cannot see is refused with AccessDenied, as
+    /// a missing one where it may not write, so that the refusal discloses nothing.
+    fn expect(&self, op: &Op, expected: Outcome) -> Outcome {
+        match (op, expected) {
+            (Op::Delete(_), Outcome::NotFound) => Outcome::Forbidden,
+            (_, expected) => expected,
+        }
     }
 }
 
 async fn s3_scope_matrix(db: Db, permission: &str) {
     let app = TestApp::spawn(db).await;
-    let token = scope_matrix::owner_token(&app, permission).await;
+    let token = access_matrix::owner_token(&app, permission).await;
     let driver = S3Driver {
         app: &app,
         s3: client(&app, &token, GATEWAY_SECRET),
         token,
     };
-    scope_matrix::run(&driver, permission == "rw").await;
+    let cases = access_matrix::scope_cases(permission == "rw");
+    access_matrix::run(&driver, &format!("S3, scope {permission}"), cases).await;
     // At the top, only the workspace leading to the scope.
     let top = driver.s3.list_with_delimiter(None).await.unwrap();
     let names: Vec<String> = top.common_prefixes.iter().map(|p| p.to_string()).collect();
@@ -819,6 +862,18 @@ async fn s3_scope_matrix(db: Db, permission: &str) {
         .collect()
         .await;
     assert!(all.iter().all(|k| k.starts_with("personal-files/a/")), "{all:?}");
+}
+
+async fn s3_workspace_access_matrix(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let token = access_matrix::workspace_app(&app).await;
+    let secrets = access_matrix::role_secrets(&app, &token, true);
+    access_matrix::run_roles("S3", &secrets, async |_, token| S3Driver {
+        app: &app,
+        s3: client(&app, token, GATEWAY_SECRET),
+        token: token.to_string(),
+    })
+    .await;
 }
 
 async fn s3_scope_matrix_read_only(db: Db) {

@@ -13,9 +13,9 @@ use russh_sftp::protocol::{OpenFlags, StatusCode as Code};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
+use crate::access_matrix::{self, Driver, Outcome};
 use crate::backend_tests;
 use crate::harness::{ADMIN, ADMIN_PASSWORD, Auth, Db, TestApp};
-use crate::scope_matrix::{self, Driver};
 
 backend_tests!(
     sftp_logins_and_files,
@@ -23,6 +23,7 @@ backend_tests!(
     sftp_revoked_token_ends_the_session,
     sftp_scope_matrix_read_only,
     sftp_scope_matrix_read_write,
+    sftp_workspace_access_matrix,
     sftp_protocol_abuse,
     sftp_fsync_and_deferred_close,
     sftp_public_key_logins,
@@ -450,46 +451,74 @@ fn abs(path: &str) -> String {
     format!("/{path}")
 }
 
+/// An SFTP answer as an outcome.
+fn sftp_outcome<T>(result: Result<T, SftpError>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Done,
+        Err(SftpError::Status(status)) => match status.status_code {
+            Code::NoSuchFile => Outcome::NotFound,
+            Code::PermissionDenied => Outcome::Forbidden,
+            other => Outcome::Other(format!("{other:?}: {}", status.error_message)),
+        },
+        Err(other) => Outcome::Other(other.to_string()),
+    }
+}
+
 impl Driver for SftpDriver {
-    async fn list(&self, path: &str) -> Option<Vec<String>> {
-        self.0.names(&abs(path)).await.ok()
+    async fn list(&self, path: &str) -> Result<Vec<String>, Outcome> {
+        self.0
+            .names(&abs(path))
+            .await
+            .map_err(|e| sftp_outcome::<()>(Err(e)))
     }
-    async fn read(&self, path: &str) -> bool {
-        self.0.fs.read(abs(path)).await.is_ok()
+    async fn read(&self, path: &str) -> Outcome {
+        sftp_outcome(self.0.fs.read(abs(path)).await)
     }
-    async fn write(&self, path: &str, content: &[u8]) -> bool {
-        self.0.put(&abs(path), content).await.is_ok()
+    async fn write(&self, path: &str, content: &[u8]) -> Outcome {
+        sftp_outcome(self.0.put(&abs(path), content).await)
     }
-    async fn mkdir(&self, path: &str) -> bool {
-        self.0.fs.create_dir(abs(path)).await.is_ok()
+    async fn mkdir(&self, path: &str) -> Outcome {
+        sftp_outcome(self.0.fs.create_dir(abs(path)).await)
     }
-    async fn delete(&self, path: &str) -> bool {
-        self.0.fs.remove_file(abs(path)).await.is_ok()
+    async fn delete(&self, path: &str) -> Outcome {
+        sftp_outcome(self.0.fs.remove_file(abs(path)).await)
     }
-    async fn rename(&self, from: &str, to: &str) -> bool {
-        self.0.fs.rename(abs(from), abs(to)).await.is_ok()
+    async fn rename(&self, from: &str, to: &str) -> Outcome {
+        sftp_outcome(self.0.fs.rename(abs(from), abs(to)).await)
     }
     /// SFTP has no copy: a client reads and writes.
-    async fn copy(&self, from: &str, to: &str) -> bool {
+    async fn copy(&self, from: &str, to: &str) -> Outcome {
         match self.0.fs.read(abs(from)).await {
             Ok(content) => self.write(to, &content).await,
-            Err(_) => false,
+            Err(error) => sftp_outcome::<()>(Err(error)),
         }
     }
 }
 
 async fn sftp_scope_matrix(db: Db, permission: &str) {
     let app = TestApp::spawn(db).await;
-    let token = scope_matrix::owner_token(&app, permission).await;
+    let token = access_matrix::owner_token(&app, permission).await;
     let driver = SftpDriver(sftp(&app, "owner", &token).await.expect("scoped token login"));
-    scope_matrix::run(&driver, permission == "rw").await;
+    let cases = access_matrix::scope_cases(permission == "rw");
+    access_matrix::run(&driver, &format!("SFTP, scope {permission}"), cases).await;
     // The root shows only the workspace leading to the scope.
     assert_eq!(driver.0.names("/").await.unwrap(), ["personal-files"]);
     let denied = driver.0.fs.read("/personal-files/b/x.txt").await.unwrap_err();
-    assert!(
-        matches!(code(denied), Code::PermissionDenied | Code::NoSuchFile),
-        "a sibling is refused"
+    assert_eq!(
+        code(denied),
+        Code::NoSuchFile,
+        "a sibling does not exist for the token"
     );
+}
+
+async fn sftp_workspace_access_matrix(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let token = access_matrix::workspace_app(&app).await;
+    let secrets = access_matrix::role_secrets(&app, &token, false);
+    access_matrix::run_roles("SFTP", &secrets, async |login, secret| {
+        SftpDriver(sftp(&app, login, secret).await.expect("SFTP login"))
+    })
+    .await;
 }
 
 async fn sftp_scope_matrix_read_only(db: Db) {

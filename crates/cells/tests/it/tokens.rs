@@ -6,15 +6,16 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::access_matrix::{self, Driver, Outcome, SCOPED, fixture};
 use crate::backend_tests;
 use crate::harness::{ADMIN, Auth, Db, TestApp};
-use crate::scope_matrix::{self, Driver, SCOPED, fixture};
 
 backend_tests!(
     seed_flow_with_the_cli,
     auto_refresh_slides_and_survives_restart,
     scope_matrix_read_only,
     scope_matrix_read_write,
+    workspace_access_matrix,
     revocation_is_immediate,
     malformed_tokens_and_cli_input,
     rest_token_management,
@@ -130,7 +131,7 @@ pub struct RestDriver<'a> {
 }
 
 impl Driver for RestDriver<'_> {
-    async fn list(&self, path: &str) -> Option<Vec<String>> {
+    async fn list(&self, path: &str) -> Result<Vec<String>, Outcome> {
         let (status, body) = self
             .app
             .post(
@@ -139,8 +140,8 @@ impl Driver for RestDriver<'_> {
                 json!({"NodePaths": [format!("{path}/*")]}),
             )
             .await;
-        (status == StatusCode::OK).then(|| {
-            body["Nodes"]
+        match Outcome::of_status(status) {
+            Outcome::Done => Ok(body["Nodes"]
                 .as_array()
                 .unwrap()
                 .iter()
@@ -153,47 +154,36 @@ impl Driver for RestDriver<'_> {
                         .unwrap()
                         .to_string()
                 })
-                .collect()
-        })
+                .collect()),
+            refused => Err(refused),
+        }
     }
 
-    async fn read(&self, path: &str) -> bool {
-        self.app.read(&self.auth, path).await.0 == StatusCode::OK
+    async fn read(&self, path: &str) -> Outcome {
+        Outcome::of_status(self.app.read(&self.auth, path).await.0)
     }
 
-    async fn write(&self, path: &str, content: &[u8]) -> bool {
-        self.app
-            .put(&self.auth, path, content.to_vec())
-            .await
-            .is_success()
+    async fn write(&self, path: &str, content: &[u8]) -> Outcome {
+        Outcome::of_status(self.app.put(&self.auth, path, content.to_vec()).await)
     }
 
-    async fn mkdir(&self, path: &str) -> bool {
-        self.app.mkdir(&self.auth, path).await == StatusCode::OK
+    async fn mkdir(&self, path: &str) -> Outcome {
+        Outcome::of_status(self.app.mkdir(&self.auth, path).await)
     }
 
-    async fn delete(&self, path: &str) -> bool {
-        self.app
-            .post("/a/tree/delete", &self.auth, json!({"Nodes": [{"Path": path}]}))
-            .await
-            .0
-            == StatusCode::OK
+    async fn delete(&self, path: &str) -> Outcome {
+        let body = json!({"Nodes": [{"Path": path}]});
+        Outcome::of_status(self.app.post("/a/tree/delete", &self.auth, body).await.0)
     }
 
-    async fn rename(&self, from: &str, to: &str) -> bool {
-        self.app
-            .post("/a/tree/move", &self.auth, json!({"From": from, "To": to}))
-            .await
-            .0
-            == StatusCode::OK
+    async fn rename(&self, from: &str, to: &str) -> Outcome {
+        let body = json!({"From": from, "To": to});
+        Outcome::of_status(self.app.post("/a/tree/move", &self.auth, body).await.0)
     }
 
-    async fn copy(&self, from: &str, to: &str) -> bool {
-        self.app
-            .post("/a/tree/copy", &self.auth, json!({"From": from, "To": to}))
-            .await
-            .0
-            == StatusCode::OK
+    async fn copy(&self, from: &str, to: &str) -> Outcome {
+        let body = json!({"From": from, "To": to});
+        Outcome::of_status(self.app.post("/a/tree/copy", &self.auth, body).await.0)
     }
 }
 
@@ -210,7 +200,12 @@ async fn scope_matrix_for(db: Db, permission: &str) {
         app: &app,
         auth: Auth::bearer(&token),
     };
-    scope_matrix::run(&driver, permission == "rw").await;
+    access_matrix::run(
+        &driver,
+        &format!("REST, scope {permission}"),
+        access_matrix::scope_cases(permission == "rw"),
+    )
+    .await;
 
     // The scope follows the node, not its path.
     let (status, _) = app
@@ -221,8 +216,11 @@ async fn scope_matrix_for(db: Db, permission: &str) {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(driver.read("personal-files/renamed/inner.txt").await);
-    assert!(!driver.read("personal-files/b/x.txt").await);
+    assert_eq!(
+        driver.read("personal-files/renamed/inner.txt").await,
+        Outcome::Done
+    );
+    assert_eq!(driver.read("personal-files/b/x.txt").await, Outcome::NotFound);
     // A scoped token cannot widen itself, nor reach admin routes.
     let (status, _) = app
         .post("/a/auth/token/personal", &driver.auth, json!({"AutoRefresh": 60}))
@@ -233,8 +231,22 @@ async fn scope_matrix_for(db: Db, permission: &str) {
         app: &app,
         auth: Auth::basic("owner", &token),
     };
-    assert!(basic.read("personal-files/renamed/inner.txt").await);
-    assert!(!basic.read("common-files/c.txt").await);
+    assert_eq!(
+        basic.read("personal-files/renamed/inner.txt").await,
+        Outcome::Done
+    );
+    assert_eq!(basic.read("common-files/c.txt").await, Outcome::NotFound);
+}
+
+async fn workspace_access_matrix(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let token = access_matrix::workspace_app(&app).await;
+    let secrets = access_matrix::role_secrets(&app, &token, false);
+    access_matrix::run_roles("REST", &secrets, async |login, secret| RestDriver {
+        app: &app,
+        auth: Auth::basic(login, secret),
+    })
+    .await;
 }
 
 async fn scope_matrix_read_only(db: Db) {

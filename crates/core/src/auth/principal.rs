@@ -3,7 +3,7 @@
 //! Every protocol's credential (Basic password, PAT, OAuth access token, SigV4 key, SFTP
 //! password, browser session cookie) becomes one of these before anything touches the tree.
 
-use cells_store::{GrantId, NodeId, Profile, TokenId, User, UserId};
+use cells_store::{GrantId, GroupId, NodeId, Profile, TokenId, User, UserId};
 use uuid::Uuid;
 
 use super::scope::Scope;
@@ -45,6 +45,8 @@ pub struct Principal {
     pub(crate) login: String,
     pub(crate) profile: Profile,
     pub(crate) via: Via,
+    /// The groups the user belongs to, read with the user's row for this request.
+    pub(crate) groups: Vec<GroupId>,
     /// `None`: the user's full rights. `Some`: only what these grants cover (possibly nothing,
     /// when every scoped node has been deleted).
     pub(crate) grants: Option<Vec<ScopeGrant>>,
@@ -58,6 +60,7 @@ impl Principal {
             login: user.login.clone(),
             profile: user.profile,
             via,
+            groups: user.groups.clone(),
             grants,
         }
     }
@@ -78,6 +81,10 @@ impl Principal {
 
     pub fn profile(&self) -> Profile {
         self.profile
+    }
+
+    pub fn groups(&self) -> &[GroupId] {
+        &self.groups
     }
 
     pub fn via(&self) -> &Via {

@@ -10,6 +10,7 @@ pub mod inline;
 mod moves;
 pub mod path;
 mod props;
+pub mod quota;
 pub mod space;
 mod writes;
 
@@ -98,6 +99,9 @@ pub struct Write<'a> {
     /// When a large body's MD5 is computed (`BlobStore::put`): `Later` commits it with etag
     /// `""`, for `etags` to fill in. Ignored with `expect_md5`, which needs it now.
     pub md5: Md5When,
+    /// The body's size when it is known before it arrives (`Content-Length`): held in the
+    /// quota before the first byte (`quota`).
+    pub size: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -157,8 +161,6 @@ pub fn personal_root_key(user: UserId) -> String {
     format!("personal:{user}")
 }
 
-pub const COMMON_ROOT_KEY: &str = "common-files";
-
 /// How old a leftover must be before the sweep while serving removes it: a blob is named by
 /// its row within seconds of its last write (the database's timeout at most), and what is
 /// still being written is registered (`blob::LocalBlobs`) and never removed.
@@ -171,13 +173,6 @@ const STAGING_AGE: i64 = 6 * 3600;
 /// How long a node holds a blob store's sweep lease: longer than a sweep takes, so that the
 /// node that swept sweeps again next time, and another takes over when it is gone.
 const SWEEP_LEASE_SECONDS: i64 = 900;
-
-fn workspace_of(root: &Node) -> Workspace {
-    match root.owner_id {
-        Some(owner) => Workspace::Personal { owner },
-        None => Workspace::Common,
-    }
-}
 
 /// Turn a refusal into the error the caller sees.
 fn require(decision: Decision, what: &TreePath, access: Access) -> Result<Decision> {
@@ -234,7 +229,7 @@ impl Tree {
     ) -> Result<()> {
         let namespace = match path.workspace() {
             WorkspaceName::PersonalFiles => principal.user_id().to_string(),
-            WorkspaceName::CommonFiles => String::new(),
+            WorkspaceName::Slug(_) => String::new(),
         };
         let live = self.store.live_dav_locks_in(&namespace).await?;
         if live.is_empty() {
@@ -370,25 +365,52 @@ impl Tree {
         &self.blobs
     }
 
-    /// The root node of a workspace as `principal` sees it.
-    async fn root(&self, principal: &Principal, workspace: WorkspaceName) -> Result<Node> {
+    /// The root node of a workspace, and what decides who may use it, as `principal` finds it
+    /// now: a workspace's grants are read on every call, so that a revoked grant or a left
+    /// group holds at the next request. `NotFound` when there is no such workspace.
+    async fn root(&self, principal: &Principal, workspace: &WorkspaceName) -> Result<(Node, Workspace)> {
         // Every path operation starts here: with the database known down, it is refused at
         // once (an SFTP session open before the outage included).
         self.store.answering()?;
-        let (key, owner) = match workspace {
-            WorkspaceName::PersonalFiles => (personal_root_key(principal.user_id), Some(principal.user_id)),
-            WorkspaceName::CommonFiles => (COMMON_ROOT_KEY.to_string(), None),
-        };
-        if let Some(root) = self.roots.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        match workspace {
+            WorkspaceName::PersonalFiles => {
+                let owner = principal.user_id;
+                let root = self.root_node(&personal_root_key(owner), Some(owner)).await?;
+                Ok((root, Workspace::Personal { owner }))
+            }
+            WorkspaceName::Slug(slug) => {
+                let Some((found, grants)) = self.store.workspace_for(slug, principal.user_id).await? else {
+                    return Err(Error::NotFound(format!("no workspace {slug:?}")));
+                };
+                let root = self.root_node(&found.root_key, None).await?;
+                Ok((
+                    root,
+                    Workspace::Shared {
+                        grants: grants.into(),
+                    },
+                ))
+            }
+        }
+    }
+
+    /// The root node named `key`, made on first use. A root's id never changes (a personal
+    /// root goes only with its user, a workspace's with the workspace), so it is kept.
+    async fn root_node(&self, key: &str, owner: Option<UserId>) -> Result<Node> {
+        if let Some(root) = self.roots.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
             return Ok(root.clone());
         }
-        let root = self.store.ensure_root(&key, owner).await?;
+        let root = self.store.ensure_root(key, owner).await?;
         let mut roots = self.roots.lock().unwrap_or_else(|e| e.into_inner());
         if roots.len() > 100_000 {
             roots.clear();
         }
-        roots.insert(key, root.clone());
+        roots.insert(key.to_string(), root.clone());
         Ok(root)
+    }
+
+    /// Forget a cached root (its workspace was deleted).
+    pub fn forget_root_key(&self, key: &str) {
+        self.roots.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
     }
 
     /// Forget a cached personal root (its user was deleted).
@@ -401,8 +423,7 @@ impl Tree {
 
     /// Resolve `path` to its nodes. `NotFound` when any part is missing or invisible.
     async fn locate(&self, principal: &Principal, path: &TreePath) -> Result<Located> {
-        let root = self.root(principal, path.workspace).await?;
-        let workspace = workspace_of(&root);
+        let (root, workspace) = self.root(principal, &path.workspace).await?;
         let chain = self.store.walk(&root, &path.name_refs()).await?;
         let located = Located {
             workspace,
@@ -417,20 +438,26 @@ impl Tree {
     }
 
     fn decide(&self, principal: &Principal, located: &Located, access: Access) -> Decision {
-        decide(principal, located.workspace, &located.ids(), access)
+        decide(principal, &located.workspace, &located.ids(), access)
     }
 
-    /// The workspaces `principal` can see (the top of the tree).
+    /// The workspaces `principal` can see (the top of the tree): `personal-files`, then the
+    /// workspaces granted to the user, by slug (one query for all of them).
     pub async fn workspaces(&self, principal: &Principal) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
-        for name in WorkspaceName::ALL {
-            let root = self.root(principal, name).await?;
-            if decide(principal, workspace_of(&root), &[root.id], Access::Read).is_visible() {
+        let (personal, workspace) = self.root(principal, &WorkspaceName::PersonalFiles).await?;
+        let mut candidates = vec![(WorkspaceName::PersonalFiles, personal, workspace)];
+        for (found, grants) in self.store.workspaces_reaching(principal.user_id).await? {
+            let root = self.root_node(&found.root_key, None).await?;
+            let workspace = Workspace::Shared {
+                grants: grants.into(),
+            };
+            candidates.push((WorkspaceName::Slug(found.slug), root, workspace));
+        }
+        for (name, root, workspace) in candidates {
+            if decide(principal, &workspace, &[root.id], Access::Read).is_visible() {
                 out.push(Entry {
-                    path: TreePath {
-                        workspace: name,
-                        names: vec![],
-                    },
+                    path: TreePath::root(name),
                     node: root,
                 });
             }
@@ -452,10 +479,16 @@ impl Tree {
         Ok(self.decide(principal, &located, Access::Write) == Decision::Allow)
     }
 
-    /// Bytes used by the caller's personal files (WebDAV `quota-used-bytes`).
-    pub async fn personal_usage(&self, principal: &Principal) -> Result<u64> {
-        let root = self.root(principal, WorkspaceName::PersonalFiles).await?;
-        Ok(self.store.subtree_size(root.id).await?.max(0) as u64)
+    /// What the files of `path`'s workspace take, and its quota if it has one (WebDAV's
+    /// `quota-used-bytes` and `quota-available-bytes`, RFC 4331; the console).
+    pub async fn usage(&self, principal: &Principal, path: &TreePath) -> Result<(u64, Option<u64>)> {
+        let top = TreePath::root(path.workspace().clone());
+        let located = self.locate(principal, &top).await?;
+        require(self.decide(principal, &located, Access::Read), &top, Access::Read)?;
+        let root = &located.chain[0];
+        let quota = self.store.quota_of_root(root).await?;
+        let used = self.store.subtree_size(root.id).await?.max(0) as u64;
+        Ok((used, quota))
     }
 
     /// `stat`, and whether `principal` may also read the content (not only see it), from one
@@ -559,7 +592,7 @@ impl Tree {
         let mut children = Vec::new();
         for child in self.store.list_children(folder.node.id).await? {
             ids.push(child.id);
-            if decide(principal, located.workspace, &ids, Access::Read).is_visible() {
+            if decide(principal, &located.workspace, &ids, Access::Read).is_visible() {
                 children.push(Entry {
                     path: path.child_of_stored(&child.name),
                     node: child,
@@ -604,7 +637,7 @@ impl Tree {
         while let Some((depth, child_path, node)) = stack.pop() {
             ids.truncate(depth);
             ids.push(node.id);
-            if !decide(principal, located.workspace, &ids, Access::Read).is_visible() {
+            if !decide(principal, &located.workspace, &ids, Access::Read).is_visible() {
                 continue;
             }
             if node.is_collection() {
@@ -801,23 +834,41 @@ impl Tree {
 
     /// Find a node by UUID, as `principal` sees it (its path is the caller's view of it).
     pub async fn stat_by_id(&self, principal: &Principal, id: NodeId) -> Result<Entry> {
+        self.store.answering()?;
         let chain = self.store.ancestry(id).await?;
         let not_found = || Error::NotFound(format!("no node {id}"));
         let root = chain.first().ok_or_else(not_found)?;
-        let workspace = workspace_of(root);
+        let (name, workspace) = match root.owner_id {
+            Some(owner) => (WorkspaceName::PersonalFiles, Workspace::Personal { owner }),
+            None => {
+                // A workspace's root; anything else (staging) is no place of anyone's.
+                let found = self
+                    .store
+                    .find_workspace_by_root(&root.name)
+                    .await?
+                    .ok_or_else(not_found)?;
+                let (_, grants) = self
+                    .store
+                    .workspace_for(&found.slug, principal.user_id)
+                    .await?
+                    .ok_or_else(not_found)?;
+                (
+                    WorkspaceName::Slug(found.slug),
+                    Workspace::Shared {
+                        grants: grants.into(),
+                    },
+                )
+            }
+        };
         let ids: Vec<NodeId> = chain.iter().map(|n| n.id).collect();
-        if !decide(principal, workspace, &ids, Access::Read).is_visible() {
+        if !decide(principal, &workspace, &ids, Access::Read).is_visible() {
             return Err(not_found());
         }
-        let workspace_name = match workspace {
-            Workspace::Personal { .. } => WorkspaceName::PersonalFiles,
-            Workspace::Common => WorkspaceName::CommonFiles,
-        };
         let names = chain[1..].iter().map(|n| n.name.clone()).collect();
         let node = chain.last().expect("not empty").clone();
         let mut entry = Entry {
             path: TreePath {
-                workspace: workspace_name,
+                workspace: name,
                 names,
             },
             node,

@@ -88,13 +88,22 @@ impl Tree {
             return Err(Error::invalid("target", format!("{to} is inside {from}")));
         }
         let name = to.name().expect("not a root");
-        let node = self
+        // A move into another root (another workspace, or personal files) brings its bytes
+        // to that root's quota.
+        let hold = if source.chain[0].id == target_parent.chain[0].id {
+            Default::default()
+        } else {
+            let bytes = self.bytes_below(source.node()).await?;
+            self.hold(&target_parent.chain[0], to, bytes).await?
+        };
+        let moved = self
             .store
             .move_node(source.node().id, target_parent.node().id, name)
-            .await?;
+            .await;
+        self.release(hold).await;
         let mut entry = Entry {
             path: to.clone(),
-            node,
+            node: moved?,
         };
         self.settle(&mut entry).await?;
         Ok(entry)
@@ -140,6 +149,28 @@ impl Tree {
             return Err(Error::invalid("target", format!("{to} is inside {from}")));
         }
         self.check_space()?;
+        // The copy's bytes, less what it replaces, held in the target root's quota until the
+        // copy is in place.
+        let mut growth = self.bytes_below(source.node()).await?;
+        if let Some(old) = &existing {
+            growth = growth.saturating_sub(self.bytes_below(old).await?);
+        }
+        let hold = self.hold(&target_parent.chain[0], to, growth).await?;
+        let copied = self
+            .copy_in_place(source.node(), &target_parent, existing, to)
+            .await;
+        self.release(hold).await;
+        copied
+    }
+
+    /// The copy of `copy_over`, once checked.
+    async fn copy_in_place(
+        &self,
+        source: &Node,
+        target_parent: &super::Located,
+        existing: Option<Node>,
+        to: &TreePath,
+    ) -> Result<(Entry, bool)> {
         let name = to.name().expect("not a root");
         let replaced = existing.is_some();
         let remove_existing = || async {
@@ -149,12 +180,12 @@ impl Tree {
             }
             Ok::<(), Error>(())
         };
-        if !source.node().is_collection() {
+        if !source.is_collection() {
             // One file: one row, in place at once.
             remove_existing().await?;
             let mut created = Vec::new();
             let node = self
-                .copy_node(source.node(), target_parent.node().id, name, &mut created)
+                .copy_node(source, target_parent.node().id, name, &mut created)
                 .await?;
             return Ok((self.copied(to, node).await?, replaced));
         }
@@ -170,7 +201,7 @@ impl Tree {
         // When it was staged, for the sweep: `<unix seconds>-<uuid>`.
         let staged_name = format!("{}-{}", cells_store::now(), uuid::Uuid::new_v4());
         let top = self
-            .copy_node(source.node(), staging.id, &staged_name, &mut staged.created)
+            .copy_node(source, staging.id, &staged_name, &mut staged.created)
             .await?;
         remove_existing().await?;
         let node = match self.store.move_node(top.id, target_parent.node().id, name).await {

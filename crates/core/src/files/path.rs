@@ -11,27 +11,64 @@ use crate::error::{Error, Result};
 pub const MAX_NAME_BYTES: usize = 255;
 pub const MAX_DEPTH: usize = 64;
 
-/// The two workspaces of every user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A workspace as paths name it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum WorkspaceName {
     /// `personal-files`: always the caller's own personal root.
     PersonalFiles,
-    /// `common-files`: shared by all users.
-    CommonFiles,
+    /// A workspace an administrator defined, by its slug (`common-files` is one): whether
+    /// it exists, and what the caller may do there, is for `Tree` to find out.
+    Slug(String),
 }
 
-impl WorkspaceName {
-    pub const ALL: [WorkspaceName; 2] = [WorkspaceName::PersonalFiles, WorkspaceName::CommonFiles];
+/// The longest workspace slug.
+pub const MAX_SLUG_BYTES: usize = 64;
 
-    pub fn as_str(self) -> &'static str {
+/// The slug of the workspace every user reads and writes on a new server.
+pub const COMMON_FILES: &str = "common-files";
+
+impl WorkspaceName {
+    pub fn as_str(&self) -> &str {
         match self {
             WorkspaceName::PersonalFiles => "personal-files",
-            WorkspaceName::CommonFiles => "common-files",
+            WorkspaceName::Slug(slug) => slug,
         }
     }
 
+    /// `personal-files`, or a name that could be a slug (`check_slug`); `None` otherwise.
     pub fn parse(text: &str) -> Option<WorkspaceName> {
-        WorkspaceName::ALL.into_iter().find(|w| w.as_str() == text)
+        if text == "personal-files" {
+            return Some(WorkspaceName::PersonalFiles);
+        }
+        check_slug(text).ok()?;
+        Some(WorkspaceName::Slug(text.to_string()))
+    }
+
+    pub fn is_personal(&self) -> bool {
+        matches!(self, WorkspaceName::PersonalFiles)
+    }
+}
+
+/// A workspace slug: 1 to 64 lowercase ASCII letters, digits and hyphens, starting and ending
+/// with a letter or digit, so that it is the same word in a URL, an S3 key and an SFTP path.
+pub fn check_slug(slug: &str) -> Result<()> {
+    let ok = !slug.is_empty()
+        && slug.len() <= MAX_SLUG_BYTES
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !slug.starts_with('-')
+        && !slug.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "slug",
+            format!(
+                "{slug:?} is not a workspace slug: 1 to {MAX_SLUG_BYTES} lowercase letters, digits \
+                 and hyphens, starting and ending with a letter or digit"
+            ),
+        ))
     }
 }
 
@@ -52,8 +89,8 @@ impl TreePath {
         }
     }
 
-    pub fn workspace(&self) -> WorkspaceName {
-        self.workspace
+    pub fn workspace(&self) -> &WorkspaceName {
+        &self.workspace
     }
 
     /// The names below the workspace, root first.
@@ -67,17 +104,13 @@ impl TreePath {
         if trimmed.is_empty() {
             return Err(Error::invalid(
                 "path",
-                "is empty; start with personal-files or common-files",
+                "is empty; start with personal-files or a workspace's slug",
             ));
         }
         let mut segments = trimmed.split('/');
         let first = segments.next().unwrap_or_default();
-        let workspace = WorkspaceName::parse(first).ok_or_else(|| {
-            Error::NotFound(format!(
-                "no workspace {:?}; workspaces are personal-files and common-files",
-                first
-            ))
-        })?;
+        let workspace =
+            WorkspaceName::parse(first).ok_or_else(|| Error::NotFound(format!("no workspace {first:?}")))?;
         let names = segments
             .map(|name| validate_name(name).map(str::to_string))
             .collect::<Result<Vec<_>>>()?;
@@ -106,7 +139,7 @@ impl TreePath {
         let mut names = self.names.clone();
         names.pop();
         Some(TreePath {
-            workspace: self.workspace,
+            workspace: self.workspace.clone(),
             names,
         })
     }
@@ -127,7 +160,7 @@ impl TreePath {
         let mut names = self.names.clone();
         names.push(name.to_string());
         TreePath {
-            workspace: self.workspace,
+            workspace: self.workspace.clone(),
             names,
         }
     }
@@ -220,7 +253,8 @@ mod tests {
             "personal-files/a//b",
             "personal-files/a\0b",
             "personal-files/a\nb",
-            "other-user/files",
+            "Other-User/files",
+            "-x/files",
             "..",
             &format!("personal-files/{}", "x".repeat(256)),
             &format!("personal-files/{}", "a/".repeat(70)),
@@ -228,6 +262,31 @@ mod tests {
             assert!(TreePath::parse(path).is_err(), "{path:?} should be refused");
         }
         assert!(TreePath::parse(&format!("personal-files/{}", "x".repeat(255))).is_ok());
+    }
+
+    #[test]
+    fn slugs() {
+        for good in ["common-files", "marketing", "a", "q3-2026", &"x".repeat(64)] {
+            assert!(check_slug(good).is_ok(), "{good}");
+            assert_eq!(WorkspaceName::parse(good), Some(WorkspaceName::Slug(good.into())));
+        }
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "Marketing",
+            "a_b",
+            "a b",
+            "a/b",
+            "é",
+            &"x".repeat(65),
+        ] {
+            assert!(check_slug(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            WorkspaceName::parse("personal-files"),
+            Some(WorkspaceName::PersonalFiles)
+        );
     }
 
     #[test]

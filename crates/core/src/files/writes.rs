@@ -7,7 +7,8 @@ use cells_store::{Content, NewNode, Node, NodeId, NodeKind, Store, StoreError};
 
 use super::blob::{ByteStream, Md5When, WrittenBlob};
 use super::path::TreePath;
-use super::{Entry, Located, Tree, Write, inline, require, workspace_of};
+use super::quota::Hold;
+use super::{Entry, Located, Tree, Write, inline, require};
 use crate::auth::permission::{Access, decide};
 use crate::auth::principal::Principal;
 use crate::error::{Error, Result};
@@ -70,9 +71,17 @@ impl Tree {
             }
         };
         let (path, parent, node) = located;
-        self.commit_written(&path, &parent, Some(node), written, None, options)
-            .await
-            .map(Some)
+        self.commit_written(
+            &path,
+            &parent,
+            Some(node),
+            written,
+            None,
+            options,
+            Hold::default(),
+        )
+        .await
+        .map(Some)
     }
 
     /// Where node `id`, opened at `opened`, is now, checked for writing: its path, its parent
@@ -110,6 +119,32 @@ impl Tree {
         options: &Write<'_>,
     ) -> Result<Entry> {
         self.check_space()?;
+        // A size known before the first byte is held in the quota now: an upload that cannot
+        // fit is refused before it is sent.
+        let held = match options.size {
+            Some(size) => {
+                self.hold(
+                    &parent.chain[0],
+                    path,
+                    size.saturating_sub(size_of(existing.as_ref())),
+                )
+                .await?
+            }
+            None => Hold::default(),
+        };
+        let written = match self.receive(body, options).await {
+            Ok(written) => written,
+            Err(error) => {
+                self.release(held).await;
+                return Err(error);
+            }
+        };
+        self.commit_written(path, &parent, existing, written, None, options, held)
+            .await
+    }
+
+    /// The whole body, as a blob (or a row's bytes when small), its MD5 checked if expected.
+    async fn receive(&self, body: ByteStream, options: &Write<'_>) -> Result<WrittenBlob> {
         let body = self.limited(body);
         let taken = inline::take(body).await.map_err(|e| self.written_error(e))?;
         let written = match taken {
@@ -134,8 +169,7 @@ impl Tree {
                 "does not match the content received",
             ));
         }
-        self.commit_written(path, &parent, existing, written, None, options)
-            .await
+        Ok(written)
     }
 
     /// Create an empty file at `path` if nothing is there, atomically on every node: the
@@ -207,7 +241,7 @@ impl Tree {
                 return Err(error);
             }
         };
-        self.commit_written(path, &parent, existing, written, etag, options)
+        self.commit_written(path, &parent, existing, written, etag, options, Hold::default())
             .await
     }
 
@@ -233,6 +267,9 @@ impl Tree {
         Ok(located)
     }
 
+    /// Commit `written` at `path`, charged to the quota of its root: `held` covers what it
+    /// grows the root by, or the growth is held now (refused, the blob goes).
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn commit_written(
         &self,
         path: &TreePath,
@@ -241,11 +278,42 @@ impl Tree {
         written: WrittenBlob,
         etag: Option<&str>,
         options: &Write<'_>,
+        held: Hold,
     ) -> Result<Entry> {
         if let Err(error) = self.check_file_size(written.size) {
+            self.release(held).await;
             self.forget_blobs(vec![written.id]).await;
             return Err(error);
         }
+        let growth = written.size.saturating_sub(size_of(existing.as_ref()));
+        let hold = if held.covers(growth) {
+            held
+        } else {
+            self.release(held).await;
+            match self.hold(&parent.chain[0], path, growth).await {
+                Ok(hold) => hold,
+                Err(error) => {
+                    self.forget_blobs(vec![written.id]).await;
+                    return Err(error);
+                }
+            }
+        };
+        let committed = self
+            .commit_written_held(path, parent, existing, written, etag, options)
+            .await;
+        self.release(hold).await;
+        committed
+    }
+
+    async fn commit_written_held(
+        &self,
+        path: &TreePath,
+        parent: &Located,
+        existing: Option<Node>,
+        written: WrittenBlob,
+        etag: Option<&str>,
+        options: &Write<'_>,
+    ) -> Result<Entry> {
         let store = match written.inline {
             Some(_) if options.deferred => self.store.deferred(),
             _ => self.store.clone(),
@@ -287,7 +355,7 @@ impl Tree {
         }
         let parent_path = path.parent().expect("a named path has a parent");
         // One walk down to the file itself: the parent, and whatever is there now.
-        let root = self.root(principal, path.workspace).await?;
+        let (root, workspace) = self.root(principal, &path.workspace).await?;
         let mut chain = self.store.walk_to_write(&root, &path.name_refs()).await?;
         let existing = if chain.len() == path.names.len() + 1 {
             chain.pop()
@@ -298,7 +366,7 @@ impl Tree {
             return Err(Error::ParentMissing(parent_path.to_string()));
         }
         let parent = Located {
-            workspace: workspace_of(&root),
+            workspace,
             path: parent_path.clone(),
             chain,
         };
@@ -307,7 +375,7 @@ impl Tree {
                 let mut ids = parent.ids();
                 ids.push(node.id);
                 require(
-                    decide(principal, parent.workspace, &ids, Access::Write),
+                    decide(principal, &parent.workspace, &ids, Access::Write),
                     path,
                     Access::Write,
                 )?;
@@ -398,4 +466,9 @@ impl Tree {
             "{path} changed during the upload; retry"
         )))
     }
+}
+
+/// The size of the file a write replaces (0: none).
+fn size_of(existing: Option<&Node>) -> u64 {
+    existing.map_or(0, |node| node.size.max(0) as u64)
 }

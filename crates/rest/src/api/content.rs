@@ -38,11 +38,21 @@ async fn upload(
     let path = TreePath::parse(&path)?;
     let tree = app.tree.proving(proof);
     let existed = tree.stat(&principal, &path).await.is_ok();
+    // A declared length is held in the quota before the first byte arrives.
+    let size = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     let body = request
         .into_body()
         .into_data_stream()
         .map_err(cells_core::files::body_error);
-    let entry = tree.put(&principal, &path, Box::pin(body)).await?;
+    let options = cells_core::files::Write {
+        size,
+        ..Default::default()
+    };
+    let entry = tree.write(&principal, &path, Box::pin(body), &options).await?;
     let status = if existed {
         StatusCode::OK
     } else {

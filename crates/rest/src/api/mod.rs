@@ -7,6 +7,7 @@ pub mod frontend;
 pub mod tokens;
 pub mod tree;
 pub mod users;
+pub mod workspaces;
 
 use axum::Json;
 use axum::extract::State;

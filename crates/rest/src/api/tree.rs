@@ -25,7 +25,7 @@ pub struct StatsRequest {
 }
 
 /// `POST /a/tree/stats` `{"NodePaths":[…]}` → `{"Nodes":[…]}`. A path ending in `/*` lists
-/// that folder's children (Cells' syntax). Paths that do not exist are left out; when none of
+/// that folder's children (Cells' syntax); `/*` alone lists the workspaces. Paths that do not exist are left out; when none of
 /// them exists the answer is 404.
 pub async fn stats(
     State(app): State<SharedApp>,
@@ -39,6 +39,12 @@ pub async fn stats(
     let mut found_any = false;
     for text in &request.node_paths {
         if let Some(folder) = text.strip_suffix("/*") {
+            if folder.trim_matches('/').is_empty() {
+                // `/*`: the top of the tree, the workspaces the caller can see.
+                found_any = true;
+                nodes.extend(app.tree.workspaces(&principal).await?.iter().map(node_json));
+                continue;
+            }
             let path = TreePath::parse(folder)?;
             let (_, children) = app.tree.list(&principal, &path).await?;
             found_any = true;

@@ -25,6 +25,7 @@ pub fn user_json(user: &User) -> Value {
         },
         "Locked": user.locked,
         "FailedLogins": user.failed_logins,
+        "Quota": user.quota,
     })
 }
 
@@ -52,6 +53,8 @@ pub struct PutUser {
     #[serde(default)]
     attributes: Attributes,
     locked: Option<bool>,
+    /// The quota of their personal files: `10G`, bytes, or `none`.
+    quota: Option<String>,
 }
 
 /// `PUT /a/user/{Login}`: create the user (a `Password` is then required) or update it.
@@ -116,6 +119,10 @@ pub async fn put_user(
     };
     if let Some(locked) = body.locked {
         users::set_locked(&app, Actor::Principal(&admin), &user, locked).await?;
+    }
+    if let Some(quota) = body.quota.as_deref() {
+        let quota = cells_core::workspaces::parse_quota(quota)?;
+        cells_core::workspaces::set_user_quota(&app, &user, quota).await?;
     }
     user = users::get_user(&app, &login).await?;
     Ok(Json(user_json(&user)))

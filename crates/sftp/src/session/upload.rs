@@ -189,26 +189,43 @@ impl Session {
             content,
             mtime,
             durable,
+            created,
             ..
         } = upload;
         let tree = &self.tree;
         // Deleted while open: as with POSIX's unlinked files, what was written goes with the
         // last handle (`None`; a draft is removed when dropped).
-        let committed = match content {
-            Written::Memory(buffer) => {
-                let body = bytes_stream(buffer.freeze());
-                let options = Write {
-                    deferred: !durable,
-                    ..Write::default()
-                };
-                tree.write_node(&self.principal, &opened, node, body, &options)
-                    .await?
+        let committed = async {
+            match content {
+                Written::Memory(buffer) => {
+                    let body = bytes_stream(buffer.freeze());
+                    let options = Write {
+                        deferred: !durable,
+                        ..Write::default()
+                    };
+                    tree.write_node(&self.principal, &opened, node, body, &options)
+                        .await
+                }
+                Written::Draft(draft) => {
+                    // Hashed after the commit (`files::etags`): no SFTP client asks for the MD5.
+                    let written = tree.blobs().finish(draft, Md5When::Later).await?;
+                    tree.commit_blob_to_node(&self.principal, &opened, node, written, &Write::default())
+                        .await
+                }
             }
-            Written::Draft(draft) => {
-                // Hashed after the commit (`files::etags`): no SFTP client asks for the MD5.
-                let written = tree.blobs().finish(draft, Md5When::Later).await?;
-                tree.commit_blob_to_node(&self.principal, &opened, node, written, &Write::default())
-                    .await?
+        }
+        .await;
+        // A refused CLOSE (a quota, a full disk) leaves nothing: the empty file its OPEN made
+        // goes too, if nobody wrote to it since.
+        let committed = match committed {
+            Ok(committed) => committed,
+            Err(error) => {
+                if let Some(created) = created
+                    && let Err(cleanup) = tree.discard_created(&created).await
+                {
+                    tracing::warn!(%cleanup, path = %created.path(), "sftp: a refused new file was not removed");
+                }
+                return Err(error);
             }
         };
         let Some(entry) = committed else {

@@ -440,6 +440,8 @@ mod tests {
             locked: false,
             failed_logins: 0,
             suspended_until: 0,
+            quota: None,
+            groups: Vec::new(),
             created_at: 0,
             updated_at: 0,
         };
