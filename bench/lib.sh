@@ -247,11 +247,16 @@ local authorization = os.getenv("BENCH_AUTHORIZATION")
 if authorization ~= nil and authorization ~= "" then
   wrk.headers["Authorization"] = authorization
 end
+local depth = os.getenv("BENCH_DEPTH")
+if depth ~= nil and depth ~= "" then
+  wrk.headers["Depth"] = depth
+end
 LUA
 }
 
 # run_wrk LABEL THREADS CONNECTIONS DURATION METHOD PATH BODY AUTHORIZATION
-# Sets WRK_RPS, WRK_REQUESTS and WRK_SECONDS. Any non-2xx answer fails the run: a throughput of
+# Sets WRK_RPS, WRK_REQUESTS, WRK_SECONDS and WRK_P99 (ms; BENCH_DEPTH, if set, is sent as the
+# Depth header). Any non-2xx answer fails the run: a throughput of
 # refusals would be a meaningless number.
 run_wrk() {
   local label=$1 threads=$2 connections=$3 duration=$4 method=$5 path=$6 body=$7 authorization=$8
@@ -279,6 +284,13 @@ run_wrk() {
       else if (d ~ /h$/) { sub(/h$/, "", d); d *= 3600 }
       else { sub(/s$/, "", d) }
       printf "%.3f", d }' "$out")
+  # The 99th percentile of latency, in ms (wrk --latency prints it in us, ms or s).
+  WRK_P99=$(awk '$1 == "99%" {
+      d = $2
+      if (d ~ /us$/) { sub(/us$/, "", d); d /= 1000 }
+      else if (d ~ /ms$/) { sub(/ms$/, "", d) }
+      else if (d ~ /s$/) { sub(/s$/, "", d); d *= 1000 }
+      printf "%.2f", d }' "$out")
   [[ -n $WRK_RPS && -n $WRK_REQUESTS && -n $WRK_SECONDS ]] || die "could not read wrk's output ($label)"
   non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
   if [[ -n $non2xx && $non2xx != 0 ]]; then

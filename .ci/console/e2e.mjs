@@ -7,7 +7,7 @@
 //
 // Env: BASE (server URL), ADMIN, PASSWORD, SCREENSHOTS (folder), CHROMIUM (binary).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
 const base = process.env.BASE;
@@ -184,6 +184,49 @@ check(adminPage.status() === 403, `a standard user gets 403 on People (${adminPa
 await shoot(user, 'carol-admin-forbidden');
 expectRefusal = false;
 
+// 5b. Workspaces and groups (issue 34): the admin makes group `design` with carol in it and
+// a workspace granted to it with a quota; carol finds it in Files with its quota and uploads
+// into it; the admin, who has no grant, does not see it.
+const ws = await newPage({ width: 1280, height: 800 }, 'workspaces');
+await signIn(ws, admin, adminPassword, 'workspaces');
+await ws.goto(`${base}/admin/groups`);
+await ws.fill('#new-name', 'design');
+await Promise.all([ws.waitForURL('**/admin/groups/design?done=created'), ws.click('#new-group button[type=submit]')]);
+await ws.selectOption('#add-login', 'carol');
+await Promise.all([ws.waitForURL('**?done=added'), ws.click('form:has(#add-login) button[type=submit]')]);
+check((await ws.textContent('table.people')).includes('carol'), 'carol is listed as a member of design');
+await shoot(ws, 'desktop-group');
+await ws.goto(`${base}/admin/workspaces`);
+await ws.fill('#new-slug', 'design');
+await ws.fill('#new-label', 'Design team');
+await ws.fill('#new-quota', '1M');
+await Promise.all([ws.waitForURL('**/admin/workspaces/design?done=created'), ws.click('#new-workspace button[type=submit]')]);
+await ws.selectOption('#grant-group', 'design');
+await Promise.all([ws.waitForURL('**?done=granted'), ws.click('form:has(#grant-group) button[type=submit]')]);
+check((await ws.textContent('table.people')).includes('design'), 'the grant to the group is listed');
+await shoot(ws, 'desktop-workspace');
+await ws.goto(`${base}/admin/workspaces`);
+check((await ws.textContent('table.people')).includes('Design team'), 'the workspace is listed with its label');
+await shoot(ws, 'desktop-workspaces');
+await ws.goto(`${base}/files/`);
+check(!(await ws.textContent('table.files')).includes('design'), 'the admin, without a grant, does not see it in Files');
+await user.goto(`${base}/files/`);
+check((await user.textContent('table.files')).includes('design'), 'carol sees the workspace in Files');
+await user.goto(`${base}/files/design/`);
+check((await user.textContent('#usage')).includes('quota'), 'carol sees the quota of the workspace');
+await user.setInputFiles('#file', [{ name: 'brief.txt', mimeType: 'text/plain', buffer: Buffer.from('the brief') }]);
+await Promise.all([user.waitForEvent('load'), user.click('form[data-upload] button[type=submit]')]);
+await user.waitForSelector('text=brief.txt');
+await shoot(user, 'carol-workspace');
+r = curl('-u', `carol:${userPassword}`, `${base}/dav/design/brief.txt`);
+check(r.status === 200 && r.body === 'the brief', `the upload is in the workspace over WebDAV (${r.status})`);
+r = curl('-u', `${admin}:${adminPassword}`, `${base}/dav/design/brief.txt`);
+check(r.status === 404, `a user without a grant gets 404 (${r.status})`);
+writeFileSync(`${shots}/big.bin`, Buffer.alloc(2 * 1024 * 1024, 120));
+r = curl('-u', `carol:${userPassword}`, '-T', `${shots}/big.bin`, `${base}/dav/design/big.bin`);
+rmSync(`${shots}/big.bin`);
+check(r.status === 507, `an upload over the quota is refused with 507 (${r.status})`);
+
 // 6. Phone width: every page again.
 const phone = await newPage({ width: 390, height: 844 }, 'phone');
 await signIn(phone, admin, adminPassword, 'phone');
@@ -195,6 +238,10 @@ for (const [name, path] of [
   ['phone-person', '/admin/people/carol'],
   ['phone-person-tokens', '/admin/people/carol/tokens'],
   ['phone-clients', '/admin/clients'],
+  ['phone-workspaces', '/admin/workspaces'],
+  ['phone-workspace', '/admin/workspaces/design'],
+  ['phone-groups', '/admin/groups'],
+  ['phone-group', '/admin/groups/design'],
 ]) {
   await phone.goto(`${base}${path}`);
   await shoot(phone, name);
@@ -211,7 +258,8 @@ const timed = await newPage({ width: 1280, height: 800 }, 'timed');
 await signIn(timed, admin, adminPassword, 'timed');
 const loads = [];
 for (const path of ['/files/', '/files/personal-files/', '/files/common-files/', '/tokens', '/keys', '/admin/people',
-  '/admin/people/carol', '/admin/people/carol/tokens', '/admin/clients', '/login']) {
+  '/admin/people/carol', '/admin/people/carol/tokens', '/admin/clients', '/admin/workspaces', '/admin/workspaces/design',
+  '/admin/groups', '/login']) {
   // One warm-up load, then the median of three.
   const runs = [];
   for (let run = 0; run < 4; run++) {

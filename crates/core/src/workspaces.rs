@@ -14,16 +14,21 @@ use crate::auth::principal::Principal;
 use crate::error::{Error, Result};
 use crate::files::path::check_slug;
 
-/// Group names: 1 to 128 characters, no control characters, no surrounding spaces.
+/// Group names: 1 to 128 characters, no control characters, no surrounding spaces, not `.`
+/// or `..` (a name is a URL segment of REST and the console).
 pub fn check_group_name(name: &str) -> Result<()> {
     if name.is_empty()
         || name.chars().count() > 128
         || name.trim() != name
         || name.chars().any(char::is_control)
+        || name == "."
+        || name == ".."
     {
         return Err(Error::invalid(
             "group",
-            format!("{name:?}: 1 to 128 characters, no control characters, no surrounding spaces"),
+            format!(
+                "{name:?}: 1 to 128 characters, no control characters, no surrounding spaces, not . or .."
+            ),
         ));
     }
     Ok(())
@@ -141,8 +146,6 @@ pub async fn create_workspace(app: &App, spec: WorkspaceSpec<'_>) -> Result<Work
             StoreError::Conflict(_) => Error::AlreadyExists(format!("workspace {}", spec.slug)),
             other => other.into(),
         })?;
-    // Its root now, so that a listing of many workspaces never makes one.
-    app.store.ensure_root(&workspace.root_key, None).await?;
     Ok(workspace)
 }
 
@@ -254,6 +257,10 @@ pub fn parse_quota(text: &str) -> Result<Option<u64>> {
     if text.eq_ignore_ascii_case("none") {
         return Ok(None);
     }
+    // Nothing more may be written (what is there stays).
+    if text == "0" {
+        return Ok(Some(0));
+    }
     crate::config::parse_size(text).map(Some).ok_or_else(|| {
         Error::invalid(
             "quota",
@@ -280,13 +287,22 @@ pub async fn list_workspaces(app: &App) -> Result<Vec<(Workspace, Vec<WorkspaceG
     Ok(app.store.list_workspaces().await?)
 }
 
-/// The workspaces `principal`'s user may use now, with their rights there, by slug.
+/// The workspaces `principal` may use now (its user's grants, within a token's scopes), with
+/// the user's rights there, by slug.
 pub async fn reachable(app: &App, principal: &Principal) -> Result<Vec<(Workspace, Rights)>> {
+    let visible: std::collections::HashSet<String> = app
+        .tree
+        .workspaces(principal)
+        .await?
+        .iter()
+        .map(|entry| entry.path().workspace().as_str().to_string())
+        .collect();
     Ok(app
         .store
         .workspaces_reaching(principal.user_id())
         .await?
         .into_iter()
+        .filter(|(workspace, _)| visible.contains(&workspace.slug))
         .filter_map(|(workspace, grants)| {
             let rights = user_rights(
                 principal,

@@ -108,6 +108,9 @@ async fn precheck(
     principal: &Principal,
 ) -> Option<Response<Body>> {
     let method = parts.method.as_str();
+    if let Some(refusal) = hidden_workspace_refusal(app, parts, principal).await {
+        return Some(refusal);
+    }
     let depth = parts
         .headers
         .get("depth")
@@ -179,6 +182,63 @@ async fn precheck(
         Ok(false) => Some(forbidden("this credential may not read all of the source\n")),
         Err(_) => None,
     }
+}
+
+/// Whether `path` lies in a workspace the caller cannot see (not its personal files).
+async fn in_hidden_workspace(app: &SharedApp, principal: &Principal, path: &TreePath) -> bool {
+    if path.workspace().is_personal() {
+        return false;
+    }
+    let top = TreePath::root(path.workspace().clone());
+    matches!(app.tree.stat(principal, &top).await, Err(Error::NotFound(_)))
+}
+
+/// 404 for a request at a path in a workspace the caller cannot see, and 412 for one whose
+/// `If` header names a resource there (RFC 4918 §10.4), before dav-server's lock system looks:
+/// the locks of every workspace are kept together, and a 423, a lock taken before the
+/// filesystem refuses, or a condition on another resource's lock would tell a caller without
+/// a grant what exists there.
+async fn hidden_workspace_refusal(
+    app: &SharedApp,
+    parts: &axum::http::request::Parts,
+    principal: &Principal,
+) -> Option<Response<Body>> {
+    let status_only = |status: StatusCode, text: &'static str| {
+        let mut response = forbidden(text);
+        *response.status_mut() = status;
+        response
+    };
+    let target = tree_path_of(parts.uri.path());
+    let destination = parts
+        .headers
+        .get("destination")
+        .and_then(|v| v.to_str().ok())
+        .and_then(tree_path_of);
+    for path in target.iter().chain(destination.iter()) {
+        if in_hidden_workspace(app, principal, path).await {
+            return Some(status_only(StatusCode::NOT_FOUND, "not found\n"));
+        }
+    }
+    let condition = parts
+        .headers
+        .get("if")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    for tagged in condition
+        .split('<')
+        .skip(1)
+        .filter_map(|part| part.split('>').next())
+    {
+        if let Some(path) = tree_path_of(tagged)
+            && in_hidden_workspace(app, principal, &path).await
+        {
+            return Some(status_only(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition failed\n",
+            ));
+        }
+    }
+    None
 }
 
 /// The refusal of a new lock on a workspace root or on a folder of a workspace by someone

@@ -113,10 +113,14 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Map unique-constraint violations to `Conflict`; keep every other error as it is.
 pub(crate) fn on_conflict(error: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &error
-        && db.is_unique_violation()
-    {
-        return StoreError::Conflict(db.constraint().unwrap_or("unique").to_string());
+    if let sqlx::Error::Database(db) = &error {
+        if db.is_unique_violation() {
+            return StoreError::Conflict(db.constraint().unwrap_or("unique").to_string());
+        }
+        // What the row names went meanwhile (a parent folder, a workspace's root, a user).
+        if db.is_foreign_key_violation() {
+            return StoreError::NotFound;
+        }
     }
     StoreError::Database(error)
 }

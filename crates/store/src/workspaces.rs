@@ -145,9 +145,14 @@ fn grantee_columns(grantee: Grantee) -> (Option<String>, Option<String>) {
 }
 
 impl Store {
-    /// Create a workspace and its (empty) root; `Conflict` when the slug is taken.
+    /// Create a workspace and its (empty) root in one transaction; `Conflict` when the slug
+    /// is taken. A workspace's root exists exactly as long as the workspace (`delete_workspace`
+    /// takes both), so that a request racing a deletion finds no root to write into.
     pub async fn create_workspace(&self, new: NewWorkspace<'_>) -> Result<Workspace> {
         let id = WorkspaceId::random();
+        let root_key = format!("workspace:{id}");
+        let at = crate::now();
+        let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO workspaces (id, slug, label, description, root_key, quota, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -156,12 +161,23 @@ impl Store {
         .bind(new.slug)
         .bind(new.label)
         .bind(new.description)
-        .bind(format!("workspace:{id}"))
+        .bind(&root_key)
         .bind(new.quota.map(|q| q.min(i64::MAX as u64) as i64))
-        .bind(crate::now())
-        .execute(self.pool())
+        .bind(at)
+        .execute(&mut *tx)
         .await
         .map_err(on_conflict)?;
+        sqlx::query(
+            "INSERT INTO nodes (id, parent_id, name, kind, size, mtime, etag, owner_id, created_at) \
+             VALUES ($1, NULL, $2, 'COLLECTION', 0, $3, '', NULL, $3)",
+        )
+        .bind(crate::NodeId::random().to_string())
+        .bind(&root_key)
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(on_conflict)?;
+        tx.commit().await?;
         self.find_workspace(new.slug).await?.ok_or(StoreError::NotFound)
     }
 

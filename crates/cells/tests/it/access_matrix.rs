@@ -256,6 +256,9 @@ pub fn role_cases(role: Role) -> Vec<(Op, Outcome)> {
             (Op::Write("team/drop.txt"), Done),
             (Op::Copy("team/b.txt", "personal-files/from-team.txt"), F),
             (Op::Read("team/drop.txt"), F),
+            // Taking a file out would let the drop box read it.
+            (Op::Move("team/drop.txt", "personal-files/taken.txt"), F),
+            (Op::Move("team/b.txt", "personal-files/taken.txt"), F),
         ],
         Role::Outsider => vec![
             (Op::List("", &["common-files", "personal-files"]), Done),

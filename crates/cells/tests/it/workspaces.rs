@@ -21,7 +21,8 @@ backend_tests!(
     quotas_refuse_every_write_path_and_leave_nothing,
     concurrent_uploads_never_pass_a_quota_together,
     workspace_administration_and_its_refusals,
-    deleting_a_workspace_takes_its_files
+    deleting_a_workspace_takes_its_files,
+    hidden_workspaces_tell_nothing
 );
 
 fn member() -> Auth {
@@ -544,4 +545,78 @@ async fn deleting_a_workspace_takes_its_files(db: Db) {
         .collect()
         .await;
     assert_eq!(keys, ["team/again.txt"]);
+}
+
+/// A user without a grant learns nothing of a workspace: not from WebDAV locks (a 423, a lock
+/// taken, a condition on another resource), not from error messages; a drop box reads nothing
+/// through an SFTP handle opened for writing.
+async fn hidden_workspaces_tell_nothing(db: Db) {
+    let app = TestApp::spawn(db).await;
+    workspace_app(&app).await;
+    let outsider = Auth::basic("outsider", PASSWORD);
+    let lock = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"#;
+    let locked = app
+        .request(Method::from_bytes(b"LOCK").unwrap(), "/dav/team/b.txt", &member())
+        .header("Timeout", "Second-60")
+        .body(lock)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(locked.status(), StatusCode::OK);
+    for (method, path) in [
+        ("PUT", "/dav/team/b.txt"),
+        ("LOCK", "/dav/team/new.txt"),
+        ("DELETE", "/dav/team/b.txt"),
+    ] {
+        let response = app
+            .request(Method::from_bytes(method.as_bytes()).unwrap(), path, &outsider)
+            .body(lock)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method} {path}");
+    }
+    let listing = app.raw_get("/dav/team/", "outsider", PASSWORD).await;
+    assert_eq!(listing, 404);
+    // A condition on a hidden resource fails the same whether it is locked or not.
+    for target in ["/dav/team/b.txt", "/dav/team/a/inner.txt", "/dav/nothing-here/x"] {
+        let condition = format!(
+            "<{}{target}> (Not <opaquelocktoken:00000000-0000-0000-0000-000000000000>)",
+            app.base
+        );
+        let response = app
+            .request(Method::PUT, "/dav/personal-files/mine.txt", &outsider)
+            .header("If", condition)
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        assert!(
+            status == StatusCode::PRECONDITION_FAILED || target.contains("nothing-here"),
+            "{target}: {status}"
+        );
+    }
+    // The same words for a workspace that does not exist and one that is not granted.
+    let (_, hidden) = app.get("/a/content/team/b.txt", &outsider).await;
+    let (_, missing) = app.get("/a/content/nothing-here/b.txt", &outsider).await;
+    let detail = |v: &serde_json::Value| {
+        v["Detail"]
+            .as_str()
+            .unwrap_or_default()
+            .replace("nothing-here", "team")
+    };
+    assert_eq!(detail(&hidden), detail(&missing));
+    // A drop box cannot open a file for writing without truncating it (its READs would
+    // return the content).
+    let dropper = crate::sftp::sftp(&app, "dropper", PASSWORD)
+        .await
+        .expect("SFTP login");
+    let opened = dropper
+        .fs
+        .open_with_flags("/team/b.txt", russh_sftp::protocol::OpenFlags::WRITE)
+        .await;
+    assert!(opened.is_err(), "a drop box opens no file for writing in place");
+    let replaced = dropper.put("/team/dropped.txt", b"dropped").await;
+    assert!(replaced.is_ok(), "a drop box writes new files");
 }

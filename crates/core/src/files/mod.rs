@@ -379,10 +379,12 @@ impl Tree {
                 Ok((root, Workspace::Personal { owner }))
             }
             WorkspaceName::Slug(slug) => {
+                // The same answer as for a path the caller may not see (`locate`).
+                let missing = || Error::NotFound(format!("{slug} does not exist"));
                 let Some((found, grants)) = self.store.workspace_for(slug, principal.user_id).await? else {
-                    return Err(Error::NotFound(format!("no workspace {slug:?}")));
+                    return Err(missing());
                 };
-                let root = self.root_node(&found.root_key, None).await?;
+                let root = self.workspace_root(&found.root_key).await?.ok_or_else(missing)?;
                 Ok((
                     root,
                     Workspace::Shared {
@@ -391,6 +393,27 @@ impl Tree {
                 ))
             }
         }
+    }
+
+    /// A workspace's root node: made with the workspace and gone with it, so never made
+    /// here, except `common-files`'s, which a server made on first use before workspaces
+    /// existed (and a new database's migration does not make).
+    async fn workspace_root(&self, key: &str) -> Result<Option<Node>> {
+        if let Some(root) = self.roots.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
+            return Ok(Some(root.clone()));
+        }
+        if key == path::COMMON_FILES {
+            return self.root_node(key, None).await.map(Some);
+        }
+        let Some(root) = self.store.find_root(key).await? else {
+            return Ok(None);
+        };
+        let mut roots = self.roots.lock().unwrap_or_else(|e| e.into_inner());
+        if roots.len() > 100_000 {
+            roots.clear();
+        }
+        roots.insert(key.to_string(), root.clone());
+        Ok(Some(root))
     }
 
     /// The root node named `key`, made on first use. A root's id never changes (a personal
@@ -423,7 +446,14 @@ impl Tree {
 
     /// Resolve `path` to its nodes. `NotFound` when any part is missing or invisible.
     async fn locate(&self, principal: &Principal, path: &TreePath) -> Result<Located> {
-        let (root, workspace) = self.root(principal, &path.workspace).await?;
+        let (root, workspace) = self
+            .root(principal, &path.workspace)
+            .await
+            .map_err(|error| match error {
+                // Said of the whole path, as for a path the caller may not see.
+                Error::NotFound(_) => Error::NotFound(format!("{path} does not exist")),
+                other => other,
+            })?;
         let chain = self.store.walk(&root, &path.name_refs()).await?;
         let located = Located {
             workspace,
@@ -448,7 +478,9 @@ impl Tree {
         let (personal, workspace) = self.root(principal, &WorkspaceName::PersonalFiles).await?;
         let mut candidates = vec![(WorkspaceName::PersonalFiles, personal, workspace)];
         for (found, grants) in self.store.workspaces_reaching(principal.user_id).await? {
-            let root = self.root_node(&found.root_key, None).await?;
+            let Some(root) = self.workspace_root(&found.root_key).await? else {
+                continue;
+            };
             let workspace = Workspace::Shared {
                 grants: grants.into(),
             };

@@ -88,9 +88,18 @@ impl Tree {
             return Err(Error::invalid("target", format!("{to} is inside {from}")));
         }
         let name = to.name().expect("not a root");
+        let same_root = source.chain[0].id == target_parent.chain[0].id;
+        // Out of its root, a file is read by whoever moved it (into their personal files,
+        // say): a move there needs the right to read all of it, as a copy does, so that a
+        // drop box or a write-only scope cannot take out what it may not read.
+        if !same_root && self.decide(principal, &source, Access::Read) != Decision::Allow {
+            return Err(Error::Forbidden(format!(
+                "this credential may not read all of {from}, so it may not move it elsewhere"
+            )));
+        }
         // A move into another root (another workspace, or personal files) brings its bytes
         // to that root's quota.
-        let hold = if source.chain[0].id == target_parent.chain[0].id {
+        let hold = if same_root {
             Default::default()
         } else {
             let bytes = self.bytes_below(source.node()).await?;

@@ -13,21 +13,43 @@ use super::Tree;
 use super::path::TreePath;
 use crate::error::{Error, Result};
 
-/// How long a hold lasts if its node dies before giving it back: longer than any upload.
-const HOLD_SECONDS: i64 = 6 * 3600;
+/// How long a hold lasts if its node dies before giving it back (a hold is given back when
+/// its write ends in any way, a dropped request included): a crash keeps that space held for
+/// at most this long.
+const HOLD_SECONDS: i64 = 2 * 3600;
 
-/// Space held below a root for one write; given back by `Tree::release`.
+/// Space held below a root for one write; given back by `Tree::release`, or when dropped (a
+/// request given up mid-upload), so that a client cannot keep a quota full by cutting its
+/// uploads short.
 #[derive(Debug, Default)]
 pub struct Hold {
     id: Option<String>,
     /// How many bytes are held (0: none, the root has no quota or the write does not grow it).
     bytes: u64,
+    /// The root has no quota: any growth is covered.
+    unlimited: bool,
+    store: Option<cells_store::Store>,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let (Some(id), Some(store)) = (self.id.take(), self.store.take()) else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(error) = store.release_quota(&id).await {
+                    tracing::warn!(%error, "could not give back a quota reservation");
+                }
+            });
+        }
+    }
 }
 
 impl Hold {
     /// Whether a growth of `bytes` is already covered by this hold.
     pub(super) fn covers(&self, bytes: u64) -> bool {
-        bytes == 0 || (self.id.is_some() && bytes <= self.bytes)
+        bytes == 0 || self.unlimited || (self.id.is_some() && bytes <= self.bytes)
     }
 }
 
@@ -55,7 +77,9 @@ impl Tree {
             return Ok(Hold::default());
         }
         let Some(quota) = self.store.quota_of_root(root).await? else {
-            return Ok(Hold::default());
+            let mut hold = Hold::default();
+            hold.unlimited = true;
+            return Ok(hold);
         };
         match self
             .store
@@ -65,6 +89,8 @@ impl Tree {
             Ok(id) => Ok(Hold {
                 id: Some(id),
                 bytes: growth,
+                unlimited: false,
+                store: Some(self.store.clone()),
             }),
             Err(OverQuota { quota, used }) => Err(Error::InsufficientStorage(format!(
                 "the quota of {} is {}; {} are used and this write needs {} more",
@@ -77,8 +103,8 @@ impl Tree {
     }
 
     /// Give back what `hold` held (its write committed, or failed).
-    pub(super) async fn release(&self, hold: Hold) {
-        if let Some(id) = hold.id
+    pub(super) async fn release(&self, mut hold: Hold) {
+        if let Some(id) = hold.id.take()
             && let Err(error) = self.store.release_quota(&id).await
         {
             // It expires on its own; until then it only makes the quota stricter.

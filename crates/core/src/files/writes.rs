@@ -298,13 +298,15 @@ impl Tree {
                 }
             }
         };
+        let mut hold = hold;
         let committed = self
-            .commit_written_held(path, parent, existing, written, etag, options)
+            .commit_written_held(path, parent, existing, written, etag, options, &mut hold)
             .await;
         self.release(hold).await;
         committed
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn commit_written_held(
         &self,
         path: &TreePath,
@@ -313,6 +315,7 @@ impl Tree {
         written: WrittenBlob,
         etag: Option<&str>,
         options: &Write<'_>,
+        hold: &mut Hold,
     ) -> Result<Entry> {
         let store = match written.inline {
             Some(_) if options.deferred => self.store.deferred(),
@@ -333,7 +336,9 @@ impl Tree {
             meta: options.meta,
             data: written.inline.as_deref(),
         };
-        let committed = self.commit_content(&store, path, parent, existing, content).await;
+        let committed = self
+            .commit_content(&store, path, parent, existing, content, hold)
+            .await;
         match &committed {
             Ok(entry) if content.etag.is_empty() && written.inline.is_none() => {
                 self.etags.queue(entry.node.id, &written.id);
@@ -355,7 +360,13 @@ impl Tree {
         }
         let parent_path = path.parent().expect("a named path has a parent");
         // One walk down to the file itself: the parent, and whatever is there now.
-        let (root, workspace) = self.root(principal, &path.workspace).await?;
+        let (root, workspace) = self
+            .root(principal, &path.workspace)
+            .await
+            .map_err(|error| match error {
+                Error::NotFound(_) => Error::NotFound(format!("{path} does not exist")),
+                other => other,
+            })?;
         let mut chain = self.store.walk_to_write(&root, &path.name_refs()).await?;
         let existing = if chain.len() == path.names.len() + 1 {
             chain.pop()
@@ -400,6 +411,7 @@ impl Tree {
         parent: &Located,
         existing: Option<Node>,
         content: Content<'_>,
+        hold: &mut Hold,
     ) -> Result<Entry> {
         let name = path.name().expect("checked by locate_for_write");
         // The usual overwrite: the file still has the content we saw, swapped in one statement.
@@ -412,6 +424,15 @@ impl Tree {
                 path: path.clone(),
                 node: updated,
             });
+        }
+        // The file seen when the growth was held changed or went meanwhile: its size no
+        // longer offsets this one's, so the whole size is held (a deletion and a new write
+        // in between must not let both fit).
+        let whole = content.size.max(0) as u64;
+        if existing.is_some() && !hold.covers(whole) {
+            let more = self.hold(&parent.chain[0], path, whole).await?;
+            let held = std::mem::replace(hold, more);
+            self.release(held).await;
         }
         let mut target = existing.map(|n| n.id);
         // Two attempts: a concurrent writer may create or delete the node between our look and

@@ -113,6 +113,13 @@ impl Session {
         let keep = created.is_none() && flags & packet::OPEN_TRUNCATE == 0;
         let (content, size) = match keep {
             true => {
+                // The handle's READs would return the content: a credential that may write
+                // but not read (a drop box, a write-only scope) must truncate.
+                if !tree.can_read(&self.principal, &path).await? {
+                    return Err(Error::Forbidden(format!(
+                        "this credential may not read {path}; open it with truncation to replace it"
+                    )));
+                }
                 let draft = tree.draft_of(Some(existing.node())).await?;
                 (Written::Draft(draft), existing.node().size.max(0) as u64)
             }
