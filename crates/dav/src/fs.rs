@@ -72,11 +72,11 @@ pub enum EtagUse {
 }
 
 impl CellsFs {
-    /// The filesystem of one request.
-    pub fn new(app: SharedApp, etags: EtagUse) -> CellsFs {
+    /// The filesystem of one request, on `tree` (the request's: `Tree::remembering`).
+    pub fn new(app: SharedApp, tree: &Tree, etags: EtagUse) -> CellsFs {
         let tree = match etags {
-            EtagUse::Sent => app.tree.without_etags(),
-            EtagUse::Compared | EtagUse::Listed => app.tree.clone(),
+            EtagUse::Sent => tree.without_etags(),
+            EtagUse::Compared | EtagUse::Listed => tree.clone(),
         };
         CellsFs {
             app,

@@ -22,6 +22,7 @@ use futures_util::StreamExt;
 use cells_core::SharedApp;
 use cells_core::auth::principal::Principal;
 use cells_core::error::Error;
+use cells_core::files::Tree;
 use cells_core::files::path::{TreePath, percent_decode};
 use cells_http::extract::{client_address, parse_basic};
 use cells_http::precondition::{self, Current};
@@ -104,11 +105,12 @@ fn tree_path_of(raw: &str) -> Option<TreePath> {
 ///   `propfind::answer` and dav-server would list the target regardless.
 async fn precheck(
     app: &SharedApp,
+    tree: &Tree,
     parts: &axum::http::request::Parts,
     principal: &Principal,
 ) -> Option<Response<Body>> {
     let method = parts.method.as_str();
-    if let Some(refusal) = hidden_workspace_refusal(app, parts, principal).await {
+    if let Some(refusal) = hidden_workspace_refusal(tree, parts, principal).await {
         return Some(refusal);
     }
     let depth = parts
@@ -138,7 +140,7 @@ async fn precheck(
             // The top level (`/dav/`) lists workspaces: nothing there to lock.
             return Some(forbidden("the list of workspaces cannot be locked\n"));
         };
-        return match app.tree.can_write_at(principal, &path).await {
+        return match tree.can_write_at(principal, &path).await {
             Ok(true) => None,
             Ok(false) => Some(forbidden(
                 "this credential may not write here, so it may not lock\n",
@@ -163,7 +165,7 @@ async fn precheck(
     // The source first, as `Tree` checks it (a MOVE needs the right to write it, a COPY to
     // read all of it): a source the caller cannot see is "not found" whatever the
     // destination, and one it may not move is forbidden before the destination is looked at.
-    match app.tree.stat(principal, &source).await {
+    match tree.stat(principal, &source).await {
         Err(Error::NotFound(_)) => {
             let mut response = forbidden("the source does not exist\n");
             *response.status_mut() = StatusCode::NOT_FOUND;
@@ -173,8 +175,8 @@ async fn precheck(
         Ok(_) => {}
     }
     let allowed = match method {
-        "MOVE" => app.tree.can_write(principal, &source).await,
-        _ => app.tree.can_read(principal, &source).await,
+        "MOVE" => tree.can_write(principal, &source).await,
+        _ => tree.can_read(principal, &source).await,
     };
     match allowed {
         Ok(true) => None,
@@ -185,12 +187,12 @@ async fn precheck(
 }
 
 /// Whether `path` lies in a workspace the caller cannot see (not its personal files).
-async fn in_hidden_workspace(app: &SharedApp, principal: &Principal, path: &TreePath) -> bool {
+async fn in_hidden_workspace(tree: &Tree, principal: &Principal, path: &TreePath) -> bool {
     if path.workspace().is_personal() {
         return false;
     }
     let top = TreePath::root(path.workspace().clone());
-    matches!(app.tree.stat(principal, &top).await, Err(Error::NotFound(_)))
+    matches!(tree.stat(principal, &top).await, Err(Error::NotFound(_)))
 }
 
 /// 404 for a request at a path in a workspace the caller cannot see, and 412 for one whose
@@ -199,7 +201,7 @@ async fn in_hidden_workspace(app: &SharedApp, principal: &Principal, path: &Tree
 /// filesystem refuses, or a condition on another resource's lock would tell a caller without
 /// a grant what exists there.
 async fn hidden_workspace_refusal(
-    app: &SharedApp,
+    tree: &Tree,
     parts: &axum::http::request::Parts,
     principal: &Principal,
 ) -> Option<Response<Body>> {
@@ -215,7 +217,7 @@ async fn hidden_workspace_refusal(
         .and_then(|v| v.to_str().ok())
         .and_then(tree_path_of);
     for path in target.iter().chain(destination.iter()) {
-        if in_hidden_workspace(app, principal, path).await {
+        if in_hidden_workspace(tree, principal, path).await {
             return Some(status_only(StatusCode::NOT_FOUND, "not found\n"));
         }
     }
@@ -230,7 +232,7 @@ async fn hidden_workspace_refusal(
         .filter_map(|part| part.split('>').next())
     {
         if let Some(path) = tree_path_of(tagged)
-            && in_hidden_workspace(app, principal, &path).await
+            && in_hidden_workspace(tree, principal, &path).await
         {
             return Some(status_only(
                 StatusCode::PRECONDITION_FAILED,
@@ -395,7 +397,9 @@ async fn answer(app: SharedApp, request: Request<Body>) -> Response<Body> {
             return response;
         }
     };
-    if let Some(refusal) = precheck(&app, &parts, &principal).await {
+    // One request's view of the tree: each workspace it touches is resolved once.
+    let tree = app.tree.remembering();
+    if let Some(refusal) = precheck(&app, &tree, &parts, &principal).await {
         return refusal;
     }
     if let Some(answer) = copy::copy_folder(&app, &parts, &principal).await {
@@ -455,7 +459,7 @@ async fn answer(app: SharedApp, request: Request<Body>) -> Response<Body> {
         EtagUse::Sent
     };
     let handler: DavHandler<Principal> = DavHandler::builder()
-        .filesystem(Box::new(CellsFs::new(app.clone(), etags)))
+        .filesystem(Box::new(CellsFs::new(app.clone(), &tree, etags)))
         .locksystem(locks::DbLocks::new(&app, &principal))
         .strip_prefix(locks::PREFIX)
         // Large reads: a GET of a big file is a few syscalls per MiB, not hundreds.

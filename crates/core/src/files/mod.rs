@@ -122,6 +122,8 @@ pub struct Tree {
     proof: LockProof,
     /// The disk space kept back for deletes (`keep_space`).
     space: Option<Arc<space::Space>>,
+    /// Workspaces resolved by this request (`remembering`), by slug.
+    resolved: Option<Arc<std::sync::Mutex<std::collections::HashMap<String, (Node, Workspace)>>>>,
 }
 
 /// Why a body stream was cut: it outgrew `max_file_size` (told apart from other I/O errors).
@@ -205,6 +207,31 @@ impl Tree {
             max_file_size: u64::MAX,
             proof: LockProof::Owner,
             space: None,
+            resolved: None,
+        }
+    }
+
+    /// The same tree for one request that resolves many paths of the same workspaces (a
+    /// WebDAV request: its checks, then dav-server's calls per entry of a listing): each
+    /// workspace's grants are read once in it.
+    pub fn remembering(&self) -> Tree {
+        Tree {
+            resolved: Some(Arc::default()),
+            ..self.clone()
+        }
+    }
+
+    fn remembered(&self, slug: &str) -> Option<(Node, Workspace)> {
+        let memo = self.resolved.as_ref()?;
+        memo.lock().unwrap_or_else(|e| e.into_inner()).get(slug).cloned()
+    }
+
+    fn remember(&self, slug: &str, root: &Node, workspace: &Workspace) {
+        if let Some(memo) = &self.resolved {
+            let mut memo = memo.lock().unwrap_or_else(|e| e.into_inner());
+            if memo.len() < 10_000 {
+                memo.insert(slug.to_string(), (root.clone(), workspace.clone()));
+            }
         }
     }
 
@@ -379,18 +406,20 @@ impl Tree {
                 Ok((root, Workspace::Personal { owner }))
             }
             WorkspaceName::Slug(slug) => {
+                if let Some(found) = self.remembered(slug) {
+                    return Ok(found);
+                }
                 // The same answer as for a path the caller may not see (`locate`).
                 let missing = || Error::NotFound(format!("{slug} does not exist"));
                 let Some((found, grants)) = self.store.workspace_for(slug, principal.user_id).await? else {
                     return Err(missing());
                 };
                 let root = self.workspace_root(&found.root_key).await?.ok_or_else(missing)?;
-                Ok((
-                    root,
-                    Workspace::Shared {
-                        grants: grants.into(),
-                    },
-                ))
+                let workspace = Workspace::Shared {
+                    grants: grants.into(),
+                };
+                self.remember(slug, &root, &workspace);
+                Ok((root, workspace))
             }
         }
     }
@@ -484,6 +513,7 @@ impl Tree {
             let workspace = Workspace::Shared {
                 grants: grants.into(),
             };
+            self.remember(&found.slug, &root, &workspace);
             candidates.push((WorkspaceName::Slug(found.slug), root, workspace));
         }
         for (name, root, workspace) in candidates {
