@@ -123,8 +123,11 @@ pub struct Tree {
     /// The disk space kept back for deletes (`keep_space`).
     space: Option<Arc<space::Space>>,
     /// Workspaces resolved by this request (`remembering`), by slug.
-    resolved: Option<Arc<std::sync::Mutex<std::collections::HashMap<String, (Node, Workspace)>>>>,
+    resolved: Option<Arc<std::sync::Mutex<Resolved>>>,
 }
+
+/// Workspaces a request resolved, by slug: the root and what decides who may use it.
+type Resolved = std::collections::HashMap<String, (Node, Workspace)>;
 
 /// Why a body stream was cut: it outgrew `max_file_size` (told apart from other I/O errors).
 #[derive(Debug)]
